@@ -1,0 +1,305 @@
+//! Configuration: TOML on disk → [`raw`] serde structs → [`validate`] → the typed [`Config`].
+//!
+//! The typed config is an immutable snapshot; everything the request path decides is read from
+//! it. `assetgate check -c FILE` runs [`load`] and prints every [`Problem`] at once.
+
+pub mod raw;
+mod secret;
+mod units;
+mod validate;
+
+pub use secret::Secret;
+pub use units::parse_duration;
+pub(crate) use validate::path_has_prefix;
+pub use validate::{from_toml_str, load, Problem, Problems};
+
+use http::{HeaderName, HeaderValue, Method};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Process-wide settings.
+    pub server: ServerSettings,
+    /// Downstream listeners.
+    pub listeners: Vec<Listener>,
+    /// Admin listener (metrics, health), if configured.
+    pub admin: Option<SocketAddr>,
+    /// Logging.
+    pub log: LogSettings,
+    /// Response compression.
+    pub compression: CompressionSettings,
+    /// Backends by name.
+    pub backends: BTreeMap<String, BackendSpec>,
+    /// Virtual hosts in file order.
+    pub hosts: Vec<Host>,
+}
+
+/// Process-wide settings handed to Pingora.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Worker threads per listener service.
+    pub threads: usize,
+    /// PID file used in daemon mode.
+    pub pid_file: String,
+    /// Socket for listener hand-over on graceful upgrade.
+    pub upgrade_sock: String,
+    /// Grace period after a shutdown signal.
+    pub grace_period_seconds: u64,
+    /// Time allowed for in-flight requests to finish on shutdown.
+    pub graceful_shutdown_timeout_seconds: u64,
+    /// Idle upstream connections kept.
+    pub upstream_keepalive_pool_size: usize,
+}
+
+/// One downstream listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// Bound address.
+    pub address: SocketAddr,
+    /// TLS material, when the listener speaks TLS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of a TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert_file: PathBuf,
+    /// Private key.
+    pub key_file: PathBuf,
+    /// Offer `h2` through ALPN.
+    pub http2: bool,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// `tracing` filter directive.
+    pub level: String,
+    /// Whether an access-log event is emitted per request.
+    pub access_log: bool,
+}
+
+/// Response compression settings.
+#[derive(Debug, Clone)]
+pub struct CompressionSettings {
+    /// Level for gzip/brotli/zstd; 0 disables compression.
+    pub level: u32,
+    /// Compressible media types; an entry ending in `*` is a prefix.
+    pub types: Vec<String>,
+}
+
+/// A named upstream.
+#[derive(Debug, Clone)]
+pub enum BackendSpec {
+    /// An S3 or S3-compatible bucket.
+    S3(S3Spec),
+    /// A pool of HTTP origin servers.
+    Http(HttpSpec),
+    /// A local directory.
+    Dir(DirSpec),
+}
+
+/// Where an S3 endpoint lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Use TLS.
+    pub tls: bool,
+    /// Host name or IP literal.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// The value of the Host header for this endpoint (port omitted when it is the default).
+    pub fn authority(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The endpoint as a URL, e.g. `https://s3.us-east-1.amazonaws.com`.
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.authority()
+        )
+    }
+}
+
+/// How requests to a bucket are signed.
+#[derive(Debug, Clone)]
+pub enum CredentialSpec {
+    /// The AWS default chain: env, profile, web identity, container, instance metadata.
+    Default,
+    /// Keys read from env vars or files at load time.
+    Static {
+        /// Access key id.
+        access_key_id: Secret,
+        /// Secret access key.
+        secret_access_key: Secret,
+        /// Optional session token.
+        session_token: Option<Secret>,
+    },
+    /// Unsigned requests (public buckets).
+    Anonymous,
+}
+
+/// An S3 backend.
+#[derive(Debug, Clone)]
+pub struct S3Spec {
+    /// Bucket name.
+    pub bucket: String,
+    /// Signing region.
+    pub region: String,
+    /// Where requests go.
+    pub endpoint: Endpoint,
+    /// Path-style addressing (`/bucket/key`).
+    pub path_style: bool,
+    /// Prefix of every key read through this backend.
+    pub key_prefix: String,
+    /// Signing credentials.
+    pub credentials: CredentialSpec,
+    /// Status answered when the bucket denies access to an object.
+    pub access_denied_status: u16,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+    /// Response headers removed (lower-case names; entries ending in `*` are prefixes).
+    pub strip_response_headers: Vec<String>,
+}
+
+/// An HTTP origin pool.
+#[derive(Debug, Clone)]
+pub struct HttpSpec {
+    /// Members as `host:port`.
+    pub addresses: Vec<String>,
+    /// Host header sent upstream; the client's when `None`.
+    pub host_header: Option<String>,
+    /// TLS to the origin.
+    pub tls: bool,
+    /// SNI for TLS.
+    pub sni: String,
+    /// Verify the origin certificate.
+    pub verify_cert: bool,
+    /// Health check period; `None` disables checks.
+    pub health_check_interval: Option<Duration>,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+    /// Response headers removed.
+    pub strip_response_headers: Vec<String>,
+}
+
+/// A local directory backend.
+#[derive(Debug, Clone)]
+pub struct DirSpec {
+    /// Directory root (canonical path).
+    pub root: PathBuf,
+    /// Sub-directory prefix inside the root.
+    pub key_prefix: String,
+    /// Response headers removed (dir responses are built by the gateway, so this is rarely needed).
+    pub strip_response_headers: Vec<String>,
+}
+
+/// How a host name in the config matches the request's Host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HostPattern {
+    /// This exact name.
+    Exact(String),
+    /// Any name ending in this suffix (stored with its leading dot: `.example.com`).
+    Suffix(String),
+    /// Any host at all.
+    Any,
+}
+
+/// A virtual host.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Names as written, e.g. `*.example.com`; the first is the metrics label.
+    pub names: Vec<String>,
+    /// Compiled patterns, one per name.
+    pub patterns: Vec<HostPattern>,
+    /// Ordered routes.
+    pub routes: Vec<Route>,
+}
+
+/// How a route matches the normalised path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// Segment-aware prefix.
+    Prefix(String),
+    /// Exact path.
+    Exact(String),
+}
+
+/// A route: where a path on a host goes and what its responses carry.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Label for metrics and logs.
+    pub name: String,
+    /// Path matcher.
+    pub matcher: PathMatch,
+    /// Backend name (present in [`Config::backends`]).
+    pub backend: String,
+    /// Leading path part removed before key construction.
+    pub strip_prefix: Option<String>,
+    /// Text prepended after stripping.
+    pub add_prefix: String,
+    /// Allowed methods.
+    pub methods: Vec<Method>,
+    /// Cache-Control for successful responses.
+    pub cache_control: Option<HeaderValue>,
+    /// Add `Content-Disposition: attachment`.
+    pub download: bool,
+    /// CORS policy.
+    pub cors: Option<Cors>,
+}
+
+/// Which origins a CORS policy allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// Any origin (`*`), never with credentials.
+    Any,
+    /// These exact origins (lower-case `scheme://host[:port]`).
+    List(Vec<String>),
+}
+
+/// A CORS policy.
+#[derive(Debug, Clone)]
+pub struct Cors {
+    /// Allowed origins.
+    pub origins: AllowedOrigins,
+    /// Methods answered in preflight.
+    pub methods: Vec<Method>,
+    /// Allowed request headers (lower-case).
+    pub allow_headers: Vec<HeaderName>,
+    /// Exposed response headers.
+    pub expose_headers: Vec<HeaderName>,
+    /// Credentials allowed.
+    pub allow_credentials: bool,
+    /// Preflight cache lifetime in seconds.
+    pub max_age: Option<u32>,
+}

@@ -1,0 +1,227 @@
+//! Raw configuration as written in TOML: serde structs with `deny_unknown_fields`.
+//!
+//! Nothing here is trusted yet; [`super::validate`] turns these into the typed
+//! [`super::Config`] and reports every problem with its key path.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// `[server]`: process-wide settings handed to Pingora.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Worker threads per listener service (default: number of CPUs).
+    pub threads: Option<usize>,
+    /// PID file written when running as a daemon.
+    pub pid_file: Option<String>,
+    /// Unix socket used to hand listeners to a new process on graceful upgrade.
+    pub upgrade_sock: Option<String>,
+    /// Seconds to keep serving after a shutdown signal before closing listeners.
+    pub grace_period_seconds: Option<u64>,
+    /// Seconds to wait for in-flight requests after the grace period.
+    pub graceful_shutdown_timeout_seconds: Option<u64>,
+    /// Idle upstream connections kept for reuse, across all backends.
+    pub upstream_keepalive_pool_size: Option<usize>,
+}
+
+/// `[[listeners]]`: one downstream socket.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    /// `IP:port` to bind, e.g. `0.0.0.0:443`.
+    pub address: String,
+    /// TLS certificate and key; when present the listener speaks TLS and offers HTTP/2 via ALPN.
+    pub tls: Option<RawTls>,
+}
+
+/// `[listeners.tls]`: PEM files for a TLS listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// Path to the PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// Path to the PEM private key.
+    pub key_file: PathBuf,
+    /// Offer HTTP/2 through ALPN (default true).
+    pub http2: Option<bool>,
+}
+
+/// `[admin]`: the listener for `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// `IP:port` to bind; keep it on loopback or a private interface.
+    pub address: String,
+}
+
+/// `[log]`: process and access logging.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `plain` (default) or `json`.
+    pub format: Option<String>,
+    /// Minimum level or a `tracing` filter directive, e.g. `info` or `assetgate=debug`.
+    pub level: Option<String>,
+    /// Emit one access-log line per request (default true).
+    pub access_log: Option<bool>,
+}
+
+/// `[compression]`: on-the-fly response compression.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompression {
+    /// Compression level for gzip, brotli and zstd; 0 turns compression off (default 5).
+    pub level: Option<u32>,
+    /// Media types that are compressed; a trailing `*` matches a prefix.
+    pub types: Option<Vec<String>>,
+}
+
+/// Where a secret comes from: exactly one of `env` or `file`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    /// Name of an environment variable that holds the value.
+    pub env: Option<String>,
+    /// Path of a file whose contents (trimmed) are the value.
+    pub file: Option<PathBuf>,
+}
+
+/// `credentials` of an `s3` backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    /// `default` (env, profile, web identity, container and instance metadata),
+    /// `static` (the two secrets below) or `anonymous` (unsigned requests to a public bucket).
+    pub from: String,
+    /// Access key id (with `from = "static"`).
+    pub access_key_id: Option<RawSecret>,
+    /// Secret access key (with `from = "static"`).
+    pub secret_access_key: Option<RawSecret>,
+    /// Session token for temporary credentials (optional, with `from = "static"`).
+    pub session_token: Option<RawSecret>,
+}
+
+/// `[backends.NAME]`: one upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    /// `s3`, `http` or `dir`.
+    pub kind: String,
+    // --- s3 ---
+    /// Bucket name (s3).
+    pub bucket: Option<String>,
+    /// Signing region, e.g. `us-east-1`; `auto` for R2 (s3).
+    pub region: Option<String>,
+    /// Endpoint URL for R2 and other S3-compatible stores; AWS when absent (s3).
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key` (s3).
+    pub path_style: Option<bool>,
+    /// Prefix prepended to every object key; requests can never leave it (s3, dir).
+    pub key_prefix: Option<String>,
+    /// How requests are signed (s3).
+    pub credentials: Option<RawCredentials>,
+    /// Status answered when the bucket denies access to an object: 404 (default, hides existence) or 403 (s3).
+    pub access_denied_status: Option<u16>,
+    // --- http ---
+    /// Origin members as `host:port` (http).
+    pub addresses: Option<Vec<String>>,
+    /// Host header sent to the origin (http; default: the client's Host).
+    pub host_header: Option<String>,
+    /// Connect to the origin over TLS (http).
+    pub tls: Option<bool>,
+    /// SNI and certificate name for TLS to the origin (http; default: `host_header`).
+    pub sni: Option<String>,
+    /// Verify the origin's certificate (http with tls; default true).
+    pub verify_cert: Option<bool>,
+    /// Seconds between TCP health checks of each member; 0 disables (http; default 5).
+    pub health_check_interval: Option<String>,
+    // --- dir ---
+    /// Directory served (dir).
+    pub root: Option<PathBuf>,
+    // --- shared ---
+    /// Time allowed to establish a connection, e.g. `2s` (s3, http; default 5s).
+    pub connect_timeout: Option<String>,
+    /// Time allowed between reads from the upstream, e.g. `30s` (s3, http; default 30s).
+    pub read_timeout: Option<String>,
+    /// Extra response header names removed before the client sees them.
+    pub strip_response_headers: Option<Vec<String>>,
+}
+
+/// `[[hosts]]`: a virtual host and its ordered routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    /// Host names: exact (`cdn.example.com`), wildcard (`*.example.com`) or `*` for any.
+    pub names: Vec<String>,
+    /// Routes tried in order; the first that matches wins. Kept raw so each is checked on its own.
+    #[serde(default)]
+    pub routes: Vec<toml::Value>,
+}
+
+/// `[[hosts.routes]]`: a path on a host, the backend it reads and what is added to responses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Name used in metrics and logs (default: the path).
+    pub name: Option<String>,
+    /// Path prefix matched segment-wise (`/img` matches `/img` and `/img/a`, not `/imgs`).
+    pub path: Option<String>,
+    /// Exact path matched instead of a prefix.
+    pub exact: Option<String>,
+    /// Name of the backend in `[backends]`.
+    pub backend: String,
+    /// Leading part of the request path removed before the key is built.
+    pub strip_prefix: Option<String>,
+    /// Text prepended to the remaining path (object key for s3/dir, URL path for http).
+    pub add_prefix: Option<String>,
+    /// Methods allowed (default `GET`, `HEAD`); s3 and dir backends are read-only.
+    pub methods: Option<Vec<String>>,
+    /// Cache-Control set on successful responses, e.g. `public, max-age=31536000, immutable`.
+    pub cache_control: Option<String>,
+    /// Add `Content-Disposition: attachment` with the key's file name.
+    pub download: Option<bool>,
+    /// Cross-origin resource sharing answered at the gateway.
+    pub cors: Option<RawCors>,
+}
+
+/// `[hosts.routes.cors]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    /// Origins allowed, e.g. `https://app.example.com`, or `*` for any (not with credentials).
+    pub allow_origins: Vec<String>,
+    /// Methods allowed in preflight (default: the route's methods).
+    pub allow_methods: Option<Vec<String>>,
+    /// Request headers allowed in preflight (default none beyond the safelisted ones).
+    pub allow_headers: Option<Vec<String>>,
+    /// Response headers exposed to scripts.
+    pub expose_headers: Option<Vec<String>>,
+    /// Send `Access-Control-Allow-Credentials: true`.
+    pub allow_credentials: Option<bool>,
+    /// Seconds a preflight answer may be cached by the browser.
+    pub max_age: Option<u32>,
+}
+
+/// The whole file, with each item kept raw so errors in one item do not hide errors in another.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[server]`.
+    pub server: Option<toml::Value>,
+    /// `[[listeners]]`.
+    #[serde(default)]
+    pub listeners: Vec<toml::Value>,
+    /// `[admin]`.
+    pub admin: Option<toml::Value>,
+    /// `[log]`.
+    pub log: Option<toml::Value>,
+    /// `[compression]`.
+    pub compression: Option<toml::Value>,
+    /// `[backends.NAME]`.
+    #[serde(default)]
+    pub backends: BTreeMap<String, toml::Value>,
+    /// `[[hosts]]`.
+    #[serde(default)]
+    pub hosts: Vec<toml::Value>,
+}

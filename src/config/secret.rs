@@ -1,0 +1,38 @@
+//! Secrets read from environment variables or files; never printed.
+
+use super::raw::RawSecret;
+use std::fmt;
+
+/// A secret value. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Reads the value named by a `{ env = "..." }` or `{ file = "..." }` table.
+    pub fn resolve(raw: &RawSecret) -> Result<Secret, String> {
+        match (&raw.env, &raw.file) {
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim().to_string())),
+                Ok(_) => Err(format!("environment variable {var} is empty")),
+                Err(_) => Err(format!("environment variable {var} is not set")),
+            },
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim().to_string())),
+                Ok(_) => Err(format!("file {} is empty", path.display())),
+                Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            },
+            _ => Err("give exactly one of `env` or `file`".to_string()),
+        }
+    }
+
+    /// The secret value, for handing to a signer.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
