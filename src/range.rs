@@ -1,0 +1,100 @@
+//! `Range: bytes=...` for a representation of known length (RFC 9110 §14).
+//!
+//! Only single ranges are served as 206; a multi-range request is answered with the whole
+//! representation (200), which RFC 9110 allows.
+
+/// What a Range header asks of a body of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeDecision {
+    /// Send the whole body (no Range, an unparseable one, or several ranges).
+    Full,
+    /// Send bytes `start..=end`.
+    Partial {
+        /// First byte.
+        start: u64,
+        /// Last byte (inclusive).
+        end: u64,
+    },
+    /// No byte of the range exists: answer 416 with `Content-Range: bytes */len`.
+    Unsatisfiable,
+}
+
+/// Decides how to answer `header` for a body of `len` bytes.
+pub fn decide(header: Option<&str>, len: u64) -> RangeDecision {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeDecision::Full;
+    };
+    if spec.contains(',') {
+        return RangeDecision::Full;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeDecision::Full;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parse = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    match (first.is_empty(), last.is_empty()) {
+        (true, true) => RangeDecision::Full,
+        (true, false) => match parse(last) {
+            Some(0) => RangeDecision::Unsatisfiable,
+            Some(_) if len == 0 => RangeDecision::Unsatisfiable,
+            Some(n) => RangeDecision::Partial {
+                start: len.saturating_sub(n),
+                end: len - 1,
+            },
+            None => RangeDecision::Full,
+        },
+        (false, _) => {
+            let Some(start) = parse(first) else {
+                return RangeDecision::Full;
+            };
+            let end = if last.is_empty() {
+                u64::MAX
+            } else {
+                match parse(last) {
+                    Some(e) if e >= start => e,
+                    _ => return RangeDecision::Full,
+                }
+            };
+            if start >= len {
+                RangeDecision::Unsatisfiable
+            } else {
+                RangeDecision::Partial {
+                    start,
+                    end: end.min(len - 1),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RangeDecision::*;
+
+    #[test]
+    fn single_ranges() {
+        assert_eq!(decide(None, 10), Full);
+        assert_eq!(decide(Some("bytes=0-4"), 10), Partial { start: 0, end: 4 });
+        assert_eq!(decide(Some("bytes=5-"), 10), Partial { start: 5, end: 9 });
+        assert_eq!(decide(Some("bytes=-3"), 10), Partial { start: 7, end: 9 });
+        assert_eq!(decide(Some("bytes=-30"), 10), Partial { start: 0, end: 9 });
+        assert_eq!(
+            decide(Some("bytes=5-100"), 10),
+            Partial { start: 5, end: 9 }
+        );
+        assert_eq!(decide(Some("bytes=10-"), 10), Unsatisfiable);
+        assert_eq!(decide(Some("bytes=-0"), 10), Unsatisfiable);
+        assert_eq!(decide(Some("bytes=0-0"), 0), Unsatisfiable);
+        assert_eq!(decide(Some("bytes=0-1,3-4"), 10), Full);
+        assert_eq!(decide(Some("bytes=4-2"), 10), Full);
+        assert_eq!(decide(Some("items=0-1"), 10), Full);
+        assert_eq!(decide(Some("bytes=a-b"), 10), Full);
+    }
+}

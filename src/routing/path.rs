@@ -1,0 +1,180 @@
+//! The one place a request path is decoded.
+//!
+//! [`normalise`] percent-decodes the raw path exactly once and returns the value that the router,
+//! access checks, cache key and object key all use. It rejects, before any backend is asked:
+//! `.`/`..` segments (however encoded: `%2e`, double-encoded `%252e`), encoded separators
+//! (`%2F`, `%5C`), backslashes, NUL and other control characters, malformed escapes and invalid
+//! UTF-8. Empty segments (`a//b`) are merged into one separator, as nginx does by default, so
+//! `//img///a.png` and `/img/a.png` are the same resource; a trailing slash is kept.
+
+use std::fmt;
+
+/// Why a path was refused (always answered with 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The path does not start with `/`.
+    #[error("path must start with '/'")]
+    NotAbsolute,
+    /// A `%` not followed by two hex digits.
+    #[error("malformed percent-escape")]
+    BadEscape,
+    /// `%2F` or `%5C`: a separator hidden in an escape.
+    #[error("encoded path separator")]
+    EncodedSeparator,
+    /// A literal backslash.
+    #[error("backslash in path")]
+    Backslash,
+    /// NUL or another control character.
+    #[error("control character in path")]
+    ControlCharacter,
+    /// The decoded bytes are not UTF-8.
+    #[error("path is not valid UTF-8")]
+    InvalidUtf8,
+    /// A `.` or `..` segment.
+    #[error("dot segment in path")]
+    DotSegment,
+    /// An escape that is still an escape after decoding once (e.g. `%252e`).
+    #[error("double-encoded path")]
+    DoubleEncoded,
+    /// Longer than [`MAX_PATH_BYTES`].
+    #[error("path too long")]
+    TooLong,
+}
+
+/// Longest raw path accepted (S3 keys are at most 1024 bytes).
+pub const MAX_PATH_BYTES: usize = 4096;
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes and checks a raw request path (without query). See the module docs for the rules.
+pub fn normalise(raw: &str) -> Result<String, PathError> {
+    if raw.len() > MAX_PATH_BYTES {
+        return Err(PathError::TooLong);
+    }
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let b = if b == b'%' {
+            let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) else {
+                return Err(PathError::BadEscape);
+            };
+            i += 3;
+            let v = (h << 4) | l;
+            match v {
+                b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                b'%' => {
+                    // `%25` is a literal percent; refuse it when it introduces another escape.
+                    if bytes.get(i).copied().and_then(hex).is_some()
+                        && bytes.get(i + 1).copied().and_then(hex).is_some()
+                    {
+                        return Err(PathError::DoubleEncoded);
+                    }
+                    v
+                }
+                _ => v,
+            }
+        } else {
+            i += 1;
+            b
+        };
+        if b == b'\\' {
+            return Err(PathError::Backslash);
+        }
+        if b < 0x20 || b == 0x7f {
+            return Err(PathError::ControlCharacter);
+        }
+        decoded.push(b);
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| PathError::InvalidUtf8)?;
+    let mut out = String::with_capacity(decoded.len());
+    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+        if segment == "." || segment == ".." {
+            return Err(PathError::DotSegment);
+        }
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() || decoded.ends_with('/') {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Characters left as they are when a decoded path or key is put back into a URL:
+/// RFC 3986 unreserved characters and `/`. Everything else is percent-encoded, which is also
+/// exactly what S3's SigV4 canonical URI expects.
+const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Percent-encodes a decoded path or object key for a request line.
+pub fn encode(decoded: &str) -> impl fmt::Display + '_ {
+    percent_encoding::utf8_percent_encode(decoded, KEY_ENCODE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_decodes_once() {
+        assert_eq!(normalise("/a/b.png").unwrap(), "/a/b.png");
+        assert_eq!(normalise("/a%20b/c+d.txt").unwrap(), "/a b/c+d.txt");
+        assert_eq!(normalise("/caf%C3%A9.png").unwrap(), "/café.png");
+        assert_eq!(normalise("/100%25.txt").unwrap(), "/100%.txt");
+        assert_eq!(normalise("/").unwrap(), "/");
+        assert_eq!(normalise("//a///b/").unwrap(), "/a/b/");
+        assert_eq!(normalise("/a/...").unwrap(), "/a/...");
+    }
+
+    #[test]
+    fn rejects_traversal_and_smuggling() {
+        use PathError::*;
+        for (raw, err) in [
+            ("/a/../b", DotSegment),
+            ("/a/./b", DotSegment),
+            ("/..", DotSegment),
+            ("/a/%2e%2e/b", DotSegment),
+            ("/a/%2E./b", DotSegment),
+            ("/a/%252e%252e/b", DoubleEncoded),
+            ("/a%2fb", EncodedSeparator),
+            ("/a%2Fb", EncodedSeparator),
+            ("/a%5cb", EncodedSeparator),
+            ("/a\\..\\b", Backslash),
+            ("/a%00b", ControlCharacter),
+            ("/a%0ab", ControlCharacter),
+            ("/a%ff", InvalidUtf8),
+            ("/a%zz", BadEscape),
+            ("/a%2", BadEscape),
+            ("a/b", NotAbsolute),
+        ] {
+            assert_eq!(normalise(raw), Err(err), "{raw}");
+        }
+    }
+
+    #[test]
+    fn encodes_keys_for_s3() {
+        assert_eq!(
+            encode("a b/c+d~é.png").to_string(),
+            "a%20b/c%2Bd~%C3%A9.png"
+        );
+    }
+}
