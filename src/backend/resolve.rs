@@ -1,0 +1,54 @@
+//! Non-blocking name resolution for upstream endpoints, cached for a short time.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// How long a resolved address is reused.
+const TTL: Duration = Duration::from_secs(30);
+
+/// Resolves one `host:port`, caching the first address for [`TTL`].
+pub struct CachedResolver {
+    host: String,
+    port: u16,
+    cached: Mutex<Option<(Instant, SocketAddr)>>,
+}
+
+impl CachedResolver {
+    /// A resolver for `host:port`; IP literals never touch DNS.
+    pub fn new(host: String, port: u16) -> CachedResolver {
+        CachedResolver {
+            host,
+            port,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The current address, or `None` when the name does not resolve.
+    pub async fn resolve(&self) -> Option<SocketAddr> {
+        if let Ok(ip) = self
+            .host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+        {
+            return Some(SocketAddr::new(ip, self.port));
+        }
+        let mut cached = self.cached.lock().await;
+        if let Some((at, addr)) = *cached {
+            if at.elapsed() < TTL {
+                return Some(addr);
+            }
+        }
+        let addr = lookup_once(&self.host, self.port).await?;
+        *cached = Some((Instant::now(), addr));
+        Some(addr)
+    }
+}
+
+/// Resolves `host:port` once through the system resolver without blocking the runtime.
+async fn lookup_once(host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port)).await.ok()?.next()
+}

@@ -1,0 +1,423 @@
+//! S3 and S3-compatible (R2, Garage, MinIO) buckets.
+//!
+//! The gateway proxies GET/HEAD through Pingora to the bucket's endpoint. Each upstream request
+//! is rebuilt from scratch (only Range and conditional headers are copied from the client) and
+//! signed with SigV4 by `aws-sigv4`. Error statuses from the bucket are mapped by
+//! [`classify_status`]; a 403 is ambiguous (object denied vs. our own credentials rejected), so
+//! [`S3Backend::forbidden_cause`] asks the bucket once with the SDK and caches the answer briefly.
+
+use super::resolve::CachedResolver;
+use crate::config::{CredentialSpec, S3Spec};
+use crate::error::GatewayError;
+use crate::routing::path::encode;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::{BehaviorVersion, Region};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sigv4::http_request::{
+    sign, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use http::header;
+use pingora::http::RequestHeader;
+use pingora::upstreams::peer::HttpPeer;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{Mutex, OnceCell};
+
+/// Client request headers forwarded to the bucket; everything else is dropped.
+const FORWARDED_HEADERS: [header::HeaderName; 6] = [
+    header::RANGE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+];
+
+/// How long the answer to "why did the bucket say 403?" is reused.
+const FORBIDDEN_PROBE_TTL: Duration = Duration::from_secs(10);
+/// Credentials closer than this to expiry are refreshed before use.
+const CREDENTIAL_REFRESH_MARGIN: Duration = Duration::from_secs(120);
+
+/// Failures while preparing a request to the bucket.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    /// The credential chain produced no credentials.
+    #[error("no credentials: {0}")]
+    NoCredentials(String),
+    /// SigV4 signing failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+    /// The endpoint's host name did not resolve.
+    #[error("cannot resolve endpoint {0}")]
+    Resolve(String),
+}
+
+impl From<S3Error> for GatewayError {
+    fn from(e: S3Error) -> Self {
+        match e {
+            S3Error::NoCredentials(_) => GatewayError::CredentialsRejected,
+            S3Error::Signing(_) => GatewayError::Internal,
+            S3Error::Resolve(_) => GatewayError::Unreachable,
+        }
+    }
+}
+
+/// What a bucket's 403 meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForbiddenCause {
+    /// Our credentials are fine; this object is denied to us.
+    ObjectDenied,
+    /// The bucket rejects the gateway's credentials (bad secret, unknown or expired key).
+    CredentialsRejected,
+}
+
+/// What to do with a bucket response status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusVerdict {
+    /// Pass the response through (2xx, 304).
+    Pass,
+    /// A 403/401: ask [`S3Backend::forbidden_cause`].
+    Forbidden,
+    /// Replace the response with this error.
+    Fail(GatewayError),
+}
+
+/// Maps a bucket's response status to what the client gets.
+pub fn classify_status(status: u16) -> StatusVerdict {
+    match status {
+        200..=299 | 304 => StatusVerdict::Pass,
+        401 | 403 => StatusVerdict::Forbidden,
+        404 => StatusVerdict::Fail(GatewayError::NotFound),
+        412 => StatusVerdict::Fail(GatewayError::PreconditionFailed),
+        416 => StatusVerdict::Fail(GatewayError::RangeNotSatisfiable { size: None }),
+        429 | 503 => StatusVerdict::Fail(GatewayError::Throttled),
+        _ => StatusVerdict::Fail(GatewayError::BackendFailed),
+    }
+}
+
+/// Whether an S3 error code (and message) says the request's credentials were rejected.
+pub fn is_credential_rejection(code: Option<&str>, message: Option<&str>) -> bool {
+    const CODES: &[&str] = &[
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "RequestTimeTooSkewed",
+        "AuthorizationHeaderMalformed",
+        "InvalidSecurity",
+        "InvalidClientTokenId",
+    ];
+    if code.is_some_and(|c| CODES.contains(&c)) {
+        return true;
+    }
+    // Garage answers AccessDenied for both; its message names the cause.
+    let message = message.unwrap_or_default().to_ascii_lowercase();
+    code == Some("AccessDenied")
+        && (message.contains("signature")
+            || message.contains("no such key")
+            || message.contains("access key"))
+}
+
+/// A bucket backend, shared by all requests.
+pub struct S3Backend {
+    /// Config name, used in metrics and logs.
+    pub name: String,
+    spec: S3Spec,
+    /// Host name connected to (and sent as SNI): `bucket.endpoint` unless path-style.
+    connect_host: String,
+    resolver: CachedResolver,
+    provider: OnceCell<Option<SharedCredentialsProvider>>,
+    credentials: Mutex<Option<Credentials>>,
+    client: OnceCell<aws_sdk_s3::Client>,
+    forbidden: Mutex<Option<(Instant, ForbiddenCause)>>,
+}
+
+impl S3Backend {
+    /// Builds the backend; nothing is contacted until the first request.
+    pub fn new(name: &str, spec: &S3Spec) -> S3Backend {
+        let connect_host = if spec.path_style {
+            spec.endpoint.host.clone()
+        } else {
+            format!("{}.{}", spec.bucket, spec.endpoint.host)
+        };
+        S3Backend {
+            name: name.to_string(),
+            resolver: CachedResolver::new(connect_host.clone(), spec.endpoint.port),
+            connect_host,
+            spec: spec.clone(),
+            provider: OnceCell::new(),
+            credentials: Mutex::new(None),
+            client: OnceCell::new(),
+            forbidden: Mutex::new(None),
+        }
+    }
+
+    /// The key prefix every object key starts with.
+    pub fn key_prefix(&self) -> &str {
+        &self.spec.key_prefix
+    }
+
+    /// The status answered when an object is denied.
+    pub fn denied_error(&self) -> GatewayError {
+        if self.spec.access_denied_status == 403 {
+            GatewayError::Forbidden
+        } else {
+            GatewayError::NotFound
+        }
+    }
+
+    /// The endpoint URL (a metrics label).
+    pub fn endpoint_url(&self) -> String {
+        self.spec.endpoint.url()
+    }
+
+    /// False once a 403 probe found the gateway's credentials rejected (until it is re-probed).
+    pub fn credentials_accepted(&self) -> bool {
+        match self.forbidden.try_lock() {
+            Ok(guard) => !matches!(*guard, Some((_, ForbiddenCause::CredentialsRejected))),
+            Err(_) => true,
+        }
+    }
+
+    /// Response headers that must not reach clients.
+    pub fn strip_headers(&self) -> &[String] {
+        &self.spec.strip_response_headers
+    }
+
+    /// Host header value for requests to this bucket.
+    fn host(&self) -> String {
+        if self.spec.path_style {
+            self.spec.endpoint.authority()
+        } else {
+            format!("{}.{}", self.spec.bucket, self.spec.endpoint.authority())
+        }
+    }
+
+    /// Encoded request path for `key`.
+    fn request_path(&self, key: &str) -> String {
+        if self.spec.path_style {
+            format!("/{}/{}", self.spec.bucket, encode(key))
+        } else {
+            format!("/{}", encode(key))
+        }
+    }
+
+    /// The upstream peer for the next request.
+    pub async fn peer(&self) -> Result<HttpPeer, S3Error> {
+        let addr = self
+            .resolver
+            .resolve()
+            .await
+            .ok_or_else(|| S3Error::Resolve(self.connect_host.clone()))?;
+        let mut peer = HttpPeer::new(addr, self.spec.endpoint.tls, self.connect_host.clone());
+        peer.options.connection_timeout = Some(self.spec.connect_timeout);
+        peer.options.total_connection_timeout = Some(self.spec.connect_timeout * 2);
+        peer.options.read_timeout = Some(self.spec.read_timeout);
+        peer.options.write_timeout = Some(self.spec.read_timeout);
+        Ok(peer)
+    }
+
+    async fn provider(&self) -> Option<SharedCredentialsProvider> {
+        self.provider
+            .get_or_init(|| async {
+                match &self.spec.credentials {
+                    CredentialSpec::Anonymous => None,
+                    CredentialSpec::Static {
+                        access_key_id,
+                        secret_access_key,
+                        session_token,
+                    } => Some(SharedCredentialsProvider::new(Credentials::new(
+                        access_key_id.expose(),
+                        secret_access_key.expose(),
+                        session_token.as_ref().map(|t| t.expose().to_string()),
+                        None,
+                        "assetgate-config",
+                    ))),
+                    CredentialSpec::Default => aws_config::defaults(BehaviorVersion::latest())
+                        .region(Region::new(self.spec.region.clone()))
+                        .load()
+                        .await
+                        .credentials_provider(),
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// Current credentials, refreshed shortly before they expire; `None` for anonymous access.
+    async fn current_credentials(&self) -> Result<Option<Credentials>, S3Error> {
+        let Some(provider) = self.provider().await else {
+            return Ok(None);
+        };
+        let mut cached = self.credentials.lock().await;
+        let fresh = cached.as_ref().is_some_and(|c| {
+            c.expiry()
+                .is_none_or(|exp| exp > SystemTime::now() + CREDENTIAL_REFRESH_MARGIN)
+        });
+        if !fresh {
+            let creds = provider
+                .provide_credentials()
+                .await
+                .map_err(|e| S3Error::NoCredentials(e.to_string()))?;
+            *cached = Some(creds);
+        }
+        Ok(cached.clone())
+    }
+
+    /// Replaces `req` with a signed GET/HEAD for `key`, keeping only range and conditional headers.
+    pub async fn prepare_request(&self, req: &mut RequestHeader, key: &str) -> Result<(), S3Error> {
+        let path = self.request_path(key);
+        let host = self.host();
+        let mut upstream = RequestHeader::build(req.method.clone(), path.as_bytes(), None)
+            .map_err(|e| S3Error::Signing(e.to_string()))?;
+        let mut headers: Vec<(String, String)> = vec![("host".into(), host.clone())];
+        for name in FORWARDED_HEADERS {
+            if let Some(v) = req.headers.get(&name).and_then(|v| v.to_str().ok()) {
+                headers.push((name.as_str().to_string(), v.to_string()));
+            }
+        }
+        if let Some(creds) = self.current_credentials().await? {
+            let identity: Identity = creds.into();
+            let mut settings = SigningSettings::default();
+            settings.percent_encoding_mode = PercentEncodingMode::Single;
+            settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+            settings.payload_checksum_kind =
+                aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+            let params = v4::SigningParams::builder()
+                .identity(&identity)
+                .region(&self.spec.region)
+                .name("s3")
+                .time(SystemTime::now())
+                .settings(settings)
+                .build()
+                .map_err(|e| S3Error::Signing(e.to_string()))?
+                .into();
+            let url = format!("{}{}", self.spec.endpoint.url(), path);
+            let signable = SignableRequest::new(
+                req.method.as_str(),
+                url,
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                SignableBody::UnsignedPayload,
+            )
+            .map_err(|e| S3Error::Signing(e.to_string()))?;
+            let (instructions, _) = sign(signable, &params)
+                .map_err(|e| S3Error::Signing(e.to_string()))?
+                .into_parts();
+            let (signed, _) = instructions.into_parts();
+            for h in signed {
+                headers.push((h.name().to_string(), h.value().to_string()));
+            }
+        }
+        for (k, v) in headers {
+            upstream
+                .insert_header(k, v)
+                .map_err(|e| S3Error::Signing(e.to_string()))?;
+        }
+        *req = upstream;
+        Ok(())
+    }
+
+    async fn client(&self) -> aws_sdk_s3::Client {
+        self.client
+            .get_or_init(|| async {
+                let mut conf = aws_sdk_s3::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new(self.spec.region.clone()))
+                    .endpoint_url(self.spec.endpoint.url())
+                    .force_path_style(self.spec.path_style);
+                if let Some(p) = self.provider().await {
+                    conf = conf.credentials_provider(p);
+                }
+                aws_sdk_s3::Client::from_conf(conf.build())
+            })
+            .await
+            .clone()
+    }
+
+    /// Decides what a 403 from the bucket meant by listing zero keys under the prefix with the
+    /// same credentials. A valid principal that may not list still gets `AccessDenied` without a
+    /// credential complaint, so the answer is right for object-level policies too.
+    pub async fn forbidden_cause(&self) -> ForbiddenCause {
+        if matches!(self.spec.credentials, CredentialSpec::Anonymous) {
+            return ForbiddenCause::ObjectDenied;
+        }
+        let mut cached = self.forbidden.lock().await;
+        if let Some((at, cause)) = *cached {
+            if at.elapsed() < FORBIDDEN_PROBE_TTL {
+                return cause;
+            }
+        }
+        let client = self.client().await;
+        let mut list = client
+            .list_objects_v2()
+            .bucket(&self.spec.bucket)
+            .max_keys(0);
+        if !self.spec.key_prefix.is_empty() {
+            list = list.prefix(&self.spec.key_prefix);
+        }
+        let cause = match tokio::time::timeout(self.spec.read_timeout, list.send()).await {
+            Ok(Ok(_)) => ForbiddenCause::ObjectDenied,
+            Ok(Err(e)) if is_credential_rejection(e.code(), e.message()) => {
+                ForbiddenCause::CredentialsRejected
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(backend = %self.name, error = %e, "403 probe: not a credential error");
+                ForbiddenCause::ObjectDenied
+            }
+            Err(_) => ForbiddenCause::ObjectDenied,
+        };
+        *cached = Some((Instant::now(), cause));
+        cause
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_client_answers() {
+        assert_eq!(classify_status(200), StatusVerdict::Pass);
+        assert_eq!(classify_status(206), StatusVerdict::Pass);
+        assert_eq!(classify_status(304), StatusVerdict::Pass);
+        assert_eq!(classify_status(403), StatusVerdict::Forbidden);
+        assert_eq!(
+            classify_status(404),
+            StatusVerdict::Fail(GatewayError::NotFound)
+        );
+        assert_eq!(
+            classify_status(503),
+            StatusVerdict::Fail(GatewayError::Throttled)
+        );
+        assert_eq!(
+            classify_status(500),
+            StatusVerdict::Fail(GatewayError::BackendFailed)
+        );
+        assert_eq!(
+            classify_status(301),
+            StatusVerdict::Fail(GatewayError::BackendFailed)
+        );
+    }
+
+    #[test]
+    fn credential_rejections() {
+        assert!(is_credential_rejection(Some("SignatureDoesNotMatch"), None));
+        assert!(is_credential_rejection(
+            Some("InvalidAccessKeyId"),
+            Some("x")
+        ));
+        assert!(is_credential_rejection(
+            Some("AccessDenied"),
+            Some("Forbidden: Invalid signature")
+        ));
+        assert!(!is_credential_rejection(
+            Some("AccessDenied"),
+            Some("Access Denied")
+        ));
+        assert!(!is_credential_rejection(None, None));
+    }
+}
