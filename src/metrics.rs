@@ -1,0 +1,141 @@
+//! Every metric the gateway exports, defined once. Names start with `assetgate_`; label values
+//! come from the config (host names, route names, backend names), never from raw request data,
+//! so cardinality stays bounded.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::LazyLock;
+
+/// Label used for requests that matched no configured host/route.
+pub const UNMATCHED: &str = "_unmatched";
+
+/// The gateway's metrics and the registry that holds them.
+pub struct Metrics {
+    registry: Registry,
+    /// `assetgate_requests_total{host,route,status}`.
+    pub requests: IntCounterVec,
+    /// `assetgate_request_duration_seconds{host,route}`: first byte in to last byte out.
+    pub request_duration: HistogramVec,
+    /// `assetgate_upstream_duration_seconds{backend}`: request sent to response header received.
+    pub upstream_duration: HistogramVec,
+    /// `assetgate_response_body_bytes_total{host,route}`: body bytes sent to clients.
+    pub response_bytes: IntCounterVec,
+    /// `assetgate_backend_up{backend,member}`: 1 when a member passes health checks.
+    pub backend_up: IntGaugeVec,
+    /// `assetgate_backend_errors_total{backend,reason}`: failures talking to a backend.
+    pub backend_errors: IntCounterVec,
+    /// `assetgate_rejected_requests_total{reason}`: requests refused before any backend was asked.
+    pub rejected: IntCounterVec,
+    /// `assetgate_build_info{version}`: always 1.
+    pub build_info: IntGaugeVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("valid metric definition");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("metric registered once");
+    h
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let m = Metrics {
+            requests: counter(
+                &registry,
+                "assetgate_requests_total",
+                "Requests answered, by configured host, route and status.",
+                &["host", "route", "status"],
+            ),
+            request_duration: histogram(
+                &registry,
+                "assetgate_request_duration_seconds",
+                "Time from request received to response finished.",
+                &["host", "route"],
+            ),
+            upstream_duration: histogram(
+                &registry,
+                "assetgate_upstream_duration_seconds",
+                "Time from upstream request sent to upstream response header received.",
+                &["backend"],
+            ),
+            response_bytes: counter(
+                &registry,
+                "assetgate_response_body_bytes_total",
+                "Response body bytes sent to clients.",
+                &["host", "route"],
+            ),
+            backend_up: gauge(
+                &registry,
+                "assetgate_backend_up",
+                "1 when a backend member is healthy, 0 when not.",
+                &["backend", "member"],
+            ),
+            backend_errors: counter(
+                &registry,
+                "assetgate_backend_errors_total",
+                "Failed backend answers, by reason (access_denied, credentials_rejected, throttled, unreachable, timeout, ...).",
+                &["backend", "reason"],
+            ),
+            rejected: counter(
+                &registry,
+                "assetgate_rejected_requests_total",
+                "Requests refused by the gateway before any backend was asked, by reason.",
+                &["reason"],
+            ),
+            build_info: gauge(
+                &registry,
+                "assetgate_build_info",
+                "Build information; the value is always 1.",
+                &["version"],
+            ),
+            registry,
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        m
+    }
+
+    /// The process-wide metrics.
+    pub fn global() -> &'static Metrics {
+        static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+        &METRICS
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}

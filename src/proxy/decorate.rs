@@ -1,0 +1,194 @@
+//! Response headers the gateway adds or removes, decided from the route (pure).
+
+use crate::backend::Backend;
+use crate::config::CompressionSettings;
+use crate::proxy::cors;
+use crate::routing::RouteMatch;
+use http::header::{self, HeaderValue};
+use pingora::http::{RequestHeader, ResponseHeader};
+
+/// Applies the route's response policy: backend-internal headers removed; Cache-Control and
+/// Content-Disposition on successful answers only (never on errors, so an error is never
+/// cached for a year); CORS headers and `Vary: Origin`.
+pub fn decorate(
+    resp: &mut ResponseHeader,
+    m: &RouteMatch<Backend>,
+    req: &RequestHeader,
+    key: &str,
+) {
+    strip_headers(resp, m.backend.strip_headers());
+    let status = resp.status.as_u16();
+    let success = (200..300).contains(&status) || status == 304;
+    let route = &m.route;
+    if success {
+        if let Some(cc) = &route.cache_control {
+            let _ = resp.insert_header(header::CACHE_CONTROL, cc.clone());
+        }
+        if route.download && status != 304 {
+            if let Some(v) = attachment(key) {
+                let _ = resp.insert_header(header::CONTENT_DISPOSITION, v);
+            }
+        }
+    }
+    if let Some(policy) = &route.cors {
+        let origin = req
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        for (name, value) in cors::response_headers(policy, origin) {
+            let _ = resp.insert_header(name, value);
+        }
+        if cors::varies_on_origin(policy) {
+            append_vary(resp, "Origin");
+        }
+    }
+}
+
+/// Removes headers named in `names` (lower-case; an entry ending in `*` is a prefix).
+pub fn strip_headers(resp: &mut ResponseHeader, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let doomed: Vec<header::HeaderName> = resp
+        .headers
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            names.iter().any(|n| match n.strip_suffix('*') {
+                Some(prefix) => k.starts_with(prefix),
+                None => k == n,
+            })
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        resp.remove_header(&name);
+    }
+}
+
+/// Adds `token` to the Vary header unless it is already listed.
+pub fn append_vary(resp: &mut ResponseHeader, token: &str) {
+    let current = resp
+        .headers
+        .get(header::VARY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if current
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(token) || t.trim() == "*")
+    {
+        return;
+    }
+    let value = if current.trim().is_empty() {
+        token.to_string()
+    } else {
+        format!("{current}, {token}")
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        let _ = resp.insert_header(header::VARY, v);
+    }
+}
+
+/// `attachment; filename="..."; filename*=UTF-8''...` for the last segment of `key`.
+pub fn attachment(key: &str) -> Option<HeaderValue> {
+    let name = key.rsplit('/').find(|s| !s.is_empty())?;
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'.')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'~');
+    let encoded = percent_encoding::utf8_percent_encode(name, ATTR_CHAR);
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .ok()
+}
+
+/// Whether a response may be compressed: a 200 of a listed media type that is not already
+/// encoded (Pingora's module checks Accept-Encoding and Content-Encoding itself).
+pub fn compressible(resp: &ResponseHeader, settings: &CompressionSettings) -> bool {
+    if settings.level == 0 || resp.status.as_u16() != 200 {
+        return false;
+    }
+    let Some(ct) = resp
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    settings.types.iter().any(|t| match t.strip_suffix('*') {
+        Some(prefix) => essence.starts_with(prefix),
+        None => essence == *t,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachment_names() {
+        let v = attachment("reports/Q3 résumé \"final\".zip").unwrap();
+        assert_eq!(
+            v.to_str().unwrap(),
+            "attachment; filename=\"Q3 r_sum_ _final_.zip\"; filename*=UTF-8''Q3%20r%C3%A9sum%C3%A9%20%22final%22.zip"
+        );
+        assert!(attachment("").is_none());
+    }
+
+    #[test]
+    fn strips_prefixes_and_names() {
+        let mut r = ResponseHeader::build(200, None).unwrap();
+        r.insert_header("x-amz-request-id", "1").unwrap();
+        r.insert_header("x-amz-meta-owner", "1").unwrap();
+        r.insert_header("server", "AmazonS3").unwrap();
+        r.insert_header("etag", "\"e\"").unwrap();
+        strip_headers(&mut r, &["x-amz-*".into(), "server".into()]);
+        assert_eq!(r.headers.len(), 1);
+        assert!(r.headers.get("etag").is_some());
+    }
+
+    #[test]
+    fn compression_policy() {
+        let settings = CompressionSettings {
+            level: 5,
+            types: vec!["text/*".into(), "application/json".into()],
+        };
+        let mut r = ResponseHeader::build(200, None).unwrap();
+        r.insert_header("content-type", "text/css; charset=utf-8")
+            .unwrap();
+        assert!(compressible(&r, &settings));
+        r.insert_header("content-type", "image/png").unwrap();
+        assert!(!compressible(&r, &settings));
+        let mut partial = ResponseHeader::build(206, None).unwrap();
+        partial.insert_header("content-type", "text/css").unwrap();
+        assert!(!compressible(&partial, &settings));
+    }
+
+    #[test]
+    fn vary_is_appended_once() {
+        let mut r = ResponseHeader::build(200, None).unwrap();
+        append_vary(&mut r, "Origin");
+        append_vary(&mut r, "Accept-Encoding");
+        append_vary(&mut r, "origin");
+        assert_eq!(r.headers.get("vary").unwrap(), "Origin, Accept-Encoding");
+    }
+}

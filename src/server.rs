@@ -1,0 +1,97 @@
+//! Assembles the Pingora server from a validated config: the proxy service on every listener,
+//! health-check services for origin pools, and the admin service.
+
+use crate::admin::AdminApp;
+use crate::backend;
+use crate::config::Config;
+use crate::proxy::Gateway;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+/// Process options from the command line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunOptions {
+    /// Detach and run in the background.
+    pub daemon: bool,
+    /// Take over the listeners of a running instance (graceful upgrade).
+    pub upgrade: bool,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A backend could not be built.
+    #[error("{0}")]
+    Backend(String),
+    /// A TLS listener's certificate or key was refused.
+    #[error("listeners[{index}].tls: {message}")]
+    Tls {
+        /// Listener index.
+        index: usize,
+        /// OpenSSL's complaint.
+        message: String,
+    },
+}
+
+fn server_conf(config: &Config, options: RunOptions) -> ServerConf {
+    let s = &config.server;
+    ServerConf {
+        threads: s.threads,
+        pid_file: s.pid_file.clone(),
+        upgrade_sock: s.upgrade_sock.clone(),
+        grace_period_seconds: Some(s.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
+        upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
+        daemon: options.daemon,
+        ..ServerConf::default()
+    }
+}
+
+/// Builds the server; call [`Server::run_forever`] on the result.
+pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError> {
+    let opt = Opt {
+        upgrade: options.upgrade,
+        daemon: options.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(config, options));
+    server.bootstrap();
+
+    let (backends, health_checks) = backend::build(config).map_err(StartError::Backend)?;
+    let gateway = Gateway::new(config, &backends);
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "assetgate");
+    for (index, listener) in config.listeners.iter().enumerate() {
+        let addr = listener.address.to_string();
+        match &listener.tls {
+            None => proxy.add_tcp(&addr),
+            Some(tls) => {
+                let mut settings = TlsSettings::intermediate(
+                    &tls.cert_file.to_string_lossy(),
+                    &tls.key_file.to_string_lossy(),
+                )
+                .map_err(|e| StartError::Tls {
+                    index,
+                    message: e.to_string(),
+                })?;
+                if tls.http2 {
+                    settings.enable_h2();
+                }
+                proxy.add_tls_with_settings(&addr, None, settings);
+            }
+        }
+    }
+    server.add_service(proxy);
+    for check in health_checks {
+        server.add_service(check);
+    }
+    if let Some(admin) = config.admin {
+        let listeners = config.listeners.iter().map(|l| l.address).collect();
+        let mut service = Service::new("admin".to_string(), AdminApp::new(backends, listeners));
+        service.add_tcp(&admin.to_string());
+        server.add_service(service);
+    }
+    Ok(server)
+}
