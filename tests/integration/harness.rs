@@ -1,0 +1,461 @@
+//! Test harness: the real `assetgate` binary on free loopback ports, one Garage S3 server per
+//! test binary, and a real HTTP origin (hyper) that records what it receives.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// Finds a program on PATH or in ~/.cargo/bin; panics naming how to install it.
+pub fn require_binary(name: &str, install_hint: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    for dir in dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("`{name}` is required by this test but was not found on PATH or in ~/.cargo/bin; install it with: {install_hint} (.ci/run does this)");
+}
+
+/// A running gateway process, killed on drop.
+pub struct Gateway {
+    child: Child,
+    /// Proxy listener address.
+    pub addr: SocketAddr,
+    /// Admin listener address.
+    pub admin: SocketAddr,
+    /// Folder holding the config and the log.
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts the gateway with `body` (everything but listeners/admin/server, which the
+    /// harness adds) and waits until `/readyz` answers 200.
+    pub fn start(body: &str) -> Gateway {
+        Self::start_with_listeners(body, &[])
+    }
+
+    /// Like [`Gateway::start`], with extra `[[listeners]]` TOML appended.
+    pub fn start_with_listeners(body: &str, extra_listeners: &[String]) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let admin_port = free_port();
+        let config = format!(
+            "[server]\nthreads = 2\npid_file = \"{d}/gw.pid\"\nupgrade_sock = \"{d}/gw.sock\"\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:{port}\"\n{extra}\n\
+             [admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{body}",
+            d = dir.path().display(),
+            extra = extra_listeners.join("\n"),
+        );
+        let config_path = dir.path().join("assetgate.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_assetgate"))
+            .args(["run", "-c"])
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn assetgate");
+        let mut gw = Gateway {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            dir,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("gateway exited with {status}; log:\n{}", self.log());
+            }
+            if let Ok(body) = blocking_get(self.admin, "/readyz") {
+                if body.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway not ready in 30s; log:\n{}", self.log());
+    }
+
+    /// The gateway's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// `http://127.0.0.1:PORT{path}` for the proxy listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// `http://127.0.0.1:PORT{path}` for the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// Process id (for RSS measurement).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal blocking GET used before the async client is useful (readiness).
+pub fn blocking_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// Sends raw request bytes and returns the raw response (for paths no client library would send).
+pub fn raw_request(addr: SocketAddr, request: &[u8]) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Status code of a raw HTTP/1.1 response.
+pub fn raw_status(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resident set size of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An HTTP client that never follows redirects nor decompresses.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+// ------------------------------------------------------------------------------ Garage
+
+/// Access key and secret of the Garage test server.
+pub const GARAGE_KEY_ID: &str = "GK0123456789abcdef01234567";
+/// Secret of [`GARAGE_KEY_ID`].
+pub const GARAGE_SECRET: &str = "5f6e7d8c9b0a1f2e3d4c5b6a7988776655443322110ffeeddccbbaa998877665";
+/// The bucket Garage creates at start.
+pub const GARAGE_BUCKET: &str = "assets";
+
+/// A Garage server shared by the tests of this binary; it exits when the test binary does.
+pub struct Garage {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// An SDK client with full access, for seeding objects.
+    pub client: aws_sdk_s3::Client,
+    _dir: PathBuf,
+}
+
+/// The shared Garage server (started on first use).
+pub async fn garage() -> &'static Garage {
+    static GARAGE: OnceLock<Garage> = OnceLock::new();
+    static START: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    START
+        .get_or_init(|| async {
+            let g = tokio::task::spawn_blocking(start_garage)
+                .await
+                .expect("start garage");
+            wait_for_bucket(&g.client).await;
+            let _ = GARAGE.set(g);
+        })
+        .await;
+    GARAGE.get().expect("garage started")
+}
+
+fn start_garage() -> Garage {
+    let bin = require_binary(
+        "garage",
+        "cargo install garage --locked --no-default-features --features bundled-libs,sqlite",
+    );
+    let dir = std::env::temp_dir().join(format!("assetgate-garage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("garage dir");
+    let rpc = free_port();
+    let s3 = free_port();
+    let conf = dir.join("garage.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"metadata_dir = "{d}/meta"
+data_dir = "{d}/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "4425f5c26c5e11581d3223904324dcb5b5d5dfb14e5e7f35e38c595424f5f1e6"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3}"
+root_domain = ".s3.garage.localhost"
+"#,
+            d = dir.display()
+        ),
+    )
+    .expect("garage config");
+    let log = std::fs::File::create(dir.join("garage.log")).expect("garage log");
+    // A watchdog shell stops Garage when this test process exits, however it exits.
+    let script = format!(
+        "\"$0\" -c \"$1\" server --single-node --default-bucket & g=$!; \
+         while kill -0 {me} 2>/dev/null && kill -0 $g 2>/dev/null; do sleep 0.5; done; \
+         kill $g 2>/dev/null; wait $g",
+        me = std::process::id()
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&bin)
+        .arg(&conf)
+        .env("GARAGE_DEFAULT_ACCESS_KEY", GARAGE_KEY_ID)
+        .env("GARAGE_DEFAULT_SECRET_KEY", GARAGE_SECRET)
+        .env("GARAGE_DEFAULT_BUCKET", GARAGE_BUCKET)
+        .env("RUST_LOG", "garage=warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn garage");
+    let endpoint = format!("http://127.0.0.1:{s3}");
+    Garage {
+        client: s3_client(&endpoint, GARAGE_KEY_ID, GARAGE_SECRET),
+        endpoint,
+        _dir: dir,
+    }
+}
+
+/// An SDK client for Garage.
+pub fn s3_client(endpoint: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("garage"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            key, secret, None, None, "test",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+async fn wait_for_bucket(client: &aws_sdk_s3::Client) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.head_bucket().bucket(GARAGE_BUCKET).send().await {
+            Ok(_) => return,
+            Err(e) if Instant::now() > deadline => {
+                panic!("garage did not become ready: {e:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+impl Garage {
+    /// Stores `body` at `key`.
+    pub async fn put(&self, key: &str, body: impl Into<Vec<u8>>, content_type: &str) {
+        self.client
+            .put_object()
+            .bucket(GARAGE_BUCKET)
+            .key(key)
+            .content_type(content_type)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.into()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
+    /// A `[backends.NAME]` table pointing at this Garage with the given secret.
+    pub fn backend_toml(&self, name: &str, key_prefix: &str, secret: &str) -> String {
+        format!(
+            r#"
+[backends.{name}]
+kind = "s3"
+bucket = "{GARAGE_BUCKET}"
+region = "garage"
+endpoint = "{endpoint}"
+path_style = true
+key_prefix = "{key_prefix}"
+read_timeout = "5s"
+[backends.{name}.credentials]
+from = "static"
+access_key_id = {{ env = "ASSETGATE_TEST_KEY_ID" }}
+secret_access_key = {{ file = "{secret_file}" }}
+"#,
+            endpoint = self.endpoint,
+            secret_file = secret_file(secret).display(),
+        )
+    }
+}
+
+/// Writes `secret` to a file and returns its path (secrets come from files or env, never TOML).
+pub fn secret_file(secret: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "assetgate-secret-{}-{}",
+        std::process::id(),
+        secret.len() + secret.bytes().map(usize::from).sum::<usize>()
+    ));
+    std::fs::write(&path, secret).expect("secret file");
+    std::env::set_var("ASSETGATE_TEST_KEY_ID", GARAGE_KEY_ID);
+    path
+}
+
+// ------------------------------------------------------------------------------ HTTP origin
+
+pub mod origin {
+    //! A real HTTP/1.1 origin on a free port. It answers:
+    //! - `/status/NNN` with status NNN;
+    //! - `/slow` after 3 s;
+    //! - anything else with an echo of the request: method, path, query, Host,
+    //!   X-Forwarded-For and the body.
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper::{Request, Response};
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A running origin.
+    pub struct Origin {
+        /// Listening address.
+        pub addr: SocketAddr,
+        hits: Arc<AtomicUsize>,
+    }
+
+    impl Origin {
+        /// Requests received so far.
+        pub fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Starts an origin on its own thread and runtime.
+    pub fn start() -> Origin {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind origin");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let counter = counter.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            handle(req)
+                        });
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        Origin { addr, hits }
+    }
+
+    async fn handle(
+        req: Request<hyper::body::Incoming>,
+    ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+        let path = req.uri().path().to_string();
+        if let Some(code) = path.strip_prefix("/status/") {
+            let code: u16 = code.parse().unwrap_or(500);
+            return Ok(Response::builder()
+                .status(code)
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(format!("origin status {code}\n"))))
+                .expect("response"));
+        }
+        if path == "/slow" {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        }
+        let method = req.method().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let host = header("host");
+        let xff = header("x-forwarded-for");
+        let body = req.into_body().collect().await?.to_bytes();
+        let echo = format!(
+            "method={method}\npath={path}\nquery={query}\nhost={host}\nxff={xff}\nbody={}\n",
+            String::from_utf8_lossy(&body)
+        );
+        Ok(Response::builder()
+            .header("content-type", "text/plain; charset=utf-8")
+            .header("x-origin", "yes")
+            .body(Full::new(Bytes::from(echo)))
+            .expect("response"))
+    }
+}

@@ -1,0 +1,182 @@
+//! The `http` backend against a real origin: pass-through of methods, bodies, query strings and
+//! headers; failures mapped to 502/504.
+
+use crate::harness::*;
+
+fn config(origin: std::net::SocketAddr, extra_member: Option<u16>) -> String {
+    let members = match extra_member {
+        Some(p) => format!("\"{origin}\", \"127.0.0.1:{p}\""),
+        None => format!("\"{origin}\""),
+    };
+    format!(
+        r#"
+[backends.api]
+kind = "http"
+addresses = [{members}]
+host_header = "origin.internal"
+read_timeout = "1s"
+connect_timeout = "1s"
+health_check_interval = "1s"
+
+[[hosts]]
+names = ["api.test"]
+
+[[hosts.routes]]
+name = "v1"
+path = "/api"
+backend = "api"
+strip_prefix = "/api"
+add_prefix = "/v1"
+methods = ["GET", "HEAD", "PUT", "POST", "DELETE"]
+"#
+    )
+}
+
+#[tokio::test]
+async fn passes_methods_bodies_and_queries_through() {
+    let origin = origin::start();
+    let gw = Gateway::start(&config(origin.addr, None));
+    let c = client();
+    let r = c
+        .get(gw.url("/api/items/caf%C3%A9%20x?sort=asc&page=2"))
+        .header("host", "api.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-origin"], "yes");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("method=GET\n"), "{text}");
+    assert!(text.contains("path=/v1/items/caf%C3%A9%20x\n"), "{text}");
+    assert!(text.contains("query=sort=asc&page=2\n"), "{text}");
+    assert!(text.contains("host=origin.internal\n"), "{text}");
+    assert!(text.contains("xff=127.0.0.1\n"), "{text}");
+
+    for method in [reqwest::Method::PUT, reqwest::Method::POST] {
+        let r = c
+            .request(method.clone(), gw.url("/api/upload"))
+            .header("host", "api.test")
+            .body(format!("payload for {method}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        assert!(text.contains(&format!("method={method}\n")), "{text}");
+        assert!(
+            text.contains(&format!("body=payload for {method}\n")),
+            "{text}"
+        );
+    }
+    let r = c
+        .head(gw.url("/api/x"))
+        .header("host", "api.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().is_empty());
+    // Origin statuses pass through untouched.
+    let r = c
+        .get(gw.url("/api/../status/418"))
+        .header("host", "api.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404); // the client resolved "..": no route for /status
+    let r = c
+        .get(gw.url("/api/status-check"))
+        .header("host", "api.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Unknown host: 404 without asking anyone.
+    let hits = origin.hits();
+    let r = c
+        .get(gw.url("/api/x"))
+        .header("host", "other.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(origin.hits(), hits);
+}
+
+#[tokio::test]
+async fn origin_errors_timeouts_and_down_members() {
+    let origin = origin::start();
+    let c = client();
+    let slow = format!(
+        r#"
+[backends.api]
+kind = "http"
+addresses = ["{}"]
+read_timeout = "1s"
+health_check_interval = "0s"
+[[hosts]]
+names = ["*"]
+[[hosts.routes]]
+path = "/"
+backend = "api"
+"#,
+        origin.addr
+    );
+    let gw = Gateway::start(&slow);
+    let r = c.get(gw.url("/slow")).send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    let r = c.get(gw.url("/status/503")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.text().await.unwrap(), "origin status 503\n");
+    drop(gw);
+
+    // Only member down → 502.
+    let dead = free_port();
+    let gw = Gateway::start(&format!(
+        "[backends.api]\nkind = \"http\"\naddresses = [\"127.0.0.1:{dead}\"]\nhealth_check_interval = \"0s\"\n\
+         [[hosts]]\nnames = [\"*\"]\n[[hosts.routes]]\npath = \"/\"\nbackend = \"api\"\n"
+    ));
+    let r = c.get(gw.url("/x")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.text().await.unwrap(), "backend unreachable\n");
+}
+
+#[tokio::test]
+async fn health_checks_steer_around_a_dead_member() {
+    let origin = origin::start();
+    let dead = free_port();
+    let gw = Gateway::start(&config(origin.addr, Some(dead)));
+    let c = client();
+    // Give the 1 s health check time to mark the dead member down.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    for _ in 0..6 {
+        let r = c
+            .get(gw.url("/api/ping"))
+            .header("host", "api.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", gw.log());
+    }
+    let metrics = c
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "assetgate_backend_up{{backend=\"api\",member=\"127.0.0.1:{dead}\"}} 0"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "assetgate_backend_up{{backend=\"api\",member=\"{}\"}} 1",
+            origin.addr
+        )),
+        "{metrics}"
+    );
+}

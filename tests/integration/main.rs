@@ -1,0 +1,12 @@
+//! Integration tests: the real gateway binary against real servers on loopback ports
+//! (Garage for S3, a hyper origin, local directories). One test binary so Garage starts once.
+
+mod harness;
+
+mod cli;
+mod dir;
+mod http_origin;
+mod metrics;
+mod s3;
+mod tls;
+mod traversal;

@@ -1,0 +1,284 @@
+//! The `s3` backend against Garage, which checks SigV4 strictly and answers conditional GETs.
+
+use crate::harness::*;
+use futures_util::StreamExt;
+use std::net::TcpListener;
+use std::time::Duration;
+
+fn s3_config(g: &Garage, secret: &str) -> String {
+    format!(
+        "{}\n[[hosts]]\nnames = [\"cdn.test\", \"*\"]\n\
+         [[hosts.routes]]\nname = \"assets\"\npath = \"/\"\nbackend = \"bucket\"\n\
+         cache_control = \"public, max-age=31536000, immutable\"\n",
+        g.backend_toml("bucket", "", secret)
+    )
+}
+
+fn no_backend_headers(r: &reqwest::Response) {
+    for (name, _) in r.headers() {
+        let n = name.as_str();
+        assert!(
+            !n.starts_with("x-amz-") && !n.starts_with("x-garage") && n != "server",
+            "backend-internal header leaked: {n}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn awkward_keys_are_fetched_exactly() {
+    let g = garage().await;
+    let keys = [
+        "awkward/space name.txt",
+        "awkward/plus+sign.txt",
+        "awkward/café ☕ 日本.txt",
+        "awkward/100%.txt",
+        "awkward/semi;colon=eq&amp.txt",
+        "awkward/(parens)[brackets]{braces}!$'*,.txt",
+        "awkward/tilde~dash-under_score.txt",
+        "awkward/deep/ly/nested/file.txt",
+    ];
+    for key in keys {
+        g.put(key, format!("body of {key}"), "text/plain").await;
+    }
+    let gw = Gateway::start(&s3_config(g, GARAGE_SECRET));
+    let c = client();
+    for key in keys {
+        let encoded: String = key
+            .split('/')
+            .map(|s| {
+                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let r = c.get(gw.url(&format!("/{encoded}"))).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{key}: {}", gw.log());
+        no_backend_headers(&r);
+        assert_eq!(r.headers()["content-type"], "text/plain");
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert!(r.headers().get("etag").is_some());
+        assert!(r.headers().get("last-modified").is_some());
+        assert_eq!(r.text().await.unwrap(), format!("body of {key}"));
+    }
+    // '+' in a path is a plus, not a space.
+    let r = c
+        .get(gw.url("/awkward/plus+sign.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "body of awkward/plus+sign.txt");
+}
+
+#[tokio::test]
+async fn range_conditional_head_and_missing() {
+    let g = garage().await;
+    let body: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    g.put("range/data.bin", body.clone(), "application/octet-stream")
+        .await;
+    let gw = Gateway::start(&s3_config(g, GARAGE_SECRET));
+    let c = client();
+
+    let r = c.get(gw.url("/range/data.bin")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "1000");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let modified = r.headers()["last-modified"].to_str().unwrap().to_string();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), body);
+
+    let r = c
+        .get(gw.url("/range/data.bin"))
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 100-199/1000");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), body[100..200].to_vec());
+
+    let r = c
+        .get(gw.url("/range/data.bin"))
+        .header("range", "bytes=-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), body[990..].to_vec());
+
+    let r = c
+        .get(gw.url("/range/data.bin"))
+        .header("range", "bytes=5000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    no_backend_headers(&r);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+
+    let r = c
+        .get(gw.url("/range/data.bin"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304, "{}", gw.log());
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = c
+        .get(gw.url("/range/data.bin"))
+        .header("if-modified-since", &modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    let r = c.head(gw.url("/range/data.bin")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "1000");
+
+    let r = c.get(gw.url("/range/missing.bin")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    no_backend_headers(&r);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.text().await.unwrap(), "not found\n");
+
+    let r = c
+        .put(gw.url("/range/data.bin"))
+        .body("overwrite")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+}
+
+#[tokio::test]
+async fn wrong_secret_is_a_bad_gateway() {
+    let g = garage().await;
+    g.put("creds/visible.txt", "visible", "text/plain").await;
+    let wrong = "0000000000000000000000000000000000000000000000000000000000000000";
+    let gw = Gateway::start(&s3_config(g, wrong));
+    let r = client()
+        .get(gw.url("/creds/visible.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502, "{}", gw.log());
+    no_backend_headers(&r);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "backend rejected the gateway's credentials\n"
+    );
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"assetgate_backend_errors_total{backend="bucket",reason="credentials_rejected"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"assetgate_backend_up{backend="bucket""#));
+}
+
+#[tokio::test]
+async fn backend_down_is_502_and_silence_is_504() {
+    // Nothing listens on this port.
+    let dead = free_port();
+    // This one accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming() {
+            held.push(s);
+        }
+    });
+    let backend = |name: &str, port: u16| {
+        format!(
+            "[backends.{name}]\nkind = \"s3\"\nbucket = \"assets\"\nregion = \"garage\"\n\
+             endpoint = \"http://127.0.0.1:{port}\"\npath_style = true\nread_timeout = \"1s\"\n\
+             connect_timeout = \"1s\"\ncredentials = {{ from = \"anonymous\" }}\n"
+        )
+    };
+    let gw = Gateway::start(&format!(
+        "{}{}[[hosts]]\nnames = [\"*\"]\n\
+         [[hosts.routes]]\npath = \"/dead\"\nbackend = \"dead\"\n\
+         [[hosts.routes]]\npath = \"/silent\"\nbackend = \"silent\"\n",
+        backend("dead", dead),
+        backend("silent", silent_port)
+    ));
+    let c = client();
+    let r = c.get(gw.url("/dead/x.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.text().await.unwrap(), "backend unreachable\n");
+    let started = std::time::Instant::now();
+    let r = c.get(gw.url("/silent/x.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(r.text().await.unwrap(), "backend timed out\n");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// Byte `i` of the large object: a pattern that catches reordered or dropped chunks.
+fn pattern(i: u64) -> u8 {
+    (i.wrapping_mul(31) ^ (i >> 11)) as u8
+}
+
+#[tokio::test]
+async fn streams_256_mib_in_constant_memory() {
+    const SIZE: u64 = 256 * 1024 * 1024;
+    let g = garage().await;
+    let body: Vec<u8> = (0..SIZE).map(pattern).collect();
+    g.put("big/blob.bin", body, "application/octet-stream")
+        .await;
+    let gw = Gateway::start(&s3_config(g, GARAGE_SECRET));
+    let c = client();
+    // Warm up connection pools and allocator before the baseline.
+    g.put("big/small.txt", "small", "text/plain").await;
+    for _ in 0..3 {
+        let _ = c
+            .get(gw.url("/big/small.txt"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await;
+    }
+    let baseline = rss_kib(gw.pid());
+    let r = c.get(gw.url("/big/blob.bin")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], SIZE.to_string());
+    let mut stream = r.bytes_stream();
+    let mut offset = 0u64;
+    let mut peak = baseline;
+    let mut next_sample = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        for (i, b) in chunk.iter().enumerate() {
+            if *b != pattern(offset + i as u64) {
+                panic!("byte {} differs", offset + i as u64);
+            }
+        }
+        offset += chunk.len() as u64;
+        if offset >= next_sample {
+            peak = peak.max(rss_kib(gw.pid()));
+            next_sample = offset + 4 * 1024 * 1024;
+        }
+    }
+    assert_eq!(offset, SIZE);
+    let growth_mib = (peak.saturating_sub(baseline)) as f64 / 1024.0;
+    eprintln!(
+        "gateway RSS baseline {} KiB, peak {} KiB, growth {growth_mib:.1} MiB",
+        baseline, peak
+    );
+    assert!(
+        growth_mib < 16.0,
+        "RSS grew by {growth_mib:.1} MiB while streaming 256 MiB"
+    );
+}
