@@ -22,7 +22,7 @@ fn list_matches(list: &str, etag: &str) -> bool {
         .any(|candidate| candidate.trim() == "*" || strip(candidate) == target)
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: http::header::HeaderName) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -4,7 +4,7 @@ use anyhow::Context;
 use assetgate::config;
 use assetgate::server::{self, RunOptions};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// A self-hosted asset gateway on Pingora: S3/R2 buckets, HTTP origins and local directories.
@@ -37,7 +37,7 @@ enum Command {
     },
 }
 
-fn load_or_report(path: &PathBuf) -> Option<config::Config> {
+fn load_or_report(path: &Path) -> Option<config::Config> {
     match config::load(path) {
         Ok(c) => Some(c),
         Err(problems) => {

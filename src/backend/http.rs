@@ -4,7 +4,7 @@ use crate::config::HttpSpec;
 use http::header;
 use pingora::http::RequestHeader;
 use pingora::lb::{health_check::TcpHealthCheck, selection::RoundRobin, LoadBalancer};
-use pingora::services::background::{background_service, GenBackgroundService};
+use pingora::services::background::background_service;
 use pingora::upstreams::peer::HttpPeer;
 use std::sync::Arc;
 
@@ -21,13 +21,7 @@ impl HttpBackend {
     pub fn new(
         name: &str,
         spec: &HttpSpec,
-    ) -> Result<
-        (
-            HttpBackend,
-            Option<GenBackgroundService<LoadBalancer<RoundRobin>>>,
-        ),
-        String,
-    > {
+    ) -> Result<(HttpBackend, Option<super::HealthCheckService>), String> {
         let mut pool =
             LoadBalancer::<RoundRobin>::try_from_iter(spec.addresses.iter().map(String::as_str))
                 .map_err(|e| format!("backends.{name}.addresses: {e}"))?;

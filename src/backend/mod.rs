@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// A live backend.
 pub enum Backend {
     /// A bucket.
-    S3(s3::S3Backend),
+    S3(Box<s3::S3Backend>),
     /// An origin pool.
     Http(http::HttpBackend),
     /// A local directory.
@@ -54,8 +54,11 @@ impl Backend {
     }
 }
 
+/// A background service running one origin pool's health checks.
+pub type HealthCheckService = GenBackgroundService<LoadBalancer<RoundRobin>>;
+
 /// Health-check services that must run beside the proxy.
-pub type HealthChecks = Vec<GenBackgroundService<LoadBalancer<RoundRobin>>>;
+pub type HealthChecks = Vec<HealthCheckService>;
 
 /// Builds every configured backend; also returns the health-check services to register.
 pub fn build(config: &Config) -> Result<(HashMap<String, Arc<Backend>>, HealthChecks), String> {
@@ -63,7 +66,7 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<Backend>>, HealthCh
     let mut checks = Vec::new();
     for (name, spec) in &config.backends {
         let backend = match spec {
-            BackendSpec::S3(s) => Backend::S3(s3::S3Backend::new(name, s)),
+            BackendSpec::S3(s) => Backend::S3(Box::new(s3::S3Backend::new(name, s))),
             BackendSpec::Dir(d) => Backend::Dir(dir::DirBackend::new(name, d)),
             BackendSpec::Http(h) => {
                 let (backend, check) = http::HttpBackend::new(name, h)?;

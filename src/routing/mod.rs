@@ -65,7 +65,9 @@ impl<B> Router<B> {
                 }
             }
         }
-        router.suffixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        router
+            .suffixes
+            .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
         router
     }
 

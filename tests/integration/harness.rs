@@ -201,6 +201,8 @@ pub struct Garage {
     /// An SDK client with full access, for seeding objects.
     pub client: aws_sdk_s3::Client,
     _dir: PathBuf,
+    /// The watchdog shell; it outlives the test process only long enough to stop Garage.
+    _watchdog: Child,
 }
 
 /// The shared Garage server (started on first use).
@@ -258,7 +260,7 @@ root_domain = ".s3.garage.localhost"
          kill $g 2>/dev/null; wait $g",
         me = std::process::id()
     );
-    Command::new("sh")
+    let watchdog = Command::new("sh")
         .arg("-c")
         .arg(script)
         .arg(&bin)
@@ -276,6 +278,7 @@ root_domain = ".s3.garage.localhost"
         client: s3_client(&endpoint, GARAGE_KEY_ID, GARAGE_SECRET),
         endpoint,
         _dir: dir,
+        _watchdog: watchdog,
     }
 }
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Integration tests: the real gateway binary against real servers on loopback ports
 //! (Garage for S3, a hyper origin, local directories). One test binary so Garage starts once.
 
