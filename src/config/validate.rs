@@ -121,6 +121,26 @@ const DEFAULT_COMPRESSIBLE: &[&str] = &[
     "image/svg+xml",
 ];
 
+/// Backend keys that belong to only some kinds (the rest are shared by all).
+const BACKEND_KEY_KINDS: &[(&str, &[&str])] = &[
+    ("bucket", &["s3"]),
+    ("region", &["s3"]),
+    ("endpoint", &["s3"]),
+    ("path_style", &["s3"]),
+    ("key_prefix", &["s3", "dir"]),
+    ("credentials", &["s3"]),
+    ("access_denied_status", &["s3"]),
+    ("addresses", &["http"]),
+    ("host_header", &["http"]),
+    ("tls", &["http"]),
+    ("sni", &["http"]),
+    ("verify_cert", &["http"]),
+    ("health_check_interval", &["http"]),
+    ("root", &["dir"]),
+    ("connect_timeout", &["s3", "http"]),
+    ("read_timeout", &["s3", "http"]),
+];
+
 /// Response headers that never leave the gateway from an S3 backend.
 const S3_INTERNAL_HEADERS: &[&str] = &[
     "x-amz-*",
@@ -352,18 +372,43 @@ impl Validator<'_> {
     }
 
     /// Records every key set on a backend that its kind does not use.
-    fn foreign_keys(&mut self, path: &str, kind: &str, set: &[(&str, bool)]) {
+    fn foreign_keys(&mut self, path: &str, raw: &RawBackend) {
+        let set = [
+            ("bucket", raw.bucket.is_some()),
+            ("region", raw.region.is_some()),
+            ("endpoint", raw.endpoint.is_some()),
+            ("path_style", raw.path_style.is_some()),
+            ("key_prefix", raw.key_prefix.is_some()),
+            ("credentials", raw.credentials.is_some()),
+            ("access_denied_status", raw.access_denied_status.is_some()),
+            ("addresses", raw.addresses.is_some()),
+            ("host_header", raw.host_header.is_some()),
+            ("tls", raw.tls.is_some()),
+            ("sni", raw.sni.is_some()),
+            ("verify_cert", raw.verify_cert.is_some()),
+            ("health_check_interval", raw.health_check_interval.is_some()),
+            ("root", raw.root.is_some()),
+            ("connect_timeout", raw.connect_timeout.is_some()),
+            ("read_timeout", raw.read_timeout.is_some()),
+        ];
         for (key, present) in set {
-            if *present {
+            let used_by = BACKEND_KEY_KINDS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(&[][..], |(_, kinds)| *kinds);
+            if present && !used_by.contains(&raw.kind.as_str()) {
                 self.problems.add(
                     format!("{path}.{key}"),
-                    format!("is not a key of {kind} backends"),
+                    format!("is not a key of {} backends", raw.kind),
                 );
             }
         }
     }
 
     fn backend(&mut self, path: &str, raw: RawBackend) -> Option<BackendSpec> {
+        if matches!(raw.kind.as_str(), "s3" | "http" | "dir") {
+            self.foreign_keys(path, &raw);
+        }
         let connect_timeout = self.duration(
             &format!("{path}.connect_timeout"),
             raw.connect_timeout.as_deref(),
@@ -376,19 +421,6 @@ impl Validator<'_> {
         );
         match raw.kind.as_str() {
             "s3" => {
-                self.foreign_keys(
-                    path,
-                    "s3",
-                    &[
-                        ("addresses", raw.addresses.is_some()),
-                        ("host_header", raw.host_header.is_some()),
-                        ("tls", raw.tls.is_some()),
-                        ("sni", raw.sni.is_some()),
-                        ("verify_cert", raw.verify_cert.is_some()),
-                        ("health_check_interval", raw.health_check_interval.is_some()),
-                        ("root", raw.root.is_some()),
-                    ],
-                );
                 let bucket = raw.bucket.unwrap_or_default();
                 if !valid_bucket(&bucket) {
                     self.problems.add(
@@ -437,20 +469,6 @@ impl Validator<'_> {
                 }))
             }
             "http" => {
-                self.foreign_keys(
-                    path,
-                    "http",
-                    &[
-                        ("bucket", raw.bucket.is_some()),
-                        ("region", raw.region.is_some()),
-                        ("endpoint", raw.endpoint.is_some()),
-                        ("path_style", raw.path_style.is_some()),
-                        ("key_prefix", raw.key_prefix.is_some()),
-                        ("credentials", raw.credentials.is_some()),
-                        ("access_denied_status", raw.access_denied_status.is_some()),
-                        ("root", raw.root.is_some()),
-                    ],
-                );
                 let addresses = raw.addresses.unwrap_or_default();
                 if addresses.is_empty() {
                     self.problems.add(
@@ -497,26 +515,6 @@ impl Validator<'_> {
                 }))
             }
             "dir" => {
-                self.foreign_keys(
-                    path,
-                    "dir",
-                    &[
-                        ("bucket", raw.bucket.is_some()),
-                        ("region", raw.region.is_some()),
-                        ("endpoint", raw.endpoint.is_some()),
-                        ("path_style", raw.path_style.is_some()),
-                        ("credentials", raw.credentials.is_some()),
-                        ("access_denied_status", raw.access_denied_status.is_some()),
-                        ("addresses", raw.addresses.is_some()),
-                        ("host_header", raw.host_header.is_some()),
-                        ("tls", raw.tls.is_some()),
-                        ("sni", raw.sni.is_some()),
-                        ("verify_cert", raw.verify_cert.is_some()),
-                        ("health_check_interval", raw.health_check_interval.is_some()),
-                        ("connect_timeout", raw.connect_timeout.is_some()),
-                        ("read_timeout", raw.read_timeout.is_some()),
-                    ],
-                );
                 let Some(root) = raw.root else {
                     self.problems.add(
                         format!("{path}.root"),

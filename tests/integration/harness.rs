@@ -118,6 +118,18 @@ impl Gateway {
         format!("http://{}{}", self.admin, path)
     }
 
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     /// Process id (for RSS measurement).
     pub fn pid(&self) -> u32 {
         self.child.id()

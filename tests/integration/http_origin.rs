@@ -158,14 +158,7 @@ async fn health_checks_steer_around_a_dead_member() {
             .unwrap();
         assert_eq!(r.status(), 200, "{}", gw.log());
     }
-    let metrics = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(&format!(
             "assetgate_backend_up{{backend=\"api\",member=\"127.0.0.1:{dead}\"}} 0"

@@ -55,14 +55,7 @@ async fn metrics_after_traffic_pass_promtool() {
     let ready = c.get(gw.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 
-    let text = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     for expected in [
         r#"assetgate_requests_total{host="cdn.test",route="files",status="200"} 3"#,
         r#"assetgate_requests_total{host="cdn.test",route="files",status="404"} 1"#,

@@ -170,14 +170,7 @@ async fn wrong_secret_is_a_bad_gateway() {
         r.text().await.unwrap(),
         "backend rejected the gateway's credentials\n"
     );
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(
             r#"assetgate_backend_errors_total{backend="bucket",reason="credentials_rejected"} 1"#
