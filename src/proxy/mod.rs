@@ -266,7 +266,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -313,7 +313,9 @@ impl ProxyHttp for Gateway {
                 .inc();
         }
         *upstream_response = respond::error_header(&failure);
-        ctx.replacement = Some(respond::error_body(&failure));
+        if session.req_header().method != Method::HEAD {
+            ctx.replacement = Some(respond::error_body(&failure));
+        }
         ctx.error = Some(failure);
         Ok(())
     }

@@ -222,3 +222,27 @@ fn systemd_unit_verifies() {
         "systemd-analyze verify:\n{stderr}"
     );
 }
+
+#[test]
+fn example_config_has_only_environment_problems() {
+    // The example names files, env vars and directories of a production host; everything else
+    // in it (every key, every value) must be valid, so it cannot drift from the code.
+    let out = assetgate()
+        .args([
+            "check",
+            "-c",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/conf/example.toml"),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines().skip(1) {
+        let line = line.trim();
+        assert!(
+            line.contains("cannot read")
+                || line.contains("is not set")
+                || line.contains("cannot open"),
+            "unexpected problem in conf/example.toml: {line}"
+        );
+    }
+}

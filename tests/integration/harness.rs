@@ -10,13 +10,21 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+/// A free TCP port on 127.0.0.1 (bound, then released), never the same twice in this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind port 0")
+            .local_addr()
+            .expect("local addr")
+            .port();
+        let mut seen = HANDED_OUT.lock().expect("port list");
+        if !seen.contains(&port) {
+            seen.push(port);
+            return port;
+        }
+    }
 }
 
 /// Finds a program on PATH or in ~/.cargo/bin; panics naming how to install it.
@@ -212,7 +220,8 @@ pub struct Garage {
     pub endpoint: String,
     /// An SDK client with full access, for seeding objects.
     pub client: aws_sdk_s3::Client,
-    _dir: PathBuf,
+    dir: PathBuf,
+    bin: PathBuf,
     /// The watchdog shell; it outlives the test process only long enough to stop Garage.
     _watchdog: Child,
 }
@@ -289,7 +298,8 @@ root_domain = ".s3.garage.localhost"
     Garage {
         client: s3_client(&endpoint, GARAGE_KEY_ID, GARAGE_SECRET),
         endpoint,
-        _dir: dir,
+        dir,
+        bin,
         _watchdog: watchdog,
     }
 }
@@ -335,8 +345,35 @@ impl Garage {
             .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
     }
 
-    /// A `[backends.NAME]` table pointing at this Garage with the given secret.
+    /// Creates an access key with no permission on any bucket (idempotent).
+    pub fn import_key(&self, key_id: &str, secret: &str) {
+        let out = Command::new(&self.bin)
+            .arg("-c")
+            .arg(self.dir.join("garage.toml"))
+            .args(["key", "import", "--yes", "-n", key_id, key_id, secret])
+            .output()
+            .expect("run garage key import");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || stderr.contains("already exists"),
+            "garage key import failed: {stderr}"
+        );
+    }
+
+    /// A `[backends.NAME]` table pointing at this Garage with the harness's key and `secret`.
     pub fn backend_toml(&self, name: &str, key_prefix: &str, secret: &str) -> String {
+        self.backend_toml_with_key(name, key_prefix, GARAGE_KEY_ID, secret)
+    }
+
+    /// A `[backends.NAME]` table pointing at this Garage with the given key id and secret, both
+    /// read from files as an operator would.
+    pub fn backend_toml_with_key(
+        &self,
+        name: &str,
+        key_prefix: &str,
+        key_id: &str,
+        secret: &str,
+    ) -> String {
         format!(
             r#"
 [backends.{name}]
@@ -349,10 +386,11 @@ key_prefix = "{key_prefix}"
 read_timeout = "5s"
 [backends.{name}.credentials]
 from = "static"
-access_key_id = {{ env = "ASSETGATE_TEST_KEY_ID" }}
+access_key_id = {{ file = "{key_file}" }}
 secret_access_key = {{ file = "{secret_file}" }}
 "#,
             endpoint = self.endpoint,
+            key_file = secret_file(key_id).display(),
             secret_file = secret_file(secret).display(),
         )
     }
@@ -360,13 +398,9 @@ secret_access_key = {{ file = "{secret_file}" }}
 
 /// Writes `secret` to a file and returns its path (secrets come from files or env, never TOML).
 pub fn secret_file(secret: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!(
-        "assetgate-secret-{}-{}",
-        std::process::id(),
-        secret.len() + secret.bytes().map(usize::from).sum::<usize>()
-    ));
+    let path =
+        std::env::temp_dir().join(format!("assetgate-secret-{}-{secret}", std::process::id()));
     std::fs::write(&path, secret).expect("secret file");
-    std::env::set_var("ASSETGATE_TEST_KEY_ID", GARAGE_KEY_ID);
     path
 }
 

@@ -95,3 +95,37 @@ async fn metrics_after_traffic_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn json_access_log_has_one_event_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    let gw = Gateway::start(&format!(
+        "[log]\nformat = \"json\"\naccess_log = true\n\
+         [backends.files]\nkind = \"dir\"\nroot = \"{}\"\n\
+         [[hosts]]\nnames = [\"cdn.test\"]\n[[hosts.routes]]\nname = \"files\"\npath = \"/\"\nbackend = \"files\"\n",
+        dir.path().display()
+    ));
+    let r = client()
+        .get(gw.url("/a.txt?x=1"))
+        .header("host", "cdn.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = gw.log();
+    let access: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "assetgate::access")
+        .collect();
+    assert_eq!(access.len(), 1, "{log}");
+    let event = &access[0];
+    assert_eq!(event["status"], 200);
+    assert_eq!(event["method"], "GET");
+    assert_eq!(event["path"], "/a.txt");
+    assert_eq!(event["route"], "files");
+    assert_eq!(event["backend"], "files");
+    assert_eq!(event["bytes"], 1);
+}

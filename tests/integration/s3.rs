@@ -275,3 +275,88 @@ async fn streams_256_mib_in_constant_memory() {
         "RSS grew by {growth_mib:.1} MiB while streaming 256 MiB"
     );
 }
+
+#[tokio::test]
+async fn denied_objects_are_hidden_and_counted_and_unknown_keys_are_502() {
+    let g = garage().await;
+    g.put("denied/x.txt", "not for this key", "text/plain")
+        .await;
+    // A real key with no permission on the bucket: Garage answers 403 AccessDenied.
+    let (weak_id, weak_secret) = (
+        "GKdeadbeefdeadbeefdeadbeef",
+        "aa11bb22cc33dd44ee55ff6600112233445566778899aabbccddeeff00112233",
+    );
+    g.import_key(weak_id, weak_secret);
+    let unknown_id = "GK000000000000000000000000";
+    let gw = Gateway::start(&format!(
+        "{}{}{}[[hosts]]\nnames = [\"*\"]\n\
+         [[hosts.routes]]\npath = \"/hidden\"\nstrip_prefix = \"/hidden\"\nbackend = \"hidden\"\n\
+         [[hosts.routes]]\npath = \"/told\"\nstrip_prefix = \"/told\"\nbackend = \"told\"\n\
+         [[hosts.routes]]\npath = \"/unknown\"\nstrip_prefix = \"/unknown\"\nbackend = \"unknown\"\n",
+        g.backend_toml_with_key("hidden", "", weak_id, weak_secret),
+        g.backend_toml_with_key("told", "", weak_id, weak_secret).replace(
+            "[backends.told.credentials]",
+            "access_denied_status = 403\n[backends.told.credentials]"
+        ),
+        g.backend_toml_with_key("unknown", "", unknown_id, weak_secret),
+    ));
+    let c = client();
+    let r = c.get(gw.url("/hidden/denied/x.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "{}", gw.log());
+    no_backend_headers(&r);
+    assert_eq!(r.text().await.unwrap(), "not found\n");
+    let r = c.head(gw.url("/hidden/denied/x.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = c.get(gw.url("/told/denied/x.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.text().await.unwrap(), "forbidden\n");
+    let r = c.get(gw.url("/unknown/denied/x.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let metrics = gw.metrics().await;
+    for expected in [
+        r#"assetgate_backend_errors_total{backend="hidden",reason="access_denied"} 2"#,
+        r#"assetgate_backend_errors_total{backend="told",reason="access_denied"} 1"#,
+        r#"assetgate_backend_errors_total{backend="unknown",reason="credentials_rejected"} 1"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
+}
+
+/// Garage cannot be made to throttle, so a socket answers as S3 does when it does: 503 SlowDown.
+#[tokio::test]
+async fn throttling_is_503_with_retry_after() {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+            let _ = write!(
+                s,
+                "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nx-amz-request-id: REQ123\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let gw = Gateway::start(&format!(
+        "[backends.busy]\nkind = \"s3\"\nbucket = \"assets\"\nregion = \"garage\"\n\
+         endpoint = \"http://127.0.0.1:{port}\"\npath_style = true\ncredentials = {{ from = \"anonymous\" }}\n\
+         [[hosts]]\nnames = [\"*\"]\n[[hosts.routes]]\npath = \"/\"\nbackend = \"busy\"\n"
+    ));
+    let r = client().get(gw.url("/x.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    no_backend_headers(&r);
+    assert_eq!(r.text().await.unwrap(), "backend is throttling requests\n");
+    assert!(
+        gw.log().contains("REQ123"),
+        "the bucket's request id is logged"
+    );
+}
