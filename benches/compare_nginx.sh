@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Pass-through proxy throughput: assetgate vs nginx (proxy_pass, no cache) in front of the same
 # nginx origin, same wrk load, for 1 KiB and 100 KiB objects. Prints req/s and p50/p99 latency
-# (median of RUNS runs each) and the ratio assetgate/nginx.
+# (median of RUNS runs each) and the ratio assetgate/nginx. A bare Pingora proxy
+# (examples/bare_pingora.rs: no gateway logic at all) runs beside them as the floor, so gateway
+# overhead and Pingora overhead can be told apart.
 #
 #   benches/compare_nginx.sh            # defaults: RUNS=3 DURATION=10s CONNECTIONS=64 THREADS=2
 #   RUNS=5 DURATION=20s benches/compare_nginx.sh
@@ -17,15 +19,17 @@ WORKERS=${WORKERS:-2}
 for tool in nginx wrk python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install nginx-light wrk python3" >&2; exit 1; }
 done
-cargo build --release --quiet
+cargo build --release --quiet --bin assetgate --example bare_pingora
 BIN=target/release/assetgate
+BARE=target/release/examples/bare_pingora
 
 DIR=$(mktemp -d /tmp/assetgate-bench.XXXXXX)
 mkdir -p "$DIR/files" "$DIR/tmp"
 head -c 1024 /dev/urandom > "$DIR/files/1k.bin"
 head -c 102400 /dev/urandom > "$DIR/files/100k.bin"
+chmod -R a+rX "$DIR"   # nginx workers run as an unprivileged user
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ORIGIN_PORT=$(port); NGINX_PORT=$(port); ASSETGATE_PORT=$(port); ADMIN_PORT=$(port)
+ORIGIN_PORT=$(port); NGINX_PORT=$(port); ASSETGATE_PORT=$(port); ADMIN_PORT=$(port); BARE_PORT=$(port)
 render() {
   sed -e "s#__DIR__#$DIR#g" -e "s#__ORIGIN_PORT__#$ORIGIN_PORT#g" -e "s#__NGINX_PORT__#$NGINX_PORT#g" \
       -e "s#__ASSETGATE_PORT__#$ASSETGATE_PORT#g" -e "s#__ADMIN_PORT__#$ADMIN_PORT#g" \
@@ -41,7 +45,8 @@ trap cleanup EXIT
 nginx -c "$DIR/origin.conf" -p "$DIR" & pids+=($!)
 nginx -c "$DIR/proxy.conf" -p "$DIR" & pids+=($!)
 "$BIN" run -c "$DIR/assetgate.toml" 2>"$DIR/assetgate.log" & pids+=($!)
-for p in $ORIGIN_PORT $NGINX_PORT $ASSETGATE_PORT; do
+"$BARE" "127.0.0.1:$BARE_PORT" "127.0.0.1:$ORIGIN_PORT" "$WORKERS" 2>"$DIR/bare.log" & pids+=($!)
+for p in $ORIGIN_PORT $NGINX_PORT $ASSETGATE_PORT $BARE_PORT; do
   for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done
 curl -fsS "http://127.0.0.1:$ASSETGATE_PORT/1k.bin" -o /dev/null
@@ -52,9 +57,9 @@ RESULTS="$DIR/results.txt"
 for size in 1k 100k; do
   for run in $(seq "$RUNS"); do
     # Alternate who goes first so neither always runs on a warmer machine.
-    if [ $((run % 2)) -eq 1 ]; then order="assetgate nginx"; else order="nginx assetgate"; fi
+    if [ $((run % 2)) -eq 1 ]; then order="assetgate nginx pingora"; else order="pingora nginx assetgate"; fi
     for who in $order; do
-      if [ "$who" = assetgate ]; then p=$ASSETGATE_PORT; else p=$NGINX_PORT; fi
+      case $who in assetgate) p=$ASSETGATE_PORT ;; nginx) p=$NGINX_PORT ;; pingora) p=$BARE_PORT ;; esac
       wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$p/$size.bin" > "$DIR/wrk.out"
       python3 - "$DIR/wrk.out" "$who" "$size" >> "$RESULTS" <<'PY'
 import re, sys
@@ -82,11 +87,12 @@ for who, size, rps, p50, p99, errors in rows:
 print(f"{'size':>6} {'proxy':>10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
 for size in ("1k", "100k"):
     out = {}
-    for who in ("assetgate", "nginx"):
+    for who in ("assetgate", "nginx", "pingora"):
         runs = med[(who, size)]
         out[who] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
         rps, p50, p99 = out[who]
         print(f"{size:>6} {who:>10} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
-    a, n = out["assetgate"], out["nginx"]
-    print(f"{size:>6} {'ratio':>10} {a[0]/n[0]:>10.2f} {a[1]/n[1]:>8.2f} {a[2]/n[2]:>8.2f}   (assetgate/nginx; req/s higher is better, latency lower)")
+    a, n, b = out["assetgate"], out["nginx"], out["pingora"]
+    print(f"{size:>6} {'ag/nginx':>10} {a[0]/n[0]:>10.2f} {a[1]/n[1]:>8.2f} {a[2]/n[2]:>8.2f}   (req/s: higher is better; latency: lower)")
+    print(f"{size:>6} {'ag/pingora':>10} {a[0]/b[0]:>10.2f} {a[1]/b[1]:>8.2f} {a[2]/b[2]:>8.2f}   (gateway overhead over bare Pingora)")
 PY

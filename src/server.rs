@@ -39,6 +39,7 @@ fn server_conf(config: &Config, options: RunOptions) -> ServerConf {
     let s = &config.server;
     ServerConf {
         threads: s.threads,
+        work_stealing: s.work_stealing,
         pid_file: s.pid_file.clone(),
         upgrade_sock: s.upgrade_sock.clone(),
         grace_period_seconds: Some(s.grace_period_seconds),

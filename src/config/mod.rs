@@ -43,6 +43,8 @@ pub struct Config {
 pub struct ServerSettings {
     /// Worker threads per listener service.
     pub threads: usize,
+    /// Work stealing between worker threads.
+    pub work_stealing: bool,
     /// PID file used in daemon mode.
     pub pid_file: String,
     /// Socket for listener hand-over on graceful upgrade.

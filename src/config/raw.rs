@@ -13,6 +13,9 @@ use std::path::PathBuf;
 pub struct RawServer {
     /// Worker threads per listener service (default: number of CPUs).
     pub threads: Option<usize>,
+    /// Let idle worker threads steal tasks from busy ones (default false: one independent
+    /// runtime per thread, like nginx workers, which has fewer cross-thread wake-ups).
+    pub work_stealing: Option<bool>,
     /// PID file written when running as a daemon.
     pub pid_file: Option<String>,
     /// Unix socket used to hand listeners to a new process on graceful upgrade.

@@ -212,6 +212,7 @@ impl Validator<'_> {
         }
         ServerSettings {
             threads,
+            work_stealing: raw.work_stealing.unwrap_or(false),
             pid_file: raw
                 .pid_file
                 .unwrap_or_else(|| "/tmp/assetgate.pid".to_string()),
