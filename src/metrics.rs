@@ -25,7 +25,7 @@ pub struct Metrics {
     pub backend_up: IntGaugeVec,
     /// `assetgate_backend_errors_total{backend,reason}`: failures talking to a backend.
     pub backend_errors: IntCounterVec,
-    /// `assetgate_rejected_requests_total{reason}`: requests refused before any backend was asked.
+    /// `assetgate_rejected_requests_total{reason}`: requests that matched no route.
     pub rejected: IntCounterVec,
     /// `assetgate_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
@@ -106,7 +106,7 @@ impl Metrics {
             rejected: counter(
                 &registry,
                 "assetgate_rejected_requests_total",
-                "Requests refused by the gateway before any backend was asked, by reason.",
+                "Requests that matched no route, by reason (bad_path, no_route).",
                 &["reason"],
             ),
             build_info: gauge(

@@ -131,7 +131,10 @@ pub struct S3Backend {
     connect_host: String,
     resolver: CachedResolver,
     provider: OnceCell<Option<SharedCredentialsProvider>>,
-    credentials: Mutex<Option<Credentials>>,
+    /// Last credentials obtained; read on every request without waiting.
+    credentials: std::sync::RwLock<Option<Credentials>>,
+    /// Held while refreshing, so only one request asks the provider.
+    refresh: Mutex<()>,
     client: OnceCell<aws_sdk_s3::Client>,
     forbidden: Mutex<Option<(Instant, ForbiddenCause)>>,
 }
@@ -150,7 +153,8 @@ impl S3Backend {
             connect_host,
             spec: spec.clone(),
             provider: OnceCell::new(),
-            credentials: Mutex::new(None),
+            credentials: std::sync::RwLock::new(None),
+            refresh: Mutex::new(()),
             client: OnceCell::new(),
             forbidden: Mutex::new(None),
         }
@@ -248,24 +252,43 @@ impl S3Backend {
             .clone()
     }
 
+    /// The cached credentials unless they expire within [`CREDENTIAL_REFRESH_MARGIN`].
+    fn fresh_credentials(&self) -> Option<Credentials> {
+        let cached = self
+            .credentials
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cached
+            .as_ref()
+            .filter(|c| {
+                c.expiry()
+                    .is_none_or(|exp| exp > SystemTime::now() + CREDENTIAL_REFRESH_MARGIN)
+            })
+            .cloned()
+    }
+
     /// Current credentials, refreshed shortly before they expire; `None` for anonymous access.
+    /// Requests read the cache without waiting; one of them refreshes it when it runs stale.
     async fn current_credentials(&self) -> Result<Option<Credentials>, S3Error> {
         let Some(provider) = self.provider().await else {
             return Ok(None);
         };
-        let mut cached = self.credentials.lock().await;
-        let fresh = cached.as_ref().is_some_and(|c| {
-            c.expiry()
-                .is_none_or(|exp| exp > SystemTime::now() + CREDENTIAL_REFRESH_MARGIN)
-        });
-        if !fresh {
-            let creds = provider
-                .provide_credentials()
-                .await
-                .map_err(|e| S3Error::NoCredentials(e.to_string()))?;
-            *cached = Some(creds);
+        if let Some(creds) = self.fresh_credentials() {
+            return Ok(Some(creds));
         }
-        Ok(cached.clone())
+        let _refreshing = self.refresh.lock().await;
+        if let Some(creds) = self.fresh_credentials() {
+            return Ok(Some(creds));
+        }
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| S3Error::NoCredentials(e.to_string()))?;
+        *self
+            .credentials
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(creds.clone());
+        Ok(Some(creds))
     }
 
     /// Replaces `req` with a signed GET/HEAD for `key`, keeping only range and conditional headers.

@@ -14,6 +14,8 @@ pub struct RequestCtx {
     pub started: Instant,
     /// The route, once matched.
     pub matched: Option<RouteMatch<Backend>>,
+    /// The normalised request path (decoded once; see `routing::path`).
+    pub path: String,
     /// Object key (s3, dir) or encoded origin path and query (http).
     pub key: String,
     /// Whether the client connection is TLS.
@@ -32,6 +34,7 @@ impl RequestCtx {
         RequestCtx {
             started: Instant::now(),
             matched: None,
+            path: String::new(),
             key: String::new(),
             tls: false,
             upstream_started: None,

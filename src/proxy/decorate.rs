@@ -8,13 +8,14 @@ use http::header::{self, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 
 /// Applies the route's response policy: backend-internal headers removed; Cache-Control and
-/// Content-Disposition on successful answers only (never on errors, so an error is never
-/// cached for a year); CORS headers and `Vary: Origin`.
+/// Content-Disposition (named after the last segment of the normalised `path`) on successful
+/// answers only, never on errors, so an error is never cached for a year; CORS headers and
+/// `Vary: Origin`.
 pub fn decorate(
     resp: &mut ResponseHeader,
     m: &RouteMatch<Backend>,
     req: &RequestHeader,
-    key: &str,
+    path: &str,
 ) {
     strip_headers(resp, m.backend.strip_headers());
     let status = resp.status.as_u16();
@@ -25,7 +26,7 @@ pub fn decorate(
             let _ = resp.insert_header(header::CACHE_CONTROL, cc.clone());
         }
         if route.download && status != 304 {
-            if let Some(v) = attachment(key) {
+            if let Some(v) = attachment(path) {
                 let _ = resp.insert_header(header::CONTENT_DISPOSITION, v);
             }
         }
@@ -90,9 +91,9 @@ pub fn append_vary(resp: &mut ResponseHeader, token: &str) {
     }
 }
 
-/// `attachment; filename="..."; filename*=UTF-8''...` for the last segment of `key`.
-pub fn attachment(key: &str) -> Option<HeaderValue> {
-    let name = key.rsplit('/').find(|s| !s.is_empty())?;
+/// `attachment; filename="..."; filename*=UTF-8''...` for the last segment of a decoded path.
+pub fn attachment(path: &str) -> Option<HeaderValue> {
+    let name = path.rsplit('/').find(|s| !s.is_empty())?;
     let ascii: String = name
         .chars()
         .map(|c| {

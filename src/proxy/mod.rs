@@ -15,7 +15,7 @@ use crate::backend::Backend;
 use crate::config::{CompressionSettings, Config};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, UNMATCHED};
-use crate::routing::path::normalise;
+use crate::routing::path::{encode, normalise};
 use crate::routing::{object_key, origin_path, Router};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -77,7 +77,7 @@ impl Gateway {
     /// Route decorations plus the per-response compression decision.
     fn finish_header(&self, session: &mut Session, ctx: &RequestCtx, resp: &mut ResponseHeader) {
         if let Some(m) = &ctx.matched {
-            decorate::decorate(resp, m, session.req_header(), &ctx.key);
+            decorate::decorate(resp, m, session.req_header(), &ctx.path);
         }
         if !decorate::compressible(resp, &self.compression) {
             if let Some(c) = session
@@ -173,6 +173,7 @@ impl ProxyHttp for Gateway {
             return self.reject(session, ctx, GatewayError::NoRoute).await;
         };
         ctx.matched = Some(matched.clone());
+        ctx.path = path.clone();
         if let Some(answer) = self.preflight(session, ctx).await {
             return answer;
         }
@@ -197,7 +198,7 @@ impl ProxyHttp for Gateway {
                 Ok(false)
             }
             Backend::Http(_) => {
-                let mut target = path::encode_path(&origin_path(route, &path));
+                let mut target = encode(&origin_path(route, &path)).to_string();
                 if let Some(q) = session.req_header().uri.query() {
                     target.push('?');
                     target.push_str(q);
@@ -426,12 +427,5 @@ impl ProxyHttp for Gateway {
                 error = ctx.error.as_ref().map(|e| e.label()).or(e.map(|_| "proxy")).unwrap_or("-"),
             );
         }
-    }
-}
-
-mod path {
-    /// Re-encodes a decoded path for an origin request line.
-    pub fn encode_path(decoded: &str) -> String {
-        crate::routing::path::encode(decoded).to_string()
     }
 }

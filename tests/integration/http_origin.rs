@@ -22,6 +22,12 @@ health_check_interval = "1s"
 names = ["api.test"]
 
 [[hosts.routes]]
+name = "exports"
+path = "/api/exports"
+backend = "api"
+download = true
+
+[[hosts.routes]]
 name = "v1"
 path = "/api"
 backend = "api"
@@ -68,6 +74,18 @@ async fn passes_methods_bodies_and_queries_through() {
             "{text}"
         );
     }
+    // Download mode names the file after the decoded path, never the query string.
+    let r = c
+        .get(gw.url("/api/exports/q3%20report.csv?token=abc"))
+        .header("host", "api.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"q3 report.csv\"; filename*=UTF-8''q3%20report.csv"
+    );
     let r = c
         .head(gw.url("/api/x"))
         .header("host", "api.test")
