@@ -410,6 +410,7 @@ pub mod origin {
     //! A real HTTP/1.1 origin on a free port. It answers:
     //! - `/status/NNN` with status NNN;
     //! - `/slow` after 3 s;
+    //! - any path ending in `/encoded` with a body it says is already gzip-encoded;
     //! - anything else with an echo of the request: method, path, query, Host,
     //!   X-Forwarded-For and the body.
     use bytes::Bytes;
@@ -480,6 +481,15 @@ pub mod origin {
                 .status(code)
                 .header("content-type", "text/plain")
                 .body(Full::new(Bytes::from(format!("origin status {code}\n"))))
+                .expect("response"));
+        }
+        if path.ends_with("/encoded") {
+            return Ok(Response::builder()
+                .header("content-type", "text/css")
+                .header("content-encoding", "gzip")
+                .body(Full::new(Bytes::from_static(
+                    b"\x1f\x8bpretend-gzip-bytes-from-the-origin",
+                )))
                 .expect("response"));
         }
         if path == "/slow" {

@@ -74,6 +74,35 @@ async fn passes_methods_bodies_and_queries_through() {
             "{text}"
         );
     }
+    // Text from the origin is compressed when the client accepts it...
+    let r = c
+        .get(gw.url("/api/compress-me"))
+        .header("host", "api.test")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&r.bytes().await.unwrap()[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert!(text.contains("path=/v1/compress-me\n"), "{text}");
+    // ...but a body the origin already encoded is passed through untouched.
+    let r = c
+        .get(gw.url("/api/encoded"))
+        .header("host", "api.test")
+        .header("accept-encoding", "gzip, br, zstd")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(
+        &r.bytes().await.unwrap()[..],
+        b"\x1f\x8bpretend-gzip-bytes-from-the-origin"
+    );
     // Download mode names the file after the decoded path, never the query string.
     let r = c
         .get(gw.url("/api/exports/q3%20report.csv?token=abc"))

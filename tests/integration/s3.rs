@@ -70,6 +70,32 @@ async fn awkward_keys_are_fetched_exactly() {
         .await
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "body of awkward/plus+sign.txt");
+    // Text from the bucket is compressed for clients that accept it; ranges never are.
+    let r = c
+        .get(gw.url("/awkward/plus+sign.txt"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert!(r.headers()["etag"].to_str().unwrap().starts_with("W/"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&r.bytes().await.unwrap()[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert_eq!(text, "body of awkward/plus+sign.txt");
+    let r = c
+        .get(gw.url("/awkward/plus+sign.txt"))
+        .header("accept-encoding", "gzip")
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert!(r.headers().get("content-encoding").is_none());
+    assert_eq!(r.text().await.unwrap(), "body");
 }
 
 #[tokio::test]
