@@ -173,7 +173,7 @@ impl ProxyHttp for Gateway {
             return self.reject(session, ctx, GatewayError::NoRoute).await;
         };
         ctx.matched = Some(matched.clone());
-        ctx.path = path.clone();
+        ctx.path = path;
         if let Some(answer) = self.preflight(session, ctx).await {
             return answer;
         }
@@ -186,11 +186,11 @@ impl ProxyHttp for Gateway {
         }
         match matched.backend.as_ref() {
             Backend::Dir(dir) => {
-                ctx.key = object_key(route, dir.key_prefix(), &path);
+                ctx.key = object_key(route, dir.key_prefix(), &ctx.path);
                 dir_serve::serve(self, session, ctx, dir).await
             }
             Backend::S3(s3) => {
-                ctx.key = object_key(route, s3.key_prefix(), &path);
+                ctx.key = object_key(route, s3.key_prefix(), &ctx.path);
                 if ctx.key.is_empty() || ctx.key.ends_with('/') {
                     // Never let an empty key turn into a bucket listing.
                     return self.reject(session, ctx, GatewayError::NotFound).await;
@@ -198,7 +198,7 @@ impl ProxyHttp for Gateway {
                 Ok(false)
             }
             Backend::Http(_) => {
-                let mut target = encode(&origin_path(route, &path)).to_string();
+                let mut target = encode(&origin_path(route, &ctx.path)).to_string();
                 if let Some(q) = session.req_header().uri.query() {
                     target.push('?');
                     target.push_str(q);

@@ -196,6 +196,14 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Decodes a gzip body (panics on invalid gzip, which is a test failure).
+pub fn gunzip(body: &[u8]) -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(body), &mut text)
+        .expect("valid gzip");
+    text
+}
+
 /// An HTTP client that never follows redirects nor decompresses.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
