@@ -34,8 +34,9 @@ pub struct RawServer {
 pub struct RawListener {
     /// `IP:port` to bind, e.g. `0.0.0.0:443`.
     pub address: String,
-    /// TLS certificate and key; when present the listener speaks TLS and offers HTTP/2 via ALPN.
-    pub tls: Option<RawTls>,
+    /// TLS certificate and key ([`RawTls`]); when present the listener speaks TLS and offers
+    /// HTTP/2 via ALPN. Kept raw so its own errors carry its own key path.
+    pub tls: Option<toml::Value>,
 }
 
 /// `[listeners.tls]`: PEM files for a TLS listener.
@@ -122,8 +123,8 @@ pub struct RawBackend {
     pub path_style: Option<bool>,
     /// Prefix prepended to every object key; requests can never leave it (s3, dir).
     pub key_prefix: Option<String>,
-    /// How requests are signed (s3).
-    pub credentials: Option<RawCredentials>,
+    /// How requests are signed ([`RawCredentials`]; s3). Kept raw for precise error paths.
+    pub credentials: Option<toml::Value>,
     /// Status answered when the bucket denies access to an object: 404 (default, hides existence) or 403 (s3).
     pub access_denied_status: Option<u16>,
     // --- http ---
@@ -184,8 +185,9 @@ pub struct RawRoute {
     pub cache_control: Option<String>,
     /// Add `Content-Disposition: attachment` with the key's file name.
     pub download: Option<bool>,
-    /// Cross-origin resource sharing answered at the gateway.
-    pub cors: Option<RawCors>,
+    /// Cross-origin resource sharing answered at the gateway ([`RawCors`]). Kept raw for
+    /// precise error paths.
+    pub cors: Option<toml::Value>,
 }
 
 /// `[hosts.routes.cors]`.

@@ -256,11 +256,15 @@ impl Validator<'_> {
                 self.problems
                     .add(format!("{path}.address"), "duplicate listener address");
             }
-            let tls = raw.tls.map(|t| TlsFiles {
-                cert_file: self.readable_file(&format!("{path}.tls.cert_file"), &t.cert_file),
-                key_file: self.readable_file(&format!("{path}.tls.key_file"), &t.key_file),
-                http2: t.http2.unwrap_or(true),
-            });
+            let tls_path = format!("{path}.tls");
+            let tls = raw
+                .tls
+                .and_then(|t| item::<RawTls>(self.problems, &tls_path, t))
+                .map(|t| TlsFiles {
+                    cert_file: self.readable_file(&format!("{path}.tls.cert_file"), &t.cert_file),
+                    key_file: self.readable_file(&format!("{path}.tls.key_file"), &t.key_file),
+                    http2: t.http2.unwrap_or(true),
+                });
             out.push(Listener { address, tls });
         }
         out
@@ -558,10 +562,11 @@ impl Validator<'_> {
         }
     }
 
-    fn credentials(&mut self, path: &str, raw: Option<RawCredentials>) -> Option<CredentialSpec> {
+    fn credentials(&mut self, path: &str, raw: Option<toml::Value>) -> Option<CredentialSpec> {
         let Some(raw) = raw else {
             return Some(CredentialSpec::Default);
         };
+        let raw: RawCredentials = item(self.problems, path, raw)?;
         let secret = |name: &str, s: &Option<RawSecret>, problems: &mut Problems| {
             let s = s.as_ref()?;
             match Secret::resolve(s) {
@@ -802,9 +807,11 @@ impl Validator<'_> {
                 })
                 .ok()
         });
+        let cors_path = format!("{path}.cors");
         let cors = raw
             .cors
-            .map(|c| self.cors(&format!("{path}.cors"), c, &methods));
+            .and_then(|c| item::<RawCors>(self.problems, &cors_path, c))
+            .map(|c| self.cors(&cors_path, c, &methods));
         let name = raw
             .name
             .clone()

@@ -46,6 +46,11 @@ fn every_problem_is_reported_with_its_key_path() {
 [[listeners]]
 address = "127.0.0.1:notaport"
 
+[[listeners]]
+address = "127.0.0.1:8443"
+[listeners.tls]
+cert = "typo.pem"
+
 [admin]
 address = "127.0.0.1:9999"
 
@@ -78,6 +83,12 @@ methods = ["GET", "PUT"]
 path = "/x/../y"
 backend = "imgs"
 
+[[hosts.routes]]
+path = "/z"
+backend = "files"
+[hosts.routes.cors]
+allow_origin = ["https://app.example.com"]
+
 [[hosts]]
 names = ["cdn.example.com", "bad host"]
 
@@ -97,6 +108,8 @@ bakend = "typo"
         "backends.weird.kind: unknown backend kind \"ftp\"",
         "hosts[0].routes[1].path: \"/x/../y\": dot segment in path",
         "hosts[0].routes[1].backend: unknown backend \"imgs\"",
+        "listeners[1].tls: unknown field `cert`",
+        "hosts[0].routes[2].cors: unknown field `allow_origin`",
         "hosts[1].names[0]: \"cdn.example.com\" is already used by another host",
         "hosts[1].names[1]: \"bad host\" is not a host name",
         "hosts[1].routes[0]: unknown field `bakend`",
