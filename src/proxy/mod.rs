@@ -301,7 +301,10 @@ impl ProxyHttp for Gateway {
             .get("x-amz-request-id")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        if failure != GatewayError::NotFound || status != 404 {
+        if status == 404 {
+            // Missing keys are routine; keep them out of the default log level.
+            tracing::debug!(backend = %s3.name, request_id, key = %ctx.key, "no such key");
+        } else {
             tracing::warn!(
                 backend = %s3.name, status, request_id, key = %ctx.key, answer = failure.status(),
                 "bucket answered with an error"
