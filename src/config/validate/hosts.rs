@@ -1,0 +1,326 @@
+//! Validation of `[[hosts]]` and their routes: names, paths, key mapping, methods, CORS.
+
+use super::{item, path_has_prefix, Validator};
+use crate::config::raw::*;
+use crate::config::*;
+use crate::routing::path::normalise;
+use std::collections::BTreeSet;
+
+impl Validator<'_> {
+    pub(super) fn hosts(
+        &mut self,
+        values: Vec<toml::Value>,
+        backends: &BTreeMap<String, String>,
+    ) -> Vec<Host> {
+        if values.is_empty() {
+            self.problems
+                .add("hosts", "at least one [[hosts]] entry is required");
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
+            let path = format!("hosts[{i}]");
+            let Some(raw) = item::<RawHost>(self.problems, &path, value) else {
+                continue;
+            };
+            if raw.names.is_empty() {
+                self.problems.add(
+                    format!("{path}.names"),
+                    "at least one host name is required",
+                );
+            }
+            let mut patterns = Vec::new();
+            for (j, name) in raw.names.iter().enumerate() {
+                let npath = format!("{path}.names[{j}]");
+                match parse_host_pattern(name) {
+                    Ok(p) => {
+                        if !seen.insert(p.clone()) {
+                            self.problems.add(
+                                &npath,
+                                format!("\"{name}\" is already used by another host"),
+                            );
+                        }
+                        patterns.push(p);
+                    }
+                    Err(e) => self.problems.add(&npath, e),
+                }
+            }
+            if raw.routes.is_empty() {
+                self.problems
+                    .add(format!("{path}.routes"), "at least one route is required");
+            }
+            let mut routes = Vec::new();
+            for (j, value) in raw.routes.into_iter().enumerate() {
+                let rpath = format!("{path}.routes[{j}]");
+                if let Some(route) = item::<RawRoute>(self.problems, &rpath, value)
+                    .and_then(|r| self.route(&rpath, r, backends))
+                {
+                    routes.push(route);
+                }
+            }
+            out.push(Host {
+                names: raw.names.iter().map(|n| n.to_ascii_lowercase()).collect(),
+                patterns,
+                routes,
+            });
+        }
+        out
+    }
+
+    fn route_path(&mut self, path: &str, text: &str) -> Option<String> {
+        match normalise(text) {
+            Ok(n) if n == text => Some(n),
+            Ok(n) => {
+                self.problems
+                    .add(path, format!("\"{text}\" is not normalised; write \"{n}\""));
+                None
+            }
+            Err(e) => {
+                self.problems.add(path, format!("\"{text}\": {e}"));
+                None
+            }
+        }
+    }
+
+    fn methods(&mut self, path: &str, list: &[String]) -> Vec<Method> {
+        let mut out = Vec::new();
+        for (i, m) in list.iter().enumerate() {
+            match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                Ok(method) => out.push(method),
+                Err(_) => self.problems.add(
+                    format!("{path}[{i}]"),
+                    format!("\"{m}\" is not an HTTP method"),
+                ),
+            }
+        }
+        out
+    }
+
+    /// `backends` maps every declared backend name to its `kind`, valid or not, so a broken
+    /// backend is reported once at its own key rather than again as "unknown" at each route.
+    fn route(
+        &mut self,
+        path: &str,
+        raw: RawRoute,
+        backends: &BTreeMap<String, String>,
+    ) -> Option<Route> {
+        let matcher = match (&raw.path, &raw.exact) {
+            (Some(p), None) => self
+                .route_path(&format!("{path}.path"), p)
+                .map(|p| PathMatch::Prefix(p.trim_end_matches('/').to_string())),
+            (None, Some(e)) => self
+                .route_path(&format!("{path}.exact"), e)
+                .map(PathMatch::Exact),
+            _ => {
+                self.problems
+                    .add(path, "give exactly one of `path` (prefix) or `exact`");
+                None
+            }
+        };
+        let backend = backends.get(&raw.backend);
+        if backend.is_none() {
+            self.problems.add(
+                format!("{path}.backend"),
+                format!("unknown backend \"{}\"", raw.backend),
+            );
+        }
+        let methods = match &raw.methods {
+            Some(list) => self.methods(&format!("{path}.methods"), list),
+            None => vec![Method::GET, Method::HEAD],
+        };
+        if let Some(kind) = backend {
+            if kind == "s3" || kind == "dir" {
+                for m in &methods {
+                    if *m != Method::GET && *m != Method::HEAD {
+                        self.problems.add(
+                            format!("{path}.methods"),
+                            format!(
+                                "{m} is not allowed: backend \"{}\" is read-only (GET, HEAD)",
+                                raw.backend
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        let strip_prefix = raw
+            .strip_prefix
+            .clone()
+            .map(|s| s.trim_end_matches('/').to_string());
+        if let (Some(strip), Some(m)) = (&strip_prefix, &matcher) {
+            let matched = match m {
+                PathMatch::Prefix(p) => p,
+                PathMatch::Exact(e) => e,
+            };
+            if !path_has_prefix(matched, strip) {
+                self.problems.add(
+                    format!("{path}.strip_prefix"),
+                    format!("\"{strip}\" is not a leading part of the route's path \"{matched}\""),
+                );
+            }
+        }
+        let add_prefix = raw.add_prefix.clone().unwrap_or_default();
+        if !add_prefix.is_empty() {
+            let probe = if add_prefix.starts_with('/') {
+                add_prefix.clone()
+            } else {
+                format!("/{add_prefix}")
+            };
+            if normalise(&probe).ok().as_deref() != Some(probe.as_str()) {
+                self.problems.add(
+                    format!("{path}.add_prefix"),
+                    "must be plain path text: no '.', '..', empty segments or '%' escapes",
+                );
+            }
+        }
+        let cache_control = raw.cache_control.as_deref().and_then(|cc| {
+            HeaderValue::from_str(cc)
+                .map_err(|_| {
+                    self.problems.add(
+                        format!("{path}.cache_control"),
+                        "is not a valid header value",
+                    )
+                })
+                .ok()
+        });
+        let cors_path = format!("{path}.cors");
+        let cors = raw
+            .cors
+            .and_then(|c| item::<RawCors>(self.problems, &cors_path, c))
+            .map(|c| self.cors(&cors_path, c, &methods));
+        let name = raw
+            .name
+            .clone()
+            .unwrap_or_else(|| raw.path.clone().or(raw.exact.clone()).unwrap_or_default());
+        Some(Route {
+            name,
+            matcher: matcher?,
+            backend: raw.backend,
+            strip_prefix,
+            add_prefix,
+            methods,
+            cache_control,
+            download: raw.download.unwrap_or(false),
+            cors: cors.flatten(),
+        })
+    }
+
+    fn header_names(&mut self, path: &str, list: Option<Vec<String>>) -> Vec<HeaderName> {
+        let mut out = Vec::new();
+        for (i, h) in list.unwrap_or_default().iter().enumerate() {
+            match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
+                Ok(n) => out.push(n),
+                Err(_) => self.problems.add(
+                    format!("{path}[{i}]"),
+                    format!("\"{h}\" is not a header name"),
+                ),
+            }
+        }
+        out
+    }
+
+    fn cors(&mut self, path: &str, raw: RawCors, route_methods: &[Method]) -> Option<Cors> {
+        let credentials = raw.allow_credentials.unwrap_or(false);
+        let origins = if raw.allow_origins.iter().any(|o| o == "*") {
+            if raw.allow_origins.len() > 1 {
+                self.problems.add(
+                    format!("{path}.allow_origins"),
+                    "\"*\" cannot be combined with other origins",
+                );
+            }
+            if credentials {
+                self.problems.add(
+                    format!("{path}.allow_credentials"),
+                    "cannot be true with allow_origins = [\"*\"]; list the origins instead",
+                );
+            }
+            AllowedOrigins::Any
+        } else {
+            if raw.allow_origins.is_empty() {
+                self.problems
+                    .add(format!("{path}.allow_origins"), "list at least one origin");
+            }
+            for (i, o) in raw.allow_origins.iter().enumerate() {
+                if !valid_origin(o) {
+                    self.problems.add(
+                        format!("{path}.allow_origins[{i}]"),
+                        format!("\"{o}\" is not an origin like https://app.example.com"),
+                    );
+                }
+            }
+            AllowedOrigins::List(
+                raw.allow_origins
+                    .iter()
+                    .map(|o| o.to_ascii_lowercase())
+                    .collect(),
+            )
+        };
+        let methods = match &raw.allow_methods {
+            Some(list) => self.methods(&format!("{path}.allow_methods"), list),
+            None => route_methods.to_vec(),
+        };
+        Some(Cors {
+            origins,
+            methods,
+            allow_headers: self.header_names(&format!("{path}.allow_headers"), raw.allow_headers),
+            expose_headers: self
+                .header_names(&format!("{path}.expose_headers"), raw.expose_headers),
+            allow_credentials: credentials,
+            max_age: raw.max_age,
+        })
+    }
+}
+
+fn valid_origin(o: &str) -> bool {
+    let Some((scheme, rest)) = o.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '?', '#', ' ', '*'])
+}
+
+fn parse_host_pattern(name: &str) -> Result<HostPattern, String> {
+    let name = name.to_ascii_lowercase();
+    if name == "*" {
+        return Ok(HostPattern::Any);
+    }
+    let (wild, rest) = match name.strip_prefix("*.") {
+        Some(r) => (true, r),
+        None => (false, name.as_str()),
+    };
+    let ok = !rest.is_empty()
+        && rest.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        });
+    if !ok {
+        return Err(format!(
+            "\"{name}\" is not a host name; use cdn.example.com, *.example.com or *"
+        ));
+    }
+    Ok(if wild {
+        HostPattern::Suffix(format!(".{rest}"))
+    } else {
+        HostPattern::Exact(rest.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns() {
+        assert_eq!(
+            parse_host_pattern("*.Example.com"),
+            Ok(HostPattern::Suffix(".example.com".into()))
+        );
+        assert_eq!(parse_host_pattern("*"), Ok(HostPattern::Any));
+        assert!(parse_host_pattern("a..b").is_err());
+        assert!(parse_host_pattern("a b").is_err());
+    }
+}

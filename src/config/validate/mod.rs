@@ -1,0 +1,370 @@
+//! Raw → typed config. Every problem is collected with its key path; nothing stops at the first.
+
+use super::raw::*;
+use super::units::parse_duration;
+use super::*;
+use crate::routing::path::normalise;
+use serde::Deserialize;
+use std::fmt;
+use std::path::Path;
+
+mod backend;
+mod hosts;
+
+/// One configuration problem at a key path, e.g. `hosts[1].routes[0].backend`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, Default, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Reads and validates a config file. Relative paths inside it resolve against the file's folder.
+pub fn load(path: &Path) -> Result<Config, Problems> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Problems(vec![Problem {
+            path: String::new(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }])
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    from_toml_str(&text, base)
+}
+
+/// Validates config text; `base` is the folder relative paths are resolved against.
+pub fn from_toml_str(text: &str, base: &Path) -> Result<Config, Problems> {
+    let mut problems = Problems::default();
+    let raw: RawConfig = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            problems.add("", toml_message(&e));
+            return Err(problems);
+        }
+    };
+    let config = Validator {
+        problems: &mut problems,
+        base,
+    }
+    .config(raw);
+    if problems.0.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}
+
+fn toml_message(e: &toml::de::Error) -> String {
+    e.message().trim().to_string()
+}
+
+struct Validator<'a> {
+    problems: &'a mut Problems,
+    base: &'a Path,
+}
+
+/// Deserialises one raw item; a failure is recorded at `path`.
+fn item<T: for<'de> Deserialize<'de>>(
+    problems: &mut Problems,
+    path: &str,
+    value: toml::Value,
+) -> Option<T> {
+    match T::deserialize(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.add(path, toml_message(&e));
+            None
+        }
+    }
+}
+
+const DEFAULT_COMPRESSIBLE: &[&str] = &[
+    "text/*",
+    "application/json",
+    "application/javascript",
+    "application/xml",
+    "application/manifest+json",
+    "application/wasm",
+    "image/svg+xml",
+];
+
+impl Validator<'_> {
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let server = self.server(raw.server);
+        let listeners = self.listeners(raw.listeners);
+        let admin = raw
+            .admin
+            .and_then(|v| item::<RawAdmin>(self.problems, "admin", v))
+            .and_then(|a| self.socket_addr("admin.address", &a.address));
+        if let Some(admin) = admin {
+            if listeners.iter().any(|l| l.address == admin) {
+                self.problems
+                    .add("admin.address", "is also a listener address");
+            }
+        }
+        let log = self.log(raw.log);
+        let compression = self.compression(raw.compression);
+        let declared: BTreeMap<String, String> = raw
+            .backends
+            .iter()
+            .map(|(name, v)| {
+                let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+                (name.clone(), kind.to_string())
+            })
+            .collect();
+        let mut backends = BTreeMap::new();
+        for (name, value) in raw.backends {
+            let path = format!("backends.{name}");
+            if let Some(spec) =
+                item::<RawBackend>(self.problems, &path, value).and_then(|b| self.backend(&path, b))
+            {
+                backends.insert(name, spec);
+            }
+        }
+        let hosts = self.hosts(raw.hosts, &declared);
+        Config {
+            server,
+            listeners,
+            admin,
+            log,
+            compression,
+            backends,
+            hosts,
+        }
+    }
+
+    fn server(&mut self, value: Option<toml::Value>) -> ServerSettings {
+        let raw = value
+            .and_then(|v| item::<RawServer>(self.problems, "server", v))
+            .unwrap_or_default();
+        let threads = raw.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        if threads == 0 || threads > 1024 {
+            self.problems
+                .add("server.threads", "must be between 1 and 1024");
+        }
+        ServerSettings {
+            threads,
+            work_stealing: raw.work_stealing.unwrap_or(false),
+            pid_file: raw
+                .pid_file
+                .unwrap_or_else(|| "/tmp/assetgate.pid".to_string()),
+            upgrade_sock: raw
+                .upgrade_sock
+                .unwrap_or_else(|| "/tmp/assetgate_upgrade.sock".to_string()),
+            grace_period_seconds: raw.grace_period_seconds.unwrap_or(0),
+            graceful_shutdown_timeout_seconds: raw.graceful_shutdown_timeout_seconds.unwrap_or(5),
+            upstream_keepalive_pool_size: raw.upstream_keepalive_pool_size.unwrap_or(1024),
+        }
+    }
+
+    fn socket_addr(&mut self, path: &str, text: &str) -> Option<SocketAddr> {
+        match text.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problems.add(
+                    path,
+                    format!("\"{text}\" is not an IP:port address like 127.0.0.1:8080"),
+                );
+                None
+            }
+        }
+    }
+
+    fn listeners(&mut self, values: Vec<toml::Value>) -> Vec<Listener> {
+        if values.is_empty() {
+            self.problems
+                .add("listeners", "at least one [[listeners]] entry is required");
+        }
+        let mut out: Vec<Listener> = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
+            let path = format!("listeners[{i}]");
+            let Some(raw) = item::<RawListener>(self.problems, &path, value) else {
+                continue;
+            };
+            let Some(address) = self.socket_addr(&format!("{path}.address"), &raw.address) else {
+                continue;
+            };
+            if out.iter().any(|l| l.address == address) {
+                self.problems
+                    .add(format!("{path}.address"), "duplicate listener address");
+            }
+            let tls_path = format!("{path}.tls");
+            let tls = raw
+                .tls
+                .and_then(|t| item::<RawTls>(self.problems, &tls_path, t))
+                .map(|t| TlsFiles {
+                    cert_file: self.readable_file(&format!("{path}.tls.cert_file"), &t.cert_file),
+                    key_file: self.readable_file(&format!("{path}.tls.key_file"), &t.key_file),
+                    http2: t.http2.unwrap_or(true),
+                });
+            out.push(Listener { address, tls });
+        }
+        out
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn readable_file(&mut self, path: &str, file: &Path) -> PathBuf {
+        let full = self.resolve(file);
+        if let Err(e) = std::fs::File::open(&full) {
+            self.problems
+                .add(path, format!("cannot read {}: {e}", full.display()));
+        }
+        full
+    }
+
+    fn log(&mut self, value: Option<toml::Value>) -> LogSettings {
+        let raw = value
+            .and_then(|v| item::<RawLog>(self.problems, "log", v))
+            .unwrap_or_default();
+        let format = match raw.format.as_deref() {
+            None | Some("plain") => LogFormat::Plain,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                self.problems.add(
+                    "log.format",
+                    format!("\"{other}\" is not a format; use plain or json"),
+                );
+                LogFormat::Plain
+            }
+        };
+        let level = raw.level.unwrap_or_else(|| "info".to_string());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+            self.problems
+                .add("log.level", format!("invalid filter \"{level}\": {e}"));
+        }
+        LogSettings {
+            format,
+            level,
+            access_log: raw.access_log.unwrap_or(true),
+        }
+    }
+
+    fn compression(&mut self, value: Option<toml::Value>) -> CompressionSettings {
+        let raw = value
+            .and_then(|v| item::<RawCompression>(self.problems, "compression", v))
+            .unwrap_or_default();
+        let level = raw.level.unwrap_or(5);
+        if level > 9 {
+            self.problems.add(
+                "compression.level",
+                "must be 0 (off) to 9; the level applies to gzip, brotli and zstd alike",
+            );
+        }
+        let types = raw
+            .types
+            .unwrap_or_else(|| DEFAULT_COMPRESSIBLE.iter().map(|s| s.to_string()).collect())
+            .into_iter()
+            .map(|t| t.to_ascii_lowercase())
+            .collect();
+        CompressionSettings { level, types }
+    }
+
+    fn duration(&mut self, path: &str, text: Option<&str>, default: Duration) -> Duration {
+        match text.map(parse_duration) {
+            None => default,
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => {
+                self.problems.add(path, "must be greater than zero");
+                default
+            }
+            Some(Err(e)) => {
+                self.problems.add(path, e);
+                default
+            }
+        }
+    }
+
+    fn key_prefix(&mut self, path: &str, prefix: Option<String>) -> String {
+        let prefix = prefix.unwrap_or_default();
+        if prefix.is_empty() {
+            return prefix;
+        }
+        if prefix.starts_with('/') {
+            self.problems
+                .add(path, "must not start with '/' (keys are relative)");
+        }
+        match normalise(&format!("/{prefix}")) {
+            Ok(n) if n == format!("/{prefix}") => {}
+            _ => self.problems.add(
+                path,
+                "must be a plain key prefix: no '.', '..', empty segments, '%' escapes or control characters",
+            ),
+        }
+        prefix
+    }
+
+    fn strip_list(&mut self, extra: Option<Vec<String>>, base: &[&str]) -> Vec<String> {
+        base.iter()
+            .map(|s| s.to_string())
+            .chain(extra.unwrap_or_default())
+            .map(|s| s.to_ascii_lowercase())
+            .collect()
+    }
+}
+
+/// Whether `path` equals `prefix` or continues it at a segment boundary.
+pub(crate) fn path_has_prefix(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || (path.starts_with(prefix)
+            && (prefix.ends_with('/') || path.as_bytes().get(prefix.len()) == Some(&b'/')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_segment_aware() {
+        assert!(path_has_prefix("/img/a.png", "/img"));
+        assert!(path_has_prefix("/img", "/img"));
+        assert!(!path_has_prefix("/imgs/a.png", "/img"));
+        assert!(path_has_prefix("/anything", ""));
+    }
+}
