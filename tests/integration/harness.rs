@@ -282,11 +282,12 @@ root_domain = ".s3.garage.localhost"
     )
     .expect("garage config");
     let log = std::fs::File::create(dir.join("garage.log")).expect("garage log");
-    // A watchdog shell stops Garage when this test process exits, however it exits.
+    // A watchdog shell stops Garage when this test process exits, however it exits, and
+    // removes its data (the suite stores a 256 MiB object).
     let script = format!(
         "\"$0\" -c \"$1\" server --single-node --default-bucket & g=$!; \
          while kill -0 {me} 2>/dev/null && kill -0 $g 2>/dev/null; do sleep 0.5; done; \
-         kill $g 2>/dev/null; wait $g",
+         kill $g 2>/dev/null; wait $g; rm -rf \"$2\"",
         me = std::process::id()
     );
     let watchdog = Command::new("sh")
@@ -294,6 +295,7 @@ root_domain = ".s3.garage.localhost"
         .arg(script)
         .arg(&bin)
         .arg(&conf)
+        .arg(&dir)
         .env("GARAGE_DEFAULT_ACCESS_KEY", GARAGE_KEY_ID)
         .env("GARAGE_DEFAULT_SECRET_KEY", GARAGE_SECRET)
         .env("GARAGE_DEFAULT_BUCKET", GARAGE_BUCKET)
