@@ -109,6 +109,11 @@ impl HttpBackend {
         Ok(())
     }
 
+    /// Number of configured members.
+    pub fn member_count(&self) -> usize {
+        self.spec.addresses.len()
+    }
+
     /// Each member and whether it currently passes health checks.
     pub fn member_health(&self) -> Vec<(String, bool)> {
         let backends = self.pool.backends();

@@ -20,6 +20,8 @@ pub struct RequestCtx {
     pub key: String,
     /// Whether the client connection is TLS.
     pub tls: bool,
+    /// Connection attempts to other origin members after a failed connect.
+    pub connect_retries: usize,
     /// When the upstream request was sent.
     pub upstream_started: Option<Instant>,
     /// A body that replaces the backend's (its error page), sent at end of stream.
@@ -37,6 +39,7 @@ impl RequestCtx {
             path: String::new(),
             key: String::new(),
             tls: false,
+            connect_retries: 0,
             upstream_started: None,
             replacement: None,
             error: None,

@@ -234,6 +234,24 @@ impl ProxyHttp for Gateway {
         Ok(Box::new(peer))
     }
 
+    /// A member that refuses connections is skipped: the next healthy member is tried, at most
+    /// once per member, before health checks have noticed.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(Backend::Http(pool)) = ctx.matched.as_ref().map(|m| m.backend.as_ref()) {
+            if ctx.connect_retries + 1 < pool.member_count() {
+                ctx.connect_retries += 1;
+                e.set_retry(true);
+            }
+        }
+        e
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,

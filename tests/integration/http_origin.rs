@@ -184,6 +184,24 @@ backend = "api"
 }
 
 #[tokio::test]
+async fn a_refusing_member_is_skipped_before_health_checks_notice() {
+    let origin = origin::start();
+    let dead = free_port();
+    let gw = Gateway::start(&format!(
+        "[backends.api]\nkind = \"http\"\naddresses = [\"127.0.0.1:{dead}\", \"{}\"]\n\
+         health_check_interval = \"0s\"\n\
+         [[hosts]]\nnames = [\"*\"]\n[[hosts.routes]]\npath = \"/\"\nbackend = \"api\"\n",
+        origin.addr
+    ));
+    let c = client();
+    for _ in 0..6 {
+        let r = c.get(gw.url("/ping")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", gw.log());
+    }
+    assert_eq!(origin.hits(), 6);
+}
+
+#[tokio::test]
 async fn health_checks_steer_around_a_dead_member() {
     let origin = origin::start();
     let dead = free_port();
