@@ -11,27 +11,31 @@ const TTL: Duration = Duration::from_secs(30);
 pub struct CachedResolver {
     host: String,
     port: u16,
+    /// Set when `host` is an IP literal: no DNS at all.
+    literal: Option<SocketAddr>,
     cached: Mutex<Option<(Instant, SocketAddr)>>,
 }
 
 impl CachedResolver {
     /// A resolver for `host:port`; IP literals never touch DNS.
     pub fn new(host: String, port: u16) -> CachedResolver {
+        let literal = host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port));
         CachedResolver {
             host,
             port,
+            literal,
             cached: Mutex::new(None),
         }
     }
 
     /// The current address, or `None` when the name does not resolve.
     pub async fn resolve(&self) -> Option<SocketAddr> {
-        if let Ok(ip) = self
-            .host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-        {
-            return Some(SocketAddr::new(ip, self.port));
+        if self.literal.is_some() {
+            return self.literal;
         }
         let mut cached = self.cached.lock().await;
         if let Some((at, addr)) = *cached {
@@ -47,8 +51,5 @@ impl CachedResolver {
 
 /// Resolves `host:port` once through the system resolver without blocking the runtime.
 async fn lookup_once(host: &str, port: u16) -> Option<SocketAddr> {
-    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
-        return Some(SocketAddr::new(ip, port));
-    }
     tokio::net::lookup_host((host, port)).await.ok()?.next()
 }

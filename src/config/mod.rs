@@ -10,7 +10,6 @@ mod validate;
 
 pub use secret::Secret;
 pub use units::parse_duration;
-pub(crate) use validate::path_has_prefix;
 pub use validate::{from_toml_str, load, Problem, Problems};
 
 use http::{HeaderName, HeaderValue, Method};

@@ -119,7 +119,7 @@ fn compile_host<B>(host: &Host, backends: &HashMap<String, Arc<B>>) -> CompiledH
 fn matches(matcher: &PathMatch, path: &str) -> bool {
     match matcher {
         PathMatch::Exact(e) => path == e,
-        PathMatch::Prefix(p) => crate::config::path_has_prefix(path, p),
+        PathMatch::Prefix(p) => path::has_prefix(path, p),
     }
 }
 

@@ -115,6 +115,15 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// Whether a normalised `path` equals `prefix` or continues it at a segment boundary
+/// (`/img` matches `/img` and `/img/a`, not `/imgs`); the empty prefix matches everything.
+pub fn has_prefix(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || (path.starts_with(prefix)
+            && (prefix.ends_with('/') || path.as_bytes().get(prefix.len()) == Some(&b'/')))
+}
+
 /// Characters left as they are when a decoded path or key is put back into a URL:
 /// RFC 3986 unreserved characters and `/`. Everything else is percent-encoded, which is also
 /// exactly what S3's SigV4 canonical URI expects.
@@ -168,6 +177,14 @@ mod tests {
         ] {
             assert_eq!(normalise(raw), Err(err), "{raw}");
         }
+    }
+
+    #[test]
+    fn prefixes_are_segment_aware() {
+        assert!(has_prefix("/img/a.png", "/img"));
+        assert!(has_prefix("/img", "/img"));
+        assert!(!has_prefix("/imgs/a.png", "/img"));
+        assert!(has_prefix("/anything", ""));
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Validation of `[[hosts]]` and their routes: names, paths, key mapping, methods, CORS.
 
-use super::{item, path_has_prefix, Validator};
+use super::{item, Validator};
 use crate::config::raw::*;
 use crate::config::*;
-use crate::routing::path::normalise;
+use crate::routing::path::{has_prefix, normalise};
 use std::collections::BTreeSet;
 
 impl Validator<'_> {
@@ -152,7 +152,7 @@ impl Validator<'_> {
                 PathMatch::Prefix(p) => p,
                 PathMatch::Exact(e) => e,
             };
-            if !path_has_prefix(matched, strip) {
+            if !has_prefix(matched, strip) {
                 self.problems.add(
                     format!("{path}.strip_prefix"),
                     format!("\"{strip}\" is not a leading part of the route's path \"{matched}\""),

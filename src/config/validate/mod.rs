@@ -347,24 +347,3 @@ impl Validator<'_> {
             .collect()
     }
 }
-
-/// Whether `path` equals `prefix` or continues it at a segment boundary.
-pub(crate) fn path_has_prefix(path: &str, prefix: &str) -> bool {
-    prefix.is_empty()
-        || path == prefix
-        || (path.starts_with(prefix)
-            && (prefix.ends_with('/') || path.as_bytes().get(prefix.len()) == Some(&b'/')))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes_are_segment_aware() {
-        assert!(path_has_prefix("/img/a.png", "/img"));
-        assert!(path_has_prefix("/img", "/img"));
-        assert!(!path_has_prefix("/imgs/a.png", "/img"));
-        assert!(path_has_prefix("/anything", ""));
-    }
-}
