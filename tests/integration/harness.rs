@@ -406,10 +406,11 @@ secret_access_key = {{ file = "{secret_file}" }}
     }
 }
 
-/// Writes `secret` to a file and returns its path (secrets come from files or env, never TOML).
+/// Writes `secret` to a new file and returns its path (secrets come from files or env, never TOML).
 pub fn secret_file(secret: &str) -> PathBuf {
-    let path =
-        std::env::temp_dir().join(format!("assetgate-secret-{}-{secret}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let path = std::env::temp_dir().join(format!("assetgate-secret-{}-{n}", std::process::id()));
     std::fs::write(&path, secret).expect("secret file");
     path
 }
@@ -418,7 +419,7 @@ pub fn secret_file(secret: &str) -> PathBuf {
 
 pub mod origin {
     //! A real HTTP/1.1 origin on a free port. It answers:
-    //! - `/status/NNN` with status NNN;
+    //! - any path containing `/status/NNN` with status NNN;
     //! - `/slow` after 3 s;
     //! - any path ending in `/encoded` with a body it says is already gzip-encoded;
     //! - anything else with an echo of the request: method, path, query, Host,
@@ -485,7 +486,7 @@ pub mod origin {
         req: Request<hyper::body::Incoming>,
     ) -> Result<Response<Full<Bytes>>, hyper::Error> {
         let path = req.uri().path().to_string();
-        if let Some(code) = path.strip_prefix("/status/") {
+        if let Some((_, code)) = path.split_once("/status/") {
             let code: u16 = code.parse().unwrap_or(500);
             return Ok(Response::builder()
                 .status(code)
