@@ -14,12 +14,30 @@ pub enum Precondition {
     Failed,
 }
 
-/// Weak comparison of an entity tag against a list header (`*`, `"a", W/"b"`).
-fn list_matches(list: &str, etag: &str) -> bool {
-    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    let target = strip(etag);
+/// How two entity tags are compared (RFC 9110 §8.8.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Comparison {
+    /// Both tags strong and their opaque parts equal (If-Match, If-Range).
+    Strong,
+    /// Opaque parts equal, weakness ignored (If-None-Match).
+    Weak,
+}
+
+/// Whether `candidate` matches the representation's `etag` under `how`.
+fn tags_match(candidate: &str, etag: &str, how: Comparison) -> bool {
+    let (candidate, etag) = (candidate.trim(), etag.trim());
+    let candidate_weak = candidate.starts_with("W/");
+    let etag_weak = etag.starts_with("W/");
+    if how == Comparison::Strong && (candidate_weak || etag_weak) {
+        return false;
+    }
+    candidate.trim_start_matches("W/") == etag.trim_start_matches("W/")
+}
+
+/// Whether a list header (`*`, `"a", W/"b"`) names the representation's `etag`.
+fn list_matches(list: &str, etag: &str, how: Comparison) -> bool {
     list.split(',')
-        .any(|candidate| candidate.trim() == "*" || strip(candidate) == target)
+        .any(|candidate| candidate.trim() == "*" || tags_match(candidate, etag, how))
 }
 
 fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
@@ -41,7 +59,7 @@ fn secs(t: SystemTime) -> u64 {
 pub fn evaluate(headers: &HeaderMap, etag: &str, modified: SystemTime) -> Precondition {
     use http::header::*;
     if let Some(list) = header(headers, IF_MATCH) {
-        if !list_matches(list, etag) {
+        if !list_matches(list, etag, Comparison::Strong) {
             return Precondition::Failed;
         }
     } else if let Some(since) = date(headers, IF_UNMODIFIED_SINCE) {
@@ -50,7 +68,7 @@ pub fn evaluate(headers: &HeaderMap, etag: &str, modified: SystemTime) -> Precon
         }
     }
     if let Some(list) = header(headers, IF_NONE_MATCH) {
-        if list_matches(list, etag) {
+        if list_matches(list, etag, Comparison::Weak) {
             return Precondition::NotModified;
         }
     } else if let Some(since) = date(headers, IF_MODIFIED_SINCE) {
@@ -65,7 +83,9 @@ pub fn evaluate(headers: &HeaderMap, etag: &str, modified: SystemTime) -> Precon
 pub fn if_range_allows(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
     match header(headers, http::header::IF_RANGE) {
         None => true,
-        Some(v) if v.trim_start().starts_with('"') => v.trim() == etag,
+        Some(v) if v.trim_start().starts_with('"') || v.trim_start().starts_with("W/") => {
+            tags_match(v, etag, Comparison::Strong)
+        }
         Some(v) => httpdate::parse_http_date(v).is_ok_and(|d| secs(d) == secs(modified)),
     }
 }
@@ -73,6 +93,7 @@ pub fn if_range_allows(headers: &HeaderMap, etag: &str, modified: SystemTime) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::time::Duration;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -121,6 +142,28 @@ mod tests {
             evaluate(&headers(&[("if-match", "\"x\"")]), etag, t),
             Precondition::Failed
         );
+        // If-Match compares strongly: a weak tag never matches (RFC 9110 §13.1.1).
+        assert_eq!(
+            evaluate(&headers(&[("if-match", "W/\"abc\"")]), etag, t),
+            Precondition::Failed
+        );
+        assert_eq!(
+            evaluate(&headers(&[("if-match", "\"x\", \"abc\"")]), etag, t),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&headers(&[("if-match", "*")]), etag, t),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&headers(&[("if-match", "\"abc\"")]), "W/\"abc\"", t),
+            Precondition::Failed
+        );
+        assert!(!if_range_allows(
+            &headers(&[("if-range", "W/\"abc\"")]),
+            etag,
+            t
+        ));
         assert!(if_range_allows(
             &headers(&[("if-range", "\"abc\"")]),
             etag,
@@ -131,5 +174,37 @@ mod tests {
             etag,
             t
         ));
+    }
+
+    fn hostile_header() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop_oneof![
+            Just(b"\"".to_vec()),
+            Just(b"W/".to_vec()),
+            Just(b",".to_vec()),
+            Just(b"*".to_vec()),
+            Just(b" ".to_vec()),
+            Just(b"abc".to_vec()),
+            Just(b"Tue, 14 Nov 2023 22:13:20 GMT".to_vec()),
+            any::<u8>().prop_map(|b| vec![b]),
+        ];
+        proptest::collection::vec(token, 0..16).prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn any_precondition_headers_give_an_answer(
+            values in proptest::collection::vec(hostile_header(), 5),
+        ) {
+            let mut h = HeaderMap::new();
+            for (name, value) in ["if-match", "if-none-match", "if-modified-since",
+                "if-unmodified-since", "if-range"].iter().zip(values) {
+                if let Ok(v) = http::HeaderValue::from_bytes(&value) {
+                    h.insert(*name, v);
+                }
+            }
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let _ = evaluate(&h, "\"abc\"", t);
+            let _ = if_range_allows(&h, "\"abc\"", t);
+        }
     }
 }

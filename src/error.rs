@@ -4,8 +4,9 @@
 //! [`GatewayError`] and answers with [`GatewayError::status`] and [`GatewayError::body`].
 //! Bodies are short, plain text and never reveal backend internals.
 
+use crate::routing::host::HostError;
 use crate::routing::path::PathError;
-use pingora::{Error as PingoraError, ErrorType};
+use pingora::{Error as PingoraError, ErrorSource, ErrorType};
 
 /// Everything the gateway may answer instead of a backend's response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,9 +14,15 @@ pub enum GatewayError {
     /// The request path was refused by [`crate::routing::path::normalise`].
     #[error("bad request path: {0}")]
     BadPath(#[from] PathError),
-    /// The request is malformed in a way other than its path.
+    /// The request's Host (or authority) was refused by [`crate::routing::host`].
+    #[error("bad request: {0}")]
+    BadHost(#[from] HostError),
+    /// The request is malformed in a way other than its path or host.
     #[error("bad request")]
     BadRequest,
+    /// The object key the path maps to is longer than the backend allows (S3: 1024 bytes).
+    #[error("request path too long for an object key")]
+    KeyTooLong,
     /// No host or route matches.
     #[error("no route for this host and path")]
     NoRoute,
@@ -61,13 +68,24 @@ pub enum GatewayError {
     /// A bug or resource problem inside the gateway.
     #[error("internal error")]
     Internal,
+    /// The client closed the connection (or it broke) before the answer was complete. Nothing
+    /// is sent; metrics and logs record it as status 499, nginx's "client closed request".
+    #[error("client closed the connection")]
+    ClientGone,
+    /// The client was too slow sending its request.
+    #[error("request timeout")]
+    ClientTimeout,
 }
+
+/// Status recorded for [`GatewayError::ClientGone`] (never sent: the client is gone).
+pub const CLIENT_CLOSED_STATUS: u16 = 499;
 
 impl GatewayError {
     /// HTTP status for this error.
     pub fn status(&self) -> u16 {
         match self {
-            GatewayError::BadPath(_) | GatewayError::BadRequest => 400,
+            GatewayError::BadPath(PathError::TooLong) | GatewayError::KeyTooLong => 414,
+            GatewayError::BadPath(_) | GatewayError::BadHost(_) | GatewayError::BadRequest => 400,
             GatewayError::NoRoute | GatewayError::NotFound => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::Forbidden | GatewayError::CorsRejected => 403,
@@ -79,6 +97,8 @@ impl GatewayError {
             GatewayError::Throttled => 503,
             GatewayError::Timeout => 504,
             GatewayError::Internal => 500,
+            GatewayError::ClientGone => CLIENT_CLOSED_STATUS,
+            GatewayError::ClientTimeout => 408,
         }
     }
 
@@ -87,36 +107,58 @@ impl GatewayError {
         format!("{}\n", self)
     }
 
-    /// Maps a Pingora proxy failure (connect, TLS, read, timeout) to a gateway error.
+    /// Maps a Pingora proxy failure to a gateway error. The error's source decides first, as
+    /// Pingora's own `fail_to_proxy` does: a client that disconnects or stalls is the client's
+    /// failure, never counted against the backend.
     pub fn from_proxy_failure(e: &PingoraError) -> GatewayError {
         use ErrorType::*;
-        match e.etype() {
-            ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => {
-                GatewayError::Timeout
-            }
-            ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure
-            | TLSHandshakeFailure | InvalidCert | HandshakeError | ConnectionClosed | ReadError
-            | WriteError => GatewayError::Unreachable,
-            HTTPStatus(code) => match code {
+        if let HTTPStatus(code) = e.etype() {
+            return match code {
                 400 => GatewayError::BadRequest,
                 404 => GatewayError::NotFound,
                 416 => GatewayError::RangeNotSatisfiable { size: None },
                 503 => GatewayError::Throttled,
                 504 => GatewayError::Timeout,
                 _ => GatewayError::BackendFailed,
-            },
-            _ => match e.esource() {
-                pingora::ErrorSource::Upstream => GatewayError::BackendFailed,
-                _ => GatewayError::Internal,
-            },
+            };
         }
+        match e.esource() {
+            ErrorSource::Downstream => match e.etype() {
+                ReadTimedout | WriteTimedout => GatewayError::ClientTimeout,
+                ReadError | WriteError | ConnectionClosed => GatewayError::ClientGone,
+                _ => GatewayError::BadRequest,
+            },
+            ErrorSource::Upstream => match e.etype() {
+                ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => {
+                    GatewayError::Timeout
+                }
+                ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure
+                | TLSHandshakeFailure | InvalidCert | HandshakeError | ConnectionClosed
+                | ReadError | WriteError => GatewayError::Unreachable,
+                _ => GatewayError::BackendFailed,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => GatewayError::Internal,
+        }
+    }
+
+    /// Whether this failure is the backend's fault (counted in `assetgate_backend_errors_total`).
+    pub fn is_backend_failure(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::Unreachable
+                | GatewayError::Timeout
+                | GatewayError::BackendFailed
+                | GatewayError::CredentialsRejected
+        )
     }
 
     /// Stable label for metrics (`reason` in `assetgate_gateway_errors_total`).
     pub fn label(&self) -> &'static str {
         match self {
             GatewayError::BadPath(_) => "bad_path",
+            GatewayError::BadHost(_) => "bad_host",
             GatewayError::BadRequest => "bad_request",
+            GatewayError::KeyTooLong => "key_too_long",
             GatewayError::NoRoute => "no_route",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::NotFound => "not_found",
@@ -130,6 +172,8 @@ impl GatewayError {
             GatewayError::Timeout => "timeout",
             GatewayError::BackendFailed => "backend_failed",
             GatewayError::Internal => "internal",
+            GatewayError::ClientGone => "client_aborted",
+            GatewayError::ClientTimeout => "client_timeout",
         }
     }
 }
@@ -144,9 +188,47 @@ mod tests {
         assert_eq!(GatewayError::CredentialsRejected.status(), 502);
         assert_eq!(GatewayError::Throttled.status(), 503);
         assert_eq!(GatewayError::Timeout.status(), 504);
-        let refused = PingoraError::new(ErrorType::ConnectRefused);
-        assert_eq!(GatewayError::from_proxy_failure(&refused).status(), 502);
-        let slow = PingoraError::new(ErrorType::ReadTimedout);
-        assert_eq!(GatewayError::from_proxy_failure(&slow).status(), 504);
+        assert_eq!(GatewayError::BadPath(PathError::TooLong).status(), 414);
+        assert_eq!(GatewayError::KeyTooLong.status(), 414);
+        assert_eq!(GatewayError::BadHost(HostError::Malformed).status(), 400);
+    }
+
+    fn failure(etype: ErrorType, source: ErrorSource) -> PingoraError {
+        let mut e = PingoraError::new(etype);
+        e.esource = source;
+        *e
+    }
+
+    #[test]
+    fn upstream_failures_are_the_backends() {
+        let refused = failure(ErrorType::ConnectRefused, ErrorSource::Upstream);
+        assert_eq!(
+            GatewayError::from_proxy_failure(&refused),
+            GatewayError::Unreachable
+        );
+        let slow = failure(ErrorType::ReadTimedout, ErrorSource::Upstream);
+        assert_eq!(
+            GatewayError::from_proxy_failure(&slow),
+            GatewayError::Timeout
+        );
+        assert!(GatewayError::Timeout.is_backend_failure());
+    }
+
+    #[test]
+    fn client_failures_are_not_the_backends() {
+        for etype in [
+            ErrorType::WriteError,
+            ErrorType::ReadError,
+            ErrorType::ConnectionClosed,
+        ] {
+            let e = GatewayError::from_proxy_failure(&failure(etype, ErrorSource::Downstream));
+            assert_eq!(e, GatewayError::ClientGone);
+            assert!(!e.is_backend_failure());
+            assert_eq!(e.status(), 499);
+        }
+        let slow = failure(ErrorType::ReadTimedout, ErrorSource::Downstream);
+        let e = GatewayError::from_proxy_failure(&slow);
+        assert_eq!(e, GatewayError::ClientTimeout);
+        assert!(!e.is_backend_failure());
     }
 }

@@ -1,17 +1,28 @@
 //! assetgate: a self-hosted asset gateway on Pingora.
 //!
 //! ```text
-//! client ─▶ listener ─▶ route (host, path) ─▶ access policy ─▶ steering rules ─▶ cache lookup
-//!                                                                                │hit → respond
-//!                                                                                ▼miss (one filler)
-//!                                     backend: S3/R2 · HTTP pool · variant builder · local dir
+//! client ─▶ listener ─▶ host check ─▶ path normaliser ─▶ route (host, path) ─▶ target ─▶ backend
+//!                                                                                       │
+//!              S3/R2 (SigV4, proxied) · HTTP pool (proxied, health-checked) · local dir (served here)
+//!
+//! planned on this path: access policy (after the route), steering rules (target → group),
+//! cache lookup with one filler per miss (before the backend), variant builder (a backend)
 //! ```
+//!
+//! Every matched request goes to its route's one backend today. The proxy ([`proxy::Gateway`])
+//! calls one interface for every backend kind ([`backend::Backend`]), so the planned steps
+//! arrive as modules on this path rather than as new branches in each proxy phase.
 //!
 //! Module map:
 //! - [`config`]: TOML → validated, typed, immutable [`config::Config`]; every error with its key path.
-//! - [`routing`]: the one path normaliser ([`routing::path`]) and the host/route table.
-//! - [`proxy`]: the Pingora `ProxyHttp` implementation ([`proxy::Gateway`]) and response policy.
-//! - [`backend`]: S3/R2 (SigV4), HTTP origin pools with health checks, local directories.
+//! - [`client`]: who the client is (peer, trusted proxies, X-Forwarded-For).
+//! - [`routing`]: Host checks ([`routing::host`]), the one path normaliser ([`routing::path`]),
+//!   the host/route table and route targets, object-key mapping.
+//! - [`proxy`]: the Pingora `ProxyHttp` implementation ([`proxy::Gateway`]), the request context,
+//!   response decoration and the answers the gateway makes itself.
+//! - [`backend`]: the one interface to S3/R2 (SigV4), HTTP origin pools with health checks, and
+//!   local directories.
+//! - [`cache`]: each route's intended freshness; the tiered cache itself is planned.
 //! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself.
 //! - [`error`]: the one table from failures to statuses.
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener.
@@ -19,6 +30,8 @@
 
 pub mod admin;
 pub mod backend;
+pub mod cache;
+pub mod client;
 pub mod conditional;
 pub mod config;
 pub mod error;

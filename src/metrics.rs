@@ -3,7 +3,8 @@
 //! so cardinality stays bounded.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -13,7 +14,8 @@ pub const UNMATCHED: &str = "_unmatched";
 /// The gateway's metrics and the registry that holds them.
 pub struct Metrics {
     registry: Registry,
-    /// `assetgate_requests_total{host,route,status}`.
+    /// `assetgate_requests_total{host,route,status}`; a client that closed the connection
+    /// before the answer was complete is counted as status `499`.
     pub requests: IntCounterVec,
     /// `assetgate_request_duration_seconds{host,route}`: first byte in to last byte out.
     pub request_duration: HistogramVec,
@@ -123,6 +125,27 @@ impl Metrics {
         m
     }
 
+    /// Handles for one route's request metrics, resolved once when the router is built.
+    pub fn route(&'static self, host: &str, route: &str) -> RouteMetrics {
+        RouteMetrics {
+            host: host.to_string(),
+            route: route.to_string(),
+            by_status: Default::default(),
+            duration: self.request_duration.with_label_values(&[host, route]),
+            bytes: self.response_bytes.with_label_values(&[host, route]),
+            metrics: self,
+        }
+    }
+
+    /// Handles for one backend's metrics, resolved once when the backend is built.
+    pub fn backend(&'static self, name: &str) -> BackendMetrics {
+        BackendMetrics {
+            name: name.to_string(),
+            upstream_duration: self.upstream_duration.with_label_values(&[name]),
+            metrics: self,
+        }
+    }
+
     /// The process-wide metrics.
     pub fn global() -> &'static Metrics {
         static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -137,5 +160,61 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         out
+    }
+}
+
+/// Statuses with a pre-resolved counter per route; others are looked up when they happen.
+const COMMON_STATUSES: [u16; 15] = [
+    200, 204, 206, 304, 400, 403, 404, 405, 412, 416, 499, 500, 502, 503, 504,
+];
+
+/// One route's request metrics. Label lookups happen once: at router build for latency and
+/// bytes, at a status's first use for its counter (so unused statuses export no zero series).
+pub struct RouteMetrics {
+    host: String,
+    route: String,
+    by_status: [std::sync::OnceLock<IntCounter>; COMMON_STATUSES.len()],
+    duration: Histogram,
+    bytes: IntCounter,
+    metrics: &'static Metrics,
+}
+
+impl RouteMetrics {
+    /// Records one finished request.
+    pub fn observe(&self, status: u16, elapsed: std::time::Duration, body_bytes: u64) {
+        match COMMON_STATUSES.iter().position(|s| *s == status) {
+            Some(i) => self.by_status[i].get_or_init(|| self.counter(status)).inc(),
+            None => self.counter(status).inc(),
+        }
+        self.duration.observe(elapsed.as_secs_f64());
+        self.bytes.inc_by(body_bytes);
+    }
+
+    fn counter(&self, status: u16) -> IntCounter {
+        self.metrics
+            .requests
+            .with_label_values(&[&self.host, &self.route, &status.to_string()])
+    }
+}
+
+/// One backend's metrics, with label lookups done once at backend build.
+pub struct BackendMetrics {
+    name: String,
+    upstream_duration: Histogram,
+    metrics: &'static Metrics,
+}
+
+impl BackendMetrics {
+    /// Records the time from upstream request sent to response header received.
+    pub fn upstream_took(&self, elapsed: std::time::Duration) {
+        self.upstream_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one failure of this backend (`assetgate_backend_errors_total{backend,reason}`).
+    pub fn error(&self, reason: &str) {
+        self.metrics
+            .backend_errors
+            .with_label_values(&[&self.name, reason])
+            .inc();
     }
 }

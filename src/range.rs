@@ -76,6 +76,7 @@ pub fn decide(header: Option<&str>, len: u64) -> RangeDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use RangeDecision::*;
 
     #[test]
@@ -96,5 +97,33 @@ mod tests {
         assert_eq!(decide(Some("bytes=4-2"), 10), Full);
         assert_eq!(decide(Some("items=0-1"), 10), Full);
         assert_eq!(decide(Some("bytes=a-b"), 10), Full);
+    }
+
+    fn hostile_range() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            Just("bytes=".to_string()),
+            Just("-".to_string()),
+            Just(",".to_string()),
+            Just(" ".to_string()),
+            Just("0".to_string()),
+            Just("18446744073709551615".to_string()),
+            Just("99999999999999999999999".to_string()),
+            (0u64..2000).prop_map(|n| n.to_string()),
+            any::<char>().prop_map(String::from),
+        ];
+        proptest::collection::vec(token, 0..12).prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn any_range_header_gives_a_decision_inside_the_body(
+            header in hostile_range(),
+            len in prop_oneof![Just(0u64), Just(1u64), 0u64..5000, Just(u64::MAX)],
+        ) {
+            match decide(Some(&header), len) {
+                Partial { start, end } => prop_assert!(start <= end && end < len),
+                Full | Unsatisfiable => {}
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! Assembles the Pingora server from a validated config: the proxy service on every listener,
-//! health-check services for origin pools, and the admin service.
+//! background services (origin health checks, endpoint name refreshes), and the admin service.
 
 use crate::admin::AdminApp;
 use crate::backend;
@@ -60,7 +60,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(config, options));
     server.bootstrap();
 
-    let (backends, health_checks) = backend::build(config).map_err(StartError::Backend)?;
+    let (backends, background) = backend::build(config).map_err(StartError::Backend)?;
     let gateway = Gateway::new(config, &backends);
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "assetgate");
@@ -85,9 +85,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         }
     }
     server.add_service(proxy);
-    for check in health_checks {
-        server.add_service(check);
-    }
+    server.add_services(background);
     if let Some(admin) = config.admin {
         let listeners = config.listeners.iter().map(|l| l.address).collect();
         let mut service = Service::new("admin".to_string(), AdminApp::new(backends, listeners));

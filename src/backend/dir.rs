@@ -1,40 +1,96 @@
-//! A local directory served by the gateway itself (development and quick start).
+//! A local directory served by the gateway itself (the quick start, sprites on local disk).
 //!
-//! Keys are joined to the root segment by segment and the result is canonicalised, so neither
-//! `..` (already refused by the path normaliser) nor a symlink can reach outside the root.
+//! The root is opened once; every file is opened relative to it with `openat2` and
+//! `RESOLVE_BENEATH`, so the kernel refuses any resolution that leaves the root (`..`, already
+//! refused by the path normaliser, and symlinks pointing outside, including absolute ones). Where
+//! `openat2` is unavailable (kernels before 5.6, seccomp filters) the path is canonicalised and
+//! checked against the root instead.
+//!
+//! Files are opened, checked and read synchronously on the worker thread, as nginx does: for a
+//! local disk and the page cache that is a few microseconds, far less than a hop through a
+//! blocking thread pool. Directory backends are meant for local disks, not network filesystems.
 
-use crate::config::DirSpec;
+use crate::conditional::{evaluate, if_range_allows, Precondition};
+use crate::config::{DirSpec, Route};
 use crate::error::GatewayError;
+use crate::range::{decide, RangeDecision};
+use crate::routing::object_key;
+use bytes::Bytes;
+use http::{header, Method};
+use pingora::http::{RequestHeader, ResponseHeader};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
+
+/// Bytes read from disk per body chunk (a 100 KiB file is one read and one write).
+const CHUNK: u64 = 128 * 1024;
 
 /// A directory backend.
 pub struct DirBackend {
     /// Config name.
     pub name: String,
     spec: DirSpec,
+    /// The root, opened once (`None` if it could not be opened: every request is then 404).
+    root: Option<File>,
+    /// Cleared when the kernel refuses `openat2`; the canonicalising fallback is used after.
+    openat2: AtomicBool,
 }
 
-/// A regular file opened for serving.
-pub struct OpenedFile {
-    /// The open file.
-    pub file: tokio::fs::File,
-    /// Size in bytes.
-    pub len: u64,
-    /// Modification time.
-    pub modified: SystemTime,
-    /// Strong entity tag derived from size and modification time.
-    pub etag: String,
-    /// Media type guessed from the extension.
-    pub content_type: String,
+/// A file answer: the header, and the body to stream (none for HEAD, 304 and empty bodies).
+pub struct FileAnswer {
+    /// Status, validators, type, length and range headers.
+    pub header: ResponseHeader,
+    /// What to send after the header.
+    pub body: Option<FileBody>,
+}
+
+/// The bytes of a file answer, read chunk by chunk.
+pub struct FileBody {
+    file: File,
+    remaining: u64,
+}
+
+impl FileBody {
+    /// The next chunk, `None` once everything was read. A file that shrank while being sent is
+    /// an error (the client gets a short body and the connection closes).
+    pub fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let want = self.remaining.min(CHUNK);
+        // read_to_end fills spare capacity without zeroing it first.
+        let mut buf = Vec::with_capacity(want as usize);
+        (&mut self.file).take(want).read_to_end(&mut buf)?;
+        if buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "file truncated while serving",
+            ));
+        }
+        self.remaining -= buf.len() as u64;
+        Ok(Some(Bytes::from(buf)))
+    }
+
+    /// Whether this is the last chunk (nothing left after it).
+    pub fn done(&self) -> bool {
+        self.remaining == 0
+    }
 }
 
 impl DirBackend {
     /// A backend for `spec.root` (already canonical).
     pub fn new(name: &str, spec: &DirSpec) -> DirBackend {
+        let root = File::open(&spec.root)
+            .map_err(|e| tracing::error!(backend = name, root = %spec.root.display(), error = %e, "cannot open directory"))
+            .ok();
         DirBackend {
             name: name.to_string(),
             spec: spec.clone(),
+            root,
+            openat2: AtomicBool::new(true),
         }
     }
 
@@ -43,48 +99,125 @@ impl DirBackend {
         &self.spec.root
     }
 
-    /// The key prefix (a sub-directory of the root).
-    pub fn key_prefix(&self) -> &str {
-        &self.spec.key_prefix
-    }
-
-    /// Opens the regular file named by `key`; anything else (missing, a directory, a link
-    /// leading outside the root) is [`GatewayError::NotFound`].
-    pub async fn open(&self, key: &str) -> Result<OpenedFile, GatewayError> {
-        let mut path: PathBuf = self.spec.root.clone();
-        for segment in key.split('/').filter(|s| !s.is_empty()) {
-            if segment == "." || segment == ".." {
-                return Err(GatewayError::NotFound);
-            }
-            path.push(segment);
-        }
-        let real = tokio::fs::canonicalize(&path)
-            .await
-            .map_err(|_| GatewayError::NotFound)?;
-        if !real.starts_with(&self.spec.root) {
+    /// The file key a matched request asks for; a directory-style path is 404.
+    pub fn object_key(&self, route: &Route, path: &str) -> Result<String, GatewayError> {
+        let key = object_key(route, &self.spec.key_prefix, path);
+        if key.is_empty() || key.ends_with('/') {
             return Err(GatewayError::NotFound);
         }
-        let file = tokio::fs::File::open(&real)
-            .await
-            .map_err(|_| GatewayError::NotFound)?;
-        let meta = file.metadata().await.map_err(|_| GatewayError::NotFound)?;
+        Ok(key)
+    }
+
+    /// Answers `req` for the file named by `key`: conditional requests (RFC 9110 §13), a single
+    /// range (§14), HEAD. Missing files, directories and anything outside the root are 404.
+    pub fn answer(&self, req: &RequestHeader, key: &str) -> Result<FileAnswer, GatewayError> {
+        let mut file = self.open(key)?;
+        let meta = file.metadata().map_err(|_| GatewayError::NotFound)?;
         if !meta.is_file() {
             return Err(GatewayError::NotFound);
         }
+        let len = meta.len();
         let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let nanos = modified
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        Ok(OpenedFile {
-            file,
-            len: meta.len(),
-            modified,
-            etag: format!("\"{:x}-{:x}\"", meta.len(), nanos),
-            content_type: mime_guess::from_path(&real)
-                .first_or_octet_stream()
-                .essence_str()
-                .to_string(),
+        let etag = entity_tag(len, modified);
+        let mut resp = ResponseHeader::build(200, Some(8)).expect("valid status");
+        let _ = resp.insert_header(header::ETAG, etag.as_str());
+        let _ = resp.insert_header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
+        let _ = resp.insert_header(header::ACCEPT_RANGES, "bytes");
+        match evaluate(&req.headers, &etag, modified) {
+            Precondition::Proceed => {}
+            Precondition::Failed => return Err(GatewayError::PreconditionFailed),
+            Precondition::NotModified => {
+                resp.set_status(304).expect("valid status");
+                return Ok(FileAnswer {
+                    header: resp,
+                    body: None,
+                });
+            }
+        }
+        let range = req.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+        let decision = if if_range_allows(&req.headers, &etag, modified) {
+            decide(range, len)
+        } else {
+            RangeDecision::Full
+        };
+        let (start, length) = match decision {
+            RangeDecision::Full => (0, len),
+            RangeDecision::Partial { start, end } => {
+                resp.set_status(206).expect("valid status");
+                let _ =
+                    resp.insert_header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+                (start, end - start + 1)
+            }
+            RangeDecision::Unsatisfiable => {
+                return Err(GatewayError::RangeNotSatisfiable { size: Some(len) })
+            }
+        };
+        let content_type = mime_guess::from_path(key).first_or_octet_stream();
+        let _ = resp.insert_header(header::CONTENT_TYPE, content_type.essence_str());
+        let _ = resp.insert_header(header::CONTENT_LENGTH, length);
+        if req.method == Method::HEAD || length == 0 {
+            return Ok(FileAnswer {
+                header: resp,
+                body: None,
+            });
+        }
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))
+                .map_err(|_| GatewayError::Internal)?;
+        }
+        Ok(FileAnswer {
+            header: resp,
+            body: Some(FileBody {
+                file,
+                remaining: length,
+            }),
         })
     }
+
+    /// Opens `key` for reading; never outside the root.
+    fn open(&self, key: &str) -> Result<File, GatewayError> {
+        let root = self.root.as_ref().ok_or(GatewayError::NotFound)?;
+        if key.split('/').any(|s| s == "." || s == "..") {
+            return Err(GatewayError::NotFound);
+        }
+        if self.openat2.load(Ordering::Relaxed) {
+            // NONBLOCK: opening a FIFO planted in the tree must not stall the worker.
+            let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+            let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+            match rustix::fs::openat2(root, key, flags, Mode::empty(), resolve) {
+                Ok(fd) => return Ok(File::from(fd)),
+                Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
+                    tracing::info!(backend = %self.name, "openat2 unavailable; canonicalising paths instead");
+                    self.openat2.store(false, Ordering::Relaxed);
+                }
+                Err(_) => return Err(GatewayError::NotFound),
+            }
+        }
+        self.open_canonical(key)
+    }
+
+    /// The fallback: canonicalise, check the result is under the root, open.
+    fn open_canonical(&self, key: &str) -> Result<File, GatewayError> {
+        let mut path: PathBuf = self.spec.root.clone();
+        path.extend(key.split('/').filter(|s| !s.is_empty()));
+        let real = std::fs::canonicalize(&path).map_err(|_| GatewayError::NotFound)?;
+        if !real.starts_with(&self.spec.root) {
+            return Err(GatewayError::NotFound);
+        }
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(OFlags::NONBLOCK.bits() as i32)
+            .open(&real)
+            .map_err(|_| GatewayError::NotFound)
+    }
+}
+
+/// Strong entity tag from size and modification time (nanoseconds).
+fn entity_tag(len: u64, modified: SystemTime) -> String {
+    let nanos = modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("\"{len:x}-{nanos:x}\"")
 }

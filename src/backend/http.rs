@@ -1,6 +1,8 @@
 //! HTTP origin pools: round-robin over members, TCP health checks, per-backend timeouts.
 
+use crate::client::ClientInfo;
 use crate::config::HttpSpec;
+use crate::routing::path::encode;
 use http::header;
 use pingora::http::RequestHeader;
 use pingora::lb::{health_check::TcpHealthCheck, selection::RoundRobin, LoadBalancer};
@@ -69,20 +71,27 @@ impl HttpBackend {
         Some(peer)
     }
 
-    /// Rewrites the client's request for the origin: path, Host and X-Forwarded-* headers.
+    /// Rewrites the client's request for the origin: the (decoded) `path` re-encoded, `query`
+    /// as given, Host, and X-Forwarded-For/-Host/-Proto from what the gateway knows of the
+    /// client (a client's own X-Forwarded-For is only kept behind a trusted proxy).
     pub fn prepare_request(
         &self,
         req: &mut RequestHeader,
-        path_and_query: &str,
-        client_ip: Option<String>,
-        tls: bool,
+        path: &str,
+        query: Option<&str>,
+        client: &ClientInfo,
     ) -> pingora::Result<()> {
         let original_host = req.headers.get(header::HOST).cloned().or_else(|| {
             req.uri
                 .authority()
                 .and_then(|a| header::HeaderValue::from_str(a.as_str()).ok())
         });
-        let uri = path_and_query.parse::<http::Uri>().map_err(|e| {
+        let mut target = encode(path).to_string();
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(q);
+        }
+        let uri = target.parse::<http::Uri>().map_err(|e| {
             pingora::Error::because(pingora::ErrorType::InternalError, "origin uri", e)
         })?;
         req.set_uri(uri);
@@ -94,24 +103,23 @@ impl HttpBackend {
         if let Some(h) = original_host {
             req.insert_header("x-forwarded-host", h)?;
         }
-        if let Some(ip) = client_ip {
-            let value = match req
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prev) => format!("{prev}, {ip}"),
-                None => ip,
-            };
-            req.insert_header("x-forwarded-for", value)?;
+        match client.forwarded_for() {
+            Some(value) => {
+                req.insert_header("x-forwarded-for", value)?;
+            }
+            None => {
+                req.remove_header("x-forwarded-for");
+            }
         }
-        req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        let proto = if client.tls { "https" } else { "http" };
+        req.insert_header("x-forwarded-proto", proto)?;
         Ok(())
     }
 
-    /// Number of configured members.
-    pub fn member_count(&self) -> usize {
-        self.spec.addresses.len()
+    /// Whether another member may be tried after `attempts` failed connections (each member
+    /// at most once per request).
+    pub fn may_retry_connect(&self, attempts: usize) -> bool {
+        attempts < self.spec.addresses.len()
     }
 
     /// Each member and whether it currently passes health checks.

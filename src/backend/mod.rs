@@ -3,78 +3,199 @@
 //! - [`s3::S3Backend`]: a bucket, proxied through Pingora with SigV4-signed requests.
 //! - [`http::HttpBackend`]: a pool of HTTP origins with round-robin selection and health checks.
 //! - [`dir::DirBackend`]: a local directory served by the gateway itself.
+//!
+//! [`Backend`] is the one interface the proxy sees: what to ask ([`Backend::ask`]), whether the
+//! gateway answers itself ([`Backend::local`]), where to connect ([`Backend::peer`]), how to
+//! rewrite the request ([`Backend::prepare`]) and what to make of the response
+//! ([`Backend::judge`]). Each method dispatches once to the module that owns the kind.
 
 pub mod dir;
 pub mod http;
 mod resolve;
 pub mod s3;
 
-use crate::config::{BackendSpec, Config};
-use pingora::lb::{selection::RoundRobin, LoadBalancer};
-use pingora::services::background::GenBackgroundService;
+use crate::client::ClientInfo;
+use crate::config::{BackendSpec, Config, Route};
+use crate::error::GatewayError;
+use crate::metrics::{BackendMetrics, Metrics};
+use crate::routing::origin_path;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::services::background::background_service;
+use pingora::services::ServiceWithDependents;
+use pingora::upstreams::peer::HttpPeer;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A live backend.
-pub enum Backend {
-    /// A bucket.
+/// What a request asks of its backend, derived once from the route and the normalised path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// An object key in a bucket or directory (no leading `/`, under the backend's prefix).
+    Object(String),
+    /// A path (decoded; encoded when sent) and the raw query for an HTTP origin. Kept apart so
+    /// an access policy can remove its own query parameters before anything goes upstream.
+    Origin {
+        /// Decoded URL path.
+        path: String,
+        /// Raw query string without `?`.
+        query: Option<String>,
+    },
+}
+
+/// What the proxy does with an upstream response header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it on.
+    Pass,
+    /// Replace header and body with the gateway's answer for this error.
+    Replace(GatewayError),
+}
+
+/// A live backend: its name, its metric handles and its kind.
+pub struct Backend {
+    /// Config name.
+    pub name: String,
+    /// Metric handles labelled with this backend.
+    pub metrics: BackendMetrics,
+    kind: Kind,
+}
+
+enum Kind {
     S3(Box<s3::S3Backend>),
-    /// An origin pool.
     Http(http::HttpBackend),
-    /// A local directory.
     Dir(dir::DirBackend),
 }
 
 impl Backend {
     /// The backend's config name.
     pub fn name(&self) -> &str {
-        match self {
-            Backend::S3(b) => &b.name,
-            Backend::Http(b) => &b.name,
-            Backend::Dir(b) => &b.name,
+        &self.name
+    }
+
+    /// What a request for `path` (normalised) with `query` on `route` asks of this backend.
+    pub fn ask(&self, route: &Route, path: &str, query: Option<&str>) -> Result<Ask, GatewayError> {
+        match &self.kind {
+            Kind::S3(b) => b.object_key(route, path).map(Ask::Object),
+            Kind::Dir(b) => b.object_key(route, path).map(Ask::Object),
+            Kind::Http(_) => Ok(Ask::Origin {
+                path: origin_path(route, path),
+                query: query.map(str::to_string),
+            }),
+        }
+    }
+
+    /// The directory whose files the gateway serves itself; `None` for proxied backends.
+    pub fn local(&self) -> Option<&dir::DirBackend> {
+        match &self.kind {
+            Kind::Dir(b) => Some(b),
+            Kind::S3(_) | Kind::Http(_) => None,
+        }
+    }
+
+    /// The peer for connection attempt `attempt` (0 first; later ones after failed connects).
+    pub async fn peer(&self, attempt: usize) -> Result<HttpPeer, GatewayError> {
+        match &self.kind {
+            Kind::S3(b) => b.peer(attempt).await.map_err(GatewayError::from),
+            Kind::Http(b) => b.peer().ok_or(GatewayError::Unreachable),
+            Kind::Dir(_) => Err(GatewayError::Internal),
+        }
+    }
+
+    /// Whether another connection attempt may follow `attempts` failed ones.
+    pub fn may_retry_connect(&self, attempts: usize) -> bool {
+        match &self.kind {
+            Kind::S3(b) => b.may_retry_connect(attempts),
+            Kind::Http(b) => b.may_retry_connect(attempts),
+            Kind::Dir(_) => false,
+        }
+    }
+
+    /// Rewrites the client's request into the one this backend gets.
+    pub async fn prepare(
+        &self,
+        req: &mut RequestHeader,
+        ask: &Ask,
+        client: &ClientInfo,
+    ) -> Result<(), GatewayError> {
+        match (&self.kind, ask) {
+            (Kind::S3(b), Ask::Object(key)) => b.prepare_request(req, key).await.map_err(|e| {
+                tracing::error!(backend = %self.name, error = %e, "cannot prepare S3 request");
+                GatewayError::from(e)
+            }),
+            (Kind::Http(b), Ask::Origin { path, query }) => b
+                .prepare_request(req, path, query.as_deref(), client)
+                .map_err(|_| GatewayError::Internal),
+            _ => Err(GatewayError::Internal),
+        }
+    }
+
+    /// Judges the upstream response header: pass it on, or replace it with an error answer.
+    pub async fn judge(&self, resp: &ResponseHeader, ask: &Ask) -> Verdict {
+        match (&self.kind, ask) {
+            (Kind::S3(b), Ask::Object(key)) => b.judge(resp, key, &self.metrics).await,
+            _ => Verdict::Pass,
         }
     }
 
     /// Each member (origin address, endpoint or directory) and whether it is usable now.
     pub fn member_health(&self) -> Vec<(String, bool)> {
-        match self {
-            Backend::S3(b) => vec![(b.endpoint_url(), b.credentials_accepted())],
-            Backend::Http(b) => b.member_health(),
-            Backend::Dir(b) => vec![(b.root().display().to_string(), b.root().is_dir())],
+        match &self.kind {
+            Kind::S3(b) => vec![(b.endpoint_url(), b.credentials_accepted())],
+            Kind::Http(b) => b.member_health(),
+            Kind::Dir(b) => vec![(b.root().display().to_string(), b.root().is_dir())],
         }
     }
 
     /// Lower-case response header names (or `prefix*`) removed before responses reach clients.
     pub fn strip_headers(&self) -> &[String] {
-        match self {
-            Backend::S3(b) => b.strip_headers(),
-            Backend::Http(b) => b.strip_headers(),
-            Backend::Dir(_) => &[],
+        match &self.kind {
+            Kind::S3(b) => b.strip_headers(),
+            Kind::Http(b) => b.strip_headers(),
+            Kind::Dir(_) => &[],
         }
     }
 }
 
 /// A background service running one origin pool's health checks.
-pub type HealthCheckService = GenBackgroundService<LoadBalancer<RoundRobin>>;
+pub type HealthCheckService = pingora::services::background::GenBackgroundService<
+    pingora::lb::LoadBalancer<pingora::lb::selection::RoundRobin>,
+>;
 
-/// Health-check services that must run beside the proxy.
-pub type HealthChecks = Vec<HealthCheckService>;
+/// Services that must run beside the proxy: origin health checks, endpoint name refreshes.
+pub type BackgroundServices = Vec<Box<dyn ServiceWithDependents>>;
 
-/// Builds every configured backend; also returns the health-check services to register.
-pub fn build(config: &Config) -> Result<(HashMap<String, Arc<Backend>>, HealthChecks), String> {
+/// Builds every configured backend; also returns the background services to register.
+pub fn build(
+    config: &Config,
+) -> Result<(HashMap<String, Arc<Backend>>, BackgroundServices), String> {
     let mut out = HashMap::new();
-    let mut checks = Vec::new();
+    let mut services: BackgroundServices = Vec::new();
+    let mut resolvers = Vec::new();
     for (name, spec) in &config.backends {
-        let backend = match spec {
-            BackendSpec::S3(s) => Backend::S3(Box::new(s3::S3Backend::new(name, s))),
-            BackendSpec::Dir(d) => Backend::Dir(dir::DirBackend::new(name, d)),
+        let kind = match spec {
+            BackendSpec::S3(s) => {
+                let bucket = s3::S3Backend::new(name, s);
+                resolvers.push(bucket.resolver());
+                Kind::S3(Box::new(bucket))
+            }
+            BackendSpec::Dir(d) => Kind::Dir(dir::DirBackend::new(name, d)),
             BackendSpec::Http(h) => {
                 let (backend, check) = http::HttpBackend::new(name, h)?;
-                checks.extend(check);
-                Backend::Http(backend)
+                if let Some(check) = check {
+                    services.push(Box::new(check));
+                }
+                Kind::Http(backend)
             }
+        };
+        let backend = Backend {
+            name: name.clone(),
+            metrics: Metrics::global().backend(name),
+            kind,
         };
         out.insert(name.clone(), Arc::new(backend));
     }
-    Ok((out, checks))
+    let refresh = resolve::RefreshService::new(resolvers);
+    if !refresh.is_empty() {
+        services.push(Box::new(background_service("endpoint names", refresh)));
+    }
+    Ok((out, services))
 }

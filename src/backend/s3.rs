@@ -2,14 +2,19 @@
 //!
 //! The gateway proxies GET/HEAD through Pingora to the bucket's endpoint. Each upstream request
 //! is rebuilt from scratch (only Range and conditional headers are copied from the client) and
-//! signed with SigV4 by `aws-sigv4`. Error statuses from the bucket are mapped by
-//! [`classify_status`]; a 403 is ambiguous (object denied vs. our own credentials rejected), so
-//! [`S3Backend::forbidden_cause`] asks the bucket once with the SDK and caches the answer briefly.
+//! signed with SigV4 by `aws-sigv4`. [`S3Backend::judge`] owns the status policy: error statuses
+//! from the bucket are mapped by [`classify_status`]; a 403 is ambiguous (object denied vs. our
+//! own credentials rejected), so [`S3Backend::forbidden_cause`] asks the bucket once with the SDK
+//! and caches the answer briefly; failures are counted and logged here, and the proxy applies the
+//! returned [`Verdict`].
 
-use super::resolve::CachedResolver;
-use crate::config::{CredentialSpec, S3Spec};
+use super::resolve::Resolver;
+use super::Verdict;
+use crate::config::{CredentialSpec, Route, S3Spec};
 use crate::error::GatewayError;
+use crate::metrics::BackendMetrics;
 use crate::routing::path::encode;
+use crate::routing::{object_key, MAX_OBJECT_KEY_BYTES};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
@@ -21,8 +26,9 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use http::header;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Mutex, OnceCell};
 
@@ -129,7 +135,13 @@ pub struct S3Backend {
     spec: S3Spec,
     /// Host name connected to (and sent as SNI): `bucket.endpoint` unless path-style.
     connect_host: String,
-    resolver: CachedResolver,
+    /// Host header value, built once.
+    host_header: String,
+    /// Endpoint URL plus `/bucket` for path-style: the signed URL is this plus the key's path.
+    url_prefix: String,
+    /// Request path prefix: `/bucket/` for path-style, `/` otherwise.
+    path_prefix: String,
+    resolver: Arc<Resolver>,
     provider: OnceCell<Option<SharedCredentialsProvider>>,
     /// Last credentials obtained; read on every request without waiting.
     credentials: std::sync::RwLock<Option<Credentials>>,
@@ -142,15 +154,27 @@ pub struct S3Backend {
 impl S3Backend {
     /// Builds the backend; nothing is contacted until the first request.
     pub fn new(name: &str, spec: &S3Spec) -> S3Backend {
-        let connect_host = if spec.path_style {
-            spec.endpoint.host.clone()
+        let (connect_host, host_header, path_prefix) = if spec.path_style {
+            (
+                spec.endpoint.host.clone(),
+                spec.endpoint.authority(),
+                format!("/{}/", spec.bucket),
+            )
         } else {
-            format!("{}.{}", spec.bucket, spec.endpoint.host)
+            (
+                format!("{}.{}", spec.bucket, spec.endpoint.host),
+                format!("{}.{}", spec.bucket, spec.endpoint.authority()),
+                "/".to_string(),
+            )
         };
+        let scheme = if spec.endpoint.tls { "https" } else { "http" };
         S3Backend {
             name: name.to_string(),
-            resolver: CachedResolver::new(connect_host.clone(), spec.endpoint.port),
+            resolver: Arc::new(Resolver::new(&connect_host, spec.endpoint.port)),
+            url_prefix: format!("{scheme}://{host_header}"),
             connect_host,
+            host_header,
+            path_prefix,
             spec: spec.clone(),
             provider: OnceCell::new(),
             credentials: std::sync::RwLock::new(None),
@@ -160,9 +184,23 @@ impl S3Backend {
         }
     }
 
-    /// The key prefix every object key starts with.
-    pub fn key_prefix(&self) -> &str {
-        &self.spec.key_prefix
+    /// The object key a matched request asks for. An empty key or one ending in `/` would
+    /// become a bucket listing: it is 404. A key longer than S3 allows is 414 at the gateway,
+    /// never a bucket error counted against the backend.
+    pub fn object_key(&self, route: &Route, path: &str) -> Result<String, GatewayError> {
+        let key = object_key(route, &self.spec.key_prefix, path);
+        if key.is_empty() || key.ends_with('/') {
+            return Err(GatewayError::NotFound);
+        }
+        if key.len() > MAX_OBJECT_KEY_BYTES {
+            return Err(GatewayError::KeyTooLong);
+        }
+        Ok(key)
+    }
+
+    /// The endpoint's resolver (refreshed by [`super::resolve::RefreshService`]).
+    pub fn resolver(&self) -> Arc<Resolver> {
+        self.resolver.clone()
     }
 
     /// The status answered when an object is denied.
@@ -192,37 +230,34 @@ impl S3Backend {
         &self.spec.strip_response_headers
     }
 
-    /// Host header value for requests to this bucket.
-    fn host(&self) -> String {
-        if self.spec.path_style {
-            self.spec.endpoint.authority()
-        } else {
-            format!("{}.{}", self.spec.bucket, self.spec.endpoint.authority())
-        }
-    }
-
     /// Encoded request path for `key`.
     fn request_path(&self, key: &str) -> String {
-        if self.spec.path_style {
-            format!("/{}/{}", self.spec.bucket, encode(key))
-        } else {
-            format!("/{}", encode(key))
-        }
+        use std::fmt::Write;
+        let mut path = String::with_capacity(self.path_prefix.len() + key.len() + 16);
+        path.push_str(&self.path_prefix);
+        let _ = write!(path, "{}", encode(key));
+        path
     }
 
-    /// The upstream peer for the next request.
-    pub async fn peer(&self) -> Result<HttpPeer, S3Error> {
-        let addr = self
-            .resolver
-            .resolve()
-            .await
-            .ok_or_else(|| S3Error::Resolve(self.connect_host.clone()))?;
+    /// The peer for connection attempt `attempt` (0 first): the endpoint's addresses in order,
+    /// so a refused address falls through to the next.
+    pub async fn peer(&self, attempt: usize) -> Result<HttpPeer, S3Error> {
+        let addrs = self.resolver.addresses().await;
+        if addrs.is_empty() {
+            return Err(S3Error::Resolve(self.connect_host.clone()));
+        }
+        let addr = addrs[attempt % addrs.len()];
         let mut peer = HttpPeer::new(addr, self.spec.endpoint.tls, self.connect_host.clone());
         peer.options.connection_timeout = Some(self.spec.connect_timeout);
         peer.options.total_connection_timeout = Some(self.spec.connect_timeout * 2);
         peer.options.read_timeout = Some(self.spec.read_timeout);
         peer.options.write_timeout = Some(self.spec.read_timeout);
         Ok(peer)
+    }
+
+    /// Whether another connection attempt may follow `attempts` failed ones.
+    pub fn may_retry_connect(&self, attempts: usize) -> bool {
+        attempts < self.resolver.known()
     }
 
     async fn provider(&self) -> Option<SharedCredentialsProvider> {
@@ -294,7 +329,7 @@ impl S3Backend {
     /// Replaces `req` with a signed GET/HEAD for `key`, keeping only range and conditional headers.
     pub async fn prepare_request(&self, req: &mut RequestHeader, key: &str) -> Result<(), S3Error> {
         let path = self.request_path(key);
-        let host = self.host();
+        let host = self.host_header.clone();
         let mut upstream = RequestHeader::build(req.method.clone(), path.as_bytes(), None)
             .map_err(|e| S3Error::Signing(e.to_string()))?;
         let mut headers: Vec<(String, String)> = vec![("host".into(), host.clone())];
@@ -319,7 +354,7 @@ impl S3Backend {
                 .build()
                 .map_err(|e| S3Error::Signing(e.to_string()))?
                 .into();
-            let url = format!("{}{}", self.spec.endpoint.url(), path);
+            let url = format!("{}{}", self.url_prefix, path);
             let signable = SignableRequest::new(
                 req.method.as_str(),
                 url,
@@ -359,6 +394,46 @@ impl S3Backend {
             })
             .await
             .clone()
+    }
+
+    /// The status policy: what the client gets for the bucket's response header. Failures are
+    /// counted in `metrics` and logged with the bucket's request id.
+    pub async fn judge(
+        &self,
+        resp: &ResponseHeader,
+        key: &str,
+        metrics: &BackendMetrics,
+    ) -> Verdict {
+        let status = resp.status.as_u16();
+        let failure = match classify_status(status) {
+            StatusVerdict::Pass => return Verdict::Pass,
+            StatusVerdict::Fail(e) => e,
+            StatusVerdict::Forbidden => match self.forbidden_cause().await {
+                ForbiddenCause::CredentialsRejected => GatewayError::CredentialsRejected,
+                ForbiddenCause::ObjectDenied => {
+                    metrics.error("access_denied");
+                    self.denied_error()
+                }
+            },
+        };
+        let request_id = resp
+            .headers
+            .get("x-amz-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        if status == 404 {
+            // Missing keys are routine; keep them out of the default log level.
+            tracing::debug!(backend = %self.name, request_id, key, "no such key");
+        } else {
+            tracing::warn!(
+                backend = %self.name, status, request_id, key, answer = failure.status(),
+                "bucket answered with an error"
+            );
+        }
+        if !matches!(failure, GatewayError::NotFound | GatewayError::Forbidden) {
+            metrics.error(failure.label());
+        }
+        Verdict::Replace(failure)
     }
 
     /// Decides what a 403 from the bucket meant by listing zero keys under the prefix with the

@@ -37,9 +37,11 @@ pub struct Config {
     pub hosts: Vec<Host>,
 }
 
-/// Process-wide settings handed to Pingora.
+/// Process-wide settings: Pingora's, and who may speak for clients.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
+    /// Peers whose X-Forwarded-For is believed (empty: none; the peer is the client).
+    pub trusted_proxies: crate::client::TrustedProxies,
     /// Worker threads per listener service.
     pub threads: usize,
     /// Work stealing between worker threads.
@@ -273,6 +275,8 @@ pub struct Route {
     pub methods: Vec<Method>,
     /// Cache-Control for successful responses.
     pub cache_control: Option<HeaderValue>,
+    /// The same intent compiled for the (planned) shared cache.
+    pub freshness: crate::cache::policy::Freshness,
     /// Add `Content-Disposition: attachment`.
     pub download: bool,
     /// CORS policy.
@@ -295,10 +299,14 @@ pub struct Cors {
     pub origins: AllowedOrigins,
     /// Methods answered in preflight.
     pub methods: Vec<Method>,
+    /// `methods` joined once for `Access-Control-Allow-Methods`.
+    pub methods_value: Option<HeaderValue>,
     /// Allowed request headers (lower-case).
     pub allow_headers: Vec<HeaderName>,
     /// Exposed response headers.
     pub expose_headers: Vec<HeaderName>,
+    /// `expose_headers` joined once for `Access-Control-Expose-Headers`.
+    pub expose_value: Option<HeaderValue>,
     /// Credentials allowed.
     pub allow_credentials: bool,
     /// Preflight cache lifetime in seconds.

@@ -26,6 +26,9 @@ pub struct RawServer {
     pub graceful_shutdown_timeout_seconds: Option<u64>,
     /// Idle upstream connections kept for reuse, across all backends.
     pub upstream_keepalive_pool_size: Option<usize>,
+    /// Peers (CIDRs like `10.0.0.0/8`, or single addresses) whose X-Forwarded-For is believed.
+    /// Default empty: the TCP peer is the client and a client's own X-Forwarded-For is replaced.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `[[listeners]]`: one downstream socket.
@@ -87,7 +90,8 @@ pub struct RawCompression {
 pub struct RawSecret {
     /// Name of an environment variable that holds the value.
     pub env: Option<String>,
-    /// Path of a file whose contents (trimmed) are the value.
+    /// Path of a file whose contents (trimmed) are the value; a relative path is relative to
+    /// the config file's folder.
     pub file: Option<PathBuf>,
 }
 

@@ -2,15 +2,18 @@
 
 use super::raw::RawSecret;
 use std::fmt;
+use std::path::Path;
 
 /// A secret value. `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
-    /// Reads the value named by a `{ env = "..." }` or `{ file = "..." }` table.
-    pub fn resolve(raw: &RawSecret) -> Result<Secret, String> {
-        match (&raw.env, &raw.file) {
+    /// Reads the value named by a `{ env = "..." }` or `{ file = "..." }` table; a relative
+    /// file path is taken relative to `base` (the config file's folder).
+    pub fn resolve(raw: &RawSecret, base: &Path) -> Result<Secret, String> {
+        let file = raw.file.as_ref().map(|f| base.join(f));
+        match (&raw.env, &file) {
             (Some(var), None) => match std::env::var(var) {
                 Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim().to_string())),
                 Ok(_) => Err(format!("environment variable {var} is empty")),

@@ -27,11 +27,10 @@ pub fn varies_on_origin(cors: &Cors) -> bool {
     !matches!(cors.origins, AllowedOrigins::Any)
 }
 
-fn join<T: AsRef<str>>(items: impl Iterator<Item = T>) -> Option<HeaderValue> {
-    let text = items
-        .map(|i| i.as_ref().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+/// The requested headers echoed back in a preflight answer (the only value joined per request;
+/// the policy's own lists are joined once at config load).
+fn join(items: &[String]) -> Option<HeaderValue> {
+    let text = items.join(", ");
     HeaderValue::from_str(&text)
         .ok()
         .filter(|_| !text.is_empty())
@@ -63,8 +62,8 @@ pub fn response_headers(cors: &Cors, origin: Option<&str>) -> Headers {
         return Headers::new();
     };
     let mut out = origin_headers(cors, origin);
-    if let Some(v) = join(cors.expose_headers.iter().map(|h| h.as_str())) {
-        out.push((header::ACCESS_CONTROL_EXPOSE_HEADERS, v));
+    if let Some(v) = &cors.expose_value {
+        out.push((header::ACCESS_CONTROL_EXPOSE_HEADERS, v.clone()));
     }
     out
 }
@@ -101,10 +100,10 @@ pub fn preflight(
         return Preflight::Rejected;
     }
     let mut out = origin_headers(cors, origin);
-    if let Some(v) = join(cors.methods.iter().map(|m| m.as_str())) {
-        out.push((header::ACCESS_CONTROL_ALLOW_METHODS, v));
+    if let Some(v) = &cors.methods_value {
+        out.push((header::ACCESS_CONTROL_ALLOW_METHODS, v.clone()));
     }
-    if let Some(v) = join(requested.iter()) {
+    if let Some(v) = join(&requested) {
         out.push((header::ACCESS_CONTROL_ALLOW_HEADERS, v));
     }
     if let Some(age) = cors.max_age {
@@ -122,8 +121,10 @@ mod tests {
         Cors {
             origins,
             methods: vec![Method::GET, Method::HEAD],
+            methods_value: Some(HeaderValue::from_static("GET, HEAD")),
             allow_headers: vec![HeaderName::from_static("x-token")],
             expose_headers: vec![header::ETAG],
+            expose_value: Some(HeaderValue::from_static("etag")),
             allow_credentials: credentials,
             max_age: Some(600),
         }

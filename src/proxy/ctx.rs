@@ -1,10 +1,12 @@
-//! Per-request state shared by the proxy phases.
+//! Per-request state shared by the proxy phases, in four parts: who is asking ([`ClientInfo`]),
+//! what was matched ([`Matched`]), what will be asked and of whom ([`Upstream`]), and how it
+//! ended ([`Outcome`]).
 
-use crate::backend::Backend;
+use crate::backend::{Ask, Backend};
+use crate::client::ClientInfo;
 use crate::error::GatewayError;
 use crate::routing::RouteMatch;
 use bytes::Bytes;
-use pingora::prelude::*;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,22 +14,46 @@ use std::time::Instant;
 pub struct RequestCtx {
     /// When the request arrived.
     pub started: Instant,
-    /// The route, once matched.
-    pub matched: Option<RouteMatch<Backend>>,
+    /// The client, as derived from the peer and trusted X-Forwarded-For.
+    pub client: ClientInfo,
+    /// The route and normalised path, once matched.
+    pub matched: Option<Matched>,
+    /// The backend chosen and what it is asked.
+    pub upstream: Upstream,
+    /// The error answered with, and a replacement body.
+    pub outcome: Outcome,
+}
+
+/// What the router matched.
+pub struct Matched {
+    /// The route (with its host label, target and metrics).
+    pub route: RouteMatch<Backend>,
     /// The normalised request path (decoded once; see `routing::path`).
     pub path: String,
-    /// Object key (s3, dir) or encoded origin path and query (http).
-    pub key: String,
-    /// Whether the client connection is TLS.
-    pub tls: bool,
-    /// Connection attempts to other origin members after a failed connect.
-    pub connect_retries: usize,
+}
+
+/// The backend side of a request.
+#[derive(Default)]
+pub struct Upstream {
+    /// The backend chosen from the route's target.
+    pub backend: Option<Arc<Backend>>,
+    /// Backends already tried for this request (failover picks from the rest).
+    pub tried: Vec<Arc<Backend>>,
+    /// What the chosen backend is asked.
+    pub ask: Option<Ask>,
+    /// Failed connection attempts to the chosen backend so far.
+    pub connect_failures: usize,
     /// When the upstream request was sent.
-    pub upstream_started: Option<Instant>,
-    /// A body that replaces the backend's (its error page), sent at end of stream.
-    pub replacement: Option<Bytes>,
+    pub sent_at: Option<Instant>,
+}
+
+/// How the request ended.
+#[derive(Default)]
+pub struct Outcome {
     /// The error the gateway answered with, if any.
     pub error: Option<GatewayError>,
+    /// The gateway's body replacing a backend's error body; sent at the backend's end of stream.
+    pub replacement: Option<Bytes>,
 }
 
 impl RequestCtx {
@@ -35,23 +61,11 @@ impl RequestCtx {
     pub fn new() -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            client: ClientInfo::default(),
             matched: None,
-            path: String::new(),
-            key: String::new(),
-            tls: false,
-            connect_retries: 0,
-            upstream_started: None,
-            replacement: None,
-            error: None,
+            upstream: Upstream::default(),
+            outcome: Outcome::default(),
         }
-    }
-
-    /// The matched route's backend (an internal error before routing).
-    pub fn backend(&self) -> Result<Arc<Backend>> {
-        self.matched
-            .as_ref()
-            .map(|m| m.backend.clone())
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route matched"))
     }
 }
 

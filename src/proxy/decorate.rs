@@ -1,9 +1,8 @@
 //! Response headers the gateway adds or removes, decided from the route (pure).
 
 use crate::backend::Backend;
-use crate::config::CompressionSettings;
+use crate::config::{CompressionSettings, Route};
 use crate::proxy::cors;
-use crate::routing::RouteMatch;
 use http::header::{self, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 
@@ -13,14 +12,16 @@ use pingora::http::{RequestHeader, ResponseHeader};
 /// `Vary: Origin`.
 pub fn decorate(
     resp: &mut ResponseHeader,
-    m: &RouteMatch<Backend>,
+    route: &Route,
+    backend: Option<&Backend>,
     req: &RequestHeader,
     path: &str,
 ) {
-    strip_headers(resp, m.backend.strip_headers());
+    if let Some(backend) = backend {
+        strip_headers(resp, backend.strip_headers());
+    }
     let status = resp.status.as_u16();
     let success = (200..300).contains(&status) || status == 304;
-    let route = &m.route;
     if success {
         if let Some(cc) = &route.cache_control {
             let _ = resp.insert_header(header::CACHE_CONTROL, cc.clone());

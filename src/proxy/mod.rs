@@ -1,30 +1,34 @@
 //! The Pingora [`ProxyHttp`] implementation. Each phase is a few lines that call the module
-//! owning the decision: [`crate::routing`] (where), [`crate::backend`] (how to ask),
-//! [`decorate`] (what the client sees), [`crate::error`] (what failures look like).
+//! owning the decision: [`crate::client`] (who asks), [`crate::routing`] (where),
+//! [`crate::backend`] (how to ask and what the answer means), [`decorate`] (what the client
+//! sees), [`respond`] (answers the gateway makes itself), [`crate::error`] (what failures look
+//! like). The proxy never matches on backend kinds.
 
 pub mod cors;
 mod ctx;
 pub mod decorate;
-mod dir_serve;
 pub mod respond;
 
-pub use ctx::RequestCtx;
+pub use ctx::{Matched, Outcome, RequestCtx, Upstream};
 
-use crate::backend::s3::{classify_status, ForbiddenCause, StatusVerdict};
-use crate::backend::Backend;
+use crate::backend::dir::{DirBackend, FileAnswer};
+use crate::backend::{Ask, Backend, Verdict};
+use crate::client::{ClientInfo, TrustedProxies};
 use crate::config::{CompressionSettings, Config};
-use crate::error::GatewayError;
-use crate::metrics::{Metrics, UNMATCHED};
-use crate::routing::path::{encode, normalise};
-use crate::routing::{object_key, origin_path, Router};
+use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
+use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
+use crate::routing::host::request_host;
+use crate::routing::path::normalise;
+use crate::routing::Router;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, Method};
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::compression::{ResponseCompression, ResponseCompressionBuilder};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use respond::Answer;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,22 +37,39 @@ use std::time::Instant;
 pub struct Gateway {
     router: Router<Backend>,
     compression: CompressionSettings,
+    trusted_proxies: TrustedProxies,
     access_log: bool,
     metrics: &'static Metrics,
+    /// Request metrics for requests that matched no route.
+    unmatched: RouteMetrics,
 }
 
 impl Gateway {
     /// Builds the gateway from a validated config and its live backends.
     pub fn new(config: &Config, backends: &HashMap<String, Arc<Backend>>) -> Gateway {
+        let metrics = Metrics::global();
         Gateway {
             router: Router::new(config, backends),
             compression: config.compression.clone(),
+            trusted_proxies: config.server.trusted_proxies.clone(),
             access_log: config.log.access_log,
-            metrics: Metrics::global(),
+            unmatched: metrics.route(UNMATCHED, UNMATCHED),
+            metrics,
         }
     }
 
-    /// Writes an error answer and records it; returns `Ok(true)` (response sent).
+    /// Writes an answer the gateway made, with the route's decorations; returns `Ok(true)`.
+    async fn send(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        mut answer: Answer,
+    ) -> Result<bool> {
+        self.finish_header(session, ctx, &mut answer.header);
+        write_answer(session, answer).await
+    }
+
+    /// Answers with an error and records it; returns `Ok(true)` (response sent).
     async fn reject(
         &self,
         session: &mut Session,
@@ -61,23 +82,16 @@ impl Gateway {
                 .with_label_values(&[err.label()])
                 .inc();
         }
-        let mut resp = respond::error_header(&err);
-        self.finish_header(session, ctx, &mut resp);
-        let head = session.req_header().method == Method::HEAD;
-        ctx.error = Some(err.clone());
-        session.write_response_header(Box::new(resp), head).await?;
-        if !head {
-            session
-                .write_response_body(Some(respond::error_body(&err)), true)
-                .await?;
-        }
-        Ok(true)
+        let answer = Answer::error(&err);
+        ctx.outcome.error = Some(err);
+        self.send(session, ctx, answer).await
     }
 
     /// Route decorations plus the per-response compression decision.
     fn finish_header(&self, session: &mut Session, ctx: &RequestCtx, resp: &mut ResponseHeader) {
         if let Some(m) = &ctx.matched {
-            decorate::decorate(resp, m, session.req_header(), &ctx.path);
+            let backend = ctx.upstream.backend.as_deref();
+            decorate::decorate(resp, &m.route.route, backend, session.req_header(), &m.path);
         }
         if !decorate::compressible(resp, &self.compression) {
             if let Some(c) = session
@@ -97,50 +111,100 @@ impl Gateway {
         if req.method != Method::OPTIONS {
             return None;
         }
-        let policy = ctx.matched.as_ref()?.route.cors.clone()?;
-        let origin = req.headers.get(header::ORIGIN)?.to_str().ok()?.to_string();
-        let method = req
-            .headers
-            .get(header::ACCESS_CONTROL_REQUEST_METHOD)?
-            .to_str()
-            .ok()?
-            .to_string();
-        let requested = req
-            .headers
-            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        Some(
-            match cors::preflight(&policy, &origin, &method, requested.as_deref()) {
-                cors::Preflight::Rejected => {
-                    self.reject(session, ctx, GatewayError::CorsRejected).await
+        let policy = ctx.matched.as_ref()?.route.route.cors.as_ref()?;
+        let text = |name| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let decision = cors::preflight(
+            policy,
+            text(header::ORIGIN)?,
+            text(header::ACCESS_CONTROL_REQUEST_METHOD)?,
+            text(header::ACCESS_CONTROL_REQUEST_HEADERS),
+        );
+        let varies = cors::varies_on_origin(policy);
+        Some(match decision {
+            cors::Preflight::Rejected => {
+                self.reject(session, ctx, GatewayError::CorsRejected).await
+            }
+            cors::Preflight::Allowed(headers) => {
+                let mut answer = Answer::no_content(headers);
+                if varies {
+                    decorate::append_vary(&mut answer.header, "Origin");
                 }
-                cors::Preflight::Allowed(headers) => {
-                    let mut resp =
-                        ResponseHeader::build(204, Some(headers.len() + 2)).expect("valid status");
-                    for (k, v) in headers {
-                        let _ = resp.insert_header(k, v);
-                    }
-                    if cors::varies_on_origin(&policy) {
-                        decorate::append_vary(&mut resp, "Origin");
-                    }
-                    let _ = resp.insert_header(header::CONTENT_LENGTH, 0);
-                    match session.write_response_header(Box::new(resp), true).await {
-                        Ok(()) => Ok(true),
-                        Err(e) => Err(e),
-                    }
-                }
-            },
-        )
+                write_answer(session, answer).await
+            }
+        })
+    }
+
+    /// Chooses the backend from the route's target and derives what it is asked.
+    fn choose_backend(ctx: &mut RequestCtx, query: Option<&str>) -> Result<(), GatewayError> {
+        let m = ctx.matched.as_ref().ok_or(GatewayError::Internal)?;
+        let backend = m
+            .route
+            .target
+            .choose(&ctx.upstream.tried)
+            .ok_or(GatewayError::Unreachable)?;
+        let ask = backend.ask(&m.route.route, &m.path, query)?;
+        ctx.upstream.tried.push(backend.clone());
+        ctx.upstream.backend = Some(backend);
+        ctx.upstream.ask = Some(ask);
+        ctx.upstream.connect_failures = 0;
+        Ok(())
+    }
+
+    /// Serves a file from a directory backend; returns `Ok(true)` once answered.
+    async fn serve_file(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        dir: &DirBackend,
+    ) -> Result<bool> {
+        let Some(Ask::Object(key)) = &ctx.upstream.ask else {
+            return self.reject(session, ctx, GatewayError::Internal).await;
+        };
+        let FileAnswer { mut header, body } = match dir.answer(session.req_header(), key) {
+            Ok(answer) => answer,
+            Err(e) => return self.reject(session, ctx, e).await,
+        };
+        self.finish_header(session, ctx, &mut header);
+        session
+            .write_response_header(Box::new(header), body.is_none())
+            .await?;
+        if let Some(mut body) = body {
+            while let Some(chunk) = body
+                .next_chunk()
+                .map_err(|e| Error::because(ErrorType::FileReadError, "read", e))?
+            {
+                session
+                    .write_response_body(Some(chunk), body.done())
+                    .await?;
+            }
+        }
+        Ok(true)
     }
 }
 
-fn request_host(req: &pingora::http::RequestHeader) -> &str {
-    req.headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .unwrap_or_default()
+/// Writes an answer's header and body, each once (no body for HEAD); returns `Ok(true)`.
+async fn write_answer(session: &mut Session, answer: Answer) -> Result<bool> {
+    let Answer { header, body } = answer;
+    let bodyless = body.is_empty() || session.req_header().method == Method::HEAD;
+    session
+        .write_response_header(Box::new(header), bodyless)
+        .await?;
+    if !bodyless {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(true)
+}
+
+/// The Host header as sent, for the access log.
+fn host_as_sent(req: &RequestHeader) -> std::borrow::Cow<'_, str> {
+    match req.uri.authority() {
+        Some(a) => a.as_str().into(),
+        None => req
+            .headers
+            .get(header::HOST)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .unwrap_or_default(),
+    }
 }
 
 fn allow_header(methods: &[Method], cors: bool) -> String {
@@ -149,6 +213,10 @@ fn allow_header(methods: &[Method], cors: bool) -> String {
         names.push("OPTIONS");
     }
     names.join(", ")
+}
+
+fn internal(what: &'static str) -> Box<Error> {
+    Error::explain(ErrorType::InternalError, what)
 }
 
 #[async_trait]
@@ -164,48 +232,42 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let path = match normalise(session.req_header().uri.path()) {
-            Ok(p) => p,
-            Err(e) => return self.reject(session, ctx, e.into()).await,
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let req = session.req_header();
+        ctx.client = ClientInfo::derive(peer, &req.headers, &self.trusted_proxies, tls);
+        let found = request_host(req)
+            .map_err(GatewayError::from)
+            .and_then(|host| {
+                let path = normalise(req.uri.path())?;
+                Ok((self.router.find(host, &path), path))
+            });
+        let (route, path) = match found {
+            Ok((Some(route), path)) => (route, path),
+            Ok((None, _)) => return self.reject(session, ctx, GatewayError::NoRoute).await,
+            Err(e) => return self.reject(session, ctx, e).await,
         };
-        let Some(matched) = self.router.find(request_host(session.req_header()), &path) else {
-            return self.reject(session, ctx, GatewayError::NoRoute).await;
-        };
-        ctx.matched = Some(matched.clone());
-        ctx.path = path;
+        ctx.matched = Some(Matched { route, path });
         if let Some(answer) = self.preflight(session, ctx).await {
             return answer;
         }
-        let route = &matched.route;
+        let route = &ctx.matched.as_ref().expect("matched above").route.route;
         if !route.methods.contains(&session.req_header().method) {
             let allow = allow_header(&route.methods, route.cors.is_some());
             return self
                 .reject(session, ctx, GatewayError::MethodNotAllowed { allow })
                 .await;
         }
-        match matched.backend.as_ref() {
-            Backend::Dir(dir) => {
-                ctx.key = object_key(route, dir.key_prefix(), &ctx.path);
-                dir_serve::serve(self, session, ctx, dir).await
-            }
-            Backend::S3(s3) => {
-                ctx.key = object_key(route, s3.key_prefix(), &ctx.path);
-                if ctx.key.is_empty() || ctx.key.ends_with('/') {
-                    // Never let an empty key turn into a bucket listing.
-                    return self.reject(session, ctx, GatewayError::NotFound).await;
-                }
-                Ok(false)
-            }
-            Backend::Http(_) => {
-                let mut target = encode(&origin_path(route, &ctx.path)).to_string();
-                if let Some(q) = session.req_header().uri.query() {
-                    target.push('?');
-                    target.push_str(q);
-                }
-                ctx.key = target;
-                Ok(false)
-            }
+        if let Err(e) = Self::choose_backend(ctx, session.req_header().uri.query()) {
+            return self.reject(session, ctx, e).await;
+        }
+        let backend = ctx.upstream.backend.clone().expect("chosen above");
+        match backend.local() {
+            Some(dir) => self.serve_file(session, ctx, dir).await,
+            None => Ok(false),
         }
     }
 
@@ -214,28 +276,25 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let backend = ctx.backend()?;
-        let peer = match backend.as_ref() {
-            Backend::S3(s3) => s3.peer().await.map_err(|e| {
-                ctx.error = Some(e.into());
-                Error::explain(ErrorType::ConnectError, "s3 endpoint unavailable")
-            })?,
-            Backend::Http(pool) => pool.peer().ok_or_else(|| {
-                ctx.error = Some(GatewayError::Unreachable);
-                Error::explain(ErrorType::ConnectNoRoute, "no healthy origin member")
-            })?,
-            Backend::Dir(_) => {
-                return Err(Error::explain(
-                    ErrorType::InternalError,
-                    "dir is served locally",
+        let backend = ctx
+            .upstream
+            .backend
+            .clone()
+            .ok_or_else(|| internal("no backend chosen"))?;
+        match backend.peer(ctx.upstream.connect_failures).await {
+            Ok(peer) => Ok(Box::new(peer)),
+            Err(e) => {
+                ctx.outcome.error = Some(e);
+                Err(Error::explain(
+                    ErrorType::ConnectNoRoute,
+                    "no address or member to connect to",
                 ))
             }
-        };
-        Ok(Box::new(peer))
+        }
     }
 
-    /// A member that refuses connections is skipped: the next healthy member is tried, at most
-    /// once per member, before health checks have noticed.
+    /// A refused connection moves on to the backend's next member or address, each at most
+    /// once per request, before health checks have noticed.
     fn fail_to_connect(
         &self,
         _session: &mut Session,
@@ -243,9 +302,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let Some(Backend::Http(pool)) = ctx.matched.as_ref().map(|m| m.backend.as_ref()) {
-            if ctx.connect_retries + 1 < pool.member_count() {
-                ctx.connect_retries += 1;
+        ctx.upstream.connect_failures += 1;
+        if let Some(backend) = &ctx.upstream.backend {
+            if backend.may_retry_connect(ctx.upstream.connect_failures) {
                 e.set_retry(true);
             }
         }
@@ -254,92 +313,62 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
-        upstream_request: &mut pingora::http::RequestHeader,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let backend = ctx.backend()?;
-        match backend.as_ref() {
-            Backend::S3(s3) => {
-                if let Err(e) = s3.prepare_request(upstream_request, &ctx.key).await {
-                    tracing::error!(backend = %s3.name, error = %e, "cannot prepare S3 request");
-                    ctx.error = Some(e.into());
-                    return Err(Error::explain(
-                        ErrorType::InternalError,
-                        "cannot sign request",
-                    ));
-                }
-            }
-            Backend::Http(pool) => {
-                let client_ip = session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip().to_string());
-                pool.prepare_request(upstream_request, &ctx.key, client_ip, ctx.tls)?;
-            }
-            Backend::Dir(_) => {}
+        let (Some(backend), Some(ask)) = (&ctx.upstream.backend, &ctx.upstream.ask) else {
+            return Err(internal("no backend chosen"));
+        };
+        let prepared = backend.prepare(upstream_request, ask, &ctx.client).await;
+        if let Err(e) = prepared {
+            ctx.outcome.error = Some(e);
+            return Err(internal("cannot prepare the upstream request"));
         }
-        ctx.upstream_started = Some(Instant::now());
+        ctx.upstream.sent_at = Some(Instant::now());
         Ok(())
     }
 
+    /// Applies the backend's verdict before anything can be cached: an error answer replaces
+    /// the backend's header here and its body in [`Self::upstream_response_body_filter`].
     async fn upstream_response_filter(
         &self,
         session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let backend = ctx.backend()?;
-        if let Some(started) = ctx.upstream_started {
-            self.metrics
-                .upstream_duration
-                .with_label_values(&[backend.name()])
-                .observe(started.elapsed().as_secs_f64());
-        }
-        let Backend::S3(s3) = backend.as_ref() else {
-            return Ok(());
+        let (Some(backend), Some(ask)) = (&ctx.upstream.backend, &ctx.upstream.ask) else {
+            return Err(internal("no backend chosen"));
         };
-        let status = upstream_response.status.as_u16();
-        let failure = match classify_status(status) {
-            StatusVerdict::Pass => return Ok(()),
-            StatusVerdict::Fail(e) => e,
-            StatusVerdict::Forbidden => match s3.forbidden_cause().await {
-                ForbiddenCause::CredentialsRejected => GatewayError::CredentialsRejected,
-                ForbiddenCause::ObjectDenied => {
-                    self.metrics
-                        .backend_errors
-                        .with_label_values(&[&s3.name, "access_denied"])
-                        .inc();
-                    s3.denied_error()
-                }
-            },
-        };
-        let request_id = upstream_response
-            .headers
-            .get("x-amz-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        if status == 404 {
-            // Missing keys are routine; keep them out of the default log level.
-            tracing::debug!(backend = %s3.name, request_id, key = %ctx.key, "no such key");
-        } else {
-            tracing::warn!(
-                backend = %s3.name, status, request_id, key = %ctx.key, answer = failure.status(),
-                "bucket answered with an error"
-            );
+        if let Some(sent) = ctx.upstream.sent_at {
+            backend.metrics.upstream_took(sent.elapsed());
         }
-        if !matches!(failure, GatewayError::NotFound | GatewayError::Forbidden) {
-            self.metrics
-                .backend_errors
-                .with_label_values(&[&s3.name, failure.label()])
-                .inc();
+        if let Verdict::Replace(err) = backend.judge(upstream_response, ask).await {
+            let answer = Answer::error(&err);
+            *upstream_response = answer.header;
+            if session.req_header().method != Method::HEAD {
+                ctx.outcome.replacement = Some(answer.body);
+            }
+            ctx.outcome.error = Some(err);
         }
-        *upstream_response = respond::error_header(&failure);
-        if session.req_header().method != Method::HEAD {
-            ctx.replacement = Some(respond::error_body(&failure));
-        }
-        ctx.error = Some(failure);
         Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if ctx.outcome.replacement.is_some() {
+            *body = if end_of_stream {
+                ctx.outcome.replacement.take()
+            } else {
+                None
+            };
+        }
+        Ok(None)
     }
 
     async fn response_filter(
@@ -352,23 +381,6 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    fn response_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        end_of_stream: bool,
-        ctx: &mut RequestCtx,
-    ) -> Result<Option<std::time::Duration>> {
-        if ctx.replacement.is_some() {
-            *body = if end_of_stream {
-                ctx.replacement.take()
-            } else {
-                None
-            };
-        }
-        Ok(None)
-    }
-
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -376,32 +388,24 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let err = ctx
+            .outcome
             .error
             .clone()
             .unwrap_or_else(|| GatewayError::from_proxy_failure(e));
-        if let Some(b) = ctx.matched.as_ref().map(|m| m.backend.clone()) {
-            if matches!(
-                err,
-                GatewayError::Unreachable
-                    | GatewayError::Timeout
-                    | GatewayError::BackendFailed
-                    | GatewayError::CredentialsRejected
-            ) {
-                self.metrics
-                    .backend_errors
-                    .with_label_values(&[b.name(), err.label()])
-                    .inc();
+        if err.is_backend_failure() {
+            if let Some(backend) = &ctx.upstream.backend {
+                backend.metrics.error(err.label());
             }
         }
         let code = err.status();
         // Pingora will not reuse this connection after a proxy failure: say so to the client.
         session.set_keepalive(None);
-        if session.response_written().is_none() {
+        if err != GatewayError::ClientGone && session.response_written().is_none() {
             if let Err(write_err) = self.reject(session, ctx, err).await {
                 tracing::debug!(error = %write_err, "cannot write error response");
             }
         } else {
-            ctx.error = Some(err);
+            ctx.outcome.error = Some(err);
         }
         FailToProxy {
             error_code: code,
@@ -410,42 +414,34 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
-        let (host, route) = match &ctx.matched {
-            Some(m) => (m.host_label.as_ref(), m.route.name.as_str()),
-            None => (UNMATCHED, UNMATCHED),
+        let status = match &ctx.outcome.error {
+            Some(GatewayError::ClientGone) => CLIENT_CLOSED_STATUS,
+            _ => session
+                .response_written()
+                .map(|r| r.status.as_u16())
+                .unwrap_or(0),
         };
         let elapsed = ctx.started.elapsed();
         let bytes = session.body_bytes_sent();
-        let status_label = status.to_string();
-        self.metrics
-            .requests
-            .with_label_values(&[host, route, &status_label])
-            .inc();
-        self.metrics
-            .request_duration
-            .with_label_values(&[host, route])
-            .observe(elapsed.as_secs_f64());
-        self.metrics
-            .response_bytes
-            .with_label_values(&[host, route])
-            .inc_by(bytes as u64);
+        let (route_metrics, route) = match &ctx.matched {
+            Some(m) => (&m.route.metrics, m.route.route.name.as_str()),
+            None => (&self.unmatched, UNMATCHED),
+        };
+        route_metrics.observe(status, elapsed, bytes as u64);
         if self.access_log {
             let req = session.req_header();
             tracing::info!(
                 target: "assetgate::access",
+                client = %ctx.client.addr.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
                 method = %req.method,
-                host = %request_host(req),
+                host = %host_as_sent(req),
                 path = %req.uri.path(),
                 status,
                 bytes,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 route,
-                backend = ctx.matched.as_ref().map(|m| m.backend.name()).unwrap_or("-"),
-                error = ctx.error.as_ref().map(|e| e.label()).or(e.map(|_| "proxy")).unwrap_or("-"),
+                backend = ctx.upstream.backend.as_ref().map(|b| b.name()).unwrap_or("-"),
+                error = ctx.outcome.error.as_ref().map(|e| e.label()).or(e.map(|_| "proxy")).unwrap_or("-"),
             );
         }
     }

@@ -1,38 +1,54 @@
 //! Host and path routing, compiled once from the config.
 //!
-//! [`Router::find`] takes the request's Host and its normalised path (see [`path`]) and returns
-//! the first matching route of the matching host. Hosts are matched exact name first, then the
-//! longest wildcard suffix, then `*`.
+//! [`Router::find`] takes the request's host (already checked by [`host`]) and its normalised
+//! path (see [`path`]) and returns the first matching route of the matching host. Hosts are
+//! matched exact name first, then the longest wildcard suffix, then `*`. A route points at a
+//! [`Target`]: today one backend; weighted groups and backups are planned (steering issue).
 
+pub mod host;
 pub mod path;
 
 use crate::config::{Config, Host, HostPattern, PathMatch, Route};
+use crate::metrics::{Metrics, RouteMetrics};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A route chosen for a request, with what is needed to name it in metrics and build its key.
-pub struct RouteMatch<B> {
-    /// The configured host name used as the metrics label.
-    pub host_label: Arc<str>,
-    /// The route.
-    pub route: Arc<Route>,
-    /// The route's backend.
-    pub backend: Arc<B>,
+/// Longest object key S3 accepts, in bytes of UTF-8.
+pub const MAX_OBJECT_KEY_BYTES: usize = 1024;
+
+/// What a route sends its requests to.
+pub enum Target<B> {
+    /// One backend.
+    Backend(Arc<B>),
 }
 
-impl<B> Clone for RouteMatch<B> {
-    fn clone(&self) -> Self {
-        RouteMatch {
-            host_label: self.host_label.clone(),
-            route: self.route.clone(),
-            backend: self.backend.clone(),
+impl<B> Target<B> {
+    /// The backend to ask next, given the backends `tried` already for this request; `None`
+    /// when every candidate has been tried.
+    pub fn choose(&self, tried: &[Arc<B>]) -> Option<Arc<B>> {
+        match self {
+            Target::Backend(b) => (!tried.iter().any(|t| Arc::ptr_eq(t, b))).then(|| b.clone()),
         }
     }
 }
 
+/// A route ready to serve: the configured route, its target and its metric handles.
+pub struct CompiledRoute<B> {
+    /// The configured host name used as the metrics label.
+    pub host_label: Arc<str>,
+    /// The route as configured.
+    pub route: Route,
+    /// Where its requests go.
+    pub target: Target<B>,
+    /// Request metrics labelled with this host and route.
+    pub metrics: RouteMetrics,
+}
+
+/// The route chosen for a request (one reference-count increment per request).
+pub type RouteMatch<B> = Arc<CompiledRoute<B>>;
+
 struct CompiledHost<B> {
-    label: Arc<str>,
-    routes: Vec<(Arc<Route>, Arc<B>)>,
+    routes: Vec<RouteMatch<B>>,
 }
 
 /// Host → ordered routes, built from a validated [`Config`] and the live backends (`B`).
@@ -71,9 +87,10 @@ impl<B> Router<B> {
         router
     }
 
-    /// Finds the route for a Host header value (port and case ignored) and a normalised path.
+    /// Finds the route for a host (without port, as [`host::request_host`] returns it; case
+    /// and a trailing dot ignored) and a normalised path.
     pub fn find(&self, host: &str, path: &str) -> Option<RouteMatch<B>> {
-        let host = host_without_port(host).trim_end_matches('.');
+        let host = host.trim_end_matches('.');
         // Most clients send lower-case names: only allocate when there is something to fold.
         let host: std::borrow::Cow<str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
             host.to_ascii_lowercase().into()
@@ -88,29 +105,30 @@ impl<B> Router<B> {
                 .map(|(_, i)| *i)
                 .or(self.any)
         })?;
-        let compiled = &self.hosts[index];
-        compiled
+        self.hosts[index]
             .routes
             .iter()
-            .find(|(route, _)| matches(&route.matcher, path))
-            .map(|(route, backend)| RouteMatch {
-                host_label: compiled.label.clone(),
-                route: route.clone(),
-                backend: backend.clone(),
-            })
+            .find(|r| matches(&r.route.matcher, path))
+            .cloned()
     }
 }
 
 fn compile_host<B>(host: &Host, backends: &HashMap<String, Arc<B>>) -> CompiledHost<B> {
+    let label: Arc<str> = Arc::from(host.names.first().map(String::as_str).unwrap_or("*"));
+    let metrics = Metrics::global();
     CompiledHost {
-        label: Arc::from(host.names.first().map(String::as_str).unwrap_or("*")),
         routes: host
             .routes
             .iter()
             .filter_map(|r| {
-                backends
-                    .get(&r.backend)
-                    .map(|b| (Arc::new(r.clone()), b.clone()))
+                backends.get(&r.backend).map(|b| {
+                    Arc::new(CompiledRoute {
+                        host_label: label.clone(),
+                        route: r.clone(),
+                        target: Target::Backend(b.clone()),
+                        metrics: metrics.route(&label, &r.name),
+                    })
+                })
             })
             .collect(),
     }
@@ -123,31 +141,26 @@ fn matches(matcher: &PathMatch, path: &str) -> bool {
     }
 }
 
-fn host_without_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        // IPv6 literal: keep the brackets' content intact.
-        return host
-            .split(']')
-            .next()
-            .map_or(host, |h| &host[..h.len() + 1]);
-    }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
-}
-
-/// Where a matched request reads from, derived from the route's key mapping.
-///
-/// `rest` is the normalised path after `strip_prefix`; the result for s3/dir is an object key
-/// (no leading `/`), always under the backend's key prefix because the normalised path has no
-/// dot segments.
+/// The object key (s3, dir) a matched request reads: the backend's `key_prefix`, the route's
+/// `add_prefix` and the normalised path after `strip_prefix`, joined segment by segment with
+/// exactly one `/` between non-empty parts (`tenant` + `pub` + `/a.png` → `tenant/pub/a.png`;
+/// slashes at either end of a prefix make no difference). No leading `/`; a trailing `/` of the
+/// path is kept, so a directory-style path never names an object. Always under `key_prefix`,
+/// because the normalised path has no dot segments.
 pub fn object_key(route: &Route, key_prefix: &str, path: &str) -> String {
     let rest = strip(route, path);
-    let mut key = String::with_capacity(key_prefix.len() + route.add_prefix.len() + rest.len());
-    key.push_str(key_prefix);
-    key.push_str(route.add_prefix.trim_start_matches('/'));
-    if !key.is_empty() && !key.ends_with('/') && !rest.trim_start_matches('/').is_empty() {
+    let mut key = String::with_capacity(key_prefix.len() + route.add_prefix.len() + rest.len() + 2);
+    for part in [key_prefix, route.add_prefix.as_str(), rest] {
+        for segment in part.split('/').filter(|s| !s.is_empty()) {
+            if !key.is_empty() {
+                key.push('/');
+            }
+            key.push_str(segment);
+        }
+    }
+    if rest.ends_with('/') && !key.is_empty() {
         key.push('/');
     }
-    key.push_str(rest.trim_start_matches('/'));
     key
 }
 
@@ -228,13 +241,23 @@ backend = "d"
             .map(|k| (k.clone(), Arc::new(())))
             .collect();
         let r = Router::new(&c, &backends);
-        let m = r.find("CDN.example.com:443", "/static/a.png").unwrap();
+        let m = r.find("CDN.example.com", "/static/a.png").unwrap();
         assert_eq!(&*m.host_label, "cdn.example.com");
         assert_eq!(object_key(&m.route, "", "/static/a.png"), "pub/a.png");
         assert_eq!(
             object_key(&m.route, "tenant/", "/static/a.png"),
             "tenant/pub/a.png"
         );
+        // Regression: the prefix without a trailing slash was glued on (`tenantpub/a.png`).
+        assert_eq!(
+            object_key(&m.route, "tenant", "/static/a.png"),
+            "tenant/pub/a.png"
+        );
+        assert_eq!(
+            object_key(&m.route, "tenant", "/static/dir/"),
+            "tenant/pub/dir/"
+        );
+        assert_eq!(object_key(&m.route, "tenant", "/static"), "tenant/pub");
         assert!(r.find("cdn.example.com", "/statics/a.png").is_none());
         assert_eq!(
             r.find("cdn.example.com", "/robots.txt").unwrap().route.name,
@@ -242,6 +265,13 @@ backend = "d"
         );
         assert_eq!(r.find("img.example.com", "/x").unwrap().route.name, "wild");
         assert_eq!(r.find("other.org", "/x").unwrap().route.name, "any");
+        assert_eq!(
+            r.find("cdn.example.com.", "/robots.txt")
+                .unwrap()
+                .route
+                .name,
+            "/robots.txt"
+        );
     }
 
     #[test]

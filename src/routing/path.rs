@@ -142,6 +142,7 @@ pub fn encode(decoded: &str) -> impl fmt::Display + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn accepts_and_decodes_once() {
@@ -193,5 +194,41 @@ mod tests {
             encode("a b/c+d~é.png").to_string(),
             "a%20b/c%2Bd~%C3%A9.png"
         );
+    }
+
+    fn hostile_path() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            Just("/".to_string()),
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just("%".to_string()),
+            Just("%2".to_string()),
+            Just("%2e".to_string()),
+            Just("%25".to_string()),
+            Just("%2f".to_string()),
+            Just("%c3".to_string()),
+            Just("%a9".to_string()),
+            Just("\\".to_string()),
+            Just("a".to_string()),
+            any::<char>().prop_map(String::from),
+        ];
+        proptest::collection::vec(token, 0..24).prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn any_path_is_refused_or_clean(raw in hostile_path()) {
+            if let Ok(p) = normalise(&raw) {
+                prop_assert!(p.starts_with('/'));
+                prop_assert!(!p.contains("//"));
+                prop_assert!(!p.split('/').any(|s| s == "." || s == ".."));
+                prop_assert!(!p.contains('\\') && !p.bytes().any(|b| b < 0x20 || b == 0x7f));
+                // Normalising twice changes nothing once no escapes are left.
+                if !p.contains('%') {
+                    let again = normalise(&p);
+                    prop_assert_eq!(again.as_deref(), Ok(p.as_str()));
+                }
+            }
+        }
     }
 }

@@ -227,9 +227,10 @@ impl Validator<'_> {
             return Some(CredentialSpec::Default);
         };
         let raw: RawCredentials = item(self.problems, path, raw)?;
+        let base = self.base;
         let secret = |name: &str, s: &Option<RawSecret>, problems: &mut Problems| {
             let s = s.as_ref()?;
-            match Secret::resolve(s) {
+            match Secret::resolve(s, base) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     problems.add(format!("{path}.{name}"), e);

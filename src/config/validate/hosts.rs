@@ -1,6 +1,7 @@
 //! Validation of `[[hosts]]` and their routes: names, paths, key mapping, methods, CORS.
 
 use super::{item, Validator};
+use crate::cache::policy::Freshness;
 use crate::config::raw::*;
 use crate::config::*;
 use crate::routing::path::{has_prefix, normalise};
@@ -183,6 +184,17 @@ impl Validator<'_> {
                 })
                 .ok()
         });
+        let freshness = raw
+            .cache_control
+            .as_deref()
+            .map(Freshness::from_cache_control)
+            .transpose()
+            .unwrap_or_else(|e| {
+                self.problems
+                    .add(format!("{path}.cache_control"), e.to_string());
+                None
+            })
+            .unwrap_or_default();
         let cors_path = format!("{path}.cors");
         let cors = raw
             .cors
@@ -200,6 +212,7 @@ impl Validator<'_> {
             add_prefix,
             methods,
             cache_control,
+            freshness,
             download: raw.download.unwrap_or(false),
             cors: cors.flatten(),
         })
@@ -259,16 +272,28 @@ impl Validator<'_> {
             Some(list) => self.methods(&format!("{path}.allow_methods"), list),
             None => route_methods.to_vec(),
         };
+        let expose_headers =
+            self.header_names(&format!("{path}.expose_headers"), raw.expose_headers);
         Some(Cors {
             origins,
+            methods_value: joined(methods.iter().map(Method::as_str)),
             methods,
             allow_headers: self.header_names(&format!("{path}.allow_headers"), raw.allow_headers),
-            expose_headers: self
-                .header_names(&format!("{path}.expose_headers"), raw.expose_headers),
+            expose_value: joined(expose_headers.iter().map(HeaderName::as_str)),
+            expose_headers,
             allow_credentials: credentials,
             max_age: raw.max_age,
         })
     }
+}
+
+/// `a, b, c` as one header value; `None` for an empty list.
+fn joined<'a>(items: impl Iterator<Item = &'a str>) -> Option<HeaderValue> {
+    let text = items.collect::<Vec<_>>().join(", ");
+    if text.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&text).ok()
 }
 
 fn valid_origin(o: &str) -> bool {

@@ -181,7 +181,18 @@ impl Validator<'_> {
             self.problems
                 .add("server.threads", "must be between 1 and 1024");
         }
+        let trusted_proxies = crate::client::TrustedProxies::parse(
+            raw.trusted_proxies.iter().flatten().map(String::as_str),
+        )
+        .unwrap_or_else(|bad| {
+            for (i, message) in bad {
+                self.problems
+                    .add(format!("server.trusted_proxies[{i}]"), message);
+            }
+            Default::default()
+        });
         ServerSettings {
+            trusted_proxies,
             threads,
             work_stealing: raw.work_stealing.unwrap_or(false),
             pid_file: raw

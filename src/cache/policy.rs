@@ -1,0 +1,140 @@
+//! A route's intended freshness, compiled once from its `cache_control` (RFC 9111 §5.2.2).
+//!
+//! The route's `Cache-Control` is sent to clients as decoration (see
+//! [`crate::proxy::decorate`]); [`Freshness`] is the same intent as a value the planned shared
+//! cache reads when it decides whether and how long to store a response. Explicit per-route TTLs
+//! are planned; they will fill the same value.
+
+use std::time::Duration;
+
+/// How long, and whether, a shared cache may keep a route's successful responses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// Lifetime in a shared cache: `s-maxage`, else `max-age`; `None` when the route says none.
+    pub shared_ttl: Option<Duration>,
+    /// `no-store` or `private`: a shared cache must not keep it at all.
+    pub never_store: bool,
+    /// `no-cache`: stored, but validated with the backend before every use.
+    pub revalidate_always: bool,
+    /// `must-revalidate` / `proxy-revalidate`: never served stale.
+    pub must_revalidate: bool,
+    /// `immutable`: the representation never changes while fresh.
+    pub immutable: bool,
+    /// `stale-while-revalidate` (RFC 5861 §3).
+    pub stale_while_revalidate: Option<Duration>,
+    /// `stale-if-error` (RFC 5861 §4).
+    pub stale_if_error: Option<Duration>,
+}
+
+/// A directive the policy cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{directive}: {reason}")]
+pub struct PolicyError {
+    /// The directive as written.
+    pub directive: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl Freshness {
+    /// Compiles a `Cache-Control` value. Unknown directives are ignored, as RFC 9111 §5.2.3
+    /// requires of caches; malformed delta-seconds on a known one are errors.
+    pub fn from_cache_control(value: &str) -> Result<Freshness, PolicyError> {
+        let mut f = Freshness::default();
+        let mut max_age = None;
+        let mut s_maxage = None;
+        for directive in value.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let (name, arg) = match directive.split_once('=') {
+                Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                None => (directive, None),
+            };
+            let seconds = || delta_seconds(directive, arg);
+            match name.to_ascii_lowercase().as_str() {
+                "max-age" => max_age = Some(seconds()?),
+                "s-maxage" => s_maxage = Some(seconds()?),
+                "stale-while-revalidate" => f.stale_while_revalidate = Some(seconds()?),
+                "stale-if-error" => f.stale_if_error = Some(seconds()?),
+                "no-store" | "private" => f.never_store = true,
+                "no-cache" => f.revalidate_always = true,
+                "must-revalidate" | "proxy-revalidate" => f.must_revalidate = true,
+                "immutable" => f.immutable = true,
+                _ => {}
+            }
+        }
+        f.shared_ttl = s_maxage.or(max_age);
+        Ok(f)
+    }
+
+    /// Whether a shared cache may store the route's responses at all.
+    pub fn storable(&self) -> bool {
+        !self.never_store && self.shared_ttl.is_some()
+    }
+}
+
+fn delta_seconds(directive: &str, arg: Option<&str>) -> Result<Duration, PolicyError> {
+    let error = |reason| PolicyError {
+        directive: directive.to_string(),
+        reason,
+    };
+    let arg = arg.ok_or_else(|| error("needs a number of seconds"))?;
+    if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(error("is not a whole number of seconds"));
+    }
+    // RFC 9111 §1.2.2: a value too large to represent is taken as 2^31 seconds.
+    let secs = arg.parse::<u64>().unwrap_or(u64::MAX).min(1 << 31);
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn year_long_immutable_assets() {
+        let f = Freshness::from_cache_control("public, max-age=31536000, immutable").unwrap();
+        assert_eq!(f.shared_ttl, Some(Duration::from_secs(31_536_000)));
+        assert!(f.immutable && f.storable());
+    }
+
+    #[test]
+    fn shared_lifetime_prefers_s_maxage_and_private_is_never_stored() {
+        let f = Freshness::from_cache_control("max-age=60, s-maxage=600").unwrap();
+        assert_eq!(f.shared_ttl, Some(Duration::from_secs(600)));
+        let f = Freshness::from_cache_control("private, max-age=60").unwrap();
+        assert!(!f.storable());
+        let f = Freshness::from_cache_control("no-store").unwrap();
+        assert!(!f.storable());
+        let f = Freshness::from_cache_control(
+            "max-age=10, stale-while-revalidate=30, stale-if-error=\"86400\", no-cache",
+        )
+        .unwrap();
+        assert_eq!(f.stale_while_revalidate, Some(Duration::from_secs(30)));
+        assert_eq!(f.stale_if_error, Some(Duration::from_secs(86400)));
+        assert!(f.revalidate_always);
+        let f = Freshness::from_cache_control("max-age=99999999999999999999").unwrap();
+        assert_eq!(f.shared_ttl, Some(Duration::from_secs(1 << 31)));
+    }
+
+    #[test]
+    fn malformed_lifetimes_are_errors() {
+        for bad in [
+            "max-age",
+            "max-age=",
+            "max-age=-1",
+            "s-maxage=1h",
+            "stale-if-error=x",
+        ] {
+            assert!(Freshness::from_cache_control(bad).is_err(), "{bad}");
+        }
+        // Unknown directives are ignored.
+        assert!(Freshness::from_cache_control("x-custom=1, public").is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_compiles_or_errors(value in "[ -~]{0,80}") {
+            let _ = Freshness::from_cache_control(&value);
+        }
+    }
+}
