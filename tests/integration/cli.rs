@@ -10,9 +10,15 @@ fn check(config: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
     std::fs::write(&path, config).unwrap();
+    check_file(&path, &std::env::current_dir().unwrap())
+}
+
+/// `assetgate check -c PATH` run from `cwd`: success and everything it printed.
+fn check_file(path: &std::path::Path, cwd: &std::path::Path) -> (bool, String) {
     let out = assetgate()
+        .current_dir(cwd)
         .args(["check", "-c"])
-        .arg(&path)
+        .arg(path)
         .output()
         .unwrap();
     (
@@ -257,5 +263,71 @@ fn example_config_has_only_environment_problems() {
                 || line.contains("cannot open"),
             "unexpected problem in conf/example.toml: {line}"
         );
+    }
+}
+
+#[test]
+fn relative_secret_files_resolve_against_the_config_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::write(
+        dir.path().join("secrets/id"),
+        "GK0123456789abcdef01234567\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("secrets/key"), "s3cr3t\n").unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+[backends.s3]
+kind = "s3"
+bucket = "assets"
+[backends.s3.credentials]
+from = "static"
+access_key_id = { file = "secrets/id" }
+secret_access_key = { file = "secrets/key" }
+[[hosts]]
+names = ["*"]
+[[hosts.routes]]
+path = "/"
+backend = "s3"
+"#,
+    )
+    .unwrap();
+    // Run from another folder: the paths must not depend on the working directory.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ok, text) = check_file(&path, elsewhere.path());
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn trusted_proxies_and_cache_control_are_checked() {
+    let (ok, text) = check(
+        r#"
+[server]
+trusted_proxies = ["10.0.0.0/8", "not-a-net", "10.0.0.0/40"]
+[[listeners]]
+address = "127.0.0.1:8080"
+[backends.d]
+kind = "dir"
+root = "/"
+[[hosts]]
+names = ["*"]
+[[hosts.routes]]
+path = "/"
+backend = "d"
+cache_control = "public, max-age=1y"
+"#,
+    );
+    assert!(!ok);
+    for expected in [
+        "server.trusted_proxies[1]: \"not-a-net\" is not an address or CIDR",
+        "server.trusted_proxies[2]: \"10.0.0.0/40\" is not an address or CIDR",
+        "hosts[0].routes[0].cache_control: max-age=1y: is not a whole number of seconds",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
 }

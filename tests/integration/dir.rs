@@ -56,79 +56,97 @@ cache_control = "public, max-age=60"
     )
 }
 
-#[tokio::test]
-async fn serves_files_with_validators_ranges_and_head() {
+/// A gateway on the sample tree (the tree must outlive it).
+fn start() -> (tempfile::TempDir, Gateway) {
     let tree = sample_tree();
     let gw = Gateway::start(&config(tree.path()));
-    let c = client();
+    (tree, gw)
+}
 
-    let r = c.get(gw.url("/hello.txt")).send().await.unwrap();
+#[tokio::test]
+async fn whole_file_has_validators_type_and_route_cache_control() {
+    let (_tree, gw) = start();
+    let r = client().get(gw.url("/hello.txt")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let etag = r.headers()["etag"].to_str().unwrap().to_string();
-    let last_modified = r.headers()["last-modified"].to_str().unwrap().to_string();
+    assert!(r.headers()["etag"].to_str().unwrap().starts_with('"'));
+    assert!(r.headers().get("last-modified").is_some());
+    assert_eq!(r.headers()["accept-ranges"], "bytes");
     assert_eq!(r.headers()["content-type"], "text/plain");
     assert_eq!(r.headers()["content-length"], "17");
     assert_eq!(r.headers()["cache-control"], "public, max-age=60");
     assert_eq!(r.text().await.unwrap(), "hello, assetgate\n");
+}
 
-    let r = c
+async fn get_range(gw: &Gateway, range: &str) -> reqwest::Response {
+    client()
         .get(gw.url("/hello.txt"))
-        .header("range", "bytes=7-15")
+        .header("range", range)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn single_ranges_are_206() {
+    let (_tree, gw) = start();
+    let r = get_range(&gw, "bytes=7-15").await;
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 7-15/17");
     assert_eq!(r.text().await.unwrap(), "assetgate");
-
-    let r = c
-        .get(gw.url("/hello.txt"))
-        .header("range", "bytes=-4")
-        .send()
-        .await
-        .unwrap();
+    let r = get_range(&gw, "bytes=-4").await;
     assert_eq!(r.status(), 206);
     assert_eq!(r.text().await.unwrap(), "ate\n");
+}
 
-    let r = c
-        .get(gw.url("/hello.txt"))
-        .header("range", "bytes=100-")
-        .send()
-        .await
-        .unwrap();
+#[tokio::test]
+async fn range_past_the_end_is_416_with_the_length() {
+    let (_tree, gw) = start();
+    let r = get_range(&gw, "bytes=100-").await;
     assert_eq!(r.status(), 416);
     assert_eq!(r.headers()["content-range"], "bytes */17");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
 
-    let r = c
-        .get(gw.url("/hello.txt"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+#[tokio::test]
+async fn matching_validators_are_304_and_others_200() {
+    let (_tree, gw) = start();
+    let c = client();
+    let r = c.get(gw.url("/hello.txt")).send().await.unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let last_modified = r.headers()["last-modified"].to_str().unwrap().to_string();
+    let conditional =
+        |name: &'static str, value: String| c.get(gw.url("/hello.txt")).header(name, value).send();
+    let r = conditional("if-none-match", etag.clone()).await.unwrap();
     assert_eq!(r.status(), 304);
     assert_eq!(r.headers()["etag"].to_str().unwrap(), etag);
-    let r = c
-        .get(gw.url("/hello.txt"))
-        .header("if-modified-since", &last_modified)
-        .send()
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = conditional("if-modified-since", last_modified)
         .await
         .unwrap();
     assert_eq!(r.status(), 304);
-    let r = c
-        .get(gw.url("/hello.txt"))
-        .header("if-none-match", "\"other\"")
-        .send()
+    let r = conditional("if-none-match", "\"other\"".into())
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
 
-    let r = c.head(gw.url("/hello.txt")).send().await.unwrap();
+#[tokio::test]
+async fn head_has_the_length_but_no_body() {
+    let (_tree, gw) = start();
+    let r = client().head(gw.url("/hello.txt")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], "17");
     assert!(r.bytes().await.unwrap().is_empty());
+}
 
-    // Keys with spaces and '+' are found; the image type is guessed.
-    let r = c.get(gw.url("/img/a%20b+c.png")).send().await.unwrap();
+#[tokio::test]
+async fn keys_with_space_and_plus_are_found_and_typed() {
+    let (_tree, gw) = start();
+    let r = client()
+        .get(gw.url("/img/a%20b+c.png"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/png");
     assert_eq!(

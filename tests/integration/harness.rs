@@ -64,11 +64,20 @@ impl Gateway {
 
     /// Like [`Gateway::start`], with extra `[[listeners]]` TOML appended.
     pub fn start_with_listeners(body: &str, extra_listeners: &[String]) -> Gateway {
+        Self::start_full("threads = 2", body, extra_listeners)
+    }
+
+    /// Like [`Gateway::start`], with `server` lines (e.g. `threads = 1`) in `[server]`.
+    pub fn start_with_server(server: &str, body: &str) -> Gateway {
+        Self::start_full(server, body, &[])
+    }
+
+    fn start_full(server: &str, body: &str, extra_listeners: &[String]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let admin_port = free_port();
         let config = format!(
-            "[server]\nthreads = 2\npid_file = \"{d}/gw.pid\"\nupgrade_sock = \"{d}/gw.sock\"\n\n\
+            "[server]\n{server}\npid_file = \"{d}/gw.pid\"\nupgrade_sock = \"{d}/gw.sock\"\n\n\
              [[listeners]]\naddress = \"127.0.0.1:{port}\"\n{extra}\n\
              [admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{body}",
             d = dir.path().display(),
@@ -204,6 +213,48 @@ pub fn gunzip(body: &[u8]) -> String {
     text
 }
 
+/// Polls `check` every 50 ms until it returns `Some`, for at most `limit`; panics naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls the gateway's `/metrics` until `pred` holds; returns that text.
+pub async fn metrics_when(gw: &Gateway, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    eventually(what, Duration::from_secs(10), || async {
+        let text = gw.metrics().await;
+        pred(&text).then_some(text)
+    })
+    .await
+}
+
+/// The JSON access-log events in the gateway's log, once there are at least `count`.
+pub async fn access_events(gw: &Gateway, count: usize) -> Vec<serde_json::Value> {
+    eventually("access log events", Duration::from_secs(10), || async {
+        let events: Vec<serde_json::Value> = gw
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == "assetgate::access")
+            .collect();
+        (events.len() >= count).then_some(events)
+    })
+    .await
+}
+
 /// An HTTP client that never follows redirects nor decompresses.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -226,8 +277,6 @@ pub const GARAGE_BUCKET: &str = "assets";
 pub struct Garage {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
-    /// An SDK client with full access, for seeding objects.
-    pub client: aws_sdk_s3::Client,
     dir: PathBuf,
     bin: PathBuf,
     /// The watchdog shell; it outlives the test process only long enough to stop Garage.
@@ -243,7 +292,7 @@ pub async fn garage() -> &'static Garage {
             let g = tokio::task::spawn_blocking(start_garage)
                 .await
                 .expect("start garage");
-            wait_for_bucket(&g.client).await;
+            wait_for_bucket(&g.client()).await;
             let _ = GARAGE.set(g);
         })
         .await;
@@ -306,7 +355,6 @@ root_domain = ".s3.garage.localhost"
         .expect("spawn garage");
     let endpoint = format!("http://127.0.0.1:{s3}");
     Garage {
-        client: s3_client(&endpoint, GARAGE_KEY_ID, GARAGE_SECRET),
         endpoint,
         dir,
         bin,
@@ -342,9 +390,16 @@ async fn wait_for_bucket(client: &aws_sdk_s3::Client) {
 }
 
 impl Garage {
+    /// An SDK client with full access, for seeding objects. A new one per use: a client's
+    /// pooled connections belong to the runtime of the test that opened them, and each
+    /// `#[tokio::test]` drops its runtime when it ends.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        s3_client(&self.endpoint, GARAGE_KEY_ID, GARAGE_SECRET)
+    }
+
     /// Stores `body` at `key`.
     pub async fn put(&self, key: &str, body: impl Into<Vec<u8>>, content_type: &str) {
-        self.client
+        self.client()
             .put_object()
             .bucket(GARAGE_BUCKET)
             .key(key)
@@ -421,6 +476,7 @@ pub mod origin {
     //! A real HTTP/1.1 origin on a free port. It answers:
     //! - any path containing `/status/NNN` with status NNN;
     //! - `/slow` after 3 s;
+    //! - `/big` with [`BIG_BODY`] bytes of `x`;
     //! - any path ending in `/encoded` with a body it says is already gzip-encoded;
     //! - anything else with an echo of the request: method, path, query, Host,
     //!   X-Forwarded-For and the body.
@@ -431,6 +487,9 @@ pub mod origin {
     use std::net::SocketAddr;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    /// Size of the `/big` body: far more than socket buffers hold.
+    pub const BIG_BODY: usize = 64 << 20;
 
     /// A running origin.
     pub struct Origin {
@@ -501,6 +560,12 @@ pub mod origin {
                 .body(Full::new(Bytes::from_static(
                     b"\x1f\x8bpretend-gzip-bytes-from-the-origin",
                 )))
+                .expect("response"));
+        }
+        if path == "/big" {
+            return Ok(Response::builder()
+                .header("content-type", "application/octet-stream")
+                .body(Full::new(Bytes::from(vec![b'x'; BIG_BODY])))
                 .expect("response"));
         }
         if path == "/slow" {

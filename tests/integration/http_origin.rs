@@ -38,17 +38,26 @@ methods = ["GET", "HEAD", "PUT", "POST", "DELETE"]
     )
 }
 
-#[tokio::test]
-async fn passes_methods_bodies_and_queries_through() {
+/// An origin and a gateway in front of it (the origin must outlive the gateway).
+fn start() -> (origin::Origin, Gateway) {
     let origin = origin::start();
     let gw = Gateway::start(&config(origin.addr, None));
-    let c = client();
-    let r = c
-        .get(gw.url("/api/items/caf%C3%A9%20x?sort=asc&page=2"))
-        .header("host", "api.test")
-        .send()
-        .await
-        .unwrap();
+    (origin, gw)
+}
+
+/// `GET path` on host `api.test` with extra headers.
+async fn get(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = client().get(gw.url(path)).header("host", "api.test");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn path_query_and_host_are_rewritten_for_the_origin() {
+    let (_origin, gw) = start();
+    let r = get(&gw, "/api/items/caf%C3%A9%20x?sort=asc&page=2", &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-origin"], "yes");
     let text = r.text().await.unwrap();
@@ -57,9 +66,13 @@ async fn passes_methods_bodies_and_queries_through() {
     assert!(text.contains("query=sort=asc&page=2\n"), "{text}");
     assert!(text.contains("host=origin.internal\n"), "{text}");
     assert!(text.contains("xff=127.0.0.1\n"), "{text}");
+}
 
+#[tokio::test]
+async fn writes_carry_their_bodies() {
+    let (_origin, gw) = start();
     for method in [reqwest::Method::PUT, reqwest::Method::POST] {
-        let r = c
+        let r = client()
             .request(method.clone(), gw.url("/api/upload"))
             .header("host", "api.test")
             .body(format!("payload for {method}"))
@@ -74,43 +87,48 @@ async fn passes_methods_bodies_and_queries_through() {
             "{text}"
         );
     }
-    // Text from the origin is compressed when the client accepts it...
-    let r = c
-        .get(gw.url("/api/compress-me"))
-        .header("host", "api.test")
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+}
+
+#[tokio::test]
+async fn origin_text_is_compressed_when_accepted() {
+    let (_origin, gw) = start();
+    let r = get(&gw, "/api/compress-me", &[("accept-encoding", "gzip")]).await;
     assert_eq!(r.headers()["content-encoding"], "gzip");
     let text = gunzip(&r.bytes().await.unwrap());
     assert!(text.contains("path=/v1/compress-me\n"), "{text}");
-    // ...but a body the origin already encoded is passed through untouched.
-    let r = c
-        .get(gw.url("/api/encoded"))
-        .header("host", "api.test")
-        .header("accept-encoding", "gzip, br, zstd")
-        .send()
-        .await
-        .unwrap();
+}
+
+#[tokio::test]
+async fn already_encoded_bodies_pass_untouched() {
+    let (_origin, gw) = start();
+    let r = get(
+        &gw,
+        "/api/encoded",
+        &[("accept-encoding", "gzip, br, zstd")],
+    )
+    .await;
     assert_eq!(r.headers()["content-encoding"], "gzip");
     assert_eq!(
         &r.bytes().await.unwrap()[..],
         b"\x1f\x8bpretend-gzip-bytes-from-the-origin"
     );
-    // Download mode names the file after the decoded path, never the query string.
-    let r = c
-        .get(gw.url("/api/exports/q3%20report.csv?token=abc"))
-        .header("host", "api.test")
-        .send()
-        .await
-        .unwrap();
+}
+
+#[tokio::test]
+async fn download_names_come_from_the_path_never_the_query() {
+    let (_origin, gw) = start();
+    let r = get(&gw, "/api/exports/q3%20report.csv?token=abc", &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["content-disposition"],
         "attachment; filename=\"q3 report.csv\"; filename*=UTF-8''q3%20report.csv"
     );
-    let r = c
+}
+
+#[tokio::test]
+async fn head_and_origin_statuses_pass_through() {
+    let (_origin, gw) = start();
+    let r = client()
         .head(gw.url("/api/x"))
         .header("host", "api.test")
         .send()
@@ -118,25 +136,23 @@ async fn passes_methods_bodies_and_queries_through() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.unwrap().is_empty());
-    // Origin statuses and bodies pass through untouched (/api/status/418 → /v1/status/418).
-    let r = c
-        .get(gw.url("/api/status/418"))
-        .header("host", "api.test")
-        .send()
-        .await
-        .unwrap();
+    // /api/status/418 → /v1/status/418: status and body untouched.
+    let r = get(&gw, "/api/status/418", &[]).await;
     assert_eq!(r.status(), 418);
     assert_eq!(r.text().await.unwrap(), "origin status 418\n");
-    // Unknown host: 404 without asking anyone.
-    let hits = origin.hits();
-    let r = c
+}
+
+#[tokio::test]
+async fn unknown_hosts_are_404_without_asking_the_origin() {
+    let (origin, gw) = start();
+    let r = client()
         .get(gw.url("/api/x"))
         .header("host", "other.test")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(origin.hits(), hits);
+    assert_eq!(origin.hits(), 0);
 }
 
 #[tokio::test]
@@ -201,8 +217,8 @@ async fn health_checks_steer_around_a_dead_member() {
     let dead = free_port();
     let gw = Gateway::start(&config(origin.addr, Some(dead)));
     let c = client();
-    // Give the 1 s health check time to mark the dead member down.
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let down = format!("assetgate_backend_up{{backend=\"api\",member=\"127.0.0.1:{dead}\"}} 0");
+    metrics_when(&gw, "the dead member marked down", |m| m.contains(&down)).await;
     for _ in 0..6 {
         let r = c
             .get(gw.url("/api/ping"))

@@ -8,6 +8,7 @@ mod cli;
 mod dir;
 mod http_origin;
 mod metrics;
+mod request_path;
 mod s3;
 mod tls;
 mod traversal;

@@ -113,14 +113,8 @@ async fn json_access_log_has_one_event_per_request() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let log = gw.log();
-    let access: Vec<serde_json::Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"] == "assetgate::access")
-        .collect();
-    assert_eq!(access.len(), 1, "{log}");
+    let access = access_events(&gw, 1).await;
+    assert_eq!(access.len(), 1, "{}", gw.log());
     let event = &access[0];
     assert_eq!(event["status"], 200);
     assert_eq!(event["method"], "GET");
@@ -128,4 +122,5 @@ async fn json_access_log_has_one_event_per_request() {
     assert_eq!(event["route"], "files");
     assert_eq!(event["backend"], "files");
     assert_eq!(event["bytes"], 1);
+    assert_eq!(event["client"], "127.0.0.1");
 }

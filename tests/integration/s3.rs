@@ -93,78 +93,103 @@ async fn awkward_keys_are_fetched_exactly() {
     assert_eq!(r.text().await.unwrap(), "body");
 }
 
-#[tokio::test]
-async fn range_conditional_head_and_missing() {
-    let g = garage().await;
-    let body: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
-    g.put("range/data.bin", body.clone(), "application/octet-stream")
-        .await;
-    let gw = Gateway::start(&s3_config(g, GARAGE_SECRET));
-    let c = client();
+fn data_body() -> Vec<u8> {
+    (0..1000u32).map(|i| (i % 251) as u8).collect()
+}
 
-    let r = c.get(gw.url("/range/data.bin")).send().await.unwrap();
+/// A gateway on Garage with `range/data.bin` (1000 bytes of [`data_body`]) stored.
+async fn start_with_data() -> Gateway {
+    let g = garage().await;
+    g.put("range/data.bin", data_body(), "application/octet-stream")
+        .await;
+    Gateway::start(&s3_config(g, GARAGE_SECRET))
+}
+
+async fn get_data(gw: &Gateway, header: Option<(&str, &str)>) -> reqwest::Response {
+    let mut req = client().get(gw.url("/range/data.bin"));
+    if let Some((name, value)) = header {
+        req = req.header(name, value);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn whole_object_streams_with_its_length() {
+    let gw = start_with_data().await;
+    let r = get_data(&gw, None).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], "1000");
-    let etag = r.headers()["etag"].to_str().unwrap().to_string();
-    let modified = r.headers()["last-modified"].to_str().unwrap().to_string();
-    assert_eq!(r.bytes().await.unwrap().to_vec(), body);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), data_body());
+}
 
-    let r = c
-        .get(gw.url("/range/data.bin"))
-        .header("range", "bytes=100-199")
-        .send()
-        .await
-        .unwrap();
+#[tokio::test]
+async fn single_ranges_are_206_and_past_the_end_416() {
+    let gw = start_with_data().await;
+    let body = data_body();
+    let r = get_data(&gw, Some(("range", "bytes=100-199"))).await;
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 100-199/1000");
     assert_eq!(r.bytes().await.unwrap().to_vec(), body[100..200].to_vec());
-
-    let r = c
-        .get(gw.url("/range/data.bin"))
-        .header("range", "bytes=-10")
-        .send()
-        .await
-        .unwrap();
+    let r = get_data(&gw, Some(("range", "bytes=-10"))).await;
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap().to_vec(), body[990..].to_vec());
-
-    let r = c
-        .get(gw.url("/range/data.bin"))
-        .header("range", "bytes=5000-")
-        .send()
-        .await
-        .unwrap();
+    let r = get_data(&gw, Some(("range", "bytes=5000-"))).await;
     assert_eq!(r.status(), 416);
     no_backend_headers(&r);
     assert_eq!(r.headers()["cache-control"], "no-store");
+}
 
-    let r = c
-        .get(gw.url("/range/data.bin"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+#[tokio::test]
+async fn bucket_validators_answer_304() {
+    let gw = start_with_data().await;
+    let r = get_data(&gw, None).await;
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let modified = r.headers()["last-modified"].to_str().unwrap().to_string();
+    let r = get_data(&gw, Some(("if-none-match", &etag))).await;
     assert_eq!(r.status(), 304, "{}", gw.log());
     assert!(r.bytes().await.unwrap().is_empty());
-    let r = c
-        .get(gw.url("/range/data.bin"))
-        .header("if-modified-since", &modified)
+    let r = get_data(&gw, Some(("if-modified-since", &modified))).await;
+    assert_eq!(r.status(), 304);
+}
+
+#[tokio::test]
+async fn head_has_the_length() {
+    let gw = start_with_data().await;
+    let r = client()
+        .head(gw.url("/range/data.bin"))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 304);
-
-    let r = c.head(gw.url("/range/data.bin")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], "1000");
+}
 
-    let r = c.get(gw.url("/range/missing.bin")).send().await.unwrap();
+#[tokio::test]
+async fn missing_keys_are_a_short_uncached_404() {
+    let gw = start_with_data().await;
+    let r = client()
+        .get(gw.url("/range/missing.bin"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     no_backend_headers(&r);
     assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["content-length"], "10");
     assert_eq!(r.text().await.unwrap(), "not found\n");
+    let r = client()
+        .head(gw.url("/range/missing.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.bytes().await.unwrap().is_empty());
+}
 
-    let r = c
+#[tokio::test]
+async fn writes_to_a_bucket_route_are_405() {
+    let gw = start_with_data().await;
+    let r = client()
         .put(gw.url("/range/data.bin"))
         .body("overwrite")
         .send()
@@ -380,4 +405,102 @@ async fn throttling_is_503_with_retry_after() {
         gw.log().contains("REQ123"),
         "the bucket's request id is logged"
     );
+}
+
+/// A route under `/static` on a bucket with `key_prefix = "tenant"` and `add_prefix = "pub"`.
+fn prefixed_config(g: &Garage, endpoint: &str, path_style: bool) -> String {
+    let backend = g
+        .backend_toml("bucket", "tenant", GARAGE_SECRET)
+        .replace(
+            &format!("endpoint = \"{}\"", g.endpoint),
+            &format!("endpoint = \"{endpoint}\""),
+        )
+        .replace("path_style = true", &format!("path_style = {path_style}"));
+    format!(
+        "{backend}\n[[hosts]]\nnames = [\"*\"]\n[[hosts.routes]]\nname = \"static\"\npath = \"/static\"\n\
+         backend = \"bucket\"\nstrip_prefix = \"/static\"\nadd_prefix = \"pub\"\n"
+    )
+}
+
+/// Stores `tenant/pub/NAME`, then fetches `/static/NAME` through a gateway whose bucket backend
+/// uses `endpoint` and `path_style`; returns the gateway (for its log) and the response.
+async fn fetch_prefixed(
+    g: &Garage,
+    endpoint: &str,
+    path_style: bool,
+    name: &str,
+    body: &str,
+) -> (Gateway, reqwest::Response) {
+    g.put(
+        &format!("tenant/pub/{name}"),
+        body.to_string(),
+        "text/plain",
+    )
+    .await;
+    let gw = Gateway::start(&prefixed_config(g, endpoint, path_style));
+    let r = client()
+        .get(gw.url(&format!("/static/{name}")))
+        .send()
+        .await
+        .unwrap();
+    (gw, r)
+}
+
+#[tokio::test]
+async fn key_prefix_and_add_prefix_join_segment_wise() {
+    let g = garage().await;
+    g.put("tenantpub/joined.txt", "glued", "text/plain").await;
+    let (gw, r) = fetch_prefixed(g, &g.endpoint, true, "joined.txt", "joined").await;
+    assert_eq!(r.status(), 200, "{}", gw.log());
+    assert_eq!(r.text().await.unwrap(), "joined");
+}
+
+#[tokio::test]
+async fn keys_longer_than_s3_allows_are_414_at_the_gateway() {
+    let g = garage().await;
+    let gw = Gateway::start(&s3_config(g, GARAGE_SECRET));
+    let c = client();
+    let long = "k".repeat(1025);
+    let r = c.get(gw.url(&format!("/{long}"))).send().await.unwrap();
+    assert_eq!(r.status(), 414);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "request path too long for an object key\n"
+    );
+    // Exactly 1024 bytes is a valid key: the bucket is asked and says it does not exist.
+    let r = c
+        .get(gw.url(&format!("/{}", "k".repeat(1024))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let m = gw.metrics().await;
+    assert!(!m.contains("assetgate_backend_errors_total{"), "{m}");
+    assert!(m.contains("route=\"assets\",status=\"414\"} 1"), "{m}");
+}
+
+#[tokio::test]
+async fn endpoint_named_localhost_is_resolved() {
+    let g = garage().await;
+    let by_name = g.endpoint.replace("127.0.0.1", "localhost");
+    let (gw, r) = fetch_prefixed(g, &by_name, true, "by-name.txt", "by name").await;
+    assert_eq!(r.status(), 200, "{}", gw.log());
+    assert_eq!(r.text().await.unwrap(), "by name");
+}
+
+#[tokio::test]
+async fn virtual_hosted_style_signs_for_the_bucket_host() {
+    let g = garage().await;
+    // Garage's root domain is `.s3.garage.localhost`: the bucket is named by the Host header
+    // `assets.s3.garage.localhost:PORT`, which resolves to loopback without DNS (RFC 6761).
+    let endpoint = g.endpoint.replace("127.0.0.1", "s3.garage.localhost");
+    let (gw, r) = fetch_prefixed(g, &endpoint, false, "virtual.txt", "virtual host").await;
+    assert_eq!(r.status(), 200, "{}", gw.log());
+    assert_eq!(r.text().await.unwrap(), "virtual host");
+    let r = client()
+        .get(gw.url("/static/absent.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }

@@ -1,0 +1,263 @@
+//! The request path's edges against the real binary: malformed Host values, hostile headers,
+//! clients that go away, who the client is behind proxies, key joining, strong If-Match.
+
+use crate::harness::*;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn files_config(root: &std::path::Path, extra: &str) -> String {
+    format!(
+        "{extra}\n[backends.files]\nkind = \"dir\"\nroot = \"{}\"\n\
+         [[hosts]]\nnames = [\"cdn.test\", \"*\"]\n[[hosts.routes]]\nname = \"files\"\npath = \"/\"\n\
+         backend = \"files\"\n[hosts.routes.cors]\nallow_origins = [\"https://app.test\"]\n",
+        root.display()
+    )
+}
+
+fn tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "hello, world\n").unwrap();
+    dir
+}
+
+fn get_with_host(host: &str) -> Vec<u8> {
+    format!("GET /a.txt HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn unclosed_ipv6_host_is_400_with_log_and_metric() {
+    let root = tree();
+    let gw = Gateway::start(&files_config(root.path(), "[log]\nformat = \"json\""));
+    for host in ["[", "[::1", "[::1]x", "a b", "host:port"] {
+        let resp = raw_request(gw.addr, &get_with_host(host));
+        assert_eq!(
+            raw_status(&resp),
+            400,
+            "Host {host:?}: {resp}\n{}",
+            gw.log()
+        );
+        assert!(resp.contains("malformed Host header"), "{resp}");
+    }
+    let events = access_events(&gw, 5).await;
+    assert!(events
+        .iter()
+        .all(|e| e["status"] == 400 && e["error"] == "bad_host"));
+    let m = metrics_when(&gw, "bad_host counted", |m| {
+        m.contains("assetgate_rejected_requests_total{reason=\"bad_host\"} 5")
+    })
+    .await;
+    assert!(m.contains("route=\"_unmatched\",status=\"400\"} 5"), "{m}");
+    // The gateway is still serving.
+    let r = client().get(gw.url("/a.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn missing_or_repeated_host_is_400() {
+    let root = tree();
+    let gw = Gateway::start(&files_config(root.path(), ""));
+    let missing = raw_request(gw.addr, b"GET /a.txt HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(&missing), 400, "{missing}");
+    let twice = raw_request(
+        gw.addr,
+        b"GET /a.txt HTTP/1.1\r\nHost: cdn.test\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(raw_status(&twice), 400, "{twice}");
+    // HTTP/1.0 may omit Host: the catch-all host answers.
+    let old = raw_request(gw.addr, b"GET /a.txt HTTP/1.0\r\n\r\n");
+    assert_eq!(raw_status(&old), 200, "{old}");
+}
+
+/// Header values a fuzzer would try; each request must get a status line back.
+const HOSTILE: &[(&str, &str)] = &[
+    ("Range", "bytes=-"),
+    ("Range", "bytes=99999999999999999999999-"),
+    ("Range", "bytes=5-1"),
+    ("Range", "bytes=-0,-0,-0"),
+    ("Range", "bytes=\u{7f}"),
+    ("Range", "bytes=0-18446744073709551615"),
+    ("If-Match", "W/"),
+    ("If-Match", "\""),
+    ("If-None-Match", ",,,,*"),
+    ("If-Modified-Since", "Tue, 99 Nov 2023 99:99:99 GMT"),
+    ("If-Unmodified-Since", "0"),
+    ("If-Range", "W/\"x"),
+    ("Origin", "null"),
+    ("Origin", "https://app.test:99999"),
+    ("Origin", "\u{ff}"),
+    ("Accept-Encoding", "gzip;q=nan, br;q=-1, *;q=2"),
+    ("Accept-Encoding", ";;;,,,q="),
+    ("Accept-Encoding", "zstd;q=0.5;q=0.1"),
+    ("X-Forwarded-For", "[, ::1]:x, 999.1.1.1"),
+    ("Cookie", "=;=;;a=\u{ff}"),
+];
+
+#[tokio::test]
+async fn hostile_header_values_always_get_an_answer() {
+    let root = tree();
+    let gw = Gateway::start(&files_config(root.path(), ""));
+    for (name, value) in HOSTILE {
+        for method in ["GET", "HEAD", "OPTIONS"] {
+            let mut req = format!("{method} /a.txt HTTP/1.1\r\nHost: cdn.test\r\n").into_bytes();
+            req.extend_from_slice(name.as_bytes());
+            req.extend_from_slice(b": ");
+            // Latin-1 bytes on the wire, as a hostile client would send them.
+            req.extend(value.chars().map(|c| c as u32 as u8));
+            req.extend_from_slice(
+                b"\r\nAccess-Control-Request-Method: GET\r\nConnection: close\r\n\r\n",
+            );
+            let resp = raw_request(gw.addr, &req);
+            let status = raw_status(&resp);
+            assert!(
+                (200..600).contains(&status),
+                "{method} with {name}: {value:?} got no answer: {resp:?}\n{}",
+                gw.log()
+            );
+        }
+    }
+    assert!(!gw.log().contains("panicked"), "{}", gw.log());
+}
+
+#[tokio::test]
+async fn client_abort_is_counted_as_499_not_as_a_backend_failure() {
+    let origin = origin::start();
+    let gw = Gateway::start(&format!(
+        "[log]\nformat = \"json\"\n[backends.api]\nkind = \"http\"\naddresses = [\"{}\"]\n\
+         health_check_interval = \"0s\"\n\
+         [[hosts]]\nnames = [\"*\"]\n[[hosts.routes]]\nname = \"api\"\npath = \"/\"\nbackend = \"api\"\n",
+        origin.addr
+    ));
+    let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: api.test\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 4096];
+    s.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    drop(s);
+    let events = access_events(&gw, 1).await;
+    assert_eq!(events[0]["status"], 499, "{}", gw.log());
+    assert_eq!(events[0]["error"], "client_aborted");
+    let m = metrics_when(&gw, "the abort counted", |m| {
+        m.contains("assetgate_requests_total{host=\"*\",route=\"api\",status=\"499\"} 1")
+    })
+    .await;
+    assert!(
+        !m.contains("assetgate_backend_errors_total{backend=\"api\""),
+        "a client abort was counted against the backend:\n{m}"
+    );
+    assert!(
+        (origin::BIG_BODY as u64) > events[0]["bytes"].as_u64().unwrap_or(u64::MAX),
+        "{events:?}"
+    );
+}
+
+fn echo_config(origin: std::net::SocketAddr) -> String {
+    format!(
+        "[log]\nformat = \"json\"\n\
+         [backends.api]\nkind = \"http\"\naddresses = [\"{origin}\"]\nhealth_check_interval = \"0s\"\n\
+         [[hosts]]\nnames = [\"*\"]\n[[hosts.routes]]\npath = \"/\"\nbackend = \"api\"\n"
+    )
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_client_is_replaced() {
+    let origin = origin::start();
+    let gw = Gateway::start(&echo_config(origin.addr));
+    let text = client()
+        .get(gw.url("/who"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("xff=127.0.0.1\n"), "{text}");
+    let events = access_events(&gw, 1).await;
+    assert_eq!(events[0]["client"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn forwarded_for_behind_a_trusted_proxy_is_appended_and_names_the_client() {
+    let origin = origin::start();
+    let gw = Gateway::start_with_server(
+        "threads = 2\ntrusted_proxies = [\"127.0.0.0/8\", \"10.0.0.0/8\"]",
+        &echo_config(origin.addr),
+    );
+    let text = client()
+        .get(gw.url("/who"))
+        .header("x-forwarded-for", "203.0.113.9, 10.1.1.1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("xff=203.0.113.9, 10.1.1.1, 127.0.0.1\n"),
+        "{text}"
+    );
+    let events = access_events(&gw, 1).await;
+    assert_eq!(events[0]["client"], "203.0.113.9");
+}
+
+#[tokio::test]
+async fn key_prefix_and_add_prefix_join_segment_wise() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("tenant/pub")).unwrap();
+    std::fs::write(root.path().join("tenant/pub/a.txt"), "joined").unwrap();
+    std::fs::create_dir_all(root.path().join("tenantpub")).unwrap();
+    std::fs::write(root.path().join("tenantpub/a.txt"), "glued").unwrap();
+    let gw = Gateway::start(&format!(
+        "[backends.files]\nkind = \"dir\"\nroot = \"{}\"\nkey_prefix = \"tenant\"\n\
+         [[hosts]]\nnames = [\"*\"]\n[[hosts.routes]]\npath = \"/static\"\nbackend = \"files\"\n\
+         strip_prefix = \"/static\"\nadd_prefix = \"pub\"\n",
+        root.path().display()
+    ));
+    let r = client().get(gw.url("/static/a.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "joined");
+}
+
+async fn get_a_txt(gw: &Gateway, header: Option<(&str, String)>) -> reqwest::Response {
+    let mut req = client().get(gw.url("/a.txt"));
+    if let Some((name, value)) = header {
+        req = req.header(name, value);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn if_match_compares_strongly() {
+    let root = tree();
+    let gw = Gateway::start(&files_config(root.path(), ""));
+    let r = get_a_txt(&gw, None).await;
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let r = get_a_txt(&gw, Some(("if-match", etag.clone()))).await;
+    assert_eq!(r.status(), 200);
+    let r = get_a_txt(&gw, Some(("if-match", format!("W/{etag}")))).await;
+    assert_eq!(r.status(), 412);
+    // If-None-Match still compares weakly.
+    let r = get_a_txt(&gw, Some(("if-none-match", format!("W/{etag}")))).await;
+    assert_eq!(r.status(), 304);
+}
+
+#[tokio::test]
+async fn a_fifo_in_the_tree_is_not_found_and_does_not_stall() {
+    let root = tree();
+    let fifo = root.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let gw = Gateway::start_with_server("threads = 1", &files_config(root.path(), ""));
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let r = c.get(gw.url("/pipe")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c.get(gw.url("/a.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
