@@ -9,6 +9,12 @@
 //! Files are opened, checked and read synchronously on the worker thread, as nginx does: for a
 //! local disk and the page cache that is a few microseconds, far less than a hop through a
 //! blocking thread pool. Directory backends are meant for local disks, not network filesystems.
+//!
+//! Like nginx's `open_file_cache`, each worker thread keeps recently served files open with
+//! their headers prepared ([`OPEN_FILES_PER_THREAD`] per backend), and checks each again (open,
+//! stat, compare device, inode, size and modification time) at most every [`OPEN_FILE_VALID`].
+//! A file replaced or removed is therefore served as it was for at most that long. Bodies are
+//! read with `pread`, so requests sharing an open file never share a file position.
 
 use crate::conditional::{evaluate, if_range_allows, Precondition};
 use crate::config::{DirSpec, Route};
@@ -16,17 +22,48 @@ use crate::error::GatewayError;
 use crate::range::{decide, RangeDecision};
 use crate::routing::object_key;
 use bytes::Bytes;
+use http::HeaderValue;
 use http::{header, Method};
 use pingora::http::{RequestHeader, ResponseHeader};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Bytes read from disk per body chunk (a 100 KiB file is one read and one write).
 const CHUNK: u64 = 128 * 1024;
+/// How long an open file is served before it is checked against the directory again.
+pub const OPEN_FILE_VALID: Duration = Duration::from_secs(1);
+/// Open files kept per worker thread and backend (the map is emptied when full).
+pub const OPEN_FILES_PER_THREAD: usize = 256;
+
+/// What a file answer needs, prepared once per open.
+struct OpenFile {
+    file: Arc<File>,
+    len: u64,
+    modified: SystemTime,
+    /// Device and inode: a file replaced under the same name is a different file.
+    identity: (u64, u64),
+    etag: String,
+    last_modified: HeaderValue,
+    content_type: HeaderValue,
+    checked: Instant,
+}
+
+/// Open files of one worker thread: backend id, then key.
+type OpenFiles = HashMap<usize, HashMap<Box<str>, Arc<OpenFile>>>;
+
+thread_local! {
+    static OPEN_FILES: RefCell<OpenFiles> = RefCell::new(HashMap::new());
+}
+
+/// Distinguishes backends in the per-thread cache (a reload builds new ones).
+static NEXT_BACKEND_ID: AtomicUsize = AtomicUsize::new(0);
 
 /// A directory backend.
 pub struct DirBackend {
@@ -37,6 +74,8 @@ pub struct DirBackend {
     root: Option<File>,
     /// Cleared when the kernel refuses `openat2`; the canonicalising fallback is used after.
     openat2: AtomicBool,
+    /// This backend's slot in the per-thread open-file cache.
+    id: usize,
 }
 
 /// A file answer: the header, and the body to stream (none for HEAD, 304 and empty bodies).
@@ -49,7 +88,8 @@ pub struct FileAnswer {
 
 /// The bytes of a file answer, read chunk by chunk.
 pub struct FileBody {
-    file: File,
+    file: Arc<File>,
+    offset: u64,
     remaining: u64,
 }
 
@@ -61,16 +101,21 @@ impl FileBody {
             return Ok(None);
         }
         let want = self.remaining.min(CHUNK);
-        // read_to_end fills spare capacity without zeroing it first.
+        // pread into spare capacity: no zeroing, and no shared file position.
         let mut buf = Vec::with_capacity(want as usize);
-        (&mut self.file).take(want).read_to_end(&mut buf)?;
-        if buf.is_empty() {
+        let n = rustix::io::pread(
+            &*self.file,
+            rustix::buffer::spare_capacity(&mut buf),
+            self.offset,
+        )?;
+        if n == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "file truncated while serving",
             ));
         }
-        self.remaining -= buf.len() as u64;
+        self.offset += n as u64;
+        self.remaining -= n as u64;
         Ok(Some(Bytes::from(buf)))
     }
 
@@ -91,6 +136,7 @@ impl DirBackend {
             spec: spec.clone(),
             root,
             openat2: AtomicBool::new(true),
+            id: NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -111,19 +157,13 @@ impl DirBackend {
     /// Answers `req` for the file named by `key`: conditional requests (RFC 9110 §13), a single
     /// range (§14), HEAD. Missing files, directories and anything outside the root are 404.
     pub fn answer(&self, req: &RequestHeader, key: &str) -> Result<FileAnswer, GatewayError> {
-        let mut file = self.open(key)?;
-        let meta = file.metadata().map_err(|_| GatewayError::NotFound)?;
-        if !meta.is_file() {
-            return Err(GatewayError::NotFound);
-        }
-        let len = meta.len();
-        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let etag = entity_tag(len, modified);
+        let open = self.open_file(key)?;
+        let (len, modified, etag) = (open.len, open.modified, open.etag.as_str());
         let mut resp = ResponseHeader::build(200, Some(8)).expect("valid status");
-        let _ = resp.insert_header(header::ETAG, etag.as_str());
-        let _ = resp.insert_header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
+        let _ = resp.insert_header(header::ETAG, etag);
+        let _ = resp.insert_header(header::LAST_MODIFIED, open.last_modified.clone());
         let _ = resp.insert_header(header::ACCEPT_RANGES, "bytes");
-        match evaluate(&req.headers, &etag, modified) {
+        match evaluate(&req.headers, etag, modified) {
             Precondition::Proceed => {}
             Precondition::Failed => return Err(GatewayError::PreconditionFailed),
             Precondition::NotModified => {
@@ -135,7 +175,7 @@ impl DirBackend {
             }
         }
         let range = req.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-        let decision = if if_range_allows(&req.headers, &etag, modified) {
+        let decision = if if_range_allows(&req.headers, etag, modified) {
             decide(range, len)
         } else {
             RangeDecision::Full
@@ -152,8 +192,7 @@ impl DirBackend {
                 return Err(GatewayError::RangeNotSatisfiable { size: Some(len) })
             }
         };
-        let content_type = mime_guess::from_path(key).first_or_octet_stream();
-        let _ = resp.insert_header(header::CONTENT_TYPE, content_type.essence_str());
+        let _ = resp.insert_header(header::CONTENT_TYPE, open.content_type.clone());
         let _ = resp.insert_header(header::CONTENT_LENGTH, length);
         if req.method == Method::HEAD || length == 0 {
             return Ok(FileAnswer {
@@ -161,17 +200,54 @@ impl DirBackend {
                 body: None,
             });
         }
-        if start > 0 {
-            file.seek(SeekFrom::Start(start))
-                .map_err(|_| GatewayError::Internal)?;
-        }
         Ok(FileAnswer {
             header: resp,
             body: Some(FileBody {
-                file,
+                file: open.file.clone(),
+                offset: start,
                 remaining: length,
             }),
         })
+    }
+
+    /// The open file for `key` from this thread's cache, opened (or checked again once
+    /// [`OPEN_FILE_VALID`] has passed) when needed. Directories and other non-files are 404.
+    fn open_file(&self, key: &str) -> Result<Arc<OpenFile>, GatewayError> {
+        let cached = OPEN_FILES.with(|c| {
+            c.borrow()
+                .get(&self.id)
+                .and_then(|files| files.get(key).cloned())
+        });
+        if let Some(open) = &cached {
+            if open.checked.elapsed() < OPEN_FILE_VALID {
+                return Ok(open.clone());
+            }
+        }
+        let fresh = match (self.open(key).and_then(|f| prepare(f, key)), cached) {
+            // Unchanged: keep the descriptor in use; the new one closes here.
+            (Ok(new), Some(old)) if new.same_file_as(&old) => Arc::new(OpenFile {
+                file: old.file.clone(),
+                ..new
+            }),
+            (Ok(new), _) => Arc::new(new),
+            (Err(e), _) => {
+                OPEN_FILES.with(|c| {
+                    if let Some(files) = c.borrow_mut().get_mut(&self.id) {
+                        files.remove(key);
+                    }
+                });
+                return Err(e);
+            }
+        };
+        OPEN_FILES.with(|c| {
+            let mut cache = c.borrow_mut();
+            let files = cache.entry(self.id).or_default();
+            if files.len() >= OPEN_FILES_PER_THREAD && !files.contains_key(key) {
+                files.clear();
+            }
+            files.insert(key.into(), fresh.clone());
+        });
+        Ok(fresh)
     }
 
     /// Opens `key` for reading; never outside the root.
@@ -210,6 +286,35 @@ impl DirBackend {
             .custom_flags(OFlags::NONBLOCK.bits() as i32)
             .open(&real)
             .map_err(|_| GatewayError::NotFound)
+    }
+}
+
+/// Checks that `file` is a regular file and prepares its headers.
+fn prepare(file: File, key: &str) -> Result<OpenFile, GatewayError> {
+    let meta = file.metadata().map_err(|_| GatewayError::NotFound)?;
+    if !meta.is_file() {
+        return Err(GatewayError::NotFound);
+    }
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let content_type = mime_guess::from_path(key).first_or_octet_stream();
+    Ok(OpenFile {
+        len: meta.len(),
+        modified,
+        identity: (meta.dev(), meta.ino()),
+        etag: entity_tag(meta.len(), modified),
+        last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+            .map_err(|_| GatewayError::Internal)?,
+        content_type: HeaderValue::from_str(content_type.essence_str())
+            .map_err(|_| GatewayError::Internal)?,
+        file: Arc::new(file),
+        checked: Instant::now(),
+    })
+}
+
+impl OpenFile {
+    /// Same file, same size, same modification time: what was prepared still holds.
+    fn same_file_as(&self, other: &OpenFile) -> bool {
+        self.identity == other.identity && self.len == other.len && self.modified == other.modified
     }
 }
 

@@ -261,3 +261,58 @@ async fn a_fifo_in_the_tree_is_not_found_and_does_not_stall() {
     let r = c.get(gw.url("/a.txt")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn replaced_and_removed_files_are_seen_within_the_open_file_window() {
+    let root = tree();
+    let gw = Gateway::start(&files_config(root.path(), ""));
+    let body = |r: reqwest::Response| async move { (r.status().as_u16(), r.text().await.unwrap()) };
+    assert_eq!(
+        body(get_a_txt(&gw, None).await).await,
+        (200, "hello, world\n".into())
+    );
+    // Replaced under the same name (a new inode, as deploy tools do): the new bytes within 1 s.
+    let staged = root.path().join("a.txt.new");
+    std::fs::write(&staged, "second version\n").unwrap();
+    std::fs::rename(&staged, root.path().join("a.txt")).unwrap();
+    eventually("the replaced file", Duration::from_secs(3), || async {
+        let (status, text) = body(get_a_txt(&gw, None).await).await;
+        (status == 200 && text == "second version\n").then_some(())
+    })
+    .await;
+    std::fs::remove_file(root.path().join("a.txt")).unwrap();
+    eventually(
+        "the removed file to be 404",
+        Duration::from_secs(3),
+        || async { (get_a_txt(&gw, None).await.status() == 404).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_ranges_of_one_open_file_do_not_share_a_position() {
+    let root = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.path().join("big.bin"), &data).unwrap();
+    let gw = Gateway::start_with_server("threads = 1", &files_config(root.path(), ""));
+    let c = client();
+    let requests = (0..8u64).map(|i| {
+        let start = i * 40_000;
+        let req = c
+            .get(gw.url("/big.bin"))
+            .header("range", format!("bytes={start}-{}", start + 150_000));
+        async move {
+            (
+                start as usize,
+                req.send().await.unwrap().bytes().await.unwrap(),
+            )
+        }
+    });
+    for (start, got) in futures_util::future::join_all(requests).await {
+        assert_eq!(
+            &got[..],
+            &data[start..(start + 150_001).min(data.len())],
+            "range from {start}"
+        );
+    }
+}
