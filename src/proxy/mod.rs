@@ -135,7 +135,10 @@ impl Gateway {
     }
 
     /// Chooses the backend from the route's target and derives what it is asked.
-    fn choose_backend(ctx: &mut RequestCtx, query: Option<&str>) -> Result<(), GatewayError> {
+    fn choose_backend(
+        ctx: &mut RequestCtx,
+        query: Option<&str>,
+    ) -> Result<Arc<Backend>, GatewayError> {
         let m = ctx.matched.as_ref().ok_or(GatewayError::Internal)?;
         let backend = m
             .route
@@ -144,10 +147,10 @@ impl Gateway {
             .ok_or(GatewayError::Unreachable)?;
         let ask = backend.ask(&m.route.route, &m.path, query)?;
         ctx.upstream.tried.push(backend.clone());
-        ctx.upstream.backend = Some(backend);
+        ctx.upstream.backend = Some(backend.clone());
         ctx.upstream.ask = Some(ask);
         ctx.upstream.connect_failures = 0;
-        Ok(())
+        Ok(backend)
     }
 
     /// Serves a file from a directory backend; returns `Ok(true)` once answered.
@@ -167,7 +170,8 @@ impl Gateway {
         self.finish_header(session, ctx, &mut header);
         session
             .write_response_header(Box::new(header), body.is_none())
-            .await?;
+            .await
+            .map_err(|e| e.into_down())?;
         if let Some(mut body) = body {
             while let Some(chunk) = body
                 .next_chunk()
@@ -175,7 +179,8 @@ impl Gateway {
             {
                 session
                     .write_response_body(Some(chunk), body.done())
-                    .await?;
+                    .await
+                    .map_err(|e| e.into_down())?;
             }
         }
         Ok(true)
@@ -183,14 +188,19 @@ impl Gateway {
 }
 
 /// Writes an answer's header and body, each once (no body for HEAD); returns `Ok(true)`.
+/// A failed write is the client's (as Pingora's proxy loop marks its own downstream writes).
 async fn write_answer(session: &mut Session, answer: Answer) -> Result<bool> {
     let Answer { header, body } = answer;
     let bodyless = body.is_empty() || session.req_header().method == Method::HEAD;
     session
         .write_response_header(Box::new(header), bodyless)
-        .await?;
+        .await
+        .map_err(|e| e.into_down())?;
     if !bodyless {
-        session.write_response_body(Some(body), true).await?;
+        session
+            .write_response_body(Some(body), true)
+            .await
+            .map_err(|e| e.into_down())?;
     }
     Ok(true)
 }
@@ -250,21 +260,24 @@ impl ProxyHttp for Gateway {
             Ok((None, _)) => return self.reject(session, ctx, GatewayError::NoRoute).await,
             Err(e) => return self.reject(session, ctx, e).await,
         };
-        ctx.matched = Some(Matched { route, path });
+        ctx.matched = Some(Matched {
+            route: route.clone(),
+            path,
+        });
         if let Some(answer) = self.preflight(session, ctx).await {
             return answer;
         }
-        let route = &ctx.matched.as_ref().expect("matched above").route.route;
-        if !route.methods.contains(&session.req_header().method) {
-            let allow = allow_header(&route.methods, route.cors.is_some());
+        let methods = &route.route.methods;
+        if !methods.contains(&session.req_header().method) {
+            let allow = allow_header(methods, route.route.cors.is_some());
             return self
                 .reject(session, ctx, GatewayError::MethodNotAllowed { allow })
                 .await;
         }
-        if let Err(e) = Self::choose_backend(ctx, session.req_header().uri.query()) {
-            return self.reject(session, ctx, e).await;
-        }
-        let backend = ctx.upstream.backend.clone().expect("chosen above");
+        let backend = match Self::choose_backend(ctx, session.req_header().uri.query()) {
+            Ok(backend) => backend,
+            Err(e) => return self.reject(session, ctx, e).await,
+        };
         match backend.local() {
             Some(dir) => self.serve_file(session, ctx, dir).await,
             None => Ok(false),

@@ -118,8 +118,31 @@ async fn hostile_header_values_always_get_an_answer() {
     assert!(!gw.log().contains("panicked"), "{}", gw.log());
 }
 
+/// Starts a download of `path` (at least 64 MiB), reads 4 KiB and hangs up; then checks the
+/// request was recorded as 499 on route `route` and nothing was counted against `backend`.
+async fn assert_abort_is_499(gw: &Gateway, path: &str, route: &str, backend: &str) {
+    let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: cdn.test\r\n\r\n").unwrap();
+    let mut first = [0u8; 4096];
+    s.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    drop(s);
+    let events = access_events(gw, 1).await;
+    assert_eq!(events[0]["status"], 499, "{}", gw.log());
+    assert_eq!(events[0]["error"], "client_aborted");
+    assert!(events[0]["bytes"].as_u64().unwrap() < origin::BIG_BODY as u64);
+    let counted = format!("route=\"{route}\",status=\"499\"}} 1");
+    let m = metrics_when(gw, "the abort counted", |m| m.contains(&counted)).await;
+    assert!(
+        !m.contains(&format!(
+            "assetgate_backend_errors_total{{backend=\"{backend}\""
+        )),
+        "a client abort was counted against the backend:\n{m}"
+    );
+}
+
 #[tokio::test]
-async fn client_abort_is_counted_as_499_not_as_a_backend_failure() {
+async fn client_abort_from_an_origin_is_499_not_a_backend_failure() {
     let origin = origin::start();
     let gw = Gateway::start(&format!(
         "[log]\nformat = \"json\"\n[backends.api]\nkind = \"http\"\naddresses = [\"{}\"]\n\
@@ -127,28 +150,15 @@ async fn client_abort_is_counted_as_499_not_as_a_backend_failure() {
          [[hosts]]\nnames = [\"*\"]\n[[hosts.routes]]\nname = \"api\"\npath = \"/\"\nbackend = \"api\"\n",
         origin.addr
     ));
-    let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
-    s.write_all(b"GET /big HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .unwrap();
-    let mut first = [0u8; 4096];
-    s.read_exact(&mut first).unwrap();
-    assert!(first.starts_with(b"HTTP/1.1 200"));
-    drop(s);
-    let events = access_events(&gw, 1).await;
-    assert_eq!(events[0]["status"], 499, "{}", gw.log());
-    assert_eq!(events[0]["error"], "client_aborted");
-    let m = metrics_when(&gw, "the abort counted", |m| {
-        m.contains("assetgate_requests_total{host=\"*\",route=\"api\",status=\"499\"} 1")
-    })
-    .await;
-    assert!(
-        !m.contains("assetgate_backend_errors_total{backend=\"api\""),
-        "a client abort was counted against the backend:\n{m}"
-    );
-    assert!(
-        (origin::BIG_BODY as u64) > events[0]["bytes"].as_u64().unwrap_or(u64::MAX),
-        "{events:?}"
-    );
+    assert_abort_is_499(&gw, "/big", "api", "api").await;
+}
+
+#[tokio::test]
+async fn client_abort_from_a_directory_is_499_not_a_backend_failure() {
+    let root = tree();
+    std::fs::write(root.path().join("big.bin"), vec![b'x'; origin::BIG_BODY]).unwrap();
+    let gw = Gateway::start(&files_config(root.path(), "[log]\nformat = \"json\""));
+    assert_abort_is_499(&gw, "/big.bin", "files", "files").await;
 }
 
 fn echo_config(origin: std::net::SocketAddr) -> String {
@@ -159,19 +169,22 @@ fn echo_config(origin: std::net::SocketAddr) -> String {
     )
 }
 
+/// The origin's echo of a request that claims `X-Forwarded-For: xff`.
+async fn echo_with_forwarded_for(gw: &Gateway, xff: &str) -> String {
+    let r = client()
+        .get(gw.url("/who"))
+        .header("x-forwarded-for", xff)
+        .send()
+        .await
+        .unwrap();
+    r.text().await.unwrap()
+}
+
 #[tokio::test]
 async fn forwarded_for_from_an_untrusted_client_is_replaced() {
     let origin = origin::start();
     let gw = Gateway::start(&echo_config(origin.addr));
-    let text = client()
-        .get(gw.url("/who"))
-        .header("x-forwarded-for", "203.0.113.9")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = echo_with_forwarded_for(&gw, "203.0.113.9").await;
     assert!(text.contains("xff=127.0.0.1\n"), "{text}");
     let events = access_events(&gw, 1).await;
     assert_eq!(events[0]["client"], "127.0.0.1");
@@ -184,15 +197,7 @@ async fn forwarded_for_behind_a_trusted_proxy_is_appended_and_names_the_client()
         "threads = 2\ntrusted_proxies = [\"127.0.0.0/8\", \"10.0.0.0/8\"]",
         &echo_config(origin.addr),
     );
-    let text = client()
-        .get(gw.url("/who"))
-        .header("x-forwarded-for", "203.0.113.9, 10.1.1.1")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = echo_with_forwarded_for(&gw, "203.0.113.9, 10.1.1.1").await;
     assert!(
         text.contains("xff=203.0.113.9, 10.1.1.1, 127.0.0.1\n"),
         "{text}"
