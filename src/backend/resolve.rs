@@ -101,7 +101,8 @@ impl Resolver {
     }
 }
 
-/// Addresses known without DNS: an IP literal, or loopback for `localhost` names.
+/// Addresses known without DNS: an IP literal, or loopback for `localhost` names, IPv6 first
+/// as RFC 6724's default policy orders them (and a refused one falls through to the next).
 fn fixed_addresses(host: &str, port: u16) -> Option<Arc<[SocketAddr]>> {
     let bare = host.trim_matches(['[', ']']);
     if let Ok(ip) = bare.parse::<IpAddr>() {
@@ -110,8 +111,8 @@ fn fixed_addresses(host: &str, port: u16) -> Option<Arc<[SocketAddr]>> {
     let name = bare.trim_end_matches('.').to_ascii_lowercase();
     name.ends_with(".localhost").then(|| {
         Arc::from(vec![
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
             SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
         ])
     })
 }
@@ -171,7 +172,7 @@ mod tests {
         assert!(!r.needs_lookup());
         assert_eq!(
             r.fixed.as_deref().unwrap(),
-            &[addr("127.0.0.1:9000"), addr("[::1]:9000")]
+            &[addr("[::1]:9000"), addr("127.0.0.1:9000")]
         );
         assert!(Resolver::new("s3.example.com", 443).needs_lookup());
         assert!(Resolver::new("localhost", 443).needs_lookup());

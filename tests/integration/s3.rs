@@ -492,7 +492,9 @@ async fn endpoint_named_localhost_is_resolved() {
 async fn virtual_hosted_style_signs_for_the_bucket_host() {
     let g = garage().await;
     // Garage's root domain is `.s3.garage.localhost`: the bucket is named by the Host header
-    // `assets.s3.garage.localhost:PORT`, which resolves to loopback without DNS (RFC 6761).
+    // `assets.s3.garage.localhost:PORT`, which resolves to loopback without DNS (RFC 6761):
+    // [::1] first, where Garage does not listen, so every request also proves that a refused
+    // address falls through to the next one.
     let endpoint = g.endpoint.replace("127.0.0.1", "s3.garage.localhost");
     let (gw, r) = fetch_prefixed(g, &endpoint, false, "virtual.txt", "virtual host").await;
     assert_eq!(r.status(), 200, "{}", gw.log());
