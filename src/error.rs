@@ -141,7 +141,10 @@ impl GatewayError {
         }
     }
 
-    /// Whether this failure is the backend's fault (counted in `assetgate_backend_errors_total`).
+    /// Whether this failure is the backend's fault, and so counted in
+    /// `assetgate_backend_errors_total`. The one rule for every backend kind and phase: a
+    /// missing or denied object, a client's unsatisfiable range or failed precondition, and
+    /// anything the client did (going away included) are not.
     pub fn is_backend_failure(&self) -> bool {
         matches!(
             self,
@@ -149,6 +152,7 @@ impl GatewayError {
                 | GatewayError::Timeout
                 | GatewayError::BackendFailed
                 | GatewayError::CredentialsRejected
+                | GatewayError::Throttled
         )
     }
 
@@ -212,6 +216,10 @@ mod tests {
             GatewayError::Timeout
         );
         assert!(GatewayError::Timeout.is_backend_failure());
+        assert!(GatewayError::Throttled.is_backend_failure());
+        assert!(!GatewayError::RangeNotSatisfiable { size: None }.is_backend_failure());
+        assert!(!GatewayError::PreconditionFailed.is_backend_failure());
+        assert!(!GatewayError::NotFound.is_backend_failure());
     }
 
     #[test]

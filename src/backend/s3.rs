@@ -430,7 +430,7 @@ impl S3Backend {
                 "bucket answered with an error"
             );
         }
-        if !matches!(failure, GatewayError::NotFound | GatewayError::Forbidden) {
+        if failure.is_backend_failure() {
             metrics.error(failure.label());
         }
         Verdict::Replace(failure)

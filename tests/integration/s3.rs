@@ -137,6 +137,11 @@ async fn single_ranges_are_206_and_past_the_end_416() {
     assert_eq!(r.status(), 416);
     no_backend_headers(&r);
     assert_eq!(r.headers()["cache-control"], "no-store");
+    let r = get_data(&gw, Some(("if-match", "\"not-the-etag\""))).await;
+    assert_eq!(r.status(), 412);
+    // The client's own range and precondition are not the bucket's failures.
+    let m = gw.metrics().await;
+    assert!(!m.contains("assetgate_backend_errors_total{"), "{m}");
 }
 
 #[tokio::test]
