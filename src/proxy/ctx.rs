@@ -37,7 +37,8 @@ pub struct Matched {
 pub struct Upstream {
     /// The backend chosen from the route's target.
     pub backend: Option<Arc<Backend>>,
-    /// Backends already tried for this request (failover picks from the rest).
+    /// Backends this request gave up on (every member or address refused); failover, planned
+    /// with steering, picks from the rest. Empty, and never allocated, on the success path.
     pub tried: Vec<Arc<Backend>>,
     /// What the chosen backend is asked.
     pub ask: Option<Ask>,

@@ -146,7 +146,6 @@ impl Gateway {
             .choose(&ctx.upstream.tried)
             .ok_or(GatewayError::Unreachable)?;
         let ask = backend.ask(&m.route.route, &m.path, query)?;
-        ctx.upstream.tried.push(backend.clone());
         ctx.upstream.backend = Some(backend.clone());
         ctx.upstream.ask = Some(ask);
         ctx.upstream.connect_failures = 0;
@@ -319,6 +318,8 @@ impl ProxyHttp for Gateway {
         if let Some(backend) = &ctx.upstream.backend {
             if backend.may_retry_connect(ctx.upstream.connect_failures) {
                 e.set_retry(true);
+            } else {
+                ctx.upstream.tried.push(backend.clone());
             }
         }
         e

@@ -23,8 +23,8 @@ pub enum Target<B> {
 }
 
 impl<B> Target<B> {
-    /// The backend to ask next, given the backends `tried` already for this request; `None`
-    /// when every candidate has been tried.
+    /// The backend to ask next, given the backends this request already gave up on (`tried`);
+    /// `None` when none is left.
     pub fn choose(&self, tried: &[Arc<B>]) -> Option<Arc<B>> {
         match self {
             Target::Backend(b) => (!tried.iter().any(|t| Arc::ptr_eq(t, b))).then(|| b.clone()),
@@ -272,6 +272,15 @@ backend = "d"
                 .name,
             "/robots.txt"
         );
+    }
+
+    #[test]
+    fn targets_skip_backends_given_up_on() {
+        let b = Arc::new(());
+        let target = Target::Backend(b.clone());
+        assert!(target.choose(&[]).is_some_and(|c| Arc::ptr_eq(&c, &b)));
+        assert!(target.choose(&[b]).is_none());
+        assert!(target.choose(&[Arc::new(())]).is_some());
     }
 
     #[test]
