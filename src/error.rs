@@ -47,6 +47,9 @@ pub enum GatewayError {
     /// An If-Match / If-Unmodified-Since precondition failed.
     #[error("precondition failed")]
     PreconditionFailed,
+    /// The route's access policy refused the request (401 without credentials, 403 with bad ones).
+    #[error("{0}")]
+    Denied(crate::auth::Denied),
     /// A CORS preflight from an origin or for a method the route does not allow.
     #[error("CORS preflight rejected")]
     CorsRejected,
@@ -89,6 +92,7 @@ impl GatewayError {
             GatewayError::NoRoute | GatewayError::NotFound => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::Forbidden | GatewayError::CorsRejected => 403,
+            GatewayError::Denied(d) => d.status(),
             GatewayError::RangeNotSatisfiable { .. } => 416,
             GatewayError::PreconditionFailed => 412,
             GatewayError::CredentialsRejected
@@ -170,6 +174,7 @@ impl GatewayError {
             GatewayError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             GatewayError::PreconditionFailed => "precondition_failed",
             GatewayError::CorsRejected => "cors_rejected",
+            GatewayError::Denied(_) => "auth_denied",
             GatewayError::CredentialsRejected => "credentials_rejected",
             GatewayError::Throttled => "throttled",
             GatewayError::Unreachable => "unreachable",

@@ -1,12 +1,12 @@
 //! assetgate: a self-hosted asset gateway on Pingora.
 //!
 //! ```text
-//! client ─▶ listener ─▶ host check ─▶ path normaliser ─▶ route (host, path) ─▶ target ─▶ backend
-//!                                                                                       │
-//!              S3/R2 (SigV4, proxied) · HTTP pool (proxied, health-checked) · local dir (served here)
+//! client ─▶ listener ─▶ host check ─▶ path normaliser ─▶ route (host, path) ─▶ access policy
+//!     ─▶ target ─▶ backend: S3/R2 (SigV4, proxied) · HTTP pool (proxied, health-checked)
+//!                           · local dir (served here)
 //!
-//! planned on this path: access policy (after the route), steering rules (target → group),
-//! cache lookup with one filler per miss (before the backend), variant builder (a backend)
+//! planned on this path: steering rules (target → group), cache lookup with one filler per
+//! miss (after the access policy, before the backend), variant builder (a backend)
 //! ```
 //!
 //! Every matched request goes to its route's one backend today. The proxy ([`proxy::Gateway`])
@@ -16,6 +16,7 @@
 //! Module map:
 //! - [`config`]: TOML → validated, typed, immutable [`config::Config`]; every error with its key path.
 //! - [`client`]: who the client is (peer, trusted proxies, X-Forwarded-For).
+//! - [`auth`]: each route's access policy (public, HMAC-signed URLs), revocation, minting.
 //! - [`routing`]: Host checks ([`routing::host`]), the one path normaliser ([`routing::path`]),
 //!   the host/route table and route targets, object-key mapping.
 //! - [`proxy`]: the Pingora `ProxyHttp` implementation ([`proxy::Gateway`]), the request context,
@@ -29,6 +30,7 @@
 //! - [`server`]: assembling the Pingora server; [`logging`]: tracing setup.
 
 pub mod admin;
+pub mod auth;
 pub mod backend;
 pub mod cache;
 pub mod client;

@@ -29,6 +29,11 @@ pub struct Metrics {
     pub backend_errors: IntCounterVec,
     /// `assetgate_rejected_requests_total{reason}`: requests that matched no route.
     pub rejected: IntCounterVec,
+    /// `assetgate_auth_denied_total{scheme,reason}`: requests an access policy refused;
+    /// `scheme` is `none` when no credential was presented.
+    pub auth_denied: IntCounterVec,
+    /// `assetgate_revocation_reloads_total{result}`: revocation list reloads (`ok`, `error`).
+    pub revocation_reloads: IntCounterVec,
     /// `assetgate_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
 }
@@ -110,6 +115,18 @@ impl Metrics {
                 "assetgate_rejected_requests_total",
                 "Requests that matched no route, by reason (bad_path, no_route).",
                 &["reason"],
+            ),
+            auth_denied: counter(
+                &registry,
+                "assetgate_auth_denied_total",
+                "Requests refused by a route's access policy, by scheme and reason.",
+                &["scheme", "reason"],
+            ),
+            revocation_reloads: counter(
+                &registry,
+                "assetgate_revocation_reloads_total",
+                "Revocation list reloads after the file changed, by result (ok, error).",
+                &["result"],
             ),
             build_info: gauge(
                 &registry,

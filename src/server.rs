@@ -1,14 +1,18 @@
 //! Assembles the Pingora server from a validated config: the proxy service on every listener,
-//! background services (origin health checks, endpoint name refreshes), and the admin service.
+//! background services (origin health checks, endpoint name refreshes, revocation list reloads),
+//! and the admin service.
 
 use crate::admin::AdminApp;
+use crate::auth::Authenticator;
 use crate::backend;
 use crate::config::Config;
 use crate::proxy::Gateway;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use std::sync::Arc;
 
 /// Process options from the command line.
 #[derive(Debug, Default, Clone, Copy)]
@@ -25,6 +29,9 @@ pub enum StartError {
     /// A backend could not be built.
     #[error("{0}")]
     Backend(String),
+    /// Access keys or the revocation list could not be loaded.
+    #[error("auth: {0}")]
+    Auth(String),
     /// A TLS listener's certificate or key was refused.
     #[error("listeners[{index}].tls: {message}")]
     Tls {
@@ -61,7 +68,9 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     server.bootstrap();
 
     let (backends, background) = backend::build(config).map_err(StartError::Backend)?;
-    let gateway = Gateway::new(config, &backends);
+    let auth = Authenticator::from_config(&config.auth).map_err(StartError::Auth)?;
+    let revocation_reload = auth.reload_service();
+    let gateway = Gateway::new(config, &backends, Arc::new(auth));
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "assetgate");
     for (index, listener) in config.listeners.iter().enumerate() {
@@ -86,6 +95,9 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     }
     server.add_service(proxy);
     server.add_services(background);
+    if let Some(reload) = revocation_reload {
+        server.add_service(background_service("revocation list", reload));
+    }
     if let Some(admin) = config.admin {
         let listeners = config.listeners.iter().map(|l| l.address).collect();
         let mut service = Service::new("admin".to_string(), AdminApp::new(backends, listeners));

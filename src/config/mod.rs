@@ -31,6 +31,8 @@ pub struct Config {
     pub log: LogSettings,
     /// Response compression.
     pub compression: CompressionSettings,
+    /// Keys and lists of the access schemes.
+    pub auth: AuthSettings,
     /// Backends by name.
     pub backends: BTreeMap<String, BackendSpec>,
     /// Virtual hosts in file order.
@@ -96,6 +98,28 @@ pub struct LogSettings {
     pub level: String,
     /// Whether an access-log event is emitted per request.
     pub access_log: bool,
+}
+
+/// `[auth]`: what the access schemes verify with.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Clock difference tolerated on issue and not-before times.
+    pub clock_skew: Duration,
+    /// Revocation list file, re-read when it changes.
+    pub revocation_file: Option<PathBuf>,
+    /// HMAC keys.
+    pub hmac: HmacSettings,
+}
+
+/// `[auth.hmac]`.
+#[derive(Debug, Clone, Default)]
+pub struct HmacSettings {
+    /// Active keys: id and secret.
+    pub keys: Vec<(String, Secret)>,
+    /// Retired key ids.
+    pub retired: Vec<String>,
+    /// Default longest token lifetime.
+    pub max_lifetime: Duration,
 }
 
 /// Response compression settings.
@@ -281,6 +305,8 @@ pub struct Route {
     pub download: bool,
     /// CORS policy.
     pub cors: Option<Cors>,
+    /// Who may read the route.
+    pub access: crate::auth::AccessPolicy,
 }
 
 /// Which origins a CORS policy allows.

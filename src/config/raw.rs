@@ -156,6 +156,41 @@ pub struct RawBackend {
     pub strip_response_headers: Option<Vec<String>>,
 }
 
+/// `[auth]`: keys and lists the routes' access policies use.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Clock difference tolerated on issue and not-before times, e.g. `60s` (default 60s).
+    pub clock_skew: Option<String>,
+    /// File of revoked token ids, key ids and user ids, re-read when it changes (see the README).
+    pub revocation_file: Option<PathBuf>,
+    /// `[auth.hmac]` ([`RawHmac`]). Kept raw for precise error paths.
+    pub hmac: Option<toml::Value>,
+}
+
+/// `[auth.hmac]`: keys of assetgate's HMAC-signed URLs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHmac {
+    /// Active keys; tokens name theirs with `ag_kid`. Several at once rotate without downtime.
+    #[serde(default)]
+    pub keys: Vec<RawHmacKey>,
+    /// Ids of retired keys: their tokens are refused as `retired_key`.
+    pub retired: Option<Vec<String>>,
+    /// Longest token lifetime (`exp - iat`) a route accepts unless it sets its own (default 1d).
+    pub max_lifetime: Option<String>,
+}
+
+/// `[[auth.hmac.keys]]`: one HMAC key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHmacKey {
+    /// Key id: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    pub id: String,
+    /// The secret ({ env = "..." } or { file = "..." }); its bytes are the HMAC key, 32 at least.
+    pub secret: RawSecret,
+}
+
 /// `[[hosts]]`: a virtual host and its ordered routes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,6 +227,13 @@ pub struct RawRoute {
     /// Cross-origin resource sharing answered at the gateway ([`RawCors`]). Kept raw for
     /// precise error paths.
     pub cors: Option<toml::Value>,
+    /// Who may read the route: `public` (default), `hmac`, or a list of schemes tried in order.
+    pub access: Option<toml::Value>,
+    /// Longest credential lifetime this route accepts, e.g. `15m` (default: the scheme's).
+    pub max_token_lifetime: Option<String>,
+    /// Paths under this prefix belong to the user named by the next segment
+    /// (`/private` → `/private/{user}/...`); a credential's user must match it.
+    pub owner_prefix: Option<String>,
 }
 
 /// `[hosts.routes.cors]`.
@@ -227,6 +269,8 @@ pub struct RawConfig {
     pub log: Option<toml::Value>,
     /// `[compression]`.
     pub compression: Option<toml::Value>,
+    /// `[auth]`.
+    pub auth: Option<toml::Value>,
     /// `[backends.NAME]`.
     #[serde(default)]
     pub backends: BTreeMap<String, toml::Value>,

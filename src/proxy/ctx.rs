@@ -2,6 +2,7 @@
 //! what was matched ([`Matched`]), what will be asked and of whom ([`Upstream`]), and how it
 //! ended ([`Outcome`]).
 
+use crate::auth::Grant;
 use crate::backend::{Ask, Backend};
 use crate::client::ClientInfo;
 use crate::error::GatewayError;
@@ -30,6 +31,8 @@ pub struct Matched {
     pub route: RouteMatch<Backend>,
     /// The normalised request path (decoded once; see `routing::path`).
     pub path: String,
+    /// What the route's access policy established (`None` on a public route).
+    pub grant: Option<Grant>,
 }
 
 /// The backend side of a request.

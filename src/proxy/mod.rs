@@ -11,13 +11,14 @@ pub mod respond;
 
 pub use ctx::{Matched, Outcome, RequestCtx, Upstream};
 
+use crate::auth::{unix_now, AccessRequest, Authenticator};
 use crate::backend::dir::{DirBackend, FileAnswer};
 use crate::backend::{Ask, Backend, Verdict};
 use crate::client::{ClientInfo, TrustedProxies};
 use crate::config::{CompressionSettings, Config};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
-use crate::routing::host::request_host;
+use crate::routing::host::{self, request_host};
 use crate::routing::path::normalise;
 use crate::routing::Router;
 use async_trait::async_trait;
@@ -36,6 +37,7 @@ use std::time::Instant;
 /// The gateway: an immutable snapshot of routing and backends.
 pub struct Gateway {
     router: Router<Backend>,
+    auth: Arc<Authenticator>,
     compression: CompressionSettings,
     trusted_proxies: TrustedProxies,
     access_log: bool,
@@ -46,10 +48,15 @@ pub struct Gateway {
 
 impl Gateway {
     /// Builds the gateway from a validated config and its live backends.
-    pub fn new(config: &Config, backends: &HashMap<String, Arc<Backend>>) -> Gateway {
+    pub fn new(
+        config: &Config,
+        backends: &HashMap<String, Arc<Backend>>,
+        auth: Arc<Authenticator>,
+    ) -> Gateway {
         let metrics = Metrics::global();
         Gateway {
             router: Router::new(config, backends),
+            auth,
             compression: config.compression.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             access_log: config.log.access_log,
@@ -134,7 +141,42 @@ impl Gateway {
         })
     }
 
-    /// Chooses the backend from the route's target and derives what it is asked.
+    /// Checks the route's access policy; a grant is kept in the context, a denial is counted.
+    fn authorize(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        let Some(m) = ctx.matched.as_mut() else {
+            return Err(GatewayError::Internal);
+        };
+        let policy = &m.route.route.access;
+        if policy.is_public() {
+            return Ok(());
+        }
+        let host = request_host(req).map_err(GatewayError::from)?;
+        let access = AccessRequest {
+            method: &req.method,
+            host: &host::canonical(host),
+            path: &m.path,
+            raw_path: req.uri.path(),
+            query: req.uri.query(),
+            client: ctx.client.addr,
+            now: unix_now(),
+        };
+        match self.auth.check(policy, &access) {
+            Ok(grant) => {
+                m.grant = grant;
+                Ok(())
+            }
+            Err(denied) => {
+                self.metrics
+                    .auth_denied
+                    .with_label_values(&[denied.scheme, denied.reason.label()])
+                    .inc();
+                Err(GatewayError::Denied(denied))
+            }
+        }
+    }
+
+    /// Chooses the backend from the route's target and derives what it is asked (the query
+    /// without the route's credential parameters).
     fn choose_backend(
         ctx: &mut RequestCtx,
         query: Option<&str>,
@@ -145,7 +187,8 @@ impl Gateway {
             .target
             .choose(&ctx.upstream.tried)
             .ok_or(GatewayError::Unreachable)?;
-        let ask = backend.ask(&m.route.route, &m.path, query)?;
+        let query = m.route.route.access.strip(query);
+        let ask = backend.ask(&m.route.route, &m.path, query.as_deref())?;
         ctx.upstream.backend = Some(backend.clone());
         ctx.upstream.ask = Some(ask);
         ctx.upstream.connect_failures = 0;
@@ -224,6 +267,17 @@ fn allow_header(methods: &[Method], cors: bool) -> String {
     names.join(", ")
 }
 
+/// The access-log `auth` field: the scheme that granted access, `denied:SCHEME:REASON`, or `-`.
+fn access_label(ctx: &RequestCtx) -> std::borrow::Cow<'static, str> {
+    if let Some(GatewayError::Denied(d)) = &ctx.outcome.error {
+        return format!("denied:{}:{}", d.scheme, d.reason.label()).into();
+    }
+    match ctx.matched.as_ref().and_then(|m| m.grant.as_ref()) {
+        Some(g) => g.scheme.name().into(),
+        None => "-".into(),
+    }
+}
+
 fn internal(what: &'static str) -> Box<Error> {
     Error::explain(ErrorType::InternalError, what)
 }
@@ -262,6 +316,7 @@ impl ProxyHttp for Gateway {
         ctx.matched = Some(Matched {
             route: route.clone(),
             path,
+            grant: None,
         });
         if let Some(answer) = self.preflight(session, ctx).await {
             return answer;
@@ -272,6 +327,9 @@ impl ProxyHttp for Gateway {
             return self
                 .reject(session, ctx, GatewayError::MethodNotAllowed { allow })
                 .await;
+        }
+        if let Err(e) = self.authorize(session.req_header(), ctx) {
+            return self.reject(session, ctx, e).await;
         }
         let backend = match Self::choose_backend(ctx, session.req_header().uri.query()) {
             Ok(backend) => backend,
@@ -454,6 +512,8 @@ impl ProxyHttp for Gateway {
                 bytes,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 route,
+                auth = %access_label(ctx),
+                user = ctx.matched.as_ref().and_then(|m| m.grant.as_ref()).and_then(|g| g.user.as_deref()).unwrap_or("-"),
                 backend = ctx.upstream.backend.as_ref().map(|b| b.name()).unwrap_or("-"),
                 error = ctx.outcome.error.as_ref().map(|e| e.label()).or(e.map(|_| "proxy")).unwrap_or("-"),
             );

@@ -40,6 +40,17 @@ pub fn request_host(req: &RequestHeader) -> Result<&str, HostError> {
     }
 }
 
+/// A host name as the router matches it and tokens bind it: lower-case, no trailing dot.
+/// Borrowed when already canonical (most clients send lower-case names).
+pub fn canonical(host: &str) -> std::borrow::Cow<'_, str> {
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        host.to_ascii_lowercase().into()
+    } else {
+        host.into()
+    }
+}
+
 /// Checks `host [ ":" port ]` and returns the host part (brackets kept for IPv6 literals).
 pub fn parse_host(value: &[u8]) -> Result<&str, HostError> {
     if value.len() > MAX_HOST_BYTES {

@@ -90,13 +90,7 @@ impl<B> Router<B> {
     /// Finds the route for a host (without port, as [`host::request_host`] returns it; case
     /// and a trailing dot ignored) and a normalised path.
     pub fn find(&self, host: &str, path: &str) -> Option<RouteMatch<B>> {
-        let host = host.trim_end_matches('.');
-        // Most clients send lower-case names: only allocate when there is something to fold.
-        let host: std::borrow::Cow<str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            host.to_ascii_lowercase().into()
-        } else {
-            host.into()
-        };
+        let host = host::canonical(host);
         let host = host.as_ref();
         let index = self.exact.get(host).copied().or_else(|| {
             self.suffixes

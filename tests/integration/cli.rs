@@ -331,3 +331,75 @@ cache_control = "public, max-age=1y"
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
 }
+
+#[test]
+fn access_policy_problems_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("short.key"), "too-short").unwrap();
+    std::fs::write(dir.path().join("good.key"), "x".repeat(32)).unwrap();
+    std::fs::write(dir.path().join("revoked.txt"), "tokens t-1\n").unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+[auth]
+clock_skew = "a while"
+revocation_file = "revoked.txt"
+[auth.hmac]
+retired = ["k1"]
+max_lifetime = "7x"
+[[auth.hmac.keys]]
+id = "k1"
+secret = { file = "good.key" }
+[[auth.hmac.keys]]
+id = "k1"
+secret = { file = "short.key" }
+[[auth.hmac.keys]]
+id = "bad id"
+secret = { file = "good.key" }
+[backends.files]
+kind = "dir"
+root = "."
+[[hosts]]
+names = ["*"]
+[[hosts.routes]]
+path = "/a"
+backend = "files"
+access = ["public", "hmac"]
+[[hosts.routes]]
+path = "/b"
+backend = "files"
+access = "kerberos"
+[[hosts.routes]]
+path = "/c"
+backend = "files"
+access = "hmac"
+owner_prefix = "/elsewhere"
+[[hosts.routes]]
+path = "/d"
+backend = "files"
+max_token_lifetime = "1h"
+"#,
+    )
+    .unwrap();
+    let (ok, text) = check_file(&path, dir.path());
+    assert!(!ok);
+    for expected in [
+        "auth.clock_skew:",
+        "auth.revocation_file: ",
+        "line 1: unknown kind \"tokens\"",
+        "auth.hmac.max_lifetime:",
+        "auth.hmac.keys[1].id: \"k1\" is used twice",
+        "auth.hmac.keys[1].secret: is 9 bytes",
+        "auth.hmac.keys[2].id: \"bad id\" is not a key id",
+        "auth.hmac.retired[0]: \"k1\" is also an active key",
+        "hosts[0].routes[0].access: \"public\" cannot be combined",
+        "hosts[0].routes[1].access: \"kerberos\" is not an access scheme",
+        "hosts[0].routes[2].owner_prefix: must lie inside the route's path",
+        "hosts[0].routes[3].max_token_lifetime: has no effect on a public route",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

@@ -12,6 +12,7 @@ impl Validator<'_> {
         &mut self,
         values: Vec<toml::Value>,
         backends: &BTreeMap<String, String>,
+        auth: &AuthSettings,
     ) -> Vec<Host> {
         if values.is_empty() {
             self.problems
@@ -54,7 +55,7 @@ impl Validator<'_> {
             for (j, value) in raw.routes.into_iter().enumerate() {
                 let rpath = format!("{path}.routes[{j}]");
                 if let Some(route) = item::<RawRoute>(self.problems, &rpath, value)
-                    .and_then(|r| self.route(&rpath, r, backends))
+                    .and_then(|r| self.route(&rpath, r, backends, auth))
                 {
                     routes.push(route);
                 }
@@ -68,7 +69,7 @@ impl Validator<'_> {
         out
     }
 
-    fn route_path(&mut self, path: &str, text: &str) -> Option<String> {
+    pub(super) fn route_path(&mut self, path: &str, text: &str) -> Option<String> {
         match normalise(text) {
             Ok(n) if n == text => Some(n),
             Ok(n) => {
@@ -104,6 +105,7 @@ impl Validator<'_> {
         path: &str,
         raw: RawRoute,
         backends: &BTreeMap<String, String>,
+        auth: &AuthSettings,
     ) -> Option<Route> {
         let matcher = match (&raw.path, &raw.exact) {
             (Some(p), None) => self
@@ -198,8 +200,13 @@ impl Validator<'_> {
         let cors_path = format!("{path}.cors");
         let cors = raw
             .cors
+            .clone()
             .and_then(|c| item::<RawCors>(self.problems, &cors_path, c))
             .map(|c| self.cors(&cors_path, c, &methods));
+        let route_path = matcher.as_ref().map(|m| match m {
+            PathMatch::Prefix(p) | PathMatch::Exact(p) => p.as_str(),
+        });
+        let access = self.access(path, &raw, route_path, auth);
         let name = raw
             .name
             .clone()
@@ -215,6 +222,7 @@ impl Validator<'_> {
             freshness,
             download: raw.download.unwrap_or(false),
             cors: cors.flatten(),
+            access,
         })
     }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
 
+mod auth;
 mod backend;
 mod hosts;
 
@@ -80,6 +81,7 @@ pub fn from_toml_str(text: &str, base: &Path) -> Result<Config, Problems> {
     let config = Validator {
         problems: &mut problems,
         base,
+        hmac_keys_declared: 0,
     }
     .config(raw);
     if problems.0.is_empty() {
@@ -96,6 +98,9 @@ fn toml_message(e: &toml::de::Error) -> String {
 struct Validator<'a> {
     problems: &'a mut Problems,
     base: &'a Path,
+    /// `[[auth.hmac.keys]]` entries written, readable or not (so an unreadable secret is
+    /// reported once, not again at every route that needs a key).
+    hmac_keys_declared: usize,
 }
 
 /// Deserialises one raw item; a failure is recorded at `path`.
@@ -156,13 +161,15 @@ impl Validator<'_> {
                 backends.insert(name, spec);
             }
         }
-        let hosts = self.hosts(raw.hosts, &declared);
+        let auth = self.auth(raw.auth);
+        let hosts = self.hosts(raw.hosts, &declared, &auth);
         Config {
             server,
             listeners,
             admin,
             log,
             compression,
+            auth,
             backends,
             hosts,
         }

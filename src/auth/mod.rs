@@ -1,0 +1,459 @@
+//! Access policies: which requests may read a route.
+//!
+//! Each route carries an [`AccessPolicy`]: the schemes it accepts (none means public), the
+//! longest token lifetime it accepts and, optionally, an owner prefix. The proxy calls
+//! [`Authenticator::check`] right after the route matched (and after a CORS preflight was
+//! answered: browsers send those without credentials), before anything is read from a cache
+//! or a backend. A scheme's verifier is a pure function of the request parts, its keys and the
+//! time (one file per scheme: [`hmac`]); this module picks the scheme, applies what is common
+//! (revocation, the owner prefix) and names every denial with a [`Reason`].
+//!
+//! A credential that is present but invalid is denied; it is never passed on to the route's
+//! next scheme. Credential parameters are removed from the query before it goes upstream
+//! ([`AccessPolicy::strip`]).
+
+pub mod hmac;
+pub mod mint;
+pub mod params;
+pub mod revocation;
+
+use crate::routing::path::has_prefix;
+use http::Method;
+use revocation::Revocations;
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A way to prove access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// assetgate's HMAC-signed URLs ([`hmac`]).
+    Hmac,
+}
+
+impl Scheme {
+    /// Name used in config, metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Hmac => "hmac",
+        }
+    }
+
+    /// Parses a scheme name as written in a route's `access`.
+    pub fn parse(name: &str) -> Option<Scheme> {
+        match name {
+            "hmac" => Some(Scheme::Hmac),
+            _ => None,
+        }
+    }
+
+    /// Query parameters that carry this scheme's credential.
+    pub fn params(self) -> &'static [&'static str] {
+        match self {
+            Scheme::Hmac => &hmac::PARAMS,
+        }
+    }
+
+    /// Whether the request carries a credential of this scheme (it may still be invalid).
+    fn present(self, req: &AccessRequest<'_>) -> bool {
+        let Some(query) = req.query else {
+            return false;
+        };
+        params::pairs(query).any(|(name, _)| self.params().contains(&name))
+    }
+}
+
+/// Why a request was denied. Every reason has a stable label for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// No credential of any scheme the route accepts (401).
+    Missing,
+    /// A credential is present but cannot be parsed, or misses a required part.
+    Malformed,
+    /// A credential parameter appears more than once.
+    Duplicated,
+    /// The key id is not configured.
+    UnknownKey,
+    /// The key id has been retired.
+    RetiredKey,
+    /// The signature does not match what was signed (tampering, or another host or path).
+    BadSignature,
+    /// The credential has expired.
+    Expired,
+    /// The credential is not valid yet (`nbf`).
+    NotYetValid,
+    /// The issue time lies in the future beyond the allowed clock skew.
+    IssuedInFuture,
+    /// Expiry minus issue time exceeds the route's maximum lifetime.
+    LifetimeTooLong,
+    /// The token, its key or its user is on the revocation list.
+    Revoked,
+    /// The client address is not the one the credential is bound to.
+    WrongClient,
+    /// The method is not one the credential allows.
+    WrongMethod,
+    /// The path is outside the prefix the credential grants.
+    WrongPath,
+    /// The path's owner segment is not the credential's user.
+    WrongOwner,
+}
+
+impl Reason {
+    /// Stable label (`reason` in `assetgate_auth_denied_total`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Missing => "missing",
+            Reason::Malformed => "malformed",
+            Reason::Duplicated => "duplicated",
+            Reason::UnknownKey => "unknown_key",
+            Reason::RetiredKey => "retired_key",
+            Reason::BadSignature => "bad_signature",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::IssuedInFuture => "issued_in_future",
+            Reason::LifetimeTooLong => "lifetime_too_long",
+            Reason::Revoked => "revoked",
+            Reason::WrongClient => "wrong_client",
+            Reason::WrongMethod => "wrong_method",
+            Reason::WrongPath => "wrong_path",
+            Reason::WrongOwner => "wrong_owner",
+        }
+    }
+
+    /// One line for the response body; says what to fix without echoing the credential.
+    pub fn message(self) -> &'static str {
+        match self {
+            Reason::Missing => "credentials required",
+            Reason::Malformed => "malformed credentials",
+            Reason::Duplicated => "credential parameter given more than once",
+            Reason::UnknownKey => "unknown key id",
+            Reason::RetiredKey => "key id has been retired",
+            Reason::BadSignature => "signature does not match",
+            Reason::Expired => "credentials expired",
+            Reason::NotYetValid => "credentials not valid yet",
+            Reason::IssuedInFuture => "credentials issued in the future",
+            Reason::LifetimeTooLong => "credential lifetime exceeds the route's maximum",
+            Reason::Revoked => "credentials revoked",
+            Reason::WrongClient => "credentials bound to another client address",
+            Reason::WrongMethod => "credentials do not allow this method",
+            Reason::WrongPath => "credentials do not cover this path",
+            Reason::WrongOwner => "credentials belong to another owner",
+        }
+    }
+}
+
+/// A denied request: the scheme whose credential failed (`none` when none was presented) and
+/// why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denied {
+    /// Scheme label (`scheme` in `assetgate_auth_denied_total`).
+    pub scheme: &'static str,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl Denied {
+    /// 401 when no credential was presented, 403 for every credential that was.
+    pub fn status(self) -> u16 {
+        if self.reason == Reason::Missing {
+            401
+        } else {
+            403
+        }
+    }
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason.message())
+    }
+}
+
+/// What a valid credential established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The scheme that verified it.
+    pub scheme: Scheme,
+    /// The key that signed it.
+    pub key_id: Option<String>,
+    /// The user it speaks for.
+    pub user: Option<String>,
+    /// Its id, for revocation.
+    pub token_id: Option<String>,
+}
+
+/// The parts of a request the verifiers read.
+#[derive(Debug, Clone)]
+pub struct AccessRequest<'a> {
+    /// Request method.
+    pub method: &'a Method,
+    /// Host, lower-case, without port or trailing dot.
+    pub host: &'a str,
+    /// The normalised path (the one routing and object keys use).
+    pub path: &'a str,
+    /// The path exactly as sent (for schemes that sign the raw URL).
+    pub raw_path: &'a str,
+    /// The raw query string.
+    pub query: Option<&'a str>,
+    /// The derived client address.
+    pub client: Option<IpAddr>,
+    /// Now, in Unix seconds.
+    pub now: u64,
+}
+
+/// Now in Unix seconds.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One route's access rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// Accepted schemes, in the order they are tried; empty means public.
+    pub schemes: Vec<Scheme>,
+    /// Longest credential lifetime accepted (`exp − iat`).
+    pub max_lifetime: Duration,
+    /// Paths under this prefix belong to the user named by their next segment
+    /// (`/private` + `/private/{user}/...`).
+    pub owner_prefix: Option<String>,
+    /// Every credential parameter of the accepted schemes (removed before going upstream).
+    params: Vec<&'static str>,
+}
+
+impl AccessPolicy {
+    /// A policy accepting `schemes` (empty: public).
+    pub fn new(
+        schemes: Vec<Scheme>,
+        max_lifetime: Duration,
+        owner_prefix: Option<String>,
+    ) -> AccessPolicy {
+        let params = schemes.iter().flat_map(|s| s.params()).copied().collect();
+        AccessPolicy {
+            schemes,
+            max_lifetime,
+            owner_prefix,
+            params,
+        }
+    }
+
+    /// Whether anyone may read the route.
+    pub fn is_public(&self) -> bool {
+        self.schemes.is_empty()
+    }
+
+    /// The query without this policy's credential parameters (what upstreams and cache keys see).
+    pub fn strip<'q>(&self, query: Option<&'q str>) -> Option<Cow<'q, str>> {
+        params::strip(query, &self.params)
+    }
+
+    /// The user a path belongs to under the owner prefix, if the route has one.
+    fn owner<'p>(&self, path: &'p str) -> Option<Option<&'p str>> {
+        let prefix = self.owner_prefix.as_deref()?;
+        if !has_prefix(path, prefix) {
+            return Some(None);
+        }
+        let rest = path[prefix.len()..].trim_start_matches('/');
+        Some(rest.split('/').next().filter(|s| !s.is_empty()))
+    }
+}
+
+/// Keys and lists shared by every route's checks.
+#[derive(Debug)]
+pub struct Authenticator {
+    /// HMAC keys.
+    pub hmac: hmac::HmacKeys,
+    /// Clock difference tolerated on issue and not-before times.
+    pub clock_skew: Duration,
+    /// The revocation list in force.
+    pub revocations: Arc<Revocations>,
+}
+
+impl Authenticator {
+    /// Builds the keys and loads the revocation list from a validated config.
+    pub fn from_config(settings: &crate::config::AuthSettings) -> Result<Authenticator, String> {
+        let revocations = match &settings.revocation_file {
+            Some(file) => Revocations::load(file)?,
+            None => Revocations::none(),
+        };
+        let hmac = hmac::HmacKeys::new(
+            settings
+                .hmac
+                .keys
+                .iter()
+                .map(|(id, secret)| (id.as_str(), secret.expose().as_bytes())),
+            settings.hmac.retired.iter().map(String::as_str),
+        );
+        Ok(Authenticator {
+            hmac,
+            clock_skew: settings.clock_skew,
+            revocations: Arc::new(revocations),
+        })
+    }
+
+    /// The service that re-reads the revocation file, when there is one.
+    pub fn reload_service(&self) -> Option<revocation::ReloadService> {
+        self.revocations
+            .has_file()
+            .then(|| revocation::ReloadService(self.revocations.clone()))
+    }
+
+    /// Decides whether `req` may read a route with `policy`: `Ok(None)` for a public route,
+    /// `Ok(Some(grant))` for a valid credential.
+    pub fn check(
+        &self,
+        policy: &AccessPolicy,
+        req: &AccessRequest<'_>,
+    ) -> Result<Option<Grant>, Denied> {
+        if policy.is_public() {
+            return Ok(None);
+        }
+        let Some(scheme) = policy.schemes.iter().copied().find(|s| s.present(req)) else {
+            return Err(Denied {
+                scheme: "none",
+                reason: Reason::Missing,
+            });
+        };
+        let denied = |reason| Denied {
+            scheme: scheme.name(),
+            reason,
+        };
+        let grant = match scheme {
+            Scheme::Hmac => {
+                let limits = hmac::Limits {
+                    max_lifetime: policy.max_lifetime.as_secs(),
+                    skew: self.clock_skew.as_secs(),
+                };
+                hmac::verify(&self.hmac, req, limits).map_err(denied)?
+            }
+        };
+        let revoked = self.revocations.current().refuses(
+            grant.key_id.as_deref(),
+            grant.token_id.as_deref(),
+            grant.user.as_deref(),
+        );
+        if revoked {
+            return Err(denied(Reason::Revoked));
+        }
+        if let Some(owner) = policy.owner(req.path) {
+            if owner.is_none() || owner != grant.user.as_deref() {
+                return Err(denied(Reason::WrongOwner));
+            }
+        }
+        Ok(Some(grant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn authenticator(revoked: &str) -> Authenticator {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("revoked");
+        std::fs::write(&file, revoked).unwrap();
+        Authenticator {
+            hmac: hmac::HmacKeys::new([("k1", SECRET)], []),
+            clock_skew: Duration::from_secs(60),
+            revocations: Arc::new(Revocations::load(&file).unwrap()),
+        }
+    }
+
+    fn policy() -> AccessPolicy {
+        AccessPolicy::new(
+            vec![Scheme::Hmac],
+            Duration::from_secs(3600),
+            Some("/private".into()),
+        )
+    }
+
+    fn token(path: &str, user: &str, token_id: Option<&str>) -> String {
+        hmac::Claims {
+            key_id: "k1".into(),
+            host: "cdn.example.com".into(),
+            scope: hmac::Scope::Path(path.to_string().into()),
+            issued_at: 1_000,
+            expires_at: 1_900,
+            not_before: None,
+            ip: None,
+            user: Some(user.to_string().into()),
+            token_id: token_id.map(|t| t.to_string().into()),
+            methods: None,
+        }
+        .to_query(SECRET)
+    }
+
+    fn request<'a>(path: &'a str, query: Option<&'a str>) -> AccessRequest<'a> {
+        AccessRequest {
+            method: &Method::GET,
+            host: "cdn.example.com",
+            path,
+            raw_path: path,
+            query,
+            client: None,
+            now: 1_100,
+        }
+    }
+
+    #[test]
+    fn missing_is_401_and_invalid_is_403() {
+        let auth = authenticator("");
+        let denied = auth
+            .check(&policy(), &request("/private/u1/a", None))
+            .unwrap_err();
+        assert_eq!((denied.status(), denied.scheme), (401, "none"));
+        let q = Some("ag_sig=AAAA");
+        let denied = auth
+            .check(&policy(), &request("/private/u1/a", q))
+            .unwrap_err();
+        assert_eq!((denied.status(), denied.reason), (403, Reason::Malformed));
+        let public = AccessPolicy::default();
+        assert_eq!(auth.check(&public, &request("/x", None)), Ok(None));
+    }
+
+    #[test]
+    fn owners_read_only_their_own_prefix() {
+        let auth = authenticator("");
+        let q = token("/private/u1/a.jpg", "u1", None);
+        assert!(auth
+            .check(&policy(), &request("/private/u1/a.jpg", Some(&q)))
+            .is_ok());
+        // A valid token for user u1 that names a path of user u2 (a mis-issued token).
+        let q = token("/private/u2/a.jpg", "u1", None);
+        let denied = auth
+            .check(&policy(), &request("/private/u2/a.jpg", Some(&q)))
+            .unwrap_err();
+        assert_eq!(denied.reason, Reason::WrongOwner);
+        let q = token("/private", "u1", None);
+        let denied = auth
+            .check(&policy(), &request("/private", Some(&q)))
+            .unwrap_err();
+        assert_eq!(denied.reason, Reason::WrongOwner);
+    }
+
+    #[test]
+    fn revoked_tokens_users_and_keys_are_refused() {
+        let q = token("/private/u1/a.jpg", "u1", Some("t-9"));
+        let r = request("/private/u1/a.jpg", Some(&q));
+        for list in ["token t-9", "user u1", "key k1"] {
+            let denied = authenticator(list).check(&policy(), &r).unwrap_err();
+            assert_eq!(denied.reason, Reason::Revoked, "{list}");
+        }
+        assert!(authenticator("token t-8").check(&policy(), &r).is_ok());
+    }
+
+    #[test]
+    fn credential_parameters_are_stripped() {
+        let q = format!("w=100&{}", token("/private/u1/a.jpg", "u1", None));
+        assert_eq!(policy().strip(Some(&q)).as_deref(), Some("w=100"));
+        assert_eq!(
+            AccessPolicy::default().strip(Some(&q)).as_deref(),
+            Some(q.as_str())
+        );
+    }
+}

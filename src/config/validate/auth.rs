@@ -1,0 +1,202 @@
+//! Validation of `[auth]` and of each route's access policy.
+
+use super::{item, Validator};
+use crate::auth::hmac::MIN_SECRET_BYTES;
+use crate::auth::revocation::Revocations;
+use crate::auth::{AccessPolicy, Scheme};
+use crate::config::raw::*;
+use crate::config::*;
+use crate::routing::path::has_prefix;
+use std::collections::BTreeSet;
+
+/// Default longest lifetime of an HMAC token.
+const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Default clock skew tolerated on issue and not-before times.
+const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// Whether a key id is 1 to 64 of `A-Z a-z 0-9 . _ -`.
+fn valid_key_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+impl Validator<'_> {
+    pub(super) fn auth(&mut self, value: Option<toml::Value>) -> AuthSettings {
+        let raw = value
+            .and_then(|v| item::<RawAuth>(self.problems, "auth", v))
+            .unwrap_or_default();
+        let clock_skew = match raw.clock_skew.as_deref().map(parse_duration) {
+            None => DEFAULT_CLOCK_SKEW,
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                self.problems.add("auth.clock_skew", e);
+                DEFAULT_CLOCK_SKEW
+            }
+        };
+        let revocation_file = raw.revocation_file.map(|f| {
+            let full = self.resolve(&f);
+            if let Err(e) = Revocations::load(&full) {
+                self.problems.add("auth.revocation_file", e);
+            }
+            full
+        });
+        let hmac = raw
+            .hmac
+            .and_then(|v| item::<RawHmac>(self.problems, "auth.hmac", v))
+            .map(|h| self.hmac(h))
+            .unwrap_or_else(|| HmacSettings {
+                max_lifetime: DEFAULT_MAX_LIFETIME,
+                ..HmacSettings::default()
+            });
+        AuthSettings {
+            clock_skew,
+            revocation_file,
+            hmac,
+        }
+    }
+
+    fn hmac(&mut self, raw: RawHmac) -> HmacSettings {
+        let mut keys = Vec::new();
+        let mut ids = BTreeSet::new();
+        self.hmac_keys_declared = raw.keys.len();
+        for (i, key) in raw.keys.into_iter().enumerate() {
+            let path = format!("auth.hmac.keys[{i}]");
+            if !valid_key_id(&key.id) {
+                self.problems.add(
+                    format!("{path}.id"),
+                    format!(
+                        "\"{}\" is not a key id: 1 to 64 of A-Z a-z 0-9 . _ -",
+                        key.id
+                    ),
+                );
+            }
+            if !ids.insert(key.id.clone()) {
+                self.problems.add(
+                    format!("{path}.id"),
+                    format!("\"{}\" is used twice", key.id),
+                );
+            }
+            match Secret::resolve(&key.secret, self.base) {
+                Ok(s) if s.expose().len() < MIN_SECRET_BYTES => self.problems.add(
+                    format!("{path}.secret"),
+                    format!("is {} bytes; use at least {MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)", s.expose().len()),
+                ),
+                Ok(s) => keys.push((key.id, s)),
+                Err(e) => self.problems.add(format!("{path}.secret"), e),
+            }
+        }
+        let retired = raw.retired.unwrap_or_default();
+        for (i, id) in retired.iter().enumerate() {
+            if ids.contains(id) {
+                self.problems.add(
+                    format!("auth.hmac.retired[{i}]"),
+                    format!("\"{id}\" is also an active key; remove it from one of the lists"),
+                );
+            }
+        }
+        let max_lifetime = self.duration(
+            "auth.hmac.max_lifetime",
+            raw.max_lifetime.as_deref(),
+            DEFAULT_MAX_LIFETIME,
+        );
+        HmacSettings {
+            keys,
+            retired,
+            max_lifetime,
+        }
+    }
+
+    /// A route's access policy; `route_path` is what the route matches, to check `owner_prefix`
+    /// against.
+    pub(super) fn access(
+        &mut self,
+        path: &str,
+        raw: &RawRoute,
+        route_path: Option<&str>,
+        auth: &AuthSettings,
+    ) -> AccessPolicy {
+        let names: Vec<String> = match &raw.access {
+            None => Vec::new(),
+            Some(toml::Value::String(s)) => vec![s.clone()],
+            Some(toml::Value::Array(list)) => list
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect(),
+            Some(_) => {
+                self.problems.add(
+                    format!("{path}.access"),
+                    "must be a scheme name or a list of them, e.g. \"hmac\"",
+                );
+                Vec::new()
+            }
+        };
+        let mut schemes = Vec::new();
+        for name in &names {
+            match (name.as_str(), Scheme::parse(name)) {
+                ("public", _) if names.len() == 1 => {}
+                ("public", _) => self.problems.add(
+                    format!("{path}.access"),
+                    "\"public\" cannot be combined with other schemes",
+                ),
+                (_, Some(s)) if schemes.contains(&s) => self.problems.add(
+                    format!("{path}.access"),
+                    format!("\"{name}\" is listed twice"),
+                ),
+                (_, Some(s)) => schemes.push(s),
+                (_, None) => self.problems.add(
+                    format!("{path}.access"),
+                    format!("\"{name}\" is not an access scheme; use public or hmac"),
+                ),
+            }
+        }
+        if schemes.contains(&Scheme::Hmac) && self.hmac_keys_declared == 0 {
+            self.problems.add(
+                format!("{path}.access"),
+                "hmac needs at least one key in [[auth.hmac.keys]]",
+            );
+        }
+        let max_lifetime = self.duration(
+            &format!("{path}.max_token_lifetime"),
+            raw.max_token_lifetime.as_deref(),
+            auth.hmac.max_lifetime,
+        );
+        let owner_prefix = raw.owner_prefix.as_ref().and_then(|p| {
+            let opath = format!("{path}.owner_prefix");
+            let p = self
+                .route_path(&opath, p)?
+                .trim_end_matches('/')
+                .to_string();
+            if schemes.is_empty() {
+                self.problems
+                    .add(&opath, "needs an access scheme that names a user (hmac)");
+            }
+            if route_path.is_some_and(|r| !has_prefix(&p, r)) {
+                self.problems
+                    .add(&opath, "must lie inside the route's path");
+            }
+            Some(p)
+        });
+        if raw.max_token_lifetime.is_some() && schemes.is_empty() {
+            self.problems.add(
+                format!("{path}.max_token_lifetime"),
+                "has no effect on a public route",
+            );
+        }
+        AccessPolicy::new(schemes, max_lifetime, owner_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_ids() {
+        assert!(valid_key_id("k1.2024-06_a"));
+        assert!(!valid_key_id(""));
+        assert!(!valid_key_id("k 1"));
+        assert!(!valid_key_id(&"k".repeat(65)));
+    }
+}
