@@ -80,6 +80,35 @@ enum Sign {
         #[arg(long)]
         not_before: Option<u64>,
     },
+    /// A CloudFront-compatible signed URL (or, with --cookies, signed cookies).
+    Cloudfront {
+        /// Config file (TOML) holding `[[auth.cloudfront.keys]]` with a private_key.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The absolute URL clients will fetch, exactly as they will send it.
+        url: String,
+        /// Lifetime, e.g. 15m (default 15m; at most the route's max_token_lifetime).
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+        /// Key-Pair-Id (default: the first key with a private_key).
+        #[arg(long)]
+        key: Option<String>,
+        /// Custom policy Resource, e.g. 'https://cdn.example.com/private/*' (wildcards * and ?).
+        #[arg(long)]
+        resource: Option<String>,
+        /// Custom policy DateGreaterThan (Unix seconds).
+        #[arg(long)]
+        not_before: Option<u64>,
+        /// Custom policy IpAddress (CIDR).
+        #[arg(long)]
+        ip: Option<String>,
+        /// Sign over SHA-256 (Hash-Algorithm=SHA256) instead of SHA-1.
+        #[arg(long)]
+        sha256: bool,
+        /// Print `Set-Cookie` header values for signed cookies instead of a URL.
+        #[arg(long)]
+        cookies: bool,
+    },
 }
 
 fn load_or_report(path: &Path) -> Option<config::Config> {
@@ -162,6 +191,37 @@ fn sign(what: Sign) -> anyhow::Result<String> {
                 prefix,
             };
             Ok(mint::hmac_url(&cfg, &url, &opts, unix_now())?)
+        }
+        Sign::Cloudfront {
+            config,
+            url,
+            ttl,
+            key,
+            resource,
+            not_before,
+            ip,
+            sha256,
+            cookies,
+        } => {
+            let cfg = load_or_report(&config)
+                .with_context(|| format!("{} is not a valid config", config.display()))?;
+            let opts = mint::CloudFrontOptions {
+                key_id: key,
+                ttl: config::parse_duration(&ttl).map_err(anyhow::Error::msg)?,
+                resource,
+                not_before,
+                ip,
+                sha256,
+            };
+            if cookies {
+                let lines: Vec<String> = mint::cloudfront_cookies(&cfg, &url, &opts, unix_now())?
+                    .into_iter()
+                    .map(|(name, value)| format!("{name}={value}; Path=/; Secure; HttpOnly"))
+                    .collect();
+                Ok(lines.join("\n"))
+            } else {
+                Ok(mint::cloudfront_url(&cfg, &url, &opts, unix_now())?)
+            }
         }
     }
 }

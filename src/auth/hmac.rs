@@ -225,7 +225,7 @@ pub struct Limits {
 }
 
 /// A time parameter: plain decimal, at most 12 digits, no sign or leading zero.
-fn time(raw: &str) -> Option<u64> {
+pub(crate) fn time(raw: &str) -> Option<u64> {
     let ok = !raw.is_empty()
         && raw.len() <= 12
         && raw.bytes().all(|b| b.is_ascii_digit())
@@ -373,6 +373,9 @@ mod tests {
             path,
             raw_path: path,
             query: Some(query),
+            headers: Box::leak(Box::default()),
+            authority: "cdn.example.com",
+            tls: true,
             client: Some("192.0.2.7".parse().unwrap()),
             now,
         }

@@ -61,6 +61,9 @@ pub enum MintError {
         /// The owner prefix.
         prefix: String,
     },
+    /// The key has no usable private key in the config.
+    #[error("key \"{0}\" has no usable private_key (PEM) in the config")]
+    NoPrivateKey(String),
     /// The prefix does not cover the URL.
     #[error("prefix \"{0}\" does not cover the URL's path")]
     PrefixMismatch(String),
@@ -200,6 +203,130 @@ pub fn hmac_url(
         "{url}{sep}{}",
         claims.to_query(secret.expose().as_bytes())
     ))
+}
+
+/// Options of a CloudFront signed URL or signed cookies.
+#[derive(Debug, Clone, Default)]
+pub struct CloudFrontOptions {
+    /// `Key-Pair-Id` (default: the first key with a private key).
+    pub key_id: Option<String>,
+    /// Lifetime: `DateLessThan` = now + ttl.
+    pub ttl: Duration,
+    /// Custom policy `Resource` (wildcards allowed) instead of the URL itself.
+    pub resource: Option<String>,
+    /// Custom policy `DateGreaterThan` (Unix seconds).
+    pub not_before: Option<u64>,
+    /// Custom policy `IpAddress` (CIDR).
+    pub ip: Option<String>,
+    /// Sign over SHA-256 (`Hash-Algorithm=SHA256`) instead of SHA-1.
+    pub sha256: bool,
+}
+
+/// The signed values of a CloudFront credential: `(name, value)` pairs in the URL parameter
+/// names (`Expires`/`Policy`, `Signature`, `Key-Pair-Id`, `Hash-Algorithm`).
+fn cloudfront_values(
+    config: &Config,
+    url: &str,
+    opts: &CloudFrontOptions,
+    now: u64,
+) -> Result<Vec<(&'static str, String)>, MintError> {
+    let t = target(url)?;
+    let (route, policy) = route_policy(config, &t)?;
+    if !policy.schemes.contains(&Scheme::CloudFront) {
+        return Err(MintError::NotAccepted {
+            route,
+            scheme: "cloudfront",
+        });
+    }
+    let asked = opts.ttl.as_secs().max(1);
+    let max = policy.max_lifetime.as_secs();
+    if asked > max {
+        return Err(MintError::TooLong { route, asked, max });
+    }
+    let keys = &config.auth.cloudfront.keys;
+    let key = match &opts.key_id {
+        Some(id) => keys
+            .iter()
+            .find(|k| &k.id == id)
+            .ok_or_else(|| MintError::UnknownKey(id.clone()))?,
+        None => keys
+            .iter()
+            .find(|k| k.private_pem.is_some())
+            .ok_or(MintError::NoKey("cloudfront private"))?,
+    };
+    let pem = key
+        .private_pem
+        .as_ref()
+        .ok_or_else(|| MintError::NoPrivateKey(key.id.clone()))?;
+    let expires = now + asked;
+    let custom = opts.resource.is_some() || opts.not_before.is_some() || opts.ip.is_some();
+    let policy_json = if custom {
+        let mut condition = serde_json::json!({ "DateLessThan": { "AWS:EpochTime": expires } });
+        if let Some(t) = opts.not_before {
+            condition["DateGreaterThan"] = serde_json::json!({ "AWS:EpochTime": t });
+        }
+        if let Some(ip) = &opts.ip {
+            condition["IpAddress"] = serde_json::json!({ "AWS:SourceIp": ip });
+        }
+        let resource = opts.resource.as_deref().unwrap_or(url);
+        serde_json::json!({ "Statement": [{ "Resource": resource, "Condition": condition }] })
+            .to_string()
+    } else {
+        super::cloudfront::canned_policy(url, expires)
+    };
+    let hash = if opts.sha256 {
+        super::cloudfront::Hash::Sha256
+    } else {
+        super::cloudfront::Hash::Sha1
+    };
+    let signature = openssl::pkey::PKey::private_key_from_pem(pem.expose().as_bytes())
+        .and_then(|k| {
+            openssl::sign::Signer::new(hash.digest(), &k)?
+                .sign_oneshot_to_vec(policy_json.as_bytes())
+        })
+        .map_err(|_| MintError::NoPrivateKey(key.id.clone()))?;
+    let mut values = Vec::new();
+    if custom {
+        values.push((
+            "Policy",
+            super::cloudfront::encode_base64(policy_json.as_bytes()),
+        ));
+    } else {
+        values.push(("Expires", expires.to_string()));
+    }
+    values.push(("Signature", super::cloudfront::encode_base64(&signature)));
+    values.push(("Key-Pair-Id", key.id.clone()));
+    if opts.sha256 {
+        values.push(("Hash-Algorithm", "SHA256".to_string()));
+    }
+    Ok(values)
+}
+
+/// `url` signed as a CloudFront signed URL (canned policy unless `opts` asks for a custom one).
+pub fn cloudfront_url(
+    config: &Config,
+    url: &str,
+    opts: &CloudFrontOptions,
+    now: u64,
+) -> Result<String, MintError> {
+    let values = cloudfront_values(config, url, opts, now)?;
+    let query: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}{}", query.join("&")))
+}
+
+/// CloudFront signed cookies for `url` (or `opts.resource`): `(cookie name, value)` pairs.
+pub fn cloudfront_cookies(
+    config: &Config,
+    url: &str,
+    opts: &CloudFrontOptions,
+    now: u64,
+) -> Result<Vec<(String, String)>, MintError> {
+    let values = cloudfront_values(config, url, opts, now)?;
+    Ok(values
+        .into_iter()
+        .map(|(k, v)| (format!("CloudFront-{k}"), v))
+        .collect())
 }
 
 #[cfg(test)]

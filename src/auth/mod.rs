@@ -12,6 +12,7 @@
 //! next scheme. Credential parameters are removed from the query before it goes upstream
 //! ([`AccessPolicy::strip`]).
 
+pub mod cloudfront;
 pub mod hmac;
 pub mod mint;
 pub mod params;
@@ -30,6 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub enum Scheme {
     /// assetgate's HMAC-signed URLs ([`hmac`]).
     Hmac,
+    /// CloudFront-compatible RSA signed URLs and cookies ([`cloudfront`]).
+    CloudFront,
 }
 
 impl Scheme {
@@ -37,6 +40,7 @@ impl Scheme {
     pub fn name(self) -> &'static str {
         match self {
             Scheme::Hmac => "hmac",
+            Scheme::CloudFront => "cloudfront",
         }
     }
 
@@ -44,6 +48,7 @@ impl Scheme {
     pub fn parse(name: &str) -> Option<Scheme> {
         match name {
             "hmac" => Some(Scheme::Hmac),
+            "cloudfront" => Some(Scheme::CloudFront),
             _ => None,
         }
     }
@@ -52,15 +57,18 @@ impl Scheme {
     pub fn params(self) -> &'static [&'static str] {
         match self {
             Scheme::Hmac => &hmac::PARAMS,
+            Scheme::CloudFront => &cloudfront::PARAMS,
         }
     }
 
     /// Whether the request carries a credential of this scheme (it may still be invalid).
     fn present(self, req: &AccessRequest<'_>) -> bool {
-        let Some(query) = req.query else {
-            return false;
-        };
-        params::pairs(query).any(|(name, _)| self.params().contains(&name))
+        match self {
+            Scheme::Hmac => req
+                .query
+                .is_some_and(|q| params::pairs(q).any(|(name, _)| self.params().contains(&name))),
+            Scheme::CloudFront => cloudfront::present(req),
+        }
     }
 }
 
@@ -196,6 +204,12 @@ pub struct AccessRequest<'a> {
     pub raw_path: &'a str,
     /// The raw query string.
     pub query: Option<&'a str>,
+    /// The request headers (cookies, `Authorization`).
+    pub headers: &'a http::HeaderMap,
+    /// The Host (authority) as sent, port included.
+    pub authority: &'a str,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
     /// The derived client address.
     pub client: Option<IpAddr>,
     /// Now, in Unix seconds.
@@ -220,6 +234,8 @@ pub struct AccessPolicy {
     /// Paths under this prefix belong to the user named by their next segment
     /// (`/private` + `/private/{user}/...`).
     pub owner_prefix: Option<String>,
+    /// The host's `public_url` (`scheme://name`), the start of CloudFront resource URLs.
+    pub public_url: Option<String>,
     /// Every credential parameter of the accepted schemes (removed before going upstream).
     params: Vec<&'static str>,
 }
@@ -230,12 +246,14 @@ impl AccessPolicy {
         schemes: Vec<Scheme>,
         max_lifetime: Duration,
         owner_prefix: Option<String>,
+        public_url: Option<String>,
     ) -> AccessPolicy {
         let params = schemes.iter().flat_map(|s| s.params()).copied().collect();
         AccessPolicy {
             schemes,
             max_lifetime,
             owner_prefix,
+            public_url,
             params,
         }
     }
@@ -266,6 +284,8 @@ impl AccessPolicy {
 pub struct Authenticator {
     /// HMAC keys.
     pub hmac: hmac::HmacKeys,
+    /// CloudFront key group.
+    pub cloudfront: cloudfront::CloudFrontKeys,
     /// Clock difference tolerated on issue and not-before times.
     pub clock_skew: Duration,
     /// The revocation list in force.
@@ -287,8 +307,16 @@ impl Authenticator {
                 .map(|(id, secret)| (id.as_str(), secret.expose().as_bytes())),
             settings.hmac.retired.iter().map(String::as_str),
         );
+        let cloudfront = cloudfront::CloudFrontKeys::new(
+            settings
+                .cloudfront
+                .keys
+                .iter()
+                .map(|k| (k.id.as_str(), k.public_pem.as_slice())),
+        )?;
         Ok(Authenticator {
             hmac,
+            cloudfront,
             clock_skew: settings.clock_skew,
             revocations: Arc::new(revocations),
         })
@@ -329,6 +357,14 @@ impl Authenticator {
                 };
                 hmac::verify(&self.hmac, req, limits).map_err(denied)?
             }
+            Scheme::CloudFront => cloudfront::verify(
+                &self.cloudfront,
+                req,
+                policy.public_url.as_deref(),
+                policy.max_lifetime.as_secs(),
+                self.clock_skew.as_secs(),
+            )
+            .map_err(denied)?,
         };
         let revoked = self.revocations.current().refuses(
             grant.key_id.as_deref(),
@@ -359,6 +395,7 @@ mod tests {
         std::fs::write(&file, revoked).unwrap();
         Authenticator {
             hmac: hmac::HmacKeys::new([("k1", SECRET)], []),
+            cloudfront: cloudfront::CloudFrontKeys::default(),
             clock_skew: Duration::from_secs(60),
             revocations: Arc::new(Revocations::load(&file).unwrap()),
         }
@@ -369,6 +406,7 @@ mod tests {
             vec![Scheme::Hmac],
             Duration::from_secs(3600),
             Some("/private".into()),
+            None,
         )
     }
 
@@ -395,6 +433,9 @@ mod tests {
             path,
             raw_path: path,
             query,
+            headers: Box::leak(Box::default()),
+            authority: "cdn.example.com",
+            tls: true,
             client: None,
             now: 1_100,
         }

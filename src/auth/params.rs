@@ -4,6 +4,7 @@
 //! and URL libraries encode them (`%XX` escapes, `+` for a space). A credential parameter that
 //! appears twice is refused rather than guessed at.
 
+use http::HeaderMap;
 use std::borrow::Cow;
 
 /// A query string's `name=value` pairs, raw. A pair without `=` has an empty value.
@@ -14,22 +15,53 @@ pub fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|p| p.split_once('=').unwrap_or((p, "")))
 }
 
-/// The raw values of `names` in `query`, in the order of `names`; `Err(name)` names a
-/// parameter that appears more than once.
-pub fn find<'q, const N: usize>(
-    query: Option<&'q str>,
+/// A credential parameter or cookie given more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duplicated;
+
+/// The values of `names` among `pairs`, in the order of `names`.
+fn find_in<'v, const N: usize>(
+    pairs: impl Iterator<Item = (&'v str, &'v str)>,
     names: &[&str; N],
-) -> Result<[Option<&'q str>; N], &'static str> {
+) -> Result<[Option<&'v str>; N], Duplicated> {
     let mut found = [None; N];
-    for (name, value) in pairs(query.unwrap_or_default()) {
+    for (name, value) in pairs {
         if let Some(i) = names.iter().position(|n| *n == name) {
             if found[i].is_some() {
-                return Err("duplicated parameter");
+                return Err(Duplicated);
             }
             found[i] = Some(value);
         }
     }
     Ok(found)
+}
+
+/// The raw values of `names` in `query`, in the order of `names`.
+pub fn find<'q, const N: usize>(
+    query: Option<&'q str>,
+    names: &[&str; N],
+) -> Result<[Option<&'q str>; N], Duplicated> {
+    find_in(pairs(query.unwrap_or_default()), names)
+}
+
+/// Every cookie of every `Cookie` header as `(name, value)`, values as sent.
+pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| c.split_once('=').unwrap_or((c, "")))
+}
+
+/// The values of the cookies `names`, in the order of `names`.
+pub fn find_cookies<'h, const N: usize>(
+    headers: &'h HeaderMap,
+    names: &[&str; N],
+) -> Result<[Option<&'h str>; N], Duplicated> {
+    find_in(cookies(headers), names)
 }
 
 /// Decodes a raw query value (`%XX` and `+`); `None` when it is not UTF-8 after decoding or an

@@ -107,8 +107,30 @@ pub struct AuthSettings {
     pub clock_skew: Duration,
     /// Revocation list file, re-read when it changes.
     pub revocation_file: Option<PathBuf>,
+    /// Default longest credential lifetime of a route.
+    pub max_token_lifetime: Duration,
     /// HMAC keys.
     pub hmac: HmacSettings,
+    /// CloudFront key group.
+    pub cloudfront: CloudFrontSettings,
+}
+
+/// `[auth.cloudfront]`.
+#[derive(Debug, Clone, Default)]
+pub struct CloudFrontSettings {
+    /// Keys by `Key-Pair-Id`.
+    pub keys: Vec<CloudFrontKey>,
+}
+
+/// One CloudFront key.
+#[derive(Debug, Clone)]
+pub struct CloudFrontKey {
+    /// `Key-Pair-Id`.
+    pub id: String,
+    /// PEM of the public key.
+    pub public_pem: Vec<u8>,
+    /// PEM of the private key, for minting.
+    pub private_pem: Option<Secret>,
 }
 
 /// `[auth.hmac]`.
@@ -118,8 +140,6 @@ pub struct HmacSettings {
     pub keys: Vec<(String, Secret)>,
     /// Retired key ids.
     pub retired: Vec<String>,
-    /// Default longest token lifetime.
-    pub max_lifetime: Duration,
 }
 
 /// Response compression settings.

@@ -164,8 +164,33 @@ pub struct RawAuth {
     pub clock_skew: Option<String>,
     /// File of revoked token ids, key ids and user ids, re-read when it changes (see the README).
     pub revocation_file: Option<PathBuf>,
+    /// Longest credential lifetime a route accepts unless it sets its own (default 1d).
+    pub max_token_lifetime: Option<String>,
     /// `[auth.hmac]` ([`RawHmac`]). Kept raw for precise error paths.
     pub hmac: Option<toml::Value>,
+    /// `[auth.cloudfront]` ([`RawCloudFront`]). Kept raw for precise error paths.
+    pub cloudfront: Option<toml::Value>,
+}
+
+/// `[auth.cloudfront]`: public keys of CloudFront-compatible signed URLs and cookies.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCloudFront {
+    /// The key group: `Key-Pair-Id` → public key. Unknown ids are refused.
+    #[serde(default)]
+    pub keys: Vec<RawCloudFrontKey>,
+}
+
+/// `[[auth.cloudfront.keys]]`: one CloudFront public key (and, for minting, its private key).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCloudFrontKey {
+    /// The `Key-Pair-Id` signers name (e.g. `K2JCJMDEHXQW5F`).
+    pub id: String,
+    /// PEM file of the RSA public key (relative paths: the config file's folder).
+    pub public_key_file: PathBuf,
+    /// The RSA private key in PEM ({ env } or { file }); only `assetgate sign` uses it.
+    pub private_key: Option<RawSecret>,
 }
 
 /// `[auth.hmac]`: keys of assetgate's HMAC-signed URLs.
@@ -177,8 +202,6 @@ pub struct RawHmac {
     pub keys: Vec<RawHmacKey>,
     /// Ids of retired keys: their tokens are refused as `retired_key`.
     pub retired: Option<Vec<String>>,
-    /// Longest token lifetime (`exp - iat`) a route accepts unless it sets its own (default 1d).
-    pub max_lifetime: Option<String>,
 }
 
 /// `[[auth.hmac.keys]]`: one HMAC key.
@@ -197,6 +220,10 @@ pub struct RawHmacKey {
 pub struct RawHost {
     /// Host names: exact (`cdn.example.com`), wildcard (`*.example.com`) or `*` for any.
     pub names: Vec<String>,
+    /// `scheme://name[:port]` clients use for this host, e.g. `https://cdn.example.com`: the start
+    /// of the resource URL CloudFront-style signatures cover (default: `https` on a TLS listener,
+    /// else `http`, and the Host header as sent).
+    pub public_url: Option<String>,
     /// Routes tried in order; the first that matches wins. Kept raw so each is checked on its own.
     #[serde(default)]
     pub routes: Vec<toml::Value>,
@@ -227,9 +254,11 @@ pub struct RawRoute {
     /// Cross-origin resource sharing answered at the gateway ([`RawCors`]). Kept raw for
     /// precise error paths.
     pub cors: Option<toml::Value>,
-    /// Who may read the route: `public` (default), `hmac`, or a list of schemes tried in order.
+    /// Who may read the route: `public` (default), `hmac`, `cloudfront`, or a list of schemes
+    /// tried in order.
     pub access: Option<toml::Value>,
-    /// Longest credential lifetime this route accepts, e.g. `15m` (default: the scheme's).
+    /// Longest credential lifetime this route accepts, e.g. `15m` (default:
+    /// `auth.max_token_lifetime`).
     pub max_token_lifetime: Option<String>,
     /// Paths under this prefix belong to the user named by the next segment
     /// (`/private` → `/private/{user}/...`); a credential's user must match it.

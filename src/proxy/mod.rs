@@ -151,12 +151,16 @@ impl Gateway {
             return Ok(());
         }
         let host = request_host(req).map_err(GatewayError::from)?;
+        let authority = host_as_sent(req);
         let access = AccessRequest {
             method: &req.method,
             host: &host::canonical(host),
             path: &m.path,
             raw_path: req.uri.path(),
             query: req.uri.query(),
+            headers: &req.headers,
+            authority: &authority,
+            tls: ctx.client.tls,
             client: ctx.client.addr,
             now: unix_now(),
         };

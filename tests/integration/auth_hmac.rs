@@ -102,13 +102,6 @@ fn python_mint(url: &str, key_id: &str, secret: &str, kwargs: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// GET `url` (an `http://cdn.test/...` URL) through the gateway; status and body.
 async fn fetch(gw: &Gateway, method: &str, url: &str) -> (u16, String) {
     let path = url.strip_prefix("http://cdn.test").expect("a cdn.test URL");
@@ -150,27 +143,12 @@ async fn a_token_minted_by_the_readme_python_function_is_accepted() {
 #[tokio::test]
 async fn a_url_minted_by_assetgate_sign_is_accepted() {
     let s = start();
-    let out = Command::new(env!("CARGO_BIN_EXE_assetgate"))
-        .args(["sign", "hmac", "-c"])
-        .arg(s.gw.dir.path().join("assetgate.toml"))
-        .args(["--user", "alice", "--ttl", "10m", ALICE])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let url =
+        s.gw.signed("hmac", &["--user", "alice", "--ttl", "10m", ALICE]);
     assert!(url.starts_with(&format!("{ALICE}?ag_kid=k1&")), "{url}");
     assert_eq!(fetch(&s.gw, "GET", &url).await.0, 200);
     // `sign` refuses what the gateway would refuse.
-    let refused = Command::new(env!("CARGO_BIN_EXE_assetgate"))
-        .args(["sign", "hmac", "-c"])
-        .arg(s.gw.dir.path().join("assetgate.toml"))
-        .args(["--user", "bob", ALICE])
-        .output()
-        .unwrap();
+    let refused = s.gw.sign("hmac", &["--user", "bob", ALICE]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("owner"));
 }

@@ -347,9 +347,9 @@ address = "127.0.0.1:8080"
 [auth]
 clock_skew = "a while"
 revocation_file = "revoked.txt"
+max_token_lifetime = "7x"
 [auth.hmac]
 retired = ["k1"]
-max_lifetime = "7x"
 [[auth.hmac.keys]]
 id = "k1"
 secret = { file = "good.key" }
@@ -390,7 +390,7 @@ max_token_lifetime = "1h"
         "auth.clock_skew:",
         "auth.revocation_file: ",
         "line 1: unknown kind \"tokens\"",
-        "auth.hmac.max_lifetime:",
+        "auth.max_token_lifetime:",
         "auth.hmac.keys[1].id: \"k1\" is used twice",
         "auth.hmac.keys[1].secret: is 9 bytes",
         "auth.hmac.keys[2].id: \"bad id\" is not a key id",

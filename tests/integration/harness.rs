@@ -120,6 +120,30 @@ impl Gateway {
         panic!("gateway not ready in 30s; log:\n{}", self.log());
     }
 
+    /// Runs `assetgate sign SCHEME -c <this gateway's config> ARGS...`.
+    pub fn sign(&self, scheme: &str, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_assetgate"))
+            .args(["sign", scheme, "-c"])
+            .arg(self.dir.path().join("assetgate.toml"))
+            .args(args)
+            .output()
+            .expect("run assetgate sign")
+    }
+
+    /// Like [`Gateway::sign`], for a call that must succeed: what it printed, trimmed.
+    pub fn signed(&self, scheme: &str, args: &[&str]) -> String {
+        let out = self.sign(scheme, args);
+        assert!(
+            out.status.success(),
+            "sign {scheme} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .trim()
+            .to_string()
+    }
+
     /// The gateway's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
@@ -459,6 +483,14 @@ secret_access_key = {{ file = "{secret_file}" }}
             secret_file = secret_file(secret).display(),
         )
     }
+}
+
+/// Now, in Unix seconds (for minting credentials).
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
 }
 
 /// Writes `secret` to a new file and returns its path (secrets come from files or env, never TOML).

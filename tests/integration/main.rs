@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod auth_cloudfront;
 mod auth_hmac;
 mod cli;
 mod dir;

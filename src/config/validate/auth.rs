@@ -46,14 +46,37 @@ impl Validator<'_> {
             .hmac
             .and_then(|v| item::<RawHmac>(self.problems, "auth.hmac", v))
             .map(|h| self.hmac(h))
-            .unwrap_or_else(|| HmacSettings {
-                max_lifetime: DEFAULT_MAX_LIFETIME,
-                ..HmacSettings::default()
-            });
+            .unwrap_or_default();
+        let cloudfront = raw
+            .cloudfront
+            .and_then(|v| item::<RawCloudFront>(self.problems, "auth.cloudfront", v))
+            .map(|c| self.cloudfront(c))
+            .unwrap_or_default();
+        let max_token_lifetime = self.duration(
+            "auth.max_token_lifetime",
+            raw.max_token_lifetime.as_deref(),
+            DEFAULT_MAX_LIFETIME,
+        );
         AuthSettings {
             clock_skew,
             revocation_file,
+            max_token_lifetime,
             hmac,
+            cloudfront,
+        }
+    }
+
+    /// Checks a key id's spelling and that `ids` (the ids seen so far) does not hold it yet.
+    fn key_id(&mut self, path: &str, id: &str, ids: &mut BTreeSet<String>) {
+        if !valid_key_id(id) {
+            self.problems.add(
+                format!("{path}.id"),
+                format!("\"{id}\" is not a key id: 1 to 64 of A-Z a-z 0-9 . _ -"),
+            );
+        }
+        if !ids.insert(id.to_string()) {
+            self.problems
+                .add(format!("{path}.id"), format!("\"{id}\" is used twice"));
         }
     }
 
@@ -63,21 +86,7 @@ impl Validator<'_> {
         self.hmac_keys_declared = raw.keys.len();
         for (i, key) in raw.keys.into_iter().enumerate() {
             let path = format!("auth.hmac.keys[{i}]");
-            if !valid_key_id(&key.id) {
-                self.problems.add(
-                    format!("{path}.id"),
-                    format!(
-                        "\"{}\" is not a key id: 1 to 64 of A-Z a-z 0-9 . _ -",
-                        key.id
-                    ),
-                );
-            }
-            if !ids.insert(key.id.clone()) {
-                self.problems.add(
-                    format!("{path}.id"),
-                    format!("\"{}\" is used twice", key.id),
-                );
-            }
+            self.key_id(&path, &key.id, &mut ids);
             match Secret::resolve(&key.secret, self.base) {
                 Ok(s) if s.expose().len() < MIN_SECRET_BYTES => self.problems.add(
                     format!("{path}.secret"),
@@ -96,16 +105,50 @@ impl Validator<'_> {
                 );
             }
         }
-        let max_lifetime = self.duration(
-            "auth.hmac.max_lifetime",
-            raw.max_lifetime.as_deref(),
-            DEFAULT_MAX_LIFETIME,
-        );
-        HmacSettings {
-            keys,
-            retired,
-            max_lifetime,
+        HmacSettings { keys, retired }
+    }
+
+    fn cloudfront(&mut self, raw: RawCloudFront) -> CloudFrontSettings {
+        let mut keys = Vec::new();
+        let mut ids = BTreeSet::new();
+        self.cloudfront_keys_declared = raw.keys.len();
+        for (i, key) in raw.keys.into_iter().enumerate() {
+            let path = format!("auth.cloudfront.keys[{i}]");
+            self.key_id(&path, &key.id, &mut ids);
+            let file = self.resolve(&key.public_key_file);
+            let public_pem = match std::fs::read(&file) {
+                Ok(pem) => match crate::auth::cloudfront::public_key(&pem) {
+                    Ok(_) => pem,
+                    Err(e) => {
+                        self.problems.add(format!("{path}.public_key_file"), e);
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    self.problems.add(
+                        format!("{path}.public_key_file"),
+                        format!("cannot read {}: {e}", file.display()),
+                    );
+                    continue;
+                }
+            };
+            let private_pem =
+                key.private_key
+                    .as_ref()
+                    .and_then(|raw| match Secret::resolve(raw, self.base) {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            self.problems.add(format!("{path}.private_key"), e);
+                            None
+                        }
+                    });
+            keys.push(CloudFrontKey {
+                id: key.id,
+                public_pem,
+                private_pem,
+            });
         }
+        CloudFrontSettings { keys }
     }
 
     /// A route's access policy; `route_path` is what the route matches, to check `owner_prefix`
@@ -116,6 +159,7 @@ impl Validator<'_> {
         raw: &RawRoute,
         route_path: Option<&str>,
         auth: &AuthSettings,
+        public_url: Option<&str>,
     ) -> AccessPolicy {
         let names: Vec<String> = match &raw.access {
             None => Vec::new(),
@@ -147,7 +191,7 @@ impl Validator<'_> {
                 (_, Some(s)) => schemes.push(s),
                 (_, None) => self.problems.add(
                     format!("{path}.access"),
-                    format!("\"{name}\" is not an access scheme; use public or hmac"),
+                    format!("\"{name}\" is not an access scheme; use public, hmac or cloudfront"),
                 ),
             }
         }
@@ -157,10 +201,16 @@ impl Validator<'_> {
                 "hmac needs at least one key in [[auth.hmac.keys]]",
             );
         }
+        if schemes.contains(&Scheme::CloudFront) && self.cloudfront_keys_declared == 0 {
+            self.problems.add(
+                format!("{path}.access"),
+                "cloudfront needs at least one key in [[auth.cloudfront.keys]]",
+            );
+        }
         let max_lifetime = self.duration(
             &format!("{path}.max_token_lifetime"),
             raw.max_token_lifetime.as_deref(),
-            auth.hmac.max_lifetime,
+            auth.max_token_lifetime,
         );
         let owner_prefix = raw.owner_prefix.as_ref().and_then(|p| {
             let opath = format!("{path}.owner_prefix");
@@ -168,9 +218,15 @@ impl Validator<'_> {
                 .route_path(&opath, p)?
                 .trim_end_matches('/')
                 .to_string();
-            if schemes.is_empty() {
+            if !schemes.contains(&Scheme::Hmac) {
                 self.problems
                     .add(&opath, "needs an access scheme that names a user (hmac)");
+            }
+            if schemes.contains(&Scheme::CloudFront) {
+                self.problems.add(
+                    &opath,
+                    "cannot be used with cloudfront: its signatures name no user (the policy's Resource scopes them)",
+                );
             }
             if route_path.is_some_and(|r| !has_prefix(&p, r)) {
                 self.problems
@@ -184,7 +240,12 @@ impl Validator<'_> {
                 "has no effect on a public route",
             );
         }
-        AccessPolicy::new(schemes, max_lifetime, owner_prefix)
+        AccessPolicy::new(
+            schemes,
+            max_lifetime,
+            owner_prefix,
+            public_url.map(str::to_string),
+        )
     }
 }
 

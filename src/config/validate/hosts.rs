@@ -51,11 +51,23 @@ impl Validator<'_> {
                 self.problems
                     .add(format!("{path}.routes"), "at least one route is required");
             }
+            let public_url = raw.public_url.as_deref().and_then(|u| {
+                let u = u.trim_end_matches('/');
+                if valid_origin(u) {
+                    Some(u.to_string())
+                } else {
+                    self.problems.add(
+                        format!("{path}.public_url"),
+                        format!("\"{u}\" is not a scheme and host like https://cdn.example.com"),
+                    );
+                    None
+                }
+            });
             let mut routes = Vec::new();
             for (j, value) in raw.routes.into_iter().enumerate() {
                 let rpath = format!("{path}.routes[{j}]");
                 if let Some(route) = item::<RawRoute>(self.problems, &rpath, value)
-                    .and_then(|r| self.route(&rpath, r, backends, auth))
+                    .and_then(|r| self.route(&rpath, r, backends, auth, public_url.as_deref()))
                 {
                     routes.push(route);
                 }
@@ -106,6 +118,7 @@ impl Validator<'_> {
         raw: RawRoute,
         backends: &BTreeMap<String, String>,
         auth: &AuthSettings,
+        public_url: Option<&str>,
     ) -> Option<Route> {
         let matcher = match (&raw.path, &raw.exact) {
             (Some(p), None) => self
@@ -206,7 +219,7 @@ impl Validator<'_> {
         let route_path = matcher.as_ref().map(|m| match m {
             PathMatch::Prefix(p) | PathMatch::Exact(p) => p.as_str(),
         });
-        let access = self.access(path, &raw, route_path, auth);
+        let access = self.access(path, &raw, route_path, auth, public_url);
         let name = raw
             .name
             .clone()

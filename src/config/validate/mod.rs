@@ -82,6 +82,7 @@ pub fn from_toml_str(text: &str, base: &Path) -> Result<Config, Problems> {
         problems: &mut problems,
         base,
         hmac_keys_declared: 0,
+        cloudfront_keys_declared: 0,
     }
     .config(raw);
     if problems.0.is_empty() {
@@ -101,6 +102,8 @@ struct Validator<'a> {
     /// `[[auth.hmac.keys]]` entries written, readable or not (so an unreadable secret is
     /// reported once, not again at every route that needs a key).
     hmac_keys_declared: usize,
+    /// `[[auth.cloudfront.keys]]` entries written, the same way.
+    cloudfront_keys_declared: usize,
 }
 
 /// Deserialises one raw item; a failure is recorded at `path`.
