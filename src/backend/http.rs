@@ -57,6 +57,11 @@ impl HttpBackend {
         &self.spec.strip_response_headers
     }
 
+    /// The header by which this origin marks degraded answers.
+    pub fn degraded_marker(&self) -> Option<&crate::cache::policy::DegradedMarker> {
+        self.spec.degraded.as_ref()
+    }
+
     /// A healthy member to send the next request to, or `None` when every member is down.
     pub fn peer(&self) -> Option<HttpPeer> {
         let member = self.pool.select(b"", 256)?;

@@ -14,6 +14,7 @@ pub mod http;
 mod resolve;
 pub mod s3;
 
+use crate::cache::policy::{never_store, NeverStore};
 use crate::client::ClientInfo;
 use crate::config::{BackendSpec, Config, Route};
 use crate::error::GatewayError;
@@ -143,6 +144,16 @@ impl Backend {
             Kind::Http(b) => b.member_health(),
             Kind::Dir(b) => vec![(b.root().display().to_string(), b.root().is_dir())],
         }
+    }
+
+    /// Why this response of the backend must never be stored in a shared cache tier
+    /// (`Set-Cookie`, `Cache-Control: private`/`no-store`, or the origin's degraded marker).
+    pub fn never_store(&self, resp: &ResponseHeader) -> Option<NeverStore> {
+        let degraded = match &self.kind {
+            Kind::Http(b) => b.degraded_marker(),
+            Kind::S3(_) | Kind::Dir(_) => None,
+        };
+        never_store(&resp.headers, degraded)
     }
 
     /// Lower-case response header names (or `prefix*`) removed before responses reach clients.

@@ -5,7 +5,80 @@
 //! cache reads when it decides whether and how long to store a response. Explicit per-route TTLs
 //! are planned; they will fill the same value.
 
+use http::{HeaderMap, HeaderName};
 use std::time::Duration;
+
+/// Why one response must never be stored in a shared cache tier (the tiered cache, planned,
+/// honours it; today it is recorded in the request context and the access log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeverStore {
+    /// The response sets a cookie: it belongs to one client.
+    SetCookie,
+    /// `Cache-Control: private` or `no-store`.
+    Private,
+    /// The origin marked the answer as degraded (e.g. seed 000's `x-token-valid: false`).
+    Degraded,
+}
+
+impl NeverStore {
+    /// Stable label for logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            NeverStore::SetCookie => "set_cookie",
+            NeverStore::Private => "private",
+            NeverStore::Degraded => "degraded",
+        }
+    }
+}
+
+/// A response header and value by which an origin marks a degraded answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DegradedMarker {
+    /// Header name.
+    pub name: HeaderName,
+    /// Value, compared case-insensitively after trimming.
+    pub value: String,
+}
+
+impl DegradedMarker {
+    /// Parses `name: value`.
+    pub fn parse(text: &str) -> Result<DegradedMarker, String> {
+        let (name, value) = text.split_once(':').ok_or_else(|| {
+            format!("\"{text}\" is not `name: value`, e.g. `x-token-valid: false`")
+        })?;
+        let name = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
+            .map_err(|_| format!("\"{}\" is not a header name", name.trim()))?;
+        Ok(DegradedMarker {
+            name,
+            value: value.trim().to_string(),
+        })
+    }
+}
+
+/// Why a response with these headers must never be stored in a shared tier, if it must not.
+pub fn never_store(headers: &HeaderMap, degraded: Option<&DegradedMarker>) -> Option<NeverStore> {
+    if headers.contains_key(http::header::SET_COOKIE) {
+        return Some(NeverStore::SetCookie);
+    }
+    let private = headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.split_once('=').map_or(d, |(n, _)| n).trim())
+        .any(|d| d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store"));
+    if private {
+        return Some(NeverStore::Private);
+    }
+    let marked = degraded.is_some_and(|m| {
+        headers
+            .get_all(&m.name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.trim().eq_ignore_ascii_case(&m.value))
+    });
+    marked.then_some(NeverStore::Degraded)
+}
 
 /// How long, and whether, a shared cache may keep a route's successful responses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,6 +161,48 @@ fn delta_seconds(directive: &str, arg: Option<&str>) -> Result<Duration, PolicyE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn never_store_reasons() {
+        let marker = DegradedMarker::parse("X-Token-Valid: false").unwrap();
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.append(
+                    HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            h
+        };
+        let m = Some(&marker);
+        assert_eq!(
+            never_store(&headers(&[("set-cookie", "a=1")]), m),
+            Some(NeverStore::SetCookie)
+        );
+        assert_eq!(
+            never_store(&headers(&[("cache-control", "max-age=60, Private")]), m),
+            Some(NeverStore::Private)
+        );
+        assert_eq!(
+            never_store(&headers(&[("cache-control", "private=\"x\"")]), m),
+            Some(NeverStore::Private)
+        );
+        assert_eq!(
+            never_store(&headers(&[("x-token-valid", " FALSE ")]), m),
+            Some(NeverStore::Degraded)
+        );
+        assert_eq!(
+            never_store(&headers(&[("x-token-valid", "false")]), None),
+            None
+        );
+        assert_eq!(
+            never_store(&headers(&[("cache-control", "public, max-age=60")]), m),
+            None
+        );
+        assert!(DegradedMarker::parse("no-colon").is_err());
+        assert!(DegradedMarker::parse("bad name: x").is_err());
+    }
     use proptest::prelude::*;
 
     #[test]

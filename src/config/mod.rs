@@ -252,6 +252,8 @@ pub struct HttpSpec {
     pub verify_cert: bool,
     /// Health check period; `None` disables checks.
     pub health_check_interval: Option<Duration>,
+    /// The header by which the origin marks degraded answers (never stored in a shared tier).
+    pub degraded: Option<crate::cache::policy::DegradedMarker>,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Read timeout.

@@ -144,6 +144,9 @@ pub struct RawBackend {
     pub verify_cert: Option<bool>,
     /// Seconds between TCP health checks of each member; 0 disables (http; default 5).
     pub health_check_interval: Option<String>,
+    /// `name: value` of a response header by which the origin marks a degraded answer (e.g.
+    /// `x-token-valid: false`); such answers are never stored in a shared cache tier (http).
+    pub degraded_header: Option<String>,
     // --- dir ---
     /// Directory served (dir).
     pub root: Option<PathBuf>,

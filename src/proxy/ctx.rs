@@ -4,6 +4,7 @@
 
 use crate::auth::Grant;
 use crate::backend::{Ask, Backend};
+use crate::cache::policy::NeverStore;
 use crate::client::ClientInfo;
 use crate::error::GatewayError;
 use crate::routing::RouteMatch;
@@ -58,6 +59,9 @@ pub struct Outcome {
     pub error: Option<GatewayError>,
     /// The gateway's body replacing a backend's error body; sent at the backend's end of stream.
     pub replacement: Option<Bytes>,
+    /// Why the response must never be stored in a shared cache tier (read by the planned
+    /// tiered cache; logged as `never_store`).
+    pub never_store: Option<NeverStore>,
 }
 
 impl RequestCtx {

@@ -419,6 +419,7 @@ impl ProxyHttp for Gateway {
         if let Some(sent) = ctx.upstream.sent_at {
             backend.metrics.upstream_took(sent.elapsed());
         }
+        ctx.outcome.never_store = backend.never_store(upstream_response);
         if let Verdict::Replace(err) = backend.judge(upstream_response, ask).await {
             let answer = Answer::error(&err);
             *upstream_response = answer.header;
@@ -520,6 +521,7 @@ impl ProxyHttp for Gateway {
                 user = ctx.matched.as_ref().and_then(|m| m.grant.as_ref()).and_then(|g| g.user.as_deref()).unwrap_or("-"),
                 backend = ctx.upstream.backend.as_ref().map(|b| b.name()).unwrap_or("-"),
                 error = ctx.outcome.error.as_ref().map(|e| e.label()).or(e.map(|_| "proxy")).unwrap_or("-"),
+                never_store = ctx.outcome.never_store.map(|n| n.label()).unwrap_or("-"),
             );
         }
     }

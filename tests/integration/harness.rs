@@ -510,6 +510,8 @@ pub mod origin {
     //! - `/slow` after 3 s;
     //! - `/big` with [`BIG_BODY`] bytes of `x`;
     //! - any path ending in `/encoded` with a body it says is already gzip-encoded;
+    //! - any path ending in `/with-headers` with each query pair `name=value` (`%20`-style
+    //!   escapes decoded) added as a response header;
     //! - anything else with an echo of the request: method, path, query, Host,
     //!   X-Forwarded-For and the body.
     use bytes::Bytes;
@@ -592,6 +594,23 @@ pub mod origin {
                 .body(Full::new(Bytes::from_static(
                     b"\x1f\x8bpretend-gzip-bytes-from-the-origin",
                 )))
+                .expect("response"));
+        }
+        if path.ends_with("/with-headers") {
+            let mut resp = Response::builder().header("content-type", "text/plain");
+            for pair in req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty())
+            {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+                resp = resp.header(name, value.as_ref());
+            }
+            return Ok(resp
+                .body(Full::new(Bytes::from_static(b"with headers\n")))
                 .expect("response"));
         }
         if path == "/big" {

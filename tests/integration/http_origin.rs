@@ -243,3 +243,52 @@ async fn health_checks_steer_around_a_dead_member() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn answers_a_shared_cache_must_never_store_are_flagged() {
+    let origin = origin::start();
+    let gw = Gateway::start(&format!(
+        r#"
+[log]
+format = "json"
+[backends.api]
+kind = "http"
+addresses = ["{}"]
+degraded_header = "X-Token-Valid: false"
+[[hosts]]
+names = ["*"]
+[[hosts.routes]]
+path = "/"
+backend = "api"
+"#,
+        origin.addr
+    ));
+    let cases = [
+        ("/a/with-headers?set-cookie=s%3D1", "set_cookie"),
+        (
+            "/b/with-headers?cache-control=public%2C%20PRIVATE",
+            "private",
+        ),
+        ("/c/with-headers?cache-control=no-store", "private"),
+        ("/d/with-headers?x-token-valid=FALSE", "degraded"),
+        (
+            "/e/with-headers?x-token-valid=true&cache-control=max-age%3D60",
+            "-",
+        ),
+        ("/f/with-headers", "-"),
+    ];
+    for (path, _) in &cases {
+        let r = client().get(gw.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let events = access_events(&gw, cases.len()).await;
+    for (path, flag) in &cases {
+        let event = events
+            .iter()
+            .find(|e| {
+                path.starts_with(e["path"].as_str().unwrap().trim_end_matches("with-headers"))
+            })
+            .unwrap_or_else(|| panic!("no access event for {path}"));
+        assert_eq!(event["never_store"], *flag, "{path}: {event}");
+    }
+}

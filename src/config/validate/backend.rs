@@ -19,6 +19,7 @@ const BACKEND_KEY_KINDS: &[(&str, &[&str])] = &[
     ("sni", &["http"]),
     ("verify_cert", &["http"]),
     ("health_check_interval", &["http"]),
+    ("degraded_header", &["http"]),
     ("root", &["dir"]),
     ("connect_timeout", &["s3", "http"]),
     ("read_timeout", &["s3", "http"]),
@@ -52,6 +53,7 @@ impl Validator<'_> {
             ("sni", raw.sni.is_some()),
             ("verify_cert", raw.verify_cert.is_some()),
             ("health_check_interval", raw.health_check_interval.is_some()),
+            ("degraded_header", raw.degraded_header.is_some()),
             ("root", raw.root.is_some()),
             ("connect_timeout", raw.connect_timeout.is_some()),
             ("read_timeout", raw.read_timeout.is_some()),
@@ -174,6 +176,11 @@ impl Validator<'_> {
                     sni,
                     verify_cert: raw.verify_cert.unwrap_or(true),
                     health_check_interval: interval,
+                    degraded: raw.degraded_header.as_deref().and_then(|text| {
+                        crate::cache::policy::DegradedMarker::parse(text)
+                            .map_err(|e| self.problems.add(format!("{path}.degraded_header"), e))
+                            .ok()
+                    }),
                     connect_timeout,
                     read_timeout,
                     strip_response_headers: self.strip_list(raw.strip_response_headers, &[]),
