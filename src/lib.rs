@@ -17,7 +17,7 @@
 //! - [`config`]: TOML → validated, typed, immutable [`config::Config`]; every error with its key path.
 //! - [`client`]: who the client is (peer, trusted proxies, X-Forwarded-For).
 //! - [`auth`]: each route's access policy (public, HMAC-signed URLs, CloudFront-compatible
-//!   signed URLs and cookies), revocation, minting.
+//!   signed URLs and cookies, JWT), revocation, minting.
 //! - [`routing`]: Host checks ([`routing::host`]), the one path normaliser ([`routing::path`]),
 //!   the host/route table and route targets, object-key mapping.
 //! - [`proxy`]: the Pingora `ProxyHttp` implementation ([`proxy::Gateway`]), the request context,

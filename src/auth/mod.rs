@@ -14,6 +14,7 @@
 
 pub mod cloudfront;
 pub mod hmac;
+pub mod jwt;
 pub mod mint;
 pub mod params;
 pub mod revocation;
@@ -33,6 +34,8 @@ pub enum Scheme {
     Hmac,
     /// CloudFront-compatible RSA signed URLs and cookies ([`cloudfront`]).
     CloudFront,
+    /// JSON Web Tokens in `Authorization: Bearer` or a cookie ([`jwt`]).
+    Jwt,
 }
 
 impl Scheme {
@@ -41,6 +44,7 @@ impl Scheme {
         match self {
             Scheme::Hmac => "hmac",
             Scheme::CloudFront => "cloudfront",
+            Scheme::Jwt => "jwt",
         }
     }
 
@@ -49,6 +53,7 @@ impl Scheme {
         match name {
             "hmac" => Some(Scheme::Hmac),
             "cloudfront" => Some(Scheme::CloudFront),
+            "jwt" => Some(Scheme::Jwt),
             _ => None,
         }
     }
@@ -58,12 +63,14 @@ impl Scheme {
         match self {
             Scheme::Hmac => &hmac::PARAMS,
             Scheme::CloudFront => &cloudfront::PARAMS,
+            Scheme::Jwt => &[],
         }
     }
 
     /// Whether the request carries a credential of this scheme (it may still be invalid).
-    fn present(self, req: &AccessRequest<'_>) -> bool {
+    fn present(self, req: &AccessRequest<'_>, auth: &Authenticator) -> bool {
         match self {
+            Scheme::Jwt => jwt::present(req, &auth.jwt.rules),
             Scheme::Hmac => req
                 .query
                 .is_some_and(|q| params::pairs(q).any(|(name, _)| self.params().contains(&name))),
@@ -85,8 +92,13 @@ pub enum Reason {
     UnknownKey,
     /// The key id has been retired.
     RetiredKey,
-    /// The signature does not match what was signed (tampering, or another host or path).
+    /// The signature does not match what was signed (tampering, or another host or path), or
+    /// the algorithm is not the key's.
     BadSignature,
+    /// The token's issuer is not the configured one.
+    WrongIssuer,
+    /// The token's audience does not include a configured one.
+    WrongAudience,
     /// The credential has expired.
     Expired,
     /// The credential is not valid yet (`nbf`).
@@ -117,6 +129,8 @@ impl Reason {
             Reason::UnknownKey => "unknown_key",
             Reason::RetiredKey => "retired_key",
             Reason::BadSignature => "bad_signature",
+            Reason::WrongIssuer => "wrong_issuer",
+            Reason::WrongAudience => "wrong_audience",
             Reason::Expired => "expired",
             Reason::NotYetValid => "not_yet_valid",
             Reason::IssuedInFuture => "issued_in_future",
@@ -138,6 +152,8 @@ impl Reason {
             Reason::UnknownKey => "unknown key id",
             Reason::RetiredKey => "key id has been retired",
             Reason::BadSignature => "signature does not match",
+            Reason::WrongIssuer => "token issuer not accepted",
+            Reason::WrongAudience => "token audience not accepted",
             Reason::Expired => "credentials expired",
             Reason::NotYetValid => "credentials not valid yet",
             Reason::IssuedInFuture => "credentials issued in the future",
@@ -159,6 +175,8 @@ pub struct Denied {
     pub scheme: &'static str,
     /// Why.
     pub reason: Reason,
+    /// `WWW-Authenticate` value for a 401, when an accepted scheme defines one (bearer tokens).
+    pub challenge: Option<&'static str>,
 }
 
 impl Denied {
@@ -286,6 +304,8 @@ pub struct Authenticator {
     pub hmac: hmac::HmacKeys,
     /// CloudFront key group.
     pub cloudfront: cloudfront::CloudFrontKeys,
+    /// JWT keys and rules.
+    pub jwt: Arc<jwt::JwtVerifier>,
     /// Clock difference tolerated on issue and not-before times.
     pub clock_skew: Duration,
     /// The revocation list in force.
@@ -317,6 +337,7 @@ impl Authenticator {
         Ok(Authenticator {
             hmac,
             cloudfront,
+            jwt: settings.jwt.clone(),
             clock_skew: settings.clock_skew,
             revocations: Arc::new(revocations),
         })
@@ -339,15 +360,25 @@ impl Authenticator {
         if policy.is_public() {
             return Ok(None);
         }
-        let Some(scheme) = policy.schemes.iter().copied().find(|s| s.present(req)) else {
+        let Some(scheme) = policy
+            .schemes
+            .iter()
+            .copied()
+            .find(|s| s.present(req, self))
+        else {
             return Err(Denied {
                 scheme: "none",
                 reason: Reason::Missing,
+                challenge: policy
+                    .schemes
+                    .contains(&Scheme::Jwt)
+                    .then_some("Bearer realm=\"assetgate\""),
             });
         };
         let denied = |reason| Denied {
             scheme: scheme.name(),
             reason,
+            challenge: None,
         };
         let grant = match scheme {
             Scheme::Hmac => {
@@ -365,6 +396,9 @@ impl Authenticator {
                 self.clock_skew.as_secs(),
             )
             .map_err(denied)?,
+            Scheme::Jwt => {
+                jwt::verify(&self.jwt, req, policy.max_lifetime.as_secs()).map_err(denied)?
+            }
         };
         let revoked = self.revocations.current().refuses(
             grant.key_id.as_deref(),
@@ -396,6 +430,7 @@ mod tests {
         Authenticator {
             hmac: hmac::HmacKeys::new([("k1", SECRET)], []),
             cloudfront: cloudfront::CloudFrontKeys::default(),
+            jwt: Arc::default(),
             clock_skew: Duration::from_secs(60),
             revocations: Arc::new(Revocations::load(&file).unwrap()),
         }

@@ -113,6 +113,8 @@ pub struct AuthSettings {
     pub hmac: HmacSettings,
     /// CloudFront key group.
     pub cloudfront: CloudFrontSettings,
+    /// JWT keys and rules (built and checked at load; shared, not cloned per request).
+    pub jwt: std::sync::Arc<crate::auth::jwt::JwtVerifier>,
 }
 
 /// `[auth.cloudfront]`.

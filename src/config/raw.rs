@@ -173,6 +173,43 @@ pub struct RawAuth {
     pub hmac: Option<toml::Value>,
     /// `[auth.cloudfront]` ([`RawCloudFront`]). Kept raw for precise error paths.
     pub cloudfront: Option<toml::Value>,
+    /// `[auth.jwt]` ([`RawJwt`]). Kept raw for precise error paths.
+    pub jwt: Option<toml::Value>,
+}
+
+/// `[auth.jwt]`: keys and claim rules of JSON Web Tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    /// Required `iss` claim (not checked when absent).
+    pub issuer: Option<String>,
+    /// Accepted audiences: the token's `aud` must name one (not checked when absent).
+    pub audience: Option<Vec<String>>,
+    /// Leeway on `exp`, `nbf` and `iat`, e.g. `30s` (default 30s).
+    pub leeway: Option<String>,
+    /// Claim holding the user id (default `sub`).
+    pub user_claim: Option<String>,
+    /// Cookie that may carry the token, besides `Authorization: Bearer`.
+    pub cookie: Option<String>,
+    /// JWKS files (RFC 7517): RSA, EC P-256 and Ed25519 keys, each with its `kid`.
+    pub jwks_files: Option<Vec<PathBuf>>,
+    /// Single keys.
+    #[serde(default)]
+    pub keys: Vec<RawJwtKey>,
+}
+
+/// `[[auth.jwt.keys]]`: one key, bound to one algorithm.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwtKey {
+    /// `kid` tokens name it by (optional).
+    pub id: Option<String>,
+    /// `HS256`, `RS256`, `ES256` or `EdDSA`.
+    pub algorithm: String,
+    /// The HMAC secret (HS256), `{ env }` or `{ file }`, at least 32 bytes.
+    pub secret: Option<RawSecret>,
+    /// PEM public key file (RS256, ES256, EdDSA).
+    pub public_key_file: Option<PathBuf>,
 }
 
 /// `[auth.cloudfront]`: public keys of CloudFront-compatible signed URLs and cookies.

@@ -46,6 +46,12 @@ impl Answer {
             GatewayError::Throttled => {
                 let _ = h.insert_header(header::RETRY_AFTER, "1");
             }
+            GatewayError::Denied(crate::auth::Denied {
+                challenge: Some(challenge),
+                ..
+            }) => {
+                let _ = h.insert_header(header::WWW_AUTHENTICATE, *challenge);
+            }
             _ => {}
         }
         a

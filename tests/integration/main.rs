@@ -6,6 +6,7 @@ mod harness;
 
 mod auth_cloudfront;
 mod auth_hmac;
+mod auth_jwt;
 mod cli;
 mod dir;
 mod http_origin;

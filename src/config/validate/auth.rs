@@ -2,6 +2,7 @@
 
 use super::{item, Validator};
 use crate::auth::hmac::MIN_SECRET_BYTES;
+use crate::auth::jwt::{parse_jwks, Algorithm, JwtKey, JwtVerifier, Rules};
 use crate::auth::revocation::Revocations;
 use crate::auth::{AccessPolicy, Scheme};
 use crate::config::raw::*;
@@ -52,6 +53,11 @@ impl Validator<'_> {
             .and_then(|v| item::<RawCloudFront>(self.problems, "auth.cloudfront", v))
             .map(|c| self.cloudfront(c))
             .unwrap_or_default();
+        let jwt = raw
+            .jwt
+            .and_then(|v| item::<RawJwt>(self.problems, "auth.jwt", v))
+            .map(|j| self.jwt(j))
+            .unwrap_or_default();
         let max_token_lifetime = self.duration(
             "auth.max_token_lifetime",
             raw.max_token_lifetime.as_deref(),
@@ -63,6 +69,86 @@ impl Validator<'_> {
             max_token_lifetime,
             hmac,
             cloudfront,
+            jwt: std::sync::Arc::new(jwt),
+        }
+    }
+
+    fn jwt(&mut self, raw: RawJwt) -> JwtVerifier {
+        let mut keys = Vec::new();
+        self.jwt_keys_declared = raw.keys.len() + raw.jwks_files.as_ref().map_or(0, Vec::len);
+        for (i, key) in raw.keys.into_iter().enumerate() {
+            let path = format!("auth.jwt.keys[{i}]");
+            let Some(algorithm) = Algorithm::parse(&key.algorithm) else {
+                self.problems.add(
+                    format!("{path}.algorithm"),
+                    format!(
+                        "\"{}\" is not supported; use HS256, RS256, ES256 or EdDSA",
+                        key.algorithm
+                    ),
+                );
+                continue;
+            };
+            let built = match (algorithm, &key.secret, &key.public_key_file) {
+                (Algorithm::Hs256, Some(secret), None) => Secret::resolve(secret, self.base)
+                    .and_then(|s| {
+                        if s.expose().len() < MIN_SECRET_BYTES {
+                            Err(format!(
+                                "is {} bytes; use at least {MIN_SECRET_BYTES}",
+                                s.expose().len()
+                            ))
+                        } else {
+                            Ok(JwtKey::secret(key.id.clone(), s.expose().as_bytes()))
+                        }
+                    })
+                    .map_err(|e| (format!("{path}.secret"), e)),
+                (Algorithm::Hs256, _, _) => Err((
+                    path.clone(),
+                    "HS256 takes `secret` (and no public_key_file)".to_string(),
+                )),
+                (_, None, Some(file)) => {
+                    let full = self.resolve(file);
+                    std::fs::read(&full)
+                        .map_err(|e| format!("cannot read {}: {e}", full.display()))
+                        .and_then(|pem| JwtKey::pem(key.id.clone(), algorithm, &pem))
+                        .map_err(|e| (format!("{path}.public_key_file"), e))
+                }
+                (_, _, _) => Err((
+                    path.clone(),
+                    format!("{} takes `public_key_file` (and no secret)", key.algorithm),
+                )),
+            };
+            match built {
+                Ok(k) => keys.push(k),
+                Err((at, e)) => self.problems.add(at, e),
+            }
+        }
+        for (i, file) in raw.jwks_files.unwrap_or_default().iter().enumerate() {
+            let full = self.resolve(file);
+            let parsed = std::fs::read(&full)
+                .map_err(|e| format!("cannot read {}: {e}", full.display()))
+                .and_then(|json| parse_jwks(&json));
+            match parsed {
+                Ok(list) => keys.extend(list),
+                Err(e) => self.problems.add(format!("auth.jwt.jwks_files[{i}]"), e),
+            }
+        }
+        let leeway = match raw.leeway.as_deref().map(parse_duration) {
+            None => Duration::from_secs(30),
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                self.problems.add("auth.jwt.leeway", e);
+                Duration::from_secs(30)
+            }
+        };
+        JwtVerifier {
+            keys,
+            rules: Rules {
+                issuer: raw.issuer,
+                audience: raw.audience.unwrap_or_default(),
+                leeway: leeway.as_secs(),
+                user_claim: raw.user_claim.unwrap_or_else(|| "sub".to_string()),
+                cookie: raw.cookie,
+            },
         }
     }
 
@@ -191,7 +277,9 @@ impl Validator<'_> {
                 (_, Some(s)) => schemes.push(s),
                 (_, None) => self.problems.add(
                     format!("{path}.access"),
-                    format!("\"{name}\" is not an access scheme; use public, hmac or cloudfront"),
+                    format!(
+                        "\"{name}\" is not an access scheme; use public, hmac, cloudfront or jwt"
+                    ),
                 ),
             }
         }
@@ -199,6 +287,12 @@ impl Validator<'_> {
             self.problems.add(
                 format!("{path}.access"),
                 "hmac needs at least one key in [[auth.hmac.keys]]",
+            );
+        }
+        if schemes.contains(&Scheme::Jwt) && self.jwt_keys_declared == 0 {
+            self.problems.add(
+                format!("{path}.access"),
+                "jwt needs keys in [[auth.jwt.keys]] or auth.jwt.jwks_files",
             );
         }
         if schemes.contains(&Scheme::CloudFront) && self.cloudfront_keys_declared == 0 {
@@ -218,9 +312,9 @@ impl Validator<'_> {
                 .route_path(&opath, p)?
                 .trim_end_matches('/')
                 .to_string();
-            if !schemes.contains(&Scheme::Hmac) {
+            if !schemes.contains(&Scheme::Hmac) && !schemes.contains(&Scheme::Jwt) {
                 self.problems
-                    .add(&opath, "needs an access scheme that names a user (hmac)");
+                    .add(&opath, "needs an access scheme that names a user (hmac, jwt)");
             }
             if schemes.contains(&Scheme::CloudFront) {
                 self.problems.add(

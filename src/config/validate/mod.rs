@@ -83,6 +83,7 @@ pub fn from_toml_str(text: &str, base: &Path) -> Result<Config, Problems> {
         base,
         hmac_keys_declared: 0,
         cloudfront_keys_declared: 0,
+        jwt_keys_declared: 0,
     }
     .config(raw);
     if problems.0.is_empty() {
@@ -104,6 +105,8 @@ struct Validator<'a> {
     hmac_keys_declared: usize,
     /// `[[auth.cloudfront.keys]]` entries written, the same way.
     cloudfront_keys_declared: usize,
+    /// `[[auth.jwt.keys]]` entries and JWKS files written, the same way.
+    jwt_keys_declared: usize,
 }
 
 /// Deserialises one raw item; a failure is recorded at `path`.

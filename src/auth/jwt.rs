@@ -1,0 +1,412 @@
+//! JSON Web Tokens (RFC 7519) from `Authorization: Bearer` or a configured cookie.
+//!
+//! Signatures: HS256, RS256, ES256 and EdDSA (Ed25519), keys from the config (HMAC secrets,
+//! PEM public keys) and JWKS files. Every key is bound to exactly one algorithm and a token's
+//! `alg` must equal its key's, so `alg: none` and algorithm confusion (an HS256 token "signed"
+//! with an RSA public key) are refused. Claims: `exp` is required; `nbf` and `iat` are checked
+//! when present; `iss` and `aud` when configured; all with the configured leeway. A configured
+//! claim (default `sub`) names the user.
+
+use super::params;
+use super::{AccessRequest, Grant, Reason, Scheme};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{KeyInit, Mac};
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::ecdsa::EcdsaSig;
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKey, Public};
+use openssl::rsa::Rsa;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Longest token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8192;
+
+/// A signature algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// HMAC-SHA256.
+    Hs256,
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    Rs256,
+    /// ECDSA P-256 with SHA-256.
+    Es256,
+    /// Ed25519.
+    EdDsa,
+}
+
+impl Algorithm {
+    /// Parses a JOSE `alg` name (`none` and anything else are refused).
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        match name {
+            "HS256" => Some(Algorithm::Hs256),
+            "RS256" => Some(Algorithm::Rs256),
+            "ES256" => Some(Algorithm::Es256),
+            "EdDSA" => Some(Algorithm::EdDsa),
+            _ => None,
+        }
+    }
+}
+
+/// Verification material of one key.
+enum Material {
+    Secret(Vec<u8>),
+    Public(PKey<Public>),
+}
+
+/// One key: id, algorithm, material.
+pub struct JwtKey {
+    /// `kid` (optional: a token without `kid` tries every key of its algorithm).
+    pub id: Option<String>,
+    /// The one algorithm this key verifies.
+    pub algorithm: Algorithm,
+    material: Material,
+}
+
+impl std::fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKey")
+            .field("id", &self.id)
+            .field("algorithm", &self.algorithm)
+            .finish()
+    }
+}
+
+impl JwtKey {
+    /// An HS256 key.
+    pub fn secret(id: Option<String>, secret: &[u8]) -> JwtKey {
+        JwtKey {
+            id,
+            algorithm: Algorithm::Hs256,
+            material: Material::Secret(secret.to_vec()),
+        }
+    }
+
+    /// A key from a PEM public key; the algorithm must fit the key type.
+    pub fn pem(id: Option<String>, algorithm: Algorithm, pem: &[u8]) -> Result<JwtKey, String> {
+        let key =
+            PKey::public_key_from_pem(pem).map_err(|_| "is not a PEM public key".to_string())?;
+        Self::public(id, algorithm, key)
+    }
+
+    fn public(
+        id: Option<String>,
+        algorithm: Algorithm,
+        key: PKey<Public>,
+    ) -> Result<JwtKey, String> {
+        let fits = match algorithm {
+            Algorithm::Hs256 => false,
+            Algorithm::Rs256 => key.id() == Id::RSA && key.bits() >= 2048,
+            Algorithm::Es256 => {
+                key.ec_key().ok().and_then(|k| k.group().curve_name())
+                    == Some(Nid::X9_62_PRIME256V1)
+            }
+            Algorithm::EdDsa => key.id() == Id::ED25519,
+        };
+        if !fits {
+            return Err(format!(
+                "the key does not fit {algorithm:?} (RS256: RSA >= 2048 bits, ES256: P-256, EdDSA: Ed25519; HS256 takes a secret)"
+            ));
+        }
+        Ok(JwtKey {
+            id,
+            algorithm,
+            material: Material::Public(key),
+        })
+    }
+
+    fn verify(&self, signed: &[u8], signature: &[u8]) -> bool {
+        match (&self.material, self.algorithm) {
+            (Material::Secret(secret), Algorithm::Hs256) => {
+                let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+                    return false;
+                };
+                mac.update(signed);
+                mac.verify_slice(signature).is_ok()
+            }
+            (Material::Public(key), Algorithm::Rs256) => {
+                verify_digest(MessageDigest::sha256(), key, signed, signature)
+            }
+            (Material::Public(key), Algorithm::Es256) => {
+                // JOSE sends r || s (32 bytes each); OpenSSL wants DER.
+                if signature.len() != 64 {
+                    return false;
+                }
+                let der = BigNum::from_slice(&signature[..32])
+                    .and_then(|r| Ok((r, BigNum::from_slice(&signature[32..])?)))
+                    .and_then(|(r, s)| EcdsaSig::from_private_components(r, s))
+                    .and_then(|sig| sig.to_der());
+                der.is_ok_and(|der| verify_digest(MessageDigest::sha256(), key, signed, &der))
+            }
+            (Material::Public(key), Algorithm::EdDsa) => {
+                openssl::sign::Verifier::new_without_digest(key)
+                    .and_then(|mut v| v.verify_oneshot(signature, signed))
+                    .unwrap_or(false)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn verify_digest(md: MessageDigest, key: &PKey<Public>, data: &[u8], sig: &[u8]) -> bool {
+    openssl::sign::Verifier::new(md, key)
+        .and_then(|mut v| {
+            v.update(data)?;
+            v.verify(sig)
+        })
+        .unwrap_or(false)
+}
+
+#[derive(Deserialize)]
+struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Deserialize)]
+struct Jwk {
+    kty: String,
+    kid: Option<String>,
+    alg: Option<String>,
+    #[serde(rename = "use")]
+    usage: Option<String>,
+    crv: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+fn b64(field: &Option<String>, name: &str) -> Result<Vec<u8>, String> {
+    let text = field
+        .as_deref()
+        .ok_or_else(|| format!("JWK without `{name}`"))?;
+    URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_err(|_| format!("JWK `{name}` is not base64url"))
+}
+
+/// Keys of a JWKS document (RFC 7517): RSA (RS256), EC P-256 (ES256), OKP Ed25519 (EdDSA).
+/// Keys marked for encryption (`use: enc`) are skipped.
+pub fn parse_jwks(json: &[u8]) -> Result<Vec<JwtKey>, String> {
+    let set: Jwks =
+        serde_json::from_slice(json).map_err(|e| format!("not a JWKS document: {e}"))?;
+    let mut out = Vec::new();
+    for (i, jwk) in set.keys.into_iter().enumerate() {
+        if jwk.usage.as_deref() == Some("enc") {
+            continue;
+        }
+        let wrap = |e: String| format!("keys[{i}]: {e}");
+        let (default_alg, key) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+            ("RSA", _) => {
+                let n = BigNum::from_slice(&b64(&jwk.n, "n").map_err(wrap)?);
+                let e = BigNum::from_slice(&b64(&jwk.e, "e").map_err(wrap)?);
+                let key = n
+                    .and_then(|n| Ok((n, e?)))
+                    .and_then(|(n, e)| Rsa::from_public_components(n, e))
+                    .and_then(PKey::from_rsa)
+                    .map_err(|_| wrap("bad RSA key".into()))?;
+                (Algorithm::Rs256, key)
+            }
+            ("EC", Some("P-256")) => {
+                let group =
+                    EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(|e| e.to_string())?;
+                let x = BigNum::from_slice(&b64(&jwk.x, "x").map_err(wrap)?);
+                let y = BigNum::from_slice(&b64(&jwk.y, "y").map_err(wrap)?);
+                let key = x
+                    .and_then(|x| Ok((x, y?)))
+                    .and_then(|(x, y)| EcKey::from_public_key_affine_coordinates(&group, &x, &y))
+                    .and_then(PKey::from_ec_key)
+                    .map_err(|_| wrap("bad EC key".into()))?;
+                (Algorithm::Es256, key)
+            }
+            ("OKP", Some("Ed25519")) => {
+                let x = b64(&jwk.x, "x").map_err(wrap)?;
+                let key = PKey::public_key_from_raw_bytes(&x, Id::ED25519)
+                    .map_err(|_| wrap("bad Ed25519 key".into()))?;
+                (Algorithm::EdDsa, key)
+            }
+            (kty, crv) => return Err(wrap(format!("unsupported key type {kty} {crv:?}"))),
+        };
+        let alg = match jwk.alg.as_deref() {
+            None => default_alg,
+            Some(name) => {
+                Algorithm::parse(name).ok_or_else(|| wrap(format!("unsupported alg {name}")))?
+            }
+        };
+        out.push(JwtKey::public(jwk.kid, alg, key).map_err(wrap)?);
+    }
+    Ok(out)
+}
+
+/// What a JWT must satisfy beyond its signature.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Accepted audiences (any one in `aud`).
+    pub audience: Vec<String>,
+    /// Leeway on `exp`, `nbf` and `iat`, seconds.
+    pub leeway: u64,
+    /// Claim naming the user.
+    pub user_claim: String,
+    /// Cookie carrying the token, besides `Authorization: Bearer`.
+    pub cookie: Option<String>,
+}
+
+/// The key set and rules.
+#[derive(Debug, Default)]
+pub struct JwtVerifier {
+    /// Keys.
+    pub keys: Vec<JwtKey>,
+    /// Claim rules.
+    pub rules: Rules,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+    crit: Option<Value>,
+}
+
+/// The token in `Authorization: Bearer` or the configured cookie.
+fn token<'r>(req: &AccessRequest<'r>, rules: &Rules) -> Result<Option<&'r str>, Reason> {
+    let mut bearer = None;
+    for value in req.headers.get_all(http::header::AUTHORIZATION) {
+        let text = value.to_str().map_err(|_| Reason::Malformed)?;
+        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            if bearer.is_some() {
+                return Err(Reason::Duplicated);
+            }
+            bearer = Some(rest.trim());
+        }
+    }
+    if bearer.is_some() {
+        return Ok(bearer);
+    }
+    match &rules.cookie {
+        Some(name) => {
+            let [value] = params::find_cookies(req.headers, &[name.as_str()])
+                .map_err(|_| Reason::Duplicated)?;
+            Ok(value)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Whether the request carries a JWT (bearer or cookie).
+pub fn present(req: &AccessRequest<'_>, rules: &Rules) -> bool {
+    !matches!(token(req, rules), Ok(None))
+}
+
+fn seconds(claims: &serde_json::Map<String, Value>, name: &str) -> Result<Option<u64>, Reason> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .map(Some)
+            .ok_or(Reason::Malformed),
+    }
+}
+
+/// Verifies the request's JWT.
+pub fn verify(
+    v: &JwtVerifier,
+    req: &AccessRequest<'_>,
+    max_lifetime: u64,
+) -> Result<Grant, Reason> {
+    let token = token(req, &v.rules)?.ok_or(Reason::Missing)?;
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Reason::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Reason::Malformed);
+    };
+    let header: Header = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(Reason::Malformed)?;
+    if header.crit.is_some() {
+        return Err(Reason::Malformed);
+    }
+    let alg = Algorithm::parse(&header.alg).ok_or(Reason::BadSignature)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| Reason::BadSignature)?;
+    let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
+    let candidates: Vec<&JwtKey> = match &header.kid {
+        Some(kid) => {
+            let key = v
+                .keys
+                .iter()
+                .find(|k| k.id.as_deref() == Some(kid.as_str()))
+                .ok_or(Reason::UnknownKey)?;
+            vec![key]
+        }
+        None => v.keys.iter().filter(|k| k.algorithm == alg).collect(),
+    };
+    let key = candidates
+        .into_iter()
+        .find(|k| k.algorithm == alg && k.verify(signed, &signature))
+        .ok_or(Reason::BadSignature)?;
+    let claims: serde_json::Map<String, Value> = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(Reason::Malformed)?;
+    let leeway = v.rules.leeway;
+    let exp = seconds(&claims, "exp")?.ok_or(Reason::Malformed)?;
+    if req.now >= exp.saturating_add(leeway) {
+        return Err(Reason::Expired);
+    }
+    if exp.saturating_sub(req.now) > max_lifetime {
+        return Err(Reason::LifetimeTooLong);
+    }
+    if seconds(&claims, "nbf")?.is_some_and(|t| t > req.now.saturating_add(leeway)) {
+        return Err(Reason::NotYetValid);
+    }
+    if seconds(&claims, "iat")?.is_some_and(|t| t > req.now.saturating_add(leeway)) {
+        return Err(Reason::IssuedInFuture);
+    }
+    if let Some(iss) = &v.rules.issuer {
+        if claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
+            return Err(Reason::WrongIssuer);
+        }
+    }
+    if !v.rules.audience.is_empty() {
+        let ok = match claims.get("aud") {
+            Some(Value::String(a)) => v.rules.audience.contains(a),
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|a| v.rules.audience.iter().any(|want| want == a)),
+            _ => false,
+        };
+        if !ok {
+            return Err(Reason::WrongAudience);
+        }
+    }
+    let user = match claims.get(&v.rules.user_claim) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    Ok(Grant {
+        scheme: Scheme::Jwt,
+        key_id: key.id.clone(),
+        user,
+        token_id: claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
