@@ -1,7 +1,20 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (alive), `/readyz` (config
-//! loaded and every listener accepting connections).
+//! loaded and every listener accepting connections), open (`/metrics` requires
+//! `admin.metrics_token` when one is set); and the admin API, which requires an admin token (`Authorization: Bearer`) and audits
+//! every call:
+//!
+//! - `POST /v1/sign`: mint a credential (`scheme`: `hmac`, `cloudfront`, `s3`), answer
+//!   `{"url": ...}` (or `{"cookies": {...}}` for CloudFront cookies);
+//! - `POST /v1/resolve`: `{"key", "visibility", "user"?, "ttl_seconds"?}` → `{"url": ...}`
+//!   (see [`crate::auth::resolve`]).
 
+use crate::audit::AuditLog;
+use crate::auth::admin::AdminTokens;
+use crate::auth::mint::{self, CloudFrontOptions, HmacOptions, MintError};
+use crate::auth::resolve::{resolve_url, ResolveRequest};
+use crate::auth::unix_now;
 use crate::backend::Backend;
+use crate::config::Config;
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -17,15 +30,255 @@ pub struct AdminApp {
     backends: HashMap<String, Arc<Backend>>,
     listeners: Vec<SocketAddr>,
     metrics: &'static Metrics,
+    config: Arc<Config>,
+    tokens: AdminTokens,
+    metrics_token: Option<AdminTokens>,
+    audit: Option<Arc<AuditLog>>,
+}
+
+/// Largest admin API request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// `POST /v1/sign`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignRequest {
+    /// `hmac`, `cloudfront` or `s3`.
+    scheme: String,
+    /// The URL to sign (hmac, cloudfront).
+    url: Option<String>,
+    /// Lifetime in seconds (default 900).
+    ttl_seconds: Option<u64>,
+    key_id: Option<String>,
+    user: Option<String>,
+    prefix: Option<String>,
+    token_id: Option<String>,
+    ip: Option<String>,
+    methods: Option<String>,
+    not_before: Option<u64>,
+    resource: Option<String>,
+    #[serde(default)]
+    sha256: bool,
+    #[serde(default)]
+    cookies: bool,
+    /// The s3 backend (s3).
+    backend: Option<String>,
+    /// The object key relative to the backend's key_prefix (s3).
+    key: Option<String>,
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Vec<u8>> {
+    let mut body = value.to_string().into_bytes();
+    body.push(b'\n');
+    answer(status, "application/json", body)
+}
+
+fn error_json(status: StatusCode, message: &str) -> Response<Vec<u8>> {
+    json(status, serde_json::json!({ "error": message }))
 }
 
 impl AdminApp {
-    /// An admin app reporting on these backends and listeners.
-    pub fn new(backends: HashMap<String, Arc<Backend>>, listeners: Vec<SocketAddr>) -> AdminApp {
+    /// An admin app reporting on these backends and listeners, serving the admin API with the
+    /// config's tokens, keys and audit log.
+    pub fn new(
+        config: Arc<Config>,
+        backends: HashMap<String, Arc<Backend>>,
+        listeners: Vec<SocketAddr>,
+        audit: Option<Arc<AuditLog>>,
+    ) -> AdminApp {
+        let access = &config.admin_access;
+        let tokens = AdminTokens::new(
+            access
+                .tokens
+                .iter()
+                .map(|(id, s)| (id.as_str(), s.expose())),
+        );
+        let metrics_token = access
+            .metrics_token
+            .as_ref()
+            .map(|s| AdminTokens::new([("metrics", s.expose())]));
         AdminApp {
             backends,
             listeners,
             metrics: Metrics::global(),
+            tokens,
+            metrics_token,
+            audit,
+            config,
+        }
+    }
+
+    fn audit(
+        &self,
+        session: &ServerSession,
+        token_id: &str,
+        action: &str,
+        target: &str,
+        result: &str,
+    ) {
+        if let Some(log) = &self.audit {
+            let client = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip());
+            log.action(token_id, action, target, result, client);
+        }
+    }
+
+    async fn body(session: &mut ServerSession) -> Result<Vec<u8>, Response<Vec<u8>>> {
+        let mut body = Vec::new();
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > MAX_BODY {
+                        return Err(error_json(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "body over 64 KiB",
+                        ));
+                    }
+                }
+                Ok(None) => return Ok(body),
+                Err(_) => return Err(error_json(StatusCode::BAD_REQUEST, "cannot read the body")),
+            }
+        }
+    }
+
+    /// The admin API: token, method, JSON body, then the action; every call is audited.
+    async fn api(&self, session: &mut ServerSession, action: &str) -> Response<Vec<u8>> {
+        let token_id = match self.tokens.authenticate(&session.req_header().headers) {
+            Ok(id) => id.to_string(),
+            Err(reason) => {
+                self.audit(
+                    session,
+                    "-",
+                    action,
+                    "-",
+                    &format!("denied:{}", reason.label()),
+                );
+                let status = if reason == crate::auth::Reason::Missing {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                let mut r = error_json(status, reason.message());
+                if let Ok(v) = http::HeaderValue::from_str("Bearer realm=\"assetgate-admin\"") {
+                    r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+                }
+                return r;
+            }
+        };
+        if session.req_header().method != http::Method::POST {
+            let mut r = error_json(StatusCode::METHOD_NOT_ALLOWED, "use POST with a JSON body");
+            r.headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+            return r;
+        }
+        let body = match Self::body(session).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let outcome = match action {
+            "sign" => match serde_json::from_slice::<SignRequest>(&body) {
+                Ok(req) => {
+                    let target = req.url.clone().or(req.key.clone()).unwrap_or_default();
+                    (target, self.sign(req).await)
+                }
+                Err(e) => (String::new(), Err(ApiError::BadRequest(e.to_string()))),
+            },
+            _ => match serde_json::from_slice::<ResolveRequest>(&body) {
+                Ok(req) => {
+                    let url = resolve_url(&self.config, &self.backends, &req, unix_now()).await;
+                    (
+                        req.key.clone(),
+                        url.map(|u| serde_json::json!({ "url": u }))
+                            .map_err(ApiError::Mint),
+                    )
+                }
+                Err(e) => (String::new(), Err(ApiError::BadRequest(e.to_string()))),
+            },
+        };
+        match outcome {
+            (target, Ok(value)) => {
+                self.audit(session, &token_id, action, &target, "ok");
+                json(StatusCode::OK, value)
+            }
+            (target, Err(e)) => {
+                self.audit(session, &token_id, action, &target, "error");
+                match &e {
+                    ApiError::BadRequest(m) => error_json(StatusCode::BAD_REQUEST, m),
+                    ApiError::Mint(m) => {
+                        error_json(StatusCode::UNPROCESSABLE_ENTITY, &m.to_string())
+                    }
+                }
+            }
+        }
+    }
+
+    async fn sign(&self, req: SignRequest) -> Result<serde_json::Value, ApiError> {
+        let ttl = Duration::from_secs(req.ttl_seconds.unwrap_or(900));
+        let now = unix_now();
+        let url = || {
+            req.url
+                .clone()
+                .ok_or_else(|| ApiError::BadRequest("`url` is required".into()))
+        };
+        match req.scheme.as_str() {
+            "hmac" => {
+                let opts = HmacOptions {
+                    key_id: req.key_id.clone(),
+                    ttl,
+                    not_before: req.not_before,
+                    ip: req.ip.clone(),
+                    user: req.user.clone(),
+                    token_id: req.token_id.clone(),
+                    methods: req.methods.clone(),
+                    prefix: req.prefix.clone(),
+                };
+                let url =
+                    mint::hmac_url(&self.config, &url()?, &opts, now).map_err(ApiError::Mint)?;
+                Ok(serde_json::json!({ "url": url }))
+            }
+            "cloudfront" => {
+                let opts = CloudFrontOptions {
+                    key_id: req.key_id.clone(),
+                    ttl,
+                    resource: req.resource.clone(),
+                    not_before: req.not_before,
+                    ip: req.ip.clone(),
+                    sha256: req.sha256,
+                };
+                if req.cookies {
+                    let cookies = mint::cloudfront_cookies(&self.config, &url()?, &opts, now)
+                        .map_err(ApiError::Mint)?;
+                    let map: serde_json::Map<String, serde_json::Value> =
+                        cookies.into_iter().map(|(k, v)| (k, v.into())).collect();
+                    Ok(serde_json::json!({ "cookies": map }))
+                } else {
+                    let url = mint::cloudfront_url(&self.config, &url()?, &opts, now)
+                        .map_err(ApiError::Mint)?;
+                    Ok(serde_json::json!({ "url": url }))
+                }
+            }
+            "s3" => {
+                let (Some(name), Some(key)) = (&req.backend, &req.key) else {
+                    return Err(ApiError::BadRequest(
+                        "`backend` and `key` are required".into(),
+                    ));
+                };
+                let backend = self
+                    .backends
+                    .get(name)
+                    .ok_or_else(|| ApiError::BadRequest(format!("no backend \"{name}\"")))?;
+                let url = backend
+                    .presign_get(key, true, ttl)
+                    .await
+                    .map_err(|e| ApiError::Mint(MintError::Presign(e.to_string())))?;
+                Ok(serde_json::json!({ "url": url }))
+            }
+            other => Err(ApiError::BadRequest(format!(
+                "scheme \"{other}\" cannot be minted; use hmac, cloudfront or s3"
+            ))),
         }
     }
 
@@ -77,7 +330,24 @@ fn answer(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let text = "text/plain; charset=utf-8";
-        match session.req_header().uri.path() {
+        let path = session.req_header().uri.path().to_string();
+        if let Some(action) = path.strip_prefix("/v1/") {
+            return match action {
+                "sign" | "resolve" => self.api(session, action).await,
+                _ => error_json(StatusCode::NOT_FOUND, "no such admin API call"),
+            };
+        }
+        if let (Some(required), "/metrics") = (&self.metrics_token, path.as_str()) {
+            if let Err(reason) = required.authenticate(&session.req_header().headers) {
+                let status = if reason == crate::auth::Reason::Missing {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                return answer(status, text, format!("{}\n", reason.message()).into_bytes());
+            }
+        }
+        match path.as_str() {
             "/metrics" => {
                 self.refresh_backend_health();
                 answer(
@@ -101,4 +371,12 @@ impl ServeHttp for AdminApp {
             _ => answer(StatusCode::NOT_FOUND, text, b"not found\n".to_vec()),
         }
     }
+}
+
+/// Why an admin API call failed.
+enum ApiError {
+    /// The request body is not what the call takes.
+    BadRequest(String),
+    /// Minting or resolving refused it.
+    Mint(MintError),
 }

@@ -31,6 +31,7 @@
 //! - [`server`]: assembling the Pingora server; [`logging`]: tracing setup.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod cache;

@@ -80,6 +80,20 @@ enum Sign {
         #[arg(long)]
         not_before: Option<u64>,
     },
+    /// An S3 presigned GET URL for an object of an s3 backend (credentials as the gateway's).
+    S3 {
+        /// Config file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The s3 backend's name in [backends].
+        #[arg(long)]
+        backend: String,
+        /// Object key, relative to the backend's key_prefix.
+        key: String,
+        /// Lifetime, e.g. 5m (default 5m; at most 7d).
+        #[arg(long, default_value = "5m")]
+        ttl: String,
+    },
     /// A CloudFront-compatible signed URL (or, with --cookies, signed cookies).
     Cloudfront {
         /// Config file (TOML) holding `[[auth.cloudfront.keys]]` with a private_key.
@@ -191,6 +205,24 @@ fn sign(what: Sign) -> anyhow::Result<String> {
                 prefix,
             };
             Ok(mint::hmac_url(&cfg, &url, &opts, unix_now())?)
+        }
+        Sign::S3 {
+            config,
+            backend,
+            key,
+            ttl,
+        } => {
+            let cfg = load_or_report(&config)
+                .with_context(|| format!("{} is not a valid config", config.display()))?;
+            let ttl = config::parse_duration(&ttl).map_err(anyhow::Error::msg)?;
+            let (backends, _) = assetgate::backend::build(&cfg).map_err(anyhow::Error::msg)?;
+            let b = backends
+                .get(&backend)
+                .with_context(|| format!("no backend \"{backend}\" in the config"))?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            Ok(runtime.block_on(b.presign_get(&key, true, ttl))?)
         }
         Sign::Cloudfront {
             config,

@@ -3,6 +3,7 @@
 //! and the admin service.
 
 use crate::admin::AdminApp;
+use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::backend;
 use crate::config::Config;
@@ -68,9 +69,14 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     server.bootstrap();
 
     let (backends, background) = backend::build(config).map_err(StartError::Backend)?;
-    let auth = Authenticator::from_config(&config.auth).map_err(StartError::Auth)?;
+    let auth =
+        Authenticator::from_config(&config.auth, &config.admin_access).map_err(StartError::Auth)?;
+    let audit = match &config.admin_access.audit_log {
+        Some(path) => Some(Arc::new(AuditLog::open(path).map_err(StartError::Auth)?)),
+        None => None,
+    };
     let revocation_reload = auth.reload_service();
-    let gateway = Gateway::new(config, &backends, Arc::new(auth));
+    let gateway = Gateway::new(config, &backends, Arc::new(auth), audit.clone());
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "assetgate");
     for (index, listener) in config.listeners.iter().enumerate() {
@@ -100,7 +106,10 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     }
     if let Some(admin) = config.admin {
         let listeners = config.listeners.iter().map(|l| l.address).collect();
-        let mut service = Service::new("admin".to_string(), AdminApp::new(backends, listeners));
+        let mut service = Service::new(
+            "admin".to_string(),
+            AdminApp::new(Arc::new(config.clone()), backends, listeners, audit),
+        );
         service.add_tcp(&admin.to_string());
         server.add_service(service);
     }

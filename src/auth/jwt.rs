@@ -274,17 +274,7 @@ struct Header {
 
 /// The token in `Authorization: Bearer` or the configured cookie.
 fn token<'r>(req: &AccessRequest<'r>, rules: &Rules) -> Result<Option<&'r str>, Reason> {
-    let mut bearer = None;
-    for value in req.headers.get_all(http::header::AUTHORIZATION) {
-        let text = value.to_str().map_err(|_| Reason::Malformed)?;
-        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
-        if scheme.eq_ignore_ascii_case("bearer") {
-            if bearer.is_some() {
-                return Err(Reason::Duplicated);
-            }
-            bearer = Some(rest.trim());
-        }
-    }
+    let bearer = params::bearer(req.headers)?;
     if bearer.is_some() {
         return Ok(bearer);
     }

@@ -61,6 +61,15 @@ pub enum MintError {
         /// The owner prefix.
         prefix: String,
     },
+    /// The object key is empty, a directory or not a plain key.
+    #[error("\"{0}\" is not an object key (no leading '/', '..', '%' escapes or trailing '/')")]
+    BadKey(String),
+    /// A setting the request needs is missing from the config.
+    #[error("{0} is not configured")]
+    NotConfigured(&'static str),
+    /// The bucket could not presign (no credentials, signing failure).
+    #[error("cannot presign: {0}")]
+    Presign(String),
     /// The key has no usable private key in the config.
     #[error("key \"{0}\" has no usable private_key (PEM) in the config")]
     NoPrivateKey(String),

@@ -12,11 +12,13 @@
 //! next scheme. Credential parameters are removed from the query before it goes upstream
 //! ([`AccessPolicy::strip`]).
 
+pub mod admin;
 pub mod cloudfront;
 pub mod hmac;
 pub mod jwt;
 pub mod mint;
 pub mod params;
+pub mod resolve;
 pub mod revocation;
 
 use crate::routing::path::has_prefix;
@@ -36,6 +38,9 @@ pub enum Scheme {
     CloudFront,
     /// JSON Web Tokens in `Authorization: Bearer` or a cookie ([`jwt`]).
     Jwt,
+    /// An admin token ([`admin`]); the request is answered with a redirect to an S3 presigned
+    /// URL instead of the object.
+    Admin,
 }
 
 impl Scheme {
@@ -45,6 +50,7 @@ impl Scheme {
             Scheme::Hmac => "hmac",
             Scheme::CloudFront => "cloudfront",
             Scheme::Jwt => "jwt",
+            Scheme::Admin => "admin",
         }
     }
 
@@ -54,6 +60,7 @@ impl Scheme {
             "hmac" => Some(Scheme::Hmac),
             "cloudfront" => Some(Scheme::CloudFront),
             "jwt" => Some(Scheme::Jwt),
+            "admin" => Some(Scheme::Admin),
             _ => None,
         }
     }
@@ -63,7 +70,7 @@ impl Scheme {
         match self {
             Scheme::Hmac => &hmac::PARAMS,
             Scheme::CloudFront => &cloudfront::PARAMS,
-            Scheme::Jwt => &[],
+            Scheme::Jwt | Scheme::Admin => &[],
         }
     }
 
@@ -71,6 +78,8 @@ impl Scheme {
     fn present(self, req: &AccessRequest<'_>, auth: &Authenticator) -> bool {
         match self {
             Scheme::Jwt => jwt::present(req, &auth.jwt.rules),
+            // An admin route's bearer token, unless a JWT scheme on the same route claims it.
+            Scheme::Admin => req.headers.contains_key(http::header::AUTHORIZATION),
             Scheme::Hmac => req
                 .query
                 .is_some_and(|q| params::pairs(q).any(|(name, _)| self.params().contains(&name))),
@@ -306,6 +315,8 @@ pub struct Authenticator {
     pub cloudfront: cloudfront::CloudFrontKeys,
     /// JWT keys and rules.
     pub jwt: Arc<jwt::JwtVerifier>,
+    /// Admin tokens.
+    pub admin: admin::AdminTokens,
     /// Clock difference tolerated on issue and not-before times.
     pub clock_skew: Duration,
     /// The revocation list in force.
@@ -314,7 +325,10 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// Builds the keys and loads the revocation list from a validated config.
-    pub fn from_config(settings: &crate::config::AuthSettings) -> Result<Authenticator, String> {
+    pub fn from_config(
+        settings: &crate::config::AuthSettings,
+        admin: &crate::config::AdminAccess,
+    ) -> Result<Authenticator, String> {
         let revocations = match &settings.revocation_file {
             Some(file) => Revocations::load(file)?,
             None => Revocations::none(),
@@ -338,6 +352,12 @@ impl Authenticator {
             hmac,
             cloudfront,
             jwt: settings.jwt.clone(),
+            admin: admin::AdminTokens::new(
+                admin
+                    .tokens
+                    .iter()
+                    .map(|(id, secret)| (id.as_str(), secret.expose())),
+            ),
             clock_skew: settings.clock_skew,
             revocations: Arc::new(revocations),
         })
@@ -371,7 +391,8 @@ impl Authenticator {
                 reason: Reason::Missing,
                 challenge: policy
                     .schemes
-                    .contains(&Scheme::Jwt)
+                    .iter()
+                    .any(|s| matches!(s, Scheme::Jwt | Scheme::Admin))
                     .then_some("Bearer realm=\"assetgate\""),
             });
         };
@@ -398,6 +419,15 @@ impl Authenticator {
             .map_err(denied)?,
             Scheme::Jwt => {
                 jwt::verify(&self.jwt, req, policy.max_lifetime.as_secs()).map_err(denied)?
+            }
+            Scheme::Admin => {
+                let id = self.admin.authenticate(req.headers).map_err(denied)?;
+                Grant {
+                    scheme: Scheme::Admin,
+                    key_id: Some(id.to_string()),
+                    user: None,
+                    token_id: None,
+                }
             }
         };
         let revoked = self.revocations.current().refuses(
@@ -431,6 +461,7 @@ mod tests {
             hmac: hmac::HmacKeys::new([("k1", SECRET)], []),
             cloudfront: cloudfront::CloudFrontKeys::default(),
             jwt: Arc::default(),
+            admin: admin::AdminTokens::default(),
             clock_skew: Duration::from_secs(60),
             revocations: Arc::new(Revocations::load(&file).unwrap()),
         }

@@ -44,6 +44,23 @@ pub fn find<'q, const N: usize>(
     find_in(pairs(query.unwrap_or_default()), names)
 }
 
+/// The token of the one `Authorization: Bearer` header, if any; a second bearer header or one
+/// that is not text is refused.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, super::Reason> {
+    let mut bearer = None;
+    for value in headers.get_all(http::header::AUTHORIZATION) {
+        let text = value.to_str().map_err(|_| super::Reason::Malformed)?;
+        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            if bearer.is_some() {
+                return Err(super::Reason::Duplicated);
+            }
+            bearer = Some(rest.trim());
+        }
+    }
+    Ok(bearer)
+}
+
 /// Every cookie of every `Cookie` header as `(name, value)`, values as sent.
 pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers

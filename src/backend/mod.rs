@@ -146,6 +146,31 @@ impl Backend {
         }
     }
 
+    /// A presigned GET URL for the bucket key `key` (s3 backends only: others answer
+    /// `Internal`). With `in_prefix`, `key` is relative to the backend's `key_prefix`.
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        in_prefix: bool,
+        expires_in: std::time::Duration,
+    ) -> Result<String, GatewayError> {
+        match &self.kind {
+            Kind::S3(b) => {
+                let key = if in_prefix {
+                    b.key_in_prefix(key)
+                } else {
+                    key.to_string()
+                };
+                b.presign_get(&key, expires_in).await
+            }
+            .map_err(|e| {
+                tracing::error!(backend = %self.name, error = %e, "cannot presign");
+                GatewayError::from(e)
+            }),
+            Kind::Http(_) | Kind::Dir(_) => Err(GatewayError::Internal),
+        }
+    }
+
     /// Why this response of the backend must never be stored in a shared cache tier
     /// (`Set-Cookie`, `Cache-Control: private`/`no-store`, or the origin's degraded marker).
     pub fn never_store(&self, resp: &ResponseHeader) -> Option<NeverStore> {

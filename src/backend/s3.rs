@@ -326,6 +326,23 @@ impl S3Backend {
         Ok(Some(creds))
     }
 
+    /// SigV4 parameters for this bucket's region, signed now.
+    fn signing_params<'a>(
+        &'a self,
+        identity: &'a Identity,
+        settings: SigningSettings,
+    ) -> Result<aws_sigv4::http_request::SigningParams<'a>, S3Error> {
+        Ok(v4::SigningParams::builder()
+            .identity(identity)
+            .region(&self.spec.region)
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(|e| S3Error::Signing(e.to_string()))?
+            .into())
+    }
+
     /// Replaces `req` with a signed GET/HEAD for `key`, keeping only range and conditional headers.
     pub async fn prepare_request(&self, req: &mut RequestHeader, key: &str) -> Result<(), S3Error> {
         let path = self.request_path(key);
@@ -340,20 +357,10 @@ impl S3Backend {
         }
         if let Some(creds) = self.current_credentials().await? {
             let identity: Identity = creds.into();
-            let mut settings = SigningSettings::default();
-            settings.percent_encoding_mode = PercentEncodingMode::Single;
-            settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+            let mut settings = signing_settings();
             settings.payload_checksum_kind =
                 aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
-            let params = v4::SigningParams::builder()
-                .identity(&identity)
-                .region(&self.spec.region)
-                .name("s3")
-                .time(SystemTime::now())
-                .settings(settings)
-                .build()
-                .map_err(|e| S3Error::Signing(e.to_string()))?
-                .into();
+            let params = self.signing_params(&identity, settings)?;
             let url = format!("{}{}", self.url_prefix, path);
             let signable = SignableRequest::new(
                 req.method.as_str(),
@@ -377,6 +384,44 @@ impl S3Backend {
         }
         *req = upstream;
         Ok(())
+    }
+
+    /// The bucket key of `key` relative to this backend's `key_prefix` (joined segment-wise).
+    pub fn key_in_prefix(&self, key: &str) -> String {
+        crate::routing::join_key(&[&self.spec.key_prefix, key])
+    }
+
+    /// A SigV4 presigned GET URL for `key`, valid for `expires_in` (at most 7 days, S3's limit);
+    /// the plain object URL for an anonymous (public) bucket.
+    pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, S3Error> {
+        let url = format!("{}{}", self.url_prefix, self.request_path(key));
+        let Some(creds) = self.current_credentials().await? else {
+            return Ok(url);
+        };
+        let identity: Identity = creds.into();
+        let mut settings = signing_settings();
+        settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
+        settings.expires_in = Some(expires_in.min(Duration::from_secs(7 * 86_400)));
+        let params = self.signing_params(&identity, settings)?;
+        let host = [("host", self.host_header.as_str())];
+        let signable = SignableRequest::new(
+            "GET",
+            url.clone(),
+            host.into_iter(),
+            SignableBody::UnsignedPayload,
+        )
+        .map_err(|e| S3Error::Signing(e.to_string()))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| S3Error::Signing(e.to_string()))?
+            .into_parts();
+        let (_, query) = instructions.into_parts();
+        let query: Vec<String> = query
+            .iter()
+            .map(|(name, value)| {
+                format!("{name}={}", crate::routing::path::encode_component(value))
+            })
+            .collect();
+        Ok(format!("{url}?{}", query.join("&")))
     }
 
     async fn client(&self) -> aws_sdk_s3::Client {
@@ -471,6 +516,15 @@ impl S3Backend {
         *cached = Some((Instant::now(), cause));
         cause
     }
+}
+
+/// Settings both header and query signing share: S3 keys are encoded once and never
+/// normalised.
+fn signing_settings() -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings
 }
 
 #[cfg(test)]

@@ -25,14 +25,18 @@ pub struct Config {
     pub server: ServerSettings,
     /// Downstream listeners.
     pub listeners: Vec<Listener>,
-    /// Admin listener (metrics, health), if configured.
+    /// Admin listener (metrics, health, admin API), if configured.
     pub admin: Option<SocketAddr>,
+    /// Admin tokens, audit log and presigned-redirect lifetime.
+    pub admin_access: AdminAccess,
     /// Logging.
     pub log: LogSettings,
     /// Response compression.
     pub compression: CompressionSettings,
     /// Keys and lists of the access schemes.
     pub auth: AuthSettings,
+    /// How keys and visibilities become client URLs.
+    pub resolve: ResolveSettings,
     /// Backends by name.
     pub backends: BTreeMap<String, BackendSpec>,
     /// Virtual hosts in file order.
@@ -98,6 +102,34 @@ pub struct LogSettings {
     pub level: String,
     /// Whether an access-log event is emitted per request.
     pub access_log: bool,
+}
+
+/// `[resolve]`.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveSettings {
+    /// Base of public URLs.
+    pub public_base: Option<String>,
+    /// Base of private (signed) URLs.
+    pub private_base: Option<String>,
+    /// Scheme signing private URLs (`Hmac` or `CloudFront`).
+    pub private_scheme: Option<crate::auth::Scheme>,
+    /// Lifetime of private URLs.
+    pub private_ttl: Duration,
+    /// Backend presigning admin-private URLs.
+    pub admin_backend: Option<String>,
+}
+
+/// The admin credential settings of `[admin]`.
+#[derive(Debug, Clone, Default)]
+pub struct AdminAccess {
+    /// Admin tokens: id and secret.
+    pub tokens: Vec<(String, Secret)>,
+    /// Audit log file.
+    pub audit_log: Option<PathBuf>,
+    /// Token required by `/metrics` when set.
+    pub metrics_token: Option<Secret>,
+    /// Lifetime of presigned URLs admin routes redirect to.
+    pub presign_ttl: Duration,
 }
 
 /// `[auth]`: what the access schemes verify with.

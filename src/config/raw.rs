@@ -60,6 +60,27 @@ pub struct RawTls {
 pub struct RawAdmin {
     /// `IP:port` to bind; keep it on loopback or a private interface.
     pub address: String,
+    /// Admin bearer tokens (several at once for rotation): the admin API and `access = "admin"`
+    /// routes require one.
+    #[serde(default)]
+    pub tokens: Vec<RawAdminToken>,
+    /// Append-only JSON-lines audit log of admin actions (required with `tokens`).
+    pub audit_log: Option<PathBuf>,
+    /// Optional token `/metrics` then requires (open by default; `/healthz` and `/readyz` stay
+    /// open for load balancers).
+    pub metrics_token: Option<RawSecret>,
+    /// Lifetime of the S3 presigned URLs admin routes redirect to (default 5m, at most 7d).
+    pub presign_ttl: Option<String>,
+}
+
+/// `[[admin.tokens]]`: one admin bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminToken {
+    /// Id written to the audit log (never the token).
+    pub id: String,
+    /// The token ({ env } or { file }), at least 32 bytes.
+    pub secret: RawSecret,
 }
 
 /// `[log]`: process and access logging.
@@ -254,6 +275,23 @@ pub struct RawHmacKey {
     pub secret: RawSecret,
 }
 
+/// `[resolve]`: how an object key and a visibility become the URL a client should use
+/// (`POST /v1/resolve` on the admin listener, and the library's `auth::resolve`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResolve {
+    /// Base of public URLs, e.g. `https://cdn.example.com/assets`: public → `{base}/{key}`.
+    pub public_base: Option<String>,
+    /// Base of private URLs, e.g. `https://private.example.com/private`; they are signed.
+    pub private_base: Option<String>,
+    /// How private URLs are signed: `hmac` (default) or `cloudfront`.
+    pub private_scheme: Option<String>,
+    /// Lifetime of signed private URLs (default 15m).
+    pub private_ttl: Option<String>,
+    /// The s3 backend whose presigned URLs admin-private objects get.
+    pub admin_backend: Option<String>,
+}
+
 /// `[[hosts]]`: a virtual host and its ordered routes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -340,6 +378,8 @@ pub struct RawConfig {
     pub compression: Option<toml::Value>,
     /// `[auth]`.
     pub auth: Option<toml::Value>,
+    /// `[resolve]`.
+    pub resolve: Option<toml::Value>,
     /// `[backends.NAME]`.
     #[serde(default)]
     pub backends: BTreeMap<String, toml::Value>,

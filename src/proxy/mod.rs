@@ -11,7 +11,8 @@ pub mod respond;
 
 pub use ctx::{Matched, Outcome, RequestCtx, Upstream};
 
-use crate::auth::{unix_now, AccessRequest, Authenticator};
+use crate::audit::AuditLog;
+use crate::auth::{unix_now, AccessRequest, Authenticator, Scheme};
 use crate::backend::dir::{DirBackend, FileAnswer};
 use crate::backend::{Ask, Backend, Verdict};
 use crate::client::{ClientInfo, TrustedProxies};
@@ -38,6 +39,10 @@ use std::time::Instant;
 pub struct Gateway {
     router: Router<Backend>,
     auth: Arc<Authenticator>,
+    /// Where admin actions are recorded (admin routes).
+    audit: Option<Arc<AuditLog>>,
+    /// Lifetime of the presigned URLs admin routes redirect to.
+    presign_ttl: std::time::Duration,
     compression: CompressionSettings,
     trusted_proxies: TrustedProxies,
     access_log: bool,
@@ -52,11 +57,14 @@ impl Gateway {
         config: &Config,
         backends: &HashMap<String, Arc<Backend>>,
         auth: Arc<Authenticator>,
+        audit: Option<Arc<AuditLog>>,
     ) -> Gateway {
         let metrics = Metrics::global();
         Gateway {
             router: Router::new(config, backends),
             auth,
+            audit,
+            presign_ttl: config.admin_access.presign_ttl,
             compression: config.compression.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             access_log: config.log.access_log,
@@ -174,7 +182,50 @@ impl Gateway {
                     .auth_denied
                     .with_label_values(&[denied.scheme, denied.reason.label()])
                     .inc();
+                if policy.schemes.contains(&Scheme::Admin) {
+                    let result = format!("denied:{}", denied.reason.label());
+                    self.audit("redirect", "-", &m.path, &result, &ctx.client);
+                }
                 Err(GatewayError::Denied(denied))
+            }
+        }
+    }
+
+    /// Appends an admin action to the audit log (when one is configured).
+    fn audit(&self, action: &str, token_id: &str, target: &str, result: &str, client: &ClientInfo) {
+        if let Some(log) = &self.audit {
+            log.action(token_id, action, target, result, client.addr);
+        }
+    }
+
+    /// Answers an admin request with a redirect to a presigned URL for the object, which
+    /// bypasses every cache; the action is audited either way.
+    async fn admin_redirect(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        backend: &Backend,
+    ) -> Result<bool> {
+        let token_id = ctx
+            .matched
+            .as_ref()
+            .and_then(|m| m.grant.as_ref())
+            .and_then(|g| g.key_id.clone())
+            .unwrap_or_default();
+        let Some(Ask::Object(key)) = ctx.upstream.ask.clone() else {
+            return self.reject(session, ctx, GatewayError::Internal).await;
+        };
+        let presigned = backend.presign_get(&key, false, self.presign_ttl).await;
+        let answer =
+            presigned.and_then(|url| Answer::redirect(302, &url).ok_or(GatewayError::Internal));
+        match answer {
+            Ok(answer) => {
+                self.audit("redirect", &token_id, &key, "ok", &ctx.client);
+                write_answer(session, answer).await
+            }
+            Err(e) => {
+                self.audit("redirect", &token_id, &key, e.label(), &ctx.client);
+                self.reject(session, ctx, e).await
             }
         }
     }
@@ -339,6 +390,10 @@ impl ProxyHttp for Gateway {
             Ok(backend) => backend,
             Err(e) => return self.reject(session, ctx, e).await,
         };
+        let admin = ctx.matched.as_ref().and_then(|m| m.grant.as_ref());
+        if admin.is_some_and(|g| g.scheme == Scheme::Admin) {
+            return self.admin_redirect(session, ctx, &backend).await;
+        }
         match backend.local() {
             Some(dir) => self.serve_file(session, ctx, dir).await,
             None => Ok(false),

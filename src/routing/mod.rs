@@ -142,9 +142,14 @@ fn matches(matcher: &PathMatch, path: &str) -> bool {
 /// path is kept, so a directory-style path never names an object. Always under `key_prefix`,
 /// because the normalised path has no dot segments.
 pub fn object_key(route: &Route, key_prefix: &str, path: &str) -> String {
-    let rest = strip(route, path);
-    let mut key = String::with_capacity(key_prefix.len() + route.add_prefix.len() + rest.len() + 2);
-    for part in [key_prefix, route.add_prefix.as_str(), rest] {
+    join_key(&[key_prefix, route.add_prefix.as_str(), strip(route, path)])
+}
+
+/// Joins key parts segment by segment (the rule [`object_key`] documents): empty segments
+/// dropped, one `/` between parts, no leading `/`, the last part's trailing `/` kept.
+pub fn join_key(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for part in parts {
         for segment in part.split('/').filter(|s| !s.is_empty()) {
             if !key.is_empty() {
                 key.push('/');
@@ -152,7 +157,7 @@ pub fn object_key(route: &Route, key_prefix: &str, path: &str) -> String {
             key.push_str(segment);
         }
     }
-    if rest.ends_with('/') && !key.is_empty() {
+    if parts.last().is_some_and(|p| p.ends_with('/')) && !key.is_empty() {
         key.push('/');
     }
     key

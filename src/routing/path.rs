@@ -134,6 +134,14 @@ const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
     .remove(b'~')
     .remove(b'/');
 
+/// RFC 3986 unreserved characters only: what a query value or a single segment keeps as is.
+const COMPONENT_ENCODE: &percent_encoding::AsciiSet = &KEY_ENCODE.add(b'/');
+
+/// Percent-encodes one URL component (a query value: `/` is encoded too).
+pub fn encode_component(text: &str) -> impl fmt::Display + '_ {
+    percent_encoding::utf8_percent_encode(text, COMPONENT_ENCODE)
+}
+
 /// Percent-encodes a decoded path or object key for a request line.
 pub fn encode(decoded: &str) -> impl fmt::Display + '_ {
     percent_encoding::utf8_percent_encode(decoded, KEY_ENCODE)

@@ -403,3 +403,49 @@ max_token_lifetime = "1h"
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn admin_and_resolve_problems_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t".repeat(40)).unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+[admin]
+address = "127.0.0.1:9090"
+presign_ttl = "8d"
+[[admin.tokens]]
+id = "ops"
+secret = { file = "token" }
+[resolve]
+public_base = "cdn.example.com"
+private_scheme = "jwt"
+admin_backend = "files"
+[backends.files]
+kind = "dir"
+root = "."
+[[hosts]]
+names = ["*"]
+[[hosts.routes]]
+path = "/"
+backend = "files"
+access = "admin"
+"#,
+    )
+    .unwrap();
+    let (ok, text) = check_file(&path, dir.path());
+    assert!(!ok);
+    for expected in [
+        "admin.audit_log: is required with admin tokens",
+        "admin.presign_ttl: is longer than S3's limit",
+        "resolve.public_base: \"cdn.example.com\" is not a base URL",
+        "resolve.private_scheme: \"jwt\" cannot sign URLs",
+        "resolve.admin_backend: \"files\" is not an s3 backend",
+        "hosts[0].routes[0].access: admin redirects to an S3 presigned URL",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

@@ -64,22 +64,27 @@ impl Gateway {
 
     /// Like [`Gateway::start`], with extra `[[listeners]]` TOML appended.
     pub fn start_with_listeners(body: &str, extra_listeners: &[String]) -> Gateway {
-        Self::start_full("threads = 2", body, extra_listeners)
+        Self::start_full("threads = 2", body, extra_listeners, "")
     }
 
     /// Like [`Gateway::start`], with `server` lines (e.g. `threads = 1`) in `[server]`.
     pub fn start_with_server(server: &str, body: &str) -> Gateway {
-        Self::start_full(server, body, &[])
+        Self::start_full(server, body, &[], "")
     }
 
-    fn start_full(server: &str, body: &str, extra_listeners: &[String]) -> Gateway {
+    /// Like [`Gateway::start`], with extra lines in `[admin]` (tokens, audit log).
+    pub fn start_with_admin(admin: &str, body: &str) -> Gateway {
+        Self::start_full("threads = 2", body, &[], admin)
+    }
+
+    fn start_full(server: &str, body: &str, extra_listeners: &[String], admin: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let admin_port = free_port();
         let config = format!(
             "[server]\n{server}\npid_file = \"{d}/gw.pid\"\nupgrade_sock = \"{d}/gw.sock\"\n\n\
              [[listeners]]\naddress = \"127.0.0.1:{port}\"\n{extra}\n\
-             [admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{body}",
+             [admin]\naddress = \"127.0.0.1:{admin_port}\"\n{admin}\n\n{body}",
             d = dir.path().display(),
             extra = extra_listeners.join("\n"),
         );

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod auth_admin;
 mod auth_cloudfront;
 mod auth_hmac;
 mod auth_jwt;

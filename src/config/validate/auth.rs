@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 
 /// Default longest lifetime of an HMAC token.
 const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Default lifetime of presigned URLs behind admin routes.
+const DEFAULT_PRESIGN_TTL: Duration = Duration::from_secs(300);
 /// Default clock skew tolerated on issue and not-before times.
 const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
@@ -152,6 +154,129 @@ impl Validator<'_> {
         }
     }
 
+    pub(super) fn resolve_settings(
+        &mut self,
+        value: Option<toml::Value>,
+        backends: &BTreeMap<String, String>,
+    ) -> ResolveSettings {
+        let raw = value
+            .and_then(|v| item::<RawResolve>(self.problems, "resolve", v))
+            .unwrap_or_default();
+        let mut base = |key: &str, value: Option<String>| {
+            let v = value?.trim_end_matches('/').to_string();
+            let ok = v.parse::<http::Uri>().is_ok_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.host().is_some()
+                    && u.query().is_none()
+            });
+            if !ok {
+                self.problems.add(
+                    format!("resolve.{key}"),
+                    format!("\"{v}\" is not a base URL like https://cdn.example.com/assets"),
+                );
+            }
+            Some(v)
+        };
+        let public_base = base("public_base", raw.public_base);
+        let private_base = base("private_base", raw.private_base);
+        let private_scheme = match raw.private_scheme.as_deref() {
+            None | Some("hmac") => Some(Scheme::Hmac),
+            Some("cloudfront") => Some(Scheme::CloudFront),
+            Some(other) => {
+                self.problems.add(
+                    "resolve.private_scheme",
+                    format!("\"{other}\" cannot sign URLs; use hmac or cloudfront"),
+                );
+                None
+            }
+        };
+        let private_ttl = self.duration(
+            "resolve.private_ttl",
+            raw.private_ttl.as_deref(),
+            Duration::from_secs(900),
+        );
+        if let Some(name) = &raw.admin_backend {
+            match backends.get(name).map(String::as_str) {
+                Some("s3") => {}
+                Some(_) => self.problems.add(
+                    "resolve.admin_backend",
+                    format!("\"{name}\" is not an s3 backend"),
+                ),
+                None => self.problems.add(
+                    "resolve.admin_backend",
+                    format!("unknown backend \"{name}\""),
+                ),
+            }
+        }
+        ResolveSettings {
+            public_base,
+            private_base,
+            private_scheme,
+            private_ttl,
+            admin_backend: raw.admin_backend,
+        }
+    }
+
+    pub(super) fn admin_access(&mut self, raw: Option<RawAdmin>) -> AdminAccess {
+        let Some(raw) = raw else {
+            return AdminAccess {
+                presign_ttl: DEFAULT_PRESIGN_TTL,
+                ..AdminAccess::default()
+            };
+        };
+        let mut ids = BTreeSet::new();
+        let mut tokens = Vec::new();
+        self.admin_tokens_declared = raw.tokens.len();
+        for (i, token) in raw.tokens.iter().enumerate() {
+            let path = format!("admin.tokens[{i}]");
+            self.key_id(&path, &token.id, &mut ids);
+            match Secret::resolve(&token.secret, self.base) {
+                Ok(s) if s.expose().len() < MIN_SECRET_BYTES => self.problems.add(
+                    format!("{path}.secret"),
+                    format!(
+                        "is {} bytes; use at least {MIN_SECRET_BYTES}",
+                        s.expose().len()
+                    ),
+                ),
+                Ok(s) => tokens.push((token.id.clone(), s)),
+                Err(e) => self.problems.add(format!("{path}.secret"), e),
+            }
+        }
+        let audit_log = raw.audit_log.map(|p| self.resolve(&p));
+        match &audit_log {
+            None if !raw.tokens.is_empty() => self.problems.add(
+                "admin.audit_log",
+                "is required with admin tokens: every admin action is audited",
+            ),
+            Some(p) => {
+                if let Err(e) = crate::audit::AuditLog::open(p) {
+                    self.problems.add("admin.audit_log", e);
+                }
+            }
+            None => {}
+        }
+        let metrics_token = raw.metrics_token.as_ref().and_then(|s| {
+            Secret::resolve(s, self.base)
+                .map_err(|e| self.problems.add("admin.metrics_token", e))
+                .ok()
+        });
+        let presign_ttl = self.duration(
+            "admin.presign_ttl",
+            raw.presign_ttl.as_deref(),
+            DEFAULT_PRESIGN_TTL,
+        );
+        if presign_ttl > Duration::from_secs(7 * 86_400) {
+            self.problems
+                .add("admin.presign_ttl", "is longer than S3's limit of 7d");
+        }
+        AdminAccess {
+            tokens,
+            audit_log,
+            metrics_token,
+            presign_ttl,
+        }
+    }
+
     /// Checks a key id's spelling and that `ids` (the ids seen so far) does not hold it yet.
     fn key_id(&mut self, path: &str, id: &str, ids: &mut BTreeSet<String>) {
         if !valid_key_id(id) {
@@ -246,6 +371,7 @@ impl Validator<'_> {
         route_path: Option<&str>,
         auth: &AuthSettings,
         public_url: Option<&str>,
+        backend_kind: Option<&str>,
     ) -> AccessPolicy {
         let names: Vec<String> = match &raw.access {
             None => Vec::new(),
@@ -278,7 +404,7 @@ impl Validator<'_> {
                 (_, None) => self.problems.add(
                     format!("{path}.access"),
                     format!(
-                        "\"{name}\" is not an access scheme; use public, hmac, cloudfront or jwt"
+                        "\"{name}\" is not an access scheme; use public, hmac, cloudfront, jwt or admin"
                     ),
                 ),
             }
@@ -288,6 +414,20 @@ impl Validator<'_> {
                 format!("{path}.access"),
                 "hmac needs at least one key in [[auth.hmac.keys]]",
             );
+        }
+        if schemes.contains(&Scheme::Admin) {
+            if self.admin_tokens_declared == 0 {
+                self.problems.add(
+                    format!("{path}.access"),
+                    "admin needs tokens in [[admin.tokens]]",
+                );
+            }
+            if backend_kind.is_some_and(|k| k != "s3") {
+                self.problems.add(
+                    format!("{path}.access"),
+                    "admin redirects to an S3 presigned URL: the route's backend must be s3",
+                );
+            }
         }
         if schemes.contains(&Scheme::Jwt) && self.jwt_keys_declared == 0 {
             self.problems.add(

@@ -219,7 +219,14 @@ impl Validator<'_> {
         let route_path = matcher.as_ref().map(|m| match m {
             PathMatch::Prefix(p) | PathMatch::Exact(p) => p.as_str(),
         });
-        let access = self.access(path, &raw, route_path, auth, public_url);
+        let access = self.access(
+            path,
+            &raw,
+            route_path,
+            auth,
+            public_url,
+            backend.map(String::as_str),
+        );
         let name = raw
             .name
             .clone()

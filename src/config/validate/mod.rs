@@ -84,6 +84,7 @@ pub fn from_toml_str(text: &str, base: &Path) -> Result<Config, Problems> {
         hmac_keys_declared: 0,
         cloudfront_keys_declared: 0,
         jwt_keys_declared: 0,
+        admin_tokens_declared: 0,
     }
     .config(raw);
     if problems.0.is_empty() {
@@ -107,6 +108,8 @@ struct Validator<'a> {
     cloudfront_keys_declared: usize,
     /// `[[auth.jwt.keys]]` entries and JWKS files written, the same way.
     jwt_keys_declared: usize,
+    /// `[[admin.tokens]]` entries written, the same way.
+    admin_tokens_declared: usize,
 }
 
 /// Deserialises one raw item; a failure is recorded at `path`.
@@ -138,10 +141,13 @@ impl Validator<'_> {
     fn config(&mut self, raw: RawConfig) -> Config {
         let server = self.server(raw.server);
         let listeners = self.listeners(raw.listeners);
-        let admin = raw
+        let raw_admin = raw
             .admin
-            .and_then(|v| item::<RawAdmin>(self.problems, "admin", v))
+            .and_then(|v| item::<RawAdmin>(self.problems, "admin", v));
+        let admin = raw_admin
+            .as_ref()
             .and_then(|a| self.socket_addr("admin.address", &a.address));
+        let admin_access = self.admin_access(raw_admin);
         if let Some(admin) = admin {
             if listeners.iter().any(|l| l.address == admin) {
                 self.problems
@@ -168,14 +174,17 @@ impl Validator<'_> {
             }
         }
         let auth = self.auth(raw.auth);
+        let resolve = self.resolve_settings(raw.resolve, &declared);
         let hosts = self.hosts(raw.hosts, &declared, &auth);
         Config {
             server,
             listeners,
             admin,
+            admin_access,
             log,
             compression,
             auth,
+            resolve,
             backends,
             hosts,
         }
