@@ -2,9 +2,10 @@
 
   wrk_stats.py parse WRK_OUTPUT NAME SIZE       # prints: NAME SIZE req/s p50_ms p99_ms non2xx
   wrk_stats.py summary RESULTS NAME...          # medians per (NAME, SIZE); ratios of every
-                                                # contender to nginx (req/s higher is better,
-                                                # latency lower is better)
+                                                # contender to the reference, nginx or $REF
+                                                # (req/s higher is better, latency lower is better)
 """
+import os
 import re
 import statistics
 import sys
@@ -41,12 +42,13 @@ def summary(path, names):
             med[name] = tuple(statistics.median(r[i] for r in rows) for i in range(3))
             rps, p50, p99 = med[name]
             print(f"{size:>6} {name:>18} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
-        ref = med.get("nginx")
+        ref_name = os.environ.get("REF", "nginx")
+        ref = med.get(ref_name)
         for name in names:
-            if name == "nginx" or ref is None:
+            if name == ref_name or ref is None:
                 continue
             a = med[name]
-            print(f"{size:>6} {name + '/nginx':>18} {a[0] / ref[0]:>10.2f} {a[1] / ref[1]:>8.2f} {a[2] / ref[2]:>8.2f}")
+            print(f"{size:>6} {name + '/' + ref_name:>18} {a[0] / ref[0]:>10.2f} {a[1] / ref[1]:>8.2f} {a[2] / ref[2]:>8.2f}")
 
 
 if __name__ == "__main__":

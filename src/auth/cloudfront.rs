@@ -27,7 +27,7 @@ use openssl::pkey::{PKey, Public};
 use serde::Deserialize;
 use sha2::Digest;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -65,12 +65,12 @@ pub fn public_key(pem: &[u8]) -> Result<PKey<Public>, String> {
 
 /// CloudFront's base64 alphabet → standard base64, then decoded.
 pub fn decode_base64(value: &str) -> Option<Vec<u8>> {
-    let standard: String = value
-        .chars()
+    let standard: Vec<u8> = value
+        .bytes()
         .map(|c| match c {
-            '-' => '+',
-            '_' => '=',
-            '~' => '/',
+            b'-' => b'+',
+            b'_' => b'=',
+            b'~' => b'/',
             c => c,
         })
         .collect();
@@ -206,6 +206,9 @@ impl Policy {
 /// Whether `text` matches `pattern`, where `*` matches any run of characters (none included)
 /// and `?` exactly one. Iterative, linear in practice (no backtracking explosion).
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return pattern == text;
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);
@@ -228,8 +231,8 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-/// SHA-256 identities of verified signatures.
-type Generation = HashSet<[u8; 32]>;
+/// Verified credentials by SHA-256 identity, with the policy each one carries.
+type Generation = HashMap<[u8; 32], Arc<Policy>>;
 
 /// Signatures already verified: two generations (current, previous), so the most recent ones
 /// survive a turnover.
@@ -239,17 +242,17 @@ pub struct Verified {
 }
 
 impl Verified {
-    fn contains(&self, id: &[u8; 32]) -> bool {
+    fn get(&self, id: &[u8; 32]) -> Option<Arc<Policy>> {
         let g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
-        g.0.contains(id) || g.1.contains(id)
+        g.0.get(id).or_else(|| g.1.get(id)).cloned()
     }
 
-    fn insert(&self, id: [u8; 32]) {
+    fn insert(&self, id: [u8; 32], policy: Arc<Policy>) {
         let mut g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
         if g.0.len() >= VERIFIED_CAPACITY {
             g.1 = std::mem::take(&mut g.0);
         }
-        g.0.insert(id);
+        g.0.insert(id, policy);
     }
 
     /// Forgets every verified signature (when keys change).
@@ -305,31 +308,67 @@ impl CloudFrontKeys {
         })
     }
 
-    fn verify_signature(
+    /// The policy of a credential: remembered when this exact credential (key id, hash,
+    /// encoded policy or canned resource and expiry, encoded signature) was verified before;
+    /// otherwise the signature is decoded and verified with RSA, then the policy remembered.
+    fn verified_policy(
         &self,
-        key_id: &str,
-        hash: Hash,
-        policy: &[u8],
-        signature: &[u8],
-    ) -> Result<(), Reason> {
-        let key = self.keys.get(key_id).ok_or(Reason::UnknownKey)?;
+        cred: &Credential<'_>,
+        resource: &str,
+    ) -> Result<Arc<Policy>, Reason> {
+        let canned = cred.expires.as_deref().map(|e| (resource, e));
         let mut id = sha2::Sha256::new();
-        for part in [key_id.as_bytes(), &[hash as u8], policy, signature] {
+        let form: &[&[u8]] = match (canned, &cred.policy) {
+            (Some((r, e)), _) => &[b"canned", r.as_bytes(), e.as_bytes()],
+            (None, Some(p)) => &[b"custom", p.as_bytes()],
+            (None, None) => return Err(Reason::Malformed),
+        };
+        for part in [cred.key_id.as_bytes(), &[cred.hash as u8]]
+            .into_iter()
+            .chain(form.iter().copied())
+            .chain([cred.signature.as_bytes()])
+        {
             id.update((part.len() as u64).to_be_bytes());
             id.update(part);
         }
         let id: [u8; 32] = id.finalize().into();
-        if self.verified.contains(&id) {
-            return Ok(());
+        if let Some(policy) = self.verified.get(&id) {
+            return Ok(policy);
         }
-        let mut verifier =
-            openssl::sign::Verifier::new(hash.digest(), key).map_err(|_| Reason::BadSignature)?;
-        let ok = verifier.update(policy).is_ok() && verifier.verify(signature).unwrap_or(false);
+        let key = self
+            .keys
+            .get(cred.key_id.as_ref())
+            .ok_or(Reason::UnknownKey)?;
+        let signature = decode_base64(&cred.signature).ok_or(Reason::BadSignature)?;
+        let json = match canned {
+            Some((r, e)) => {
+                let expires = super::hmac::time(e).ok_or(Reason::Malformed)?;
+                if r.contains(['"', '\\']) {
+                    return Err(Reason::Malformed);
+                }
+                canned_policy(r, expires).into_bytes()
+            }
+            None => decode_base64(cred.policy.as_deref().unwrap_or_default())
+                .ok_or(Reason::Malformed)?,
+        };
+        let mut verifier = openssl::sign::Verifier::new(cred.hash.digest(), key)
+            .map_err(|_| Reason::BadSignature)?;
+        let ok = verifier.update(&json).is_ok() && verifier.verify(&signature).unwrap_or(false);
         if !ok {
             return Err(Reason::BadSignature);
         }
-        self.verified.insert(id);
-        Ok(())
+        let policy = match canned {
+            Some((r, e)) => Policy {
+                resource: r.to_string(),
+                date_less_than: super::hmac::time(e).ok_or(Reason::Malformed)?,
+                date_greater_than: None,
+                source_ip: None,
+            },
+            None => Policy::parse(&json)?,
+        };
+        let policy = Arc::new(policy);
+        self.verified.insert(id, policy.clone());
+        Ok(policy)
     }
 }
 
@@ -408,30 +447,8 @@ pub fn verify(
             params::find_cookies(req.headers, &COOKIES).map_err(|_| Reason::Duplicated)?;
         credential(cookies, false)?
     };
-    let signature = decode_base64(&cred.signature).ok_or(Reason::BadSignature)?;
     let resource = resource(req, public_url);
-    let policy = match (&cred.expires, &cred.policy) {
-        (Some(expires), None) => {
-            let expires = super::hmac::time(expires).ok_or(Reason::Malformed)?;
-            if resource.contains(['"', '\\']) {
-                return Err(Reason::Malformed);
-            }
-            let json = canned_policy(&resource, expires);
-            keys.verify_signature(&cred.key_id, cred.hash, json.as_bytes(), &signature)?;
-            Policy {
-                resource: resource.clone(),
-                date_less_than: expires,
-                date_greater_than: None,
-                source_ip: None,
-            }
-        }
-        (None, Some(encoded)) => {
-            let json = decode_base64(encoded).ok_or(Reason::Malformed)?;
-            keys.verify_signature(&cred.key_id, cred.hash, &json, &signature)?;
-            Policy::parse(&json)?
-        }
-        _ => return Err(Reason::Malformed),
-    };
+    let policy = keys.verified_policy(&cred, &resource)?;
     if req.now >= policy.date_less_than {
         return Err(Reason::Expired);
     }

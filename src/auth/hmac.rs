@@ -95,23 +95,27 @@ impl Claims<'_> {
     fn string_to_sign(&self, sink: &mut impl FnMut(&[u8])) {
         sink(VERSION_LINE.as_bytes());
         sink(b"\n");
-        let mut line = |name: &str, value: &str| {
-            let mut head = String::with_capacity(name.len() + 8);
-            let _ = write!(head, "{name}:{}:", value.len());
-            sink(head.as_bytes());
-            sink(value.as_bytes());
+        // On the request path: no allocation per line.
+        let mut line = |name: &str, value: &[u8]| {
+            let mut digits = [0u8; 20];
+            sink(name.as_bytes());
+            sink(b":");
+            sink(decimal(value.len() as u64, &mut digits));
+            sink(b":");
+            sink(value);
             sink(b"\n");
         };
-        line("kid", &self.key_id);
-        line("host", &self.host);
+        let (mut iat, mut exp, mut nbf) = ([0u8; 20], [0u8; 20], [0u8; 20]);
+        line("kid", self.key_id.as_bytes());
+        line("host", self.host.as_bytes());
         match &self.scope {
-            Scope::Path(p) => line("path", p),
-            Scope::Prefix(p) => line("prefix", p),
+            Scope::Path(p) => line("path", p.as_bytes()),
+            Scope::Prefix(p) => line("prefix", p.as_bytes()),
         }
-        line("iat", &self.issued_at.to_string());
-        line("exp", &self.expires_at.to_string());
-        if let Some(nbf) = self.not_before {
-            line("nbf", &nbf.to_string());
+        line("iat", decimal(self.issued_at, &mut iat));
+        line("exp", decimal(self.expires_at, &mut exp));
+        if let Some(t) = self.not_before {
+            line("nbf", decimal(t, &mut nbf));
         }
         let optional = [
             ("ip", &self.ip),
@@ -121,7 +125,7 @@ impl Claims<'_> {
         ];
         for (name, value) in optional {
             if let Some(v) = value {
-                line(name, v);
+                line(name, v.as_bytes());
             }
         }
     }
@@ -222,6 +226,19 @@ pub struct Limits {
     pub max_lifetime: u64,
     /// Clock difference tolerated for `iat` and `nbf`, in seconds.
     pub skew: u64,
+}
+
+/// `n` in decimal ASCII, written into `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// A time parameter: plain decimal, at most 12 digits, no sign or leading zero.

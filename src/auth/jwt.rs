@@ -400,3 +400,100 @@ pub fn verify(
             .map(str::to_string),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, Method};
+
+    fn request(headers: &HeaderMap, now: u64) -> AccessRequest<'_> {
+        AccessRequest {
+            method: &Method::GET,
+            host: "h",
+            path: "/",
+            raw_path: "/",
+            query: None,
+            headers,
+            authority: "h",
+            tls: false,
+            client: None,
+            now,
+        }
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        h
+    }
+
+    fn rules() -> Rules {
+        Rules {
+            user_claim: "iss".into(),
+            ..Rules::default()
+        }
+    }
+
+    /// RFC 7515 appendix A.1: the HS256 example (key and token from the RFC).
+    #[test]
+    fn rfc7515_hs256_example() {
+        let key = URL_SAFE_NO_PAD
+            .decode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow")
+            .unwrap();
+        let v = JwtVerifier {
+            keys: vec![JwtKey::secret(None, &key)],
+            rules: rules(),
+        };
+        let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let h = bearer(token);
+        let grant = verify(&v, &request(&h, 1_300_819_000), u64::MAX).unwrap();
+        assert_eq!(grant.user.as_deref(), Some("joe"));
+        // The RFC's token expired in 2011.
+        assert_eq!(
+            verify(&v, &request(&h, 1_300_819_380), u64::MAX),
+            Err(Reason::Expired)
+        );
+        let tampered = bearer(&token.replace("dBjf", "dBjg"));
+        assert_eq!(
+            verify(&v, &request(&tampered, 1_300_819_000), u64::MAX),
+            Err(Reason::BadSignature)
+        );
+    }
+
+    /// RFC 8037 appendix A.4: the Ed25519 example. Its payload is not a claims set, so a
+    /// verified signature shows as `Malformed` (claims) rather than `BadSignature`.
+    #[test]
+    fn rfc8037_ed25519_example() {
+        let jwks = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        let v = JwtVerifier {
+            keys: parse_jwks(jwks).unwrap(),
+            rules: rules(),
+        };
+        let token = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
+        assert_eq!(
+            verify(&v, &request(&bearer(token), 0), u64::MAX),
+            Err(Reason::Malformed)
+        );
+        let flipped = token.replace("hgyY", "hgyZ");
+        assert_eq!(
+            verify(&v, &request(&bearer(&flipped), 0), u64::MAX),
+            Err(Reason::BadSignature)
+        );
+    }
+
+    #[test]
+    fn keys_are_bound_to_their_algorithm() {
+        let rsa = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let pem = rsa.public_key_to_pem().unwrap();
+        assert!(JwtKey::pem(None, Algorithm::Es256, &pem).is_err());
+        assert!(JwtKey::pem(None, Algorithm::EdDsa, &pem).is_err());
+        assert!(JwtKey::pem(None, Algorithm::Rs256, &pem).is_ok());
+        assert_eq!(Algorithm::parse("none"), None);
+        assert_eq!(Algorithm::parse("HS512"), None);
+        assert!(parse_jwks(br#"{"keys":[{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}]}"#).is_err());
+        assert!(parse_jwks(b"not json").is_err());
+    }
+}

@@ -84,7 +84,7 @@ pub fn find_cookies<'h, const N: usize>(
 /// Decodes a raw query value (`%XX` and `+`); `None` when it is not UTF-8 after decoding or an
 /// escape is malformed.
 pub fn decode(raw: &str) -> Option<Cow<'_, str>> {
-    if !raw.contains(['%', '+']) {
+    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
         return Some(Cow::Borrowed(raw));
     }
     let bytes = raw.as_bytes();

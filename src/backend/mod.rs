@@ -73,13 +73,15 @@ impl Backend {
     }
 
     /// What a request for `path` (normalised) with `query` on `route` asks of this backend.
+    /// Buckets and directories never see the query; an origin sees it without the route's
+    /// credential parameters.
     pub fn ask(&self, route: &Route, path: &str, query: Option<&str>) -> Result<Ask, GatewayError> {
         match &self.kind {
             Kind::S3(b) => b.object_key(route, path).map(Ask::Object),
             Kind::Dir(b) => b.object_key(route, path).map(Ask::Object),
             Kind::Http(_) => Ok(Ask::Origin {
                 path: origin_path(route, path),
-                query: query.map(str::to_string),
+                query: route.access.strip(query).map(|q| q.into_owned()),
             }),
         }
     }

@@ -230,8 +230,7 @@ impl Gateway {
         }
     }
 
-    /// Chooses the backend from the route's target and derives what it is asked (the query
-    /// without the route's credential parameters).
+    /// Chooses the backend from the route's target and derives what it is asked.
     fn choose_backend(
         ctx: &mut RequestCtx,
         query: Option<&str>,
@@ -242,8 +241,7 @@ impl Gateway {
             .target
             .choose(&ctx.upstream.tried)
             .ok_or(GatewayError::Unreachable)?;
-        let query = m.route.route.access.strip(query);
-        let ask = backend.ask(&m.route.route, &m.path, query.as_deref())?;
+        let ask = backend.ask(&m.route.route, &m.path, query)?;
         ctx.upstream.backend = Some(backend.clone());
         ctx.upstream.ask = Some(ask);
         ctx.upstream.connect_failures = 0;
