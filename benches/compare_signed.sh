@@ -2,8 +2,10 @@
 # Signed access under load: the same 1 KiB file through three routes of one assetgate (a `dir`
 # backend): public, HMAC-signed, CloudFront (RSA-2048, SHA-1) signed. Each signed route is
 # measured with one URL repeated and with COUNT (default 10,000) distinct signed URLs, so the
-# verified-signature memory is exercised both warm and cold. Prints req/s, p50/p99 (median of
-# RUNS runs) and each contender's ratio to the public route.
+# verified-signature memory is exercised both warm and cold. Unsigned references: the public
+# route, unsigned URLs padded to each signed length (request size alone), and COUNT distinct
+# padded unsigned URLs (what cycling through many URLs costs wrk, which shares the cores).
+# Prints req/s, p50/p99 (median of RUNS runs) and each contender's ratio to the public route.
 #
 #   benches/compare_signed.sh        # defaults: RUNS=3 DURATION=10s CONNECTIONS=64 COUNT=10000
 #
@@ -36,8 +38,15 @@ mint cloudfront "$DIR/cf.pem" KBENCH http://bench.test /cf/1k.bin "$COUNT" "$DIR
 pad() { python3 -c 'import sys; n=len(open(sys.argv[1]).readline().strip()); p="/public/1k.bin?pad="; print(p + "x" * max(0, n - len(p)))' "$1"; }
 pad "$DIR/hmac-one.txt" > "$DIR/public-hmac-length.txt"
 pad "$DIR/rsa-one.txt" > "$DIR/public-rsa-length.txt"
+# COUNT distinct unsigned URLs of the signed length: what cycling through many URLs costs the
+# load generator (wrk's Lua shares the cores), the reference for the *-many rows.
+python3 -c 'import sys
+n, count = int(sys.argv[1]), int(sys.argv[2])
+for i in range(count):
+    p = "/public/1k.bin?v=%d&pad=" % i
+    print(p + "x" * max(0, n - len(p)))' "$(head -1 "$DIR/rsa-one.txt" | wc -c)" "$COUNT" > "$DIR/public-many.txt"
 
-NAMES=(public public-hmac-length hmac-one hmac-many public-rsa-length rsa-one rsa-many)
+NAMES=(public public-hmac-length hmac-one public-rsa-length rsa-one public-many hmac-many rsa-many)
 for n in "${NAMES[@]}"; do
   first=$(head -1 "$DIR/$n.txt")
   curl -fsS "http://127.0.0.1:$PORT$first" -o /dev/null || { echo "$n: $first refused" >&2; exit 1; }
