@@ -176,6 +176,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The config `sign` reads its keys from, and the lifetime asked for.
+fn config_and_ttl(path: &Path, ttl: &str) -> anyhow::Result<(config::Config, std::time::Duration)> {
+    let cfg = load_or_report(path)
+        .with_context(|| format!("{} is not a valid config", path.display()))?;
+    let ttl = config::parse_duration(ttl).map_err(anyhow::Error::msg)?;
+    Ok((cfg, ttl))
+}
+
 fn sign(what: Sign) -> anyhow::Result<String> {
     use assetgate::auth::{mint, unix_now};
     match what {
@@ -191,9 +199,7 @@ fn sign(what: Sign) -> anyhow::Result<String> {
             methods,
             not_before,
         } => {
-            let cfg = load_or_report(&config)
-                .with_context(|| format!("{} is not a valid config", config.display()))?;
-            let ttl = config::parse_duration(&ttl).map_err(anyhow::Error::msg)?;
+            let (cfg, ttl) = config_and_ttl(&config, &ttl)?;
             let opts = mint::HmacOptions {
                 key_id: key,
                 ttl,
@@ -212,9 +218,7 @@ fn sign(what: Sign) -> anyhow::Result<String> {
             key,
             ttl,
         } => {
-            let cfg = load_or_report(&config)
-                .with_context(|| format!("{} is not a valid config", config.display()))?;
-            let ttl = config::parse_duration(&ttl).map_err(anyhow::Error::msg)?;
+            let (cfg, ttl) = config_and_ttl(&config, &ttl)?;
             let (backends, _) = assetgate::backend::build(&cfg).map_err(anyhow::Error::msg)?;
             let b = backends
                 .get(&backend)
@@ -235,11 +239,10 @@ fn sign(what: Sign) -> anyhow::Result<String> {
             sha256,
             cookies,
         } => {
-            let cfg = load_or_report(&config)
-                .with_context(|| format!("{} is not a valid config", config.display()))?;
+            let (cfg, ttl) = config_and_ttl(&config, &ttl)?;
             let opts = mint::CloudFrontOptions {
                 key_id: key,
-                ttl: config::parse_duration(&ttl).map_err(anyhow::Error::msg)?,
+                ttl,
                 resource,
                 not_before,
                 ip,
