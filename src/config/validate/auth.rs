@@ -17,6 +17,18 @@ const DEFAULT_PRESIGN_TTL: Duration = Duration::from_secs(300);
 /// Default clock skew tolerated on issue and not-before times.
 const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
+/// A secret that keys an HMAC or is compared as a bearer token: at least [`MIN_SECRET_BYTES`].
+fn long_secret(raw: &RawSecret, base: &std::path::Path) -> Result<Secret, String> {
+    let secret = Secret::resolve(raw, base)?;
+    let len = secret.expose().len();
+    if len < MIN_SECRET_BYTES {
+        return Err(format!(
+            "is {len} bytes; use at least {MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)"
+        ));
+    }
+    Ok(secret)
+}
+
 /// Whether a key id is 1 to 64 of `A-Z a-z 0-9 . _ -`.
 fn valid_key_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -91,17 +103,8 @@ impl Validator<'_> {
                 continue;
             };
             let built = match (algorithm, &key.secret, &key.public_key_file) {
-                (Algorithm::Hs256, Some(secret), None) => Secret::resolve(secret, self.base)
-                    .and_then(|s| {
-                        if s.expose().len() < MIN_SECRET_BYTES {
-                            Err(format!(
-                                "is {} bytes; use at least {MIN_SECRET_BYTES}",
-                                s.expose().len()
-                            ))
-                        } else {
-                            Ok(JwtKey::secret(key.id.clone(), s.expose().as_bytes()))
-                        }
-                    })
+                (Algorithm::Hs256, Some(secret), None) => long_secret(secret, self.base)
+                    .map(|s| JwtKey::secret(key.id.clone(), s.expose().as_bytes()))
                     .map_err(|e| (format!("{path}.secret"), e)),
                 (Algorithm::Hs256, _, _) => Err((
                     path.clone(),
@@ -230,14 +233,7 @@ impl Validator<'_> {
         for (i, token) in raw.tokens.iter().enumerate() {
             let path = format!("admin.tokens[{i}]");
             self.key_id(&path, &token.id, &mut ids);
-            match Secret::resolve(&token.secret, self.base) {
-                Ok(s) if s.expose().len() < MIN_SECRET_BYTES => self.problems.add(
-                    format!("{path}.secret"),
-                    format!(
-                        "is {} bytes; use at least {MIN_SECRET_BYTES}",
-                        s.expose().len()
-                    ),
-                ),
+            match long_secret(&token.secret, self.base) {
                 Ok(s) => tokens.push((token.id.clone(), s)),
                 Err(e) => self.problems.add(format!("{path}.secret"), e),
             }
@@ -298,11 +294,7 @@ impl Validator<'_> {
         for (i, key) in raw.keys.into_iter().enumerate() {
             let path = format!("auth.hmac.keys[{i}]");
             self.key_id(&path, &key.id, &mut ids);
-            match Secret::resolve(&key.secret, self.base) {
-                Ok(s) if s.expose().len() < MIN_SECRET_BYTES => self.problems.add(
-                    format!("{path}.secret"),
-                    format!("is {} bytes; use at least {MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)", s.expose().len()),
-                ),
+            match long_secret(&key.secret, self.base) {
                 Ok(s) => keys.push((key.id, s)),
                 Err(e) => self.problems.add(format!("{path}.secret"), e),
             }
