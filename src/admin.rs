@@ -67,6 +67,11 @@ struct SignRequest {
     key: Option<String>,
 }
 
+/// The status of a refused admin credential (401 missing, 403 wrong), as on the proxy.
+fn denial_status(reason: crate::auth::Reason) -> StatusCode {
+    StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::FORBIDDEN)
+}
+
 fn json(status: StatusCode, value: serde_json::Value) -> Response<Vec<u8>> {
     let mut body = value.to_string().into_bytes();
     body.push(b'\n');
@@ -156,14 +161,12 @@ impl AdminApp {
                     "-",
                     &format!("denied:{}", reason.label()),
                 );
-                let status = if reason == crate::auth::Reason::Missing {
-                    StatusCode::UNAUTHORIZED
-                } else {
-                    StatusCode::FORBIDDEN
-                };
-                let mut r = error_json(status, reason.message());
-                if let Ok(v) = http::HeaderValue::from_str("Bearer realm=\"assetgate-admin\"") {
-                    r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+                let mut r = error_json(denial_status(reason), reason.message());
+                if reason == crate::auth::Reason::Missing {
+                    r.headers_mut().insert(
+                        http::header::WWW_AUTHENTICATE,
+                        http::HeaderValue::from_static("Bearer realm=\"assetgate-admin\""),
+                    );
                 }
                 return r;
             }
@@ -339,12 +342,8 @@ impl ServeHttp for AdminApp {
         }
         if let (Some(required), "/metrics") = (&self.metrics_token, path.as_str()) {
             if let Err(reason) = required.authenticate(&session.req_header().headers) {
-                let status = if reason == crate::auth::Reason::Missing {
-                    StatusCode::UNAUTHORIZED
-                } else {
-                    StatusCode::FORBIDDEN
-                };
-                return answer(status, text, format!("{}\n", reason.message()).into_bytes());
+                let body = format!("{}\n", reason.message()).into_bytes();
+                return answer(denial_status(reason), text, body);
             }
         }
         match path.as_str() {

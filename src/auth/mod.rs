@@ -129,6 +129,15 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// 401 when no credential was presented, 403 for every credential that was.
+    pub fn status(self) -> u16 {
+        if self == Reason::Missing {
+            401
+        } else {
+            403
+        }
+    }
+
     /// Stable label (`reason` in `assetgate_auth_denied_total`).
     pub fn label(self) -> &'static str {
         match self {
@@ -189,13 +198,9 @@ pub struct Denied {
 }
 
 impl Denied {
-    /// 401 when no credential was presented, 403 for every credential that was.
+    /// The HTTP status: see [`Reason::status`].
     pub fn status(self) -> u16 {
-        if self.reason == Reason::Missing {
-            401
-        } else {
-            403
-        }
+        self.reason.status()
     }
 }
 

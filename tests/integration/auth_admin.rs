@@ -152,16 +152,17 @@ async fn the_admin_api_mints_and_resolves_urls_and_audits_each_call() {
         req.send()
     };
     let body = serde_json::json!({"scheme": "hmac", "url": "https://cdn.test/internal/report.pdf", "ttl_seconds": 300});
+    let missing = api("/v1/sign", None, body.clone()).await.unwrap();
+    assert_eq!(missing.status(), 401);
     assert_eq!(
-        api("/v1/sign", None, body.clone()).await.unwrap().status(),
-        401
+        missing.headers()["www-authenticate"],
+        "Bearer realm=\"assetgate-admin\""
     );
-    assert_eq!(
-        api("/v1/sign", Some("nope"), body.clone())
-            .await
-            .unwrap()
-            .status(),
-        403
+    let wrong = api("/v1/sign", Some("nope"), body.clone()).await.unwrap();
+    assert_eq!(wrong.status(), 403);
+    assert!(
+        wrong.headers().get("www-authenticate").is_none(),
+        "a challenge only answers a 401"
     );
     let signed = api("/v1/sign", Some(OPS), body)
         .await
