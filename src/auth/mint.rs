@@ -151,22 +151,11 @@ pub fn hmac_url(
     if asked > max {
         return Err(MintError::TooLong { route, asked, max });
     }
-    if let Some(owner) = &policy.owner_prefix {
-        let under = |p: &str| has_prefix(p, owner) && p.len() > owner.len();
-        let user_segment = |p: &str| {
-            p[owner.len()..]
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .map(str::to_string)
-        };
-        let ok = opts.user.as_ref().is_some_and(|u| {
-            under(&t.path) && user_segment(&t.path).as_deref() == Some(u.as_str())
-        });
-        if !ok {
+    if let Some(owner) = policy.owner(&t.path) {
+        if owner.is_none() || owner != opts.user.as_deref() {
             return Err(MintError::Owner {
                 route,
-                prefix: owner.clone(),
+                prefix: policy.owner_prefix.clone().unwrap_or_default(),
             });
         }
     }

@@ -300,8 +300,9 @@ impl AccessPolicy {
         params::strip(query, &self.params)
     }
 
-    /// The user a path belongs to under the owner prefix, if the route has one.
-    fn owner<'p>(&self, path: &'p str) -> Option<Option<&'p str>> {
+    /// The owner of `path`: `None` when the route has no owner prefix, `Some(None)` when the
+    /// path names no owner under it, `Some(Some(user))` otherwise.
+    pub fn owner<'p>(&self, path: &'p str) -> Option<Option<&'p str>> {
         let prefix = self.owner_prefix.as_deref()?;
         if !has_prefix(path, prefix) {
             return Some(None);
