@@ -2,16 +2,18 @@
 //!
 //! ```text
 //! client ─▶ listener ─▶ host check ─▶ path normaliser ─▶ route (host, path) ─▶ access policy
-//!     ─▶ target ─▶ backend: S3/R2 (SigV4, proxied) · HTTP pool (proxied, health-checked)
-//!                           · local dir (served here)
+//!     ─▶ steering rules (first match → its group, else the route's target)
+//!     ─▶ group (weighted, sticky) ─▶ backend: S3/R2 (SigV4, proxied) · HTTP pool (proxied,
+//!        health-checked, members ejected on failures) · local dir (served here)
+//!     ─▶ on refusal, timeout or 5xx of a GET/HEAD: the group's next backend, then the backup
 //!
-//! planned on this path: steering rules (target → group), cache lookup with one filler per
-//! miss (after the access policy, before the backend), variant builder (a backend)
+//! planned on this path: cache lookup with one filler per miss (after steering, before the
+//! backend; the steering choice is part of its key), variant builder (a backend)
 //! ```
 //!
-//! Every matched request goes to its route's one backend today. The proxy ([`proxy::Gateway`])
-//! calls one interface for every backend kind ([`backend::Backend`]), so the planned steps
-//! arrive as modules on this path rather than as new branches in each proxy phase.
+//! The proxy ([`proxy::Gateway`]) calls one interface for every backend kind
+//! ([`backend::Backend`]) and asks the request's [`routing::Plan`] which backend to try next, so
+//! the planned steps arrive as modules on this path rather than as new branches in each phase.
 //!
 //! Module map:
 //! - [`config`]: TOML → validated, typed, immutable [`config::Config`]; every error with its key path.
@@ -19,11 +21,12 @@
 //! - [`auth`]: each route's access policy (public, HMAC-signed URLs, CloudFront-compatible
 //!   signed URLs and cookies, JWT), revocation, minting.
 //! - [`routing`]: Host checks ([`routing::host`]), the one path normaliser ([`routing::path`]),
-//!   the host/route table and route targets, object-key mapping.
+//!   the host/route table, steering [`routing::rules`], weighted sticky [`routing::group`]s,
+//!   affinity keys ([`routing::affinity`]), object-key mapping.
 //! - [`proxy`]: the Pingora `ProxyHttp` implementation ([`proxy::Gateway`]), the request context,
 //!   response decoration and the answers the gateway makes itself.
-//! - [`backend`]: the one interface to S3/R2 (SigV4), HTTP origin pools with health checks, and
-//!   local directories.
+//! - [`backend`]: the one interface to S3/R2 (SigV4, health-checked), HTTP origin pools
+//!   (round robin or consistent hashing, active and passive health), and local directories.
 //! - [`cache`]: each route's intended freshness; the tiered cache itself is planned.
 //! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself.
 //! - [`error`]: the one table from failures to statuses.

@@ -151,8 +151,14 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { config } => match load_or_report(&config) {
-            Some(_) => {
-                println!("{}: ok", config.display());
+            Some(cfg) => {
+                for w in &cfg.warnings {
+                    eprintln!("  warning: {w}");
+                }
+                match cfg.warnings.len() {
+                    0 => println!("{}: ok", config.display()),
+                    n => println!("{}: ok, {n} warning(s)", config.display()),
+                }
                 ExitCode::SUCCESS
             }
             None => ExitCode::from(2),
@@ -269,6 +275,9 @@ fn run(cfg: config::Config, options: RunOptions) -> anyhow::Result<()> {
         .map(|l| l.address.to_string())
         .collect();
     tracing::info!(?listeners, admin = ?cfg.admin, "assetgate starting");
+    for w in &cfg.warnings {
+        tracing::warn!(path = %w.path, "{}", w.message);
+    }
     let server = server::build(&cfg, options).context("cannot start")?;
     server.run_forever()
 }

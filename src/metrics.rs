@@ -36,6 +36,29 @@ pub struct Metrics {
     pub revocation_reloads: IntCounterVec,
     /// `assetgate_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
+    /// `assetgate_group_requests_total{group,backend}`: requests a group sent to a backend.
+    pub group_requests: IntCounterVec,
+    /// `assetgate_group_errors_total{group,backend}`: of those, answered with a 5xx.
+    pub group_errors: IntCounterVec,
+    /// `assetgate_group_request_duration_seconds{group,backend}`: their latency.
+    pub group_duration: HistogramVec,
+    /// `assetgate_member_requests_total{backend,member}`: answers received from a pool member.
+    pub member_requests: IntCounterVec,
+    /// `assetgate_member_errors_total{backend,member,reason}`: failures of a pool member
+    /// (`connect`, `io`, `timeout`, `status_5xx`).
+    pub member_errors: IntCounterVec,
+    /// `assetgate_member_upstream_duration_seconds{backend,member}`: request sent to response
+    /// header received, per member.
+    pub member_duration: HistogramVec,
+    /// `assetgate_member_ejections_total{backend,member}`: passive ejections after consecutive
+    /// failures.
+    pub member_ejections: IntCounterVec,
+    /// `assetgate_failovers_total{host,route,backup,reason}`: requests answered by a route's
+    /// backup because the target was `unhealthy`, `refused`, timed out (`timeout`), broke
+    /// (`io`) or answered 5xx (`status_5xx`).
+    pub failovers: IntCounterVec,
+    /// `assetgate_rule_matches_total{host,rule}`: requests a steering rule sent to its group.
+    pub rule_matches: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -134,6 +157,60 @@ impl Metrics {
                 "Build information; the value is always 1.",
                 &["version"],
             ),
+            group_requests: counter(
+                &registry,
+                "assetgate_group_requests_total",
+                "Requests a group sent to one of its backends.",
+                &["group", "backend"],
+            ),
+            group_errors: counter(
+                &registry,
+                "assetgate_group_errors_total",
+                "Requests a group sent to a backend that were answered with a 5xx status.",
+                &["group", "backend"],
+            ),
+            group_duration: histogram(
+                &registry,
+                "assetgate_group_request_duration_seconds",
+                "Latency of requests a group sent to a backend.",
+                &["group", "backend"],
+            ),
+            member_requests: counter(
+                &registry,
+                "assetgate_member_requests_total",
+                "Response headers received from an HTTP pool member.",
+                &["backend", "member"],
+            ),
+            member_errors: counter(
+                &registry,
+                "assetgate_member_errors_total",
+                "Failures of an HTTP pool member, by reason (connect, io, timeout, status_5xx).",
+                &["backend", "member", "reason"],
+            ),
+            member_duration: histogram(
+                &registry,
+                "assetgate_member_upstream_duration_seconds",
+                "Time from request sent to response header received, per pool member.",
+                &["backend", "member"],
+            ),
+            member_ejections: counter(
+                &registry,
+                "assetgate_member_ejections_total",
+                "Pool members ejected after consecutive failures.",
+                &["backend", "member"],
+            ),
+            failovers: counter(
+                &registry,
+                "assetgate_failovers_total",
+                "Requests answered by a route's backup, by why the target was left.",
+                &["host", "route", "backup", "reason"],
+            ),
+            rule_matches: counter(
+                &registry,
+                "assetgate_rule_matches_total",
+                "Requests a steering rule sent to its group.",
+                &["host", "rule"],
+            ),
             registry,
         };
         m.build_info
@@ -159,6 +236,27 @@ impl Metrics {
         BackendMetrics {
             name: name.to_string(),
             upstream_duration: self.upstream_duration.with_label_values(&[name]),
+            metrics: self,
+        }
+    }
+
+    /// Handles for one group member's metrics, resolved once when the group is built.
+    pub fn group(&'static self, group: &str, backend: &str) -> GroupMetrics {
+        GroupMetrics {
+            requests: self.group_requests.with_label_values(&[group, backend]),
+            errors: self.group_errors.with_label_values(&[group, backend]),
+            duration: self.group_duration.with_label_values(&[group, backend]),
+        }
+    }
+
+    /// Handles for one pool member's metrics, resolved once when the pool is built.
+    pub fn member(&'static self, backend: &str, member: &str) -> MemberMetrics {
+        MemberMetrics {
+            backend: backend.to_string(),
+            member: member.to_string(),
+            requests: self.member_requests.with_label_values(&[backend, member]),
+            duration: self.member_duration.with_label_values(&[backend, member]),
+            ejections: self.member_ejections.with_label_values(&[backend, member]),
             metrics: self,
         }
     }
@@ -233,5 +331,54 @@ impl BackendMetrics {
             .backend_errors
             .with_label_values(&[&self.name, reason])
             .inc();
+    }
+}
+
+/// One group member's metrics.
+pub struct GroupMetrics {
+    requests: IntCounter,
+    errors: IntCounter,
+    duration: Histogram,
+}
+
+impl GroupMetrics {
+    /// Records one finished request the group sent to this member.
+    pub fn observe(&self, status: u16, elapsed: std::time::Duration) {
+        self.requests.inc();
+        if status >= 500 && status != crate::error::CLIENT_CLOSED_STATUS {
+            self.errors.inc();
+        }
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
+/// One HTTP pool member's metrics.
+pub struct MemberMetrics {
+    backend: String,
+    member: String,
+    requests: IntCounter,
+    duration: Histogram,
+    ejections: IntCounter,
+    metrics: &'static Metrics,
+}
+
+impl MemberMetrics {
+    /// Records a response header received after `elapsed`.
+    pub fn answered(&self, elapsed: std::time::Duration) {
+        self.requests.inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one failure (`connect`, `io`, `timeout`, `status_5xx`).
+    pub fn failed(&self, reason: &str) {
+        self.metrics
+            .member_errors
+            .with_label_values(&[&self.backend, &self.member, reason])
+            .inc();
+    }
+
+    /// Counts one passive ejection.
+    pub fn ejected(&self) {
+        self.ejections.inc();
     }
 }

@@ -1,18 +1,23 @@
 //! Backends: where a route's bytes come from.
 //!
 //! - [`s3::S3Backend`]: a bucket, proxied through Pingora with SigV4-signed requests.
-//! - [`http::HttpBackend`]: a pool of HTTP origins with round-robin selection and health checks.
+//! - [`http::HttpBackend`]: a pool of HTTP origins: round robin or consistent hashing, active
+//!   health checks, passive ejection.
 //! - [`dir::DirBackend`]: a local directory served by the gateway itself.
 //!
 //! [`Backend`] is the one interface the proxy sees: what to ask ([`Backend::ask`]), whether the
 //! gateway answers itself ([`Backend::local`]), where to connect ([`Backend::peer`]), how to
 //! rewrite the request ([`Backend::prepare`]) and what to make of the response
-//! ([`Backend::judge`]). Each method dispatches once to the module that owns the kind.
+//! ([`Backend::judge`]), whether it can take requests now ([`Backend::usable`], from
+//! [`health`] checks and ejection). Each method dispatches once to the module that owns the kind.
 
 pub mod dir;
+pub mod health;
 pub mod http;
 mod resolve;
 pub mod s3;
+
+pub use http::MemberOutcome;
 
 use crate::cache::policy::{never_store, NeverStore};
 use crate::client::ClientInfo;
@@ -61,8 +66,8 @@ pub struct Backend {
 }
 
 enum Kind {
-    S3(Box<s3::S3Backend>),
-    Http(http::HttpBackend),
+    S3(Arc<s3::S3Backend>),
+    Http(Box<http::HttpBackend>),
     Dir(dir::DirBackend),
 }
 
@@ -94,21 +99,88 @@ impl Backend {
         }
     }
 
-    /// The peer for connection attempt `attempt` (0 first; later ones after failed connects).
-    pub async fn peer(&self, attempt: usize) -> Result<HttpPeer, GatewayError> {
+    /// The peer for the next connection attempt, and the pool member it is (http). `attempt`
+    /// says how many connects failed so far, `tried` which members this request already used,
+    /// `hash` the request's key for consistent pools.
+    pub async fn peer(
+        &self,
+        attempt: usize,
+        tried: &[usize],
+        hash: Option<u64>,
+    ) -> Result<(HttpPeer, Option<usize>), GatewayError> {
         match &self.kind {
-            Kind::S3(b) => b.peer(attempt).await.map_err(GatewayError::from),
-            Kind::Http(b) => b.peer().ok_or(GatewayError::Unreachable),
+            Kind::S3(b) => Ok((b.peer(attempt).await.map_err(GatewayError::from)?, None)),
+            Kind::Http(b) => {
+                let member = b.select(hash, tried).ok_or(GatewayError::Unreachable)?;
+                let peer = b.peer(member).ok_or(GatewayError::Unreachable)?;
+                Ok((peer, Some(member)))
+            }
             Kind::Dir(_) => Err(GatewayError::Internal),
         }
     }
 
-    /// Whether another connection attempt may follow `attempts` failed ones.
-    pub fn may_retry_connect(&self, attempts: usize) -> bool {
+    /// Whether another connection attempt may follow `attempts` failed ones, given the members
+    /// already `tried`.
+    pub fn may_retry_connect(&self, attempts: usize, tried: &[usize]) -> bool {
         match &self.kind {
             Kind::S3(b) => b.may_retry_connect(attempts),
-            Kind::Http(b) => b.may_retry_connect(attempts),
+            Kind::Http(b) => b.may_retry_connect(tried),
             Kind::Dir(_) => false,
+        }
+    }
+
+    /// Whether a pool member not in `tried` is left (http; other kinds have no members).
+    pub fn has_untried_member(&self, tried: &[usize]) -> bool {
+        match &self.kind {
+            Kind::Http(b) => b.may_retry_connect(tried),
+            Kind::S3(_) | Kind::Dir(_) => false,
+        }
+    }
+
+    /// Whether the backend can take requests now: some pool member passes health checks and is
+    /// not ejected; a bucket passes its checks; a directory exists.
+    pub fn usable(&self) -> bool {
+        match &self.kind {
+            Kind::S3(b) => b.health().healthy() && b.credentials_accepted(),
+            Kind::Http(b) => b.usable(),
+            Kind::Dir(b) => b.root().is_dir(),
+        }
+    }
+
+    /// Whether the backend only serves GET and HEAD (buckets, directories).
+    pub fn read_only(&self) -> bool {
+        !matches!(self.kind, Kind::Http(_))
+    }
+
+    /// What a consistent pool hashes (`None` for every other backend).
+    pub fn affinity(&self) -> Option<&crate::routing::affinity::AffinityKey> {
+        match &self.kind {
+            Kind::Http(b) => b.affinity(),
+            Kind::S3(_) | Kind::Dir(_) => None,
+        }
+    }
+
+    /// Limit on the whole upstream exchange, when configured.
+    pub fn total_timeout(&self) -> Option<std::time::Duration> {
+        match &self.kind {
+            Kind::Http(b) => b.total_timeout(),
+            Kind::S3(b) => b.total_timeout(),
+            Kind::Dir(_) => None,
+        }
+    }
+
+    /// Records what happened at pool member `member` (metrics, passive ejection).
+    pub fn record(&self, member: Option<usize>, outcome: MemberOutcome) {
+        if let (Kind::Http(b), Some(i)) = (&self.kind, member) {
+            b.record(i, outcome);
+        }
+    }
+
+    /// The address of pool member `member`, for the access log (`-` when none).
+    pub fn member_label(&self, member: Option<usize>) -> &str {
+        match (&self.kind, member) {
+            (Kind::Http(b), Some(i)) => b.member_label(i),
+            _ => "-",
         }
     }
 
@@ -142,7 +214,10 @@ impl Backend {
     /// Each member (origin address, endpoint or directory) and whether it is usable now.
     pub fn member_health(&self) -> Vec<(String, bool)> {
         match &self.kind {
-            Kind::S3(b) => vec![(b.endpoint_url(), b.credentials_accepted())],
+            Kind::S3(b) => vec![(
+                b.endpoint_url(),
+                b.health().healthy() && b.credentials_accepted(),
+            )],
             Kind::Http(b) => b.member_health(),
             Kind::Dir(b) => vec![(b.root().display().to_string(), b.root().is_dir())],
         }
@@ -193,11 +268,6 @@ impl Backend {
     }
 }
 
-/// A background service running one origin pool's health checks.
-pub type HealthCheckService = pingora::services::background::GenBackgroundService<
-    pingora::lb::LoadBalancer<pingora::lb::selection::RoundRobin>,
->;
-
 /// Services that must run beside the proxy: origin health checks, endpoint name refreshes.
 pub type BackgroundServices = Vec<Box<dyn ServiceWithDependents>>;
 
@@ -208,20 +278,22 @@ pub fn build(
     let mut out = HashMap::new();
     let mut services: BackgroundServices = Vec::new();
     let mut resolvers = Vec::new();
+    let mut buckets = Vec::new();
     for (name, spec) in &config.backends {
         let kind = match spec {
             BackendSpec::S3(s) => {
-                let bucket = s3::S3Backend::new(name, s);
+                let bucket = Arc::new(s3::S3Backend::new(name, s));
                 resolvers.push(bucket.resolver());
-                Kind::S3(Box::new(bucket))
+                if let Some(interval) = bucket.health_interval() {
+                    buckets.push((bucket.clone(), interval));
+                }
+                Kind::S3(bucket)
             }
             BackendSpec::Dir(d) => Kind::Dir(dir::DirBackend::new(name, d)),
             BackendSpec::Http(h) => {
                 let (backend, check) = http::HttpBackend::new(name, h)?;
-                if let Some(check) = check {
-                    services.push(Box::new(check));
-                }
-                Kind::Http(backend)
+                services.extend(check);
+                Kind::Http(Box::new(backend))
             }
         };
         let backend = Backend {
@@ -234,6 +306,10 @@ pub fn build(
     let refresh = resolve::RefreshService::new(resolvers);
     if !refresh.is_empty() {
         services.push(Box::new(background_service("endpoint names", refresh)));
+    }
+    let checks = health::BucketChecks::new(buckets);
+    if !checks.is_empty() {
+        services.push(Box::new(background_service("bucket health checks", checks)));
     }
     Ok((out, services))
 }

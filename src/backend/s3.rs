@@ -149,6 +149,7 @@ pub struct S3Backend {
     refresh: Mutex<()>,
     client: OnceCell<aws_sdk_s3::Client>,
     forbidden: Mutex<Option<(Instant, ForbiddenCause)>>,
+    health: super::health::Health,
 }
 
 impl S3Backend {
@@ -181,7 +182,59 @@ impl S3Backend {
             refresh: Mutex::new(()),
             client: OnceCell::new(),
             forbidden: Mutex::new(None),
+            health: super::health::Health::new(spec.health.rise, spec.health.fall),
         }
+    }
+
+    /// The bucket's active health (see [`super::health::BucketChecks`]).
+    pub fn health(&self) -> &super::health::Health {
+        &self.health
+    }
+
+    /// Time between health checks, when they are on.
+    pub fn health_interval(&self) -> Option<Duration> {
+        self.spec.health.interval
+    }
+
+    /// Limit on the whole upstream exchange.
+    pub fn total_timeout(&self) -> Option<Duration> {
+        self.spec.total_timeout
+    }
+
+    /// One health check: a signed zero-key listing under the prefix. The bucket is up when it
+    /// answers in time with anything but a 5xx or a rejection of the gateway's credentials (a
+    /// principal that may not list still proves the bucket answers).
+    pub async fn check_health(&self) -> bool {
+        match self.list_nothing(self.spec.health.timeout).await {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let up = status.is_some_and(|s| s < 500)
+                    && !is_credential_rejection(e.code(), e.message());
+                if !up {
+                    tracing::debug!(backend = %self.name, error = %e, "bucket health check failed");
+                }
+                up
+            }
+            None => false,
+        }
+    }
+
+    /// Lists zero keys under the prefix with the gateway's credentials; `None` when the bucket
+    /// did not answer within `limit`.
+    async fn list_nothing(&self, limit: Duration) -> Option<Result<(), Box<ListError>>> {
+        let client = self.client().await;
+        let mut list = client
+            .list_objects_v2()
+            .bucket(&self.spec.bucket)
+            .max_keys(0);
+        if !self.spec.key_prefix.is_empty() {
+            list = list.prefix(&self.spec.key_prefix);
+        }
+        tokio::time::timeout(limit, list.send())
+            .await
+            .ok()
+            .map(|r| r.map(|_| ()).map_err(Box::new))
     }
 
     /// The object key a matched request asks for. An empty key or one ending in `/` would
@@ -432,8 +485,10 @@ impl S3Backend {
                     .region(Region::new(self.spec.region.clone()))
                     .endpoint_url(self.spec.endpoint.url())
                     .force_path_style(self.spec.path_style);
-                if let Some(p) = self.provider().await {
-                    conf = conf.credentials_provider(p);
+                match self.provider().await {
+                    Some(p) => conf = conf.credentials_provider(p),
+                    // Unsigned requests to a public bucket (health checks).
+                    None => conf = conf.allow_no_auth(),
                 }
                 aws_sdk_s3::Client::from_conf(conf.build())
             })
@@ -494,29 +549,27 @@ impl S3Backend {
                 return cause;
             }
         }
-        let client = self.client().await;
-        let mut list = client
-            .list_objects_v2()
-            .bucket(&self.spec.bucket)
-            .max_keys(0);
-        if !self.spec.key_prefix.is_empty() {
-            list = list.prefix(&self.spec.key_prefix);
-        }
-        let cause = match tokio::time::timeout(self.spec.read_timeout, list.send()).await {
-            Ok(Ok(_)) => ForbiddenCause::ObjectDenied,
-            Ok(Err(e)) if is_credential_rejection(e.code(), e.message()) => {
+        let cause = match self.list_nothing(self.spec.read_timeout).await {
+            Some(Ok(())) => ForbiddenCause::ObjectDenied,
+            Some(Err(e)) if is_credential_rejection(e.code(), e.message()) => {
                 ForbiddenCause::CredentialsRejected
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
                 tracing::debug!(backend = %self.name, error = %e, "403 probe: not a credential error");
                 ForbiddenCause::ObjectDenied
             }
-            Err(_) => ForbiddenCause::ObjectDenied,
+            None => ForbiddenCause::ObjectDenied,
         };
         *cached = Some((Instant::now(), cause));
         cause
     }
 }
+
+/// What a failed zero-key listing returns.
+type ListError = aws_sdk_s3::error::SdkError<
+    aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error,
+    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+>;
 
 /// Settings both header and query signing share: S3 keys are encoded once and never
 /// normalised.

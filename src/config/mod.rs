@@ -39,8 +39,57 @@ pub struct Config {
     pub resolve: ResolveSettings,
     /// Backends by name.
     pub backends: BTreeMap<String, BackendSpec>,
+    /// Groups (weighted, sticky sets of backends) by name.
+    pub groups: BTreeMap<String, GroupSpec>,
     /// Virtual hosts in file order.
     pub hosts: Vec<Host>,
+    /// Things that are valid but probably not meant (a rule no request can reach); `check`
+    /// prints them, `run` logs them.
+    pub warnings: Vec<Problem>,
+}
+
+/// A group: backends with their shares, and how a client stays on one.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    /// Backend name and weight (0 drains it; at least one is positive).
+    pub weights: Vec<(String, u32)>,
+    /// How assignment sticks.
+    pub sticky: crate::routing::group::Sticky,
+}
+
+/// Active health checks of a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// Time between checks; `None` turns them off.
+    pub interval: Option<Duration>,
+    /// HTTP path checked (http); `None`: a TCP/TLS connect.
+    pub path: Option<String>,
+    /// Status the HTTP check expects.
+    pub status: u16,
+    /// Time one check may take.
+    pub timeout: Duration,
+    /// Consecutive passes that bring an unhealthy member back.
+    pub rise: usize,
+    /// Consecutive failures that take a healthy member out.
+    pub fall: usize,
+}
+
+/// How an HTTP pool picks a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Balance {
+    /// Round robin over healthy members.
+    RoundRobin,
+    /// Consistent (Ketama) hashing of this key over healthy members.
+    Consistent(crate::routing::affinity::AffinityKey),
+}
+
+/// Passive ejection of pool members that keep failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ejection {
+    /// Consecutive failures that eject a member; 0 disables ejection.
+    pub after: u32,
+    /// How long an ejected member stays out.
+    pub cool_down: Duration,
 }
 
 /// Process-wide settings: Pingora's, and who may speak for clients.
@@ -269,6 +318,10 @@ pub struct S3Spec {
     pub read_timeout: Duration,
     /// Response headers removed (lower-case names; entries ending in `*` are prefixes).
     pub strip_response_headers: Vec<String>,
+    /// Active health checks (a signed zero-key listing of the bucket).
+    pub health: HealthSpec,
+    /// Limit on the whole upstream exchange.
+    pub total_timeout: Option<Duration>,
 }
 
 /// An HTTP origin pool.
@@ -284,8 +337,14 @@ pub struct HttpSpec {
     pub sni: String,
     /// Verify the origin certificate.
     pub verify_cert: bool,
-    /// Health check period; `None` disables checks.
-    pub health_check_interval: Option<Duration>,
+    /// Active health checks.
+    pub health: HealthSpec,
+    /// How a member is picked.
+    pub balance: Balance,
+    /// Passive ejection of failing members.
+    pub ejection: Ejection,
+    /// Limit on the whole upstream exchange.
+    pub total_timeout: Option<Duration>,
     /// The header by which the origin marks degraded answers (never stored in a shared tier).
     pub degraded: Option<crate::cache::policy::DegradedMarker>,
     /// Connect timeout.
@@ -327,6 +386,19 @@ pub struct Host {
     pub patterns: Vec<HostPattern>,
     /// Ordered routes.
     pub routes: Vec<Route>,
+    /// Steering rules, in order (each names a group in [`Config::groups`]).
+    pub rules: Vec<crate::routing::rules::Rule<String>>,
+    /// Response header naming who served, when configured.
+    pub steering_header: Option<HeaderName>,
+}
+
+/// What a route points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// A backend in [`Config::backends`].
+    Backend(String),
+    /// A group in [`Config::groups`].
+    Group(String),
 }
 
 /// How a route matches the normalised path.
@@ -345,8 +417,10 @@ pub struct Route {
     pub name: String,
     /// Path matcher.
     pub matcher: PathMatch,
-    /// Backend name (present in [`Config::backends`]).
-    pub backend: String,
+    /// The backend or group serving the route.
+    pub target: RouteTarget,
+    /// Backend answering GET/HEAD when the target fails.
+    pub backup: Option<String>,
     /// Leading path part removed before key construction.
     pub strip_prefix: Option<String>,
     /// Text prepended after stripping.

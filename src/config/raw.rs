@@ -163,8 +163,30 @@ pub struct RawBackend {
     pub sni: Option<String>,
     /// Verify the origin's certificate (http with tls; default true).
     pub verify_cert: Option<bool>,
-    /// Seconds between TCP health checks of each member; 0 disables (http; default 5).
+    /// Time between active health checks, e.g. `5s`; `0s` disables them (http: each member,
+    /// default 5s; s3: a cheap signed listing of the bucket, default 10s).
     pub health_check_interval: Option<String>,
+    /// Path of an HTTP health check, e.g. `/healthz`; without it the check is a TCP (or TLS)
+    /// connect (http).
+    pub health_check_path: Option<String>,
+    /// Status the HTTP health check expects (http; default 200).
+    pub health_check_status: Option<u16>,
+    /// Time one health check may take, e.g. `2s` (http, s3; default 2s).
+    pub health_check_timeout: Option<String>,
+    /// Consecutive passed checks that bring an unhealthy member back (http, s3; default 2).
+    pub health_check_rise: Option<usize>,
+    /// Consecutive failed checks that take a healthy member out (http, s3; default 2).
+    pub health_check_fall: Option<usize>,
+    /// `round_robin` (default) or `consistent` hashing of `hash_key` over the members (http).
+    pub balance: Option<String>,
+    /// What `consistent` balancing hashes: `path` (default), `client_ip`, `header:NAME`,
+    /// `cookie:NAME` or `query:NAME` (http).
+    pub hash_key: Option<String>,
+    /// Consecutive failures (refused or broken connections, timeouts, 5xx answers) after which a
+    /// member is ejected without waiting for health checks; 0 disables (http; default 3).
+    pub eject_after: Option<u32>,
+    /// How long an ejected member stays out before it is tried again (http; default 10s).
+    pub eject_for: Option<String>,
     /// `name: value` of a response header by which the origin marks a degraded answer (e.g.
     /// `x-token-valid: false`); such answers are never stored in a shared cache tier (http).
     pub degraded_header: Option<String>,
@@ -176,6 +198,9 @@ pub struct RawBackend {
     pub connect_timeout: Option<String>,
     /// Time allowed between reads from the upstream, e.g. `30s` (s3, http; default 30s).
     pub read_timeout: Option<String>,
+    /// Time allowed for the whole upstream exchange, from the request sent to the last body
+    /// byte, e.g. `60s` (s3, http; default none: only `read_timeout` bounds it).
+    pub total_timeout: Option<String>,
     /// Extra response header names removed before the client sees them.
     pub strip_response_headers: Option<Vec<String>>,
 }
@@ -305,6 +330,75 @@ pub struct RawHost {
     /// Routes tried in order; the first that matches wins. Kept raw so each is checked on its own.
     #[serde(default)]
     pub routes: Vec<toml::Value>,
+    /// Steering rules ([`RawRule`]) run after the route matched; the first match names the
+    /// group that serves the request. Kept raw so each is checked on its own.
+    #[serde(default)]
+    pub rules: Vec<toml::Value>,
+    /// Response header naming the group and backend that served, e.g. `X-Served-By` (default
+    /// none: nothing is added).
+    pub steering_header: Option<String>,
+}
+
+/// `[[hosts.rules]]`: conditions (all must hold) and the group a matching request goes to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Label in metrics and logs (default `rules[N]`).
+    pub name: Option<String>,
+    /// Header conditions ([`RawHeaderCondition`]): one table or a list of them.
+    pub header: Option<toml::Value>,
+    /// Cookie conditions ([`RawValueCondition`]): one table or a list of them.
+    pub cookie: Option<toml::Value>,
+    /// Query parameter conditions ([`RawValueCondition`]): one table or a list of them.
+    pub query: Option<toml::Value>,
+    /// The normalised path starts with this prefix (segment-wise).
+    pub path_prefix: Option<String>,
+    /// The method is one of these.
+    pub methods: Option<Vec<String>>,
+    /// The client address (as derived with `server.trusted_proxies`) is in one of these CIDRs.
+    pub client_cidrs: Option<Vec<String>>,
+    /// The group in `[groups]` that serves a matching request.
+    pub group: String,
+}
+
+/// A header condition: `name` and exactly one of `equals`, `matches` or `present`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderCondition {
+    /// Header name (case-insensitive).
+    pub name: String,
+    /// Some field of the header equals this text exactly.
+    pub equals: Option<String>,
+    /// Some field of the header matches this regular expression (`(?i)` ignores case).
+    pub matches: Option<String>,
+    /// The header is present (`true`) or absent (`false`).
+    pub present: Option<bool>,
+}
+
+/// A cookie or query parameter condition: `name` equals `equals`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValueCondition {
+    /// Cookie name (case-insensitive) or query parameter name (as sent).
+    pub name: String,
+    /// Required value (cookies as sent; query values after `%XX`/`+` decoding).
+    pub equals: String,
+}
+
+/// `[groups.NAME]`: a weighted, sticky set of backends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    /// Backend name → share, e.g. `{ ec2 = 95, ecs = 5 }`; 0 drains a backend, at least one
+    /// must be positive.
+    pub weights: BTreeMap<String, i64>,
+    /// `cookie` (default: a client id in a cookie the gateway sets), or the request value whose
+    /// hash keeps a client on one side: `header:NAME`, `cookie:NAME`, `query:NAME`, `client_ip`.
+    pub sticky: Option<String>,
+    /// Name of the sticky cookie (default `ag_GROUP`).
+    pub cookie_name: Option<String>,
+    /// Lifetime of the sticky cookie (default 30d).
+    pub cookie_max_age: Option<String>,
 }
 
 /// `[[hosts.routes]]`: a path on a host, the backend it reads and what is added to responses.
@@ -317,8 +411,13 @@ pub struct RawRoute {
     pub path: Option<String>,
     /// Exact path matched instead of a prefix.
     pub exact: Option<String>,
-    /// Name of the backend in `[backends]`.
-    pub backend: String,
+    /// Name of the backend in `[backends]` (exactly one of `backend` and `group`).
+    pub backend: Option<String>,
+    /// Name of the group in `[groups]` (exactly one of `backend` and `group`).
+    pub group: Option<String>,
+    /// Backend that answers GET/HEAD when the target is unhealthy, refuses the connection,
+    /// times out or answers 5xx.
+    pub backup: Option<String>,
     /// Leading part of the request path removed before the key is built.
     pub strip_prefix: Option<String>,
     /// Text prepended to the remaining path (object key for s3/dir, URL path for http).
@@ -383,6 +482,9 @@ pub struct RawConfig {
     /// `[backends.NAME]`.
     #[serde(default)]
     pub backends: BTreeMap<String, toml::Value>,
+    /// `[groups.NAME]`.
+    #[serde(default)]
+    pub groups: BTreeMap<String, toml::Value>,
     /// `[[hosts]]`.
     #[serde(default)]
     pub hosts: Vec<toml::Value>,

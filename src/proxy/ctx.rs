@@ -7,7 +7,7 @@ use crate::backend::{Ask, Backend};
 use crate::cache::policy::NeverStore;
 use crate::client::ClientInfo;
 use crate::error::GatewayError;
-use crate::routing::RouteMatch;
+use crate::routing::{Plan, RouteMatch};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,17 +39,51 @@ pub struct Matched {
 /// The backend side of a request.
 #[derive(Default)]
 pub struct Upstream {
-    /// The backend chosen from the route's target.
+    /// What the request will try, in order (steering rules, group, backup).
+    pub plan: Option<Plan<Backend>>,
+    /// The backend chosen from the plan.
     pub backend: Option<Arc<Backend>>,
-    /// Backends this request gave up on (every member or address refused); failover, planned
-    /// with steering, picks from the rest. Empty, and never allocated, on the success path.
+    /// Backends this request gave up on (refused, unhealthy, timed out, 5xx); the plan picks
+    /// from the rest. Empty, and never allocated, on the success path.
     pub tried: Vec<Arc<Backend>>,
+    /// Why the last backend was given up on (`unhealthy`, `refused`, `timeout`, `io`,
+    /// `status_5xx`): the failover reason when the backup answers.
+    pub left_because: Option<&'static str>,
     /// What the chosen backend is asked.
     pub ask: Option<Ask>,
     /// Failed connection attempts to the chosen backend so far.
     pub connect_failures: usize,
+    /// The pool member connected to (http backends).
+    pub member: Option<usize>,
+    /// Pool members of the chosen backend this request already used.
+    pub tried_members: Vec<usize>,
+    /// Set when an upstream answer was refused in favour of the next backend (5xx on a read),
+    /// so the proxy retries instead of failing.
+    pub retry_elsewhere: bool,
     /// When the upstream request was sent.
     pub sent_at: Option<Instant>,
+}
+
+impl Upstream {
+    /// Who served, as the steering header shows it and the (planned) cache key holds it:
+    /// `group/backend` when a group served, the backend's name otherwise.
+    pub fn served_by(&self) -> Option<String> {
+        let backend = self.backend.as_ref()?;
+        Some(match self.plan.as_ref().and_then(|p| p.group()) {
+            Some(g) if !self.plan.as_ref().is_some_and(|p| p.is_backup(backend)) => {
+                format!("{}/{}", g.name, backend.name())
+            }
+            _ => backend.name().to_string(),
+        })
+    }
+
+    /// Whether the route's backup is the backend serving.
+    pub fn on_backup(&self) -> bool {
+        match (&self.plan, &self.backend) {
+            (Some(p), Some(b)) => p.is_backup(b),
+            _ => false,
+        }
+    }
 }
 
 /// How the request ended.

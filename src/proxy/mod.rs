@@ -14,13 +14,14 @@ pub use ctx::{Matched, Outcome, RequestCtx, Upstream};
 use crate::audit::AuditLog;
 use crate::auth::{unix_now, AccessRequest, Authenticator, Scheme};
 use crate::backend::dir::{DirBackend, FileAnswer};
-use crate::backend::{Ask, Backend, Verdict};
+use crate::backend::{Ask, Backend, MemberOutcome, Verdict};
 use crate::client::{ClientInfo, TrustedProxies};
 use crate::config::{CompressionSettings, Config};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
 use crate::routing::host::{self, request_host};
 use crate::routing::path::normalise;
+use crate::routing::rules::RequestFacts;
 use crate::routing::Router;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -107,6 +108,7 @@ impl Gateway {
         if let Some(m) = &ctx.matched {
             let backend = ctx.upstream.backend.as_deref();
             decorate::decorate(resp, &m.route.route, backend, session.req_header(), &m.path);
+            steering_headers(resp, ctx, m.route.steering.header.as_ref());
         }
         if !decorate::compressible(resp, &self.compression) {
             if let Some(c) = session
@@ -230,22 +232,77 @@ impl Gateway {
         }
     }
 
-    /// Chooses the backend from the route's target and derives what it is asked.
+    /// Runs the host's steering rules once: what this request will try, in order.
+    fn steer(req: &RequestHeader, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        let m = ctx.matched.as_ref().ok_or(GatewayError::Internal)?;
+        let plan = m.route.plan(&facts(req, &m.path, &ctx.client));
+        ctx.upstream.plan = Some(plan);
+        Ok(())
+    }
+
+    /// Takes the plan's next backend and derives what it is asked. A write never goes to the
+    /// backup, nor to a read-only backend a rule chose (405).
     fn choose_backend(
         ctx: &mut RequestCtx,
+        method: &Method,
         query: Option<&str>,
     ) -> Result<Arc<Backend>, GatewayError> {
         let m = ctx.matched.as_ref().ok_or(GatewayError::Internal)?;
-        let backend = m
-            .route
-            .target
-            .choose(&ctx.upstream.tried)
+        let plan = ctx.upstream.plan.as_ref().ok_or(GatewayError::Internal)?;
+        let backend = plan
+            .next(&ctx.upstream.tried, is_read(method))
             .ok_or(GatewayError::Unreachable)?;
+        if backend.read_only() && !is_read(method) {
+            return Err(GatewayError::MethodNotAllowed {
+                allow: "GET, HEAD".to_string(),
+            });
+        }
         let ask = backend.ask(&m.route.route, &m.path, query)?;
         ctx.upstream.backend = Some(backend.clone());
         ctx.upstream.ask = Some(ask);
         ctx.upstream.connect_failures = 0;
+        ctx.upstream.member = None;
+        ctx.upstream.tried_members.clear();
         Ok(backend)
+    }
+
+    /// Gives up on the current backend for `reason`; true when the plan has another candidate
+    /// for this request (`reads`: GET/HEAD may also go to the backup).
+    fn give_up(ctx: &mut RequestCtx, reads: bool, reason: &'static str) -> bool {
+        let up = &mut ctx.upstream;
+        if let Some(b) = &up.backend {
+            if !up.tried.iter().any(|t| Arc::ptr_eq(t, b)) {
+                up.tried.push(b.clone());
+            }
+        }
+        up.left_because = Some(reason);
+        up.plan
+            .as_ref()
+            .is_some_and(|p| p.next(&up.tried, reads).is_some())
+    }
+
+    /// Group and failover metrics of a finished request.
+    fn observe_steering(&self, ctx: &RequestCtx, status: u16, elapsed: std::time::Duration) {
+        let (Some(plan), Some(backend), Some(m)) =
+            (&ctx.upstream.plan, &ctx.upstream.backend, &ctx.matched)
+        else {
+            return;
+        };
+        if let Some(member) = plan.group().and_then(|g| g.member_of(backend)) {
+            member.metrics.observe(status, elapsed);
+        }
+        if plan.is_backup(backend) {
+            let reason = ctx.upstream.left_because.unwrap_or("unhealthy");
+            self.metrics
+                .failovers
+                .with_label_values(&[
+                    &*m.route.host_label,
+                    &m.route.route.name,
+                    backend.name(),
+                    reason,
+                ])
+                .inc();
+        }
     }
 
     /// Serves a file from a directory backend; returns `Ok(true)` once answered.
@@ -298,6 +355,42 @@ async fn write_answer(session: &mut Session, answer: Answer) -> Result<bool> {
             .map_err(|e| e.into_down())?;
     }
     Ok(true)
+}
+
+/// GET and HEAD: the requests a backup may answer and a failed backend may be left for.
+fn is_read(method: &Method) -> bool {
+    *method == Method::GET || *method == Method::HEAD
+}
+
+/// What steering rules and affinity keys see of a request.
+fn facts<'a>(req: &'a RequestHeader, path: &'a str, client: &ClientInfo) -> RequestFacts<'a> {
+    RequestFacts {
+        method: &req.method,
+        headers: &req.headers,
+        path,
+        query: req.uri.query(),
+        client: client.addr,
+    }
+}
+
+/// The group's sticky cookie for a client that had none, and the configured header naming who
+/// served. Added to every response as it leaves (after any cache, never stored in one).
+fn steering_headers(
+    resp: &mut ResponseHeader,
+    ctx: &RequestCtx,
+    header: Option<&http::HeaderName>,
+) {
+    let Some(plan) = &ctx.upstream.plan else {
+        return;
+    };
+    if let (Some(id), Some(group)) = (plan.new_cookie, plan.group()) {
+        if let Some(cookie) = group.sticky.cookie(id, ctx.client.tls) {
+            let _ = resp.append_header(header::SET_COOKIE, cookie);
+        }
+    }
+    if let (Some(name), Some(who)) = (header, ctx.upstream.served_by()) {
+        let _ = resp.insert_header(name.clone(), who);
+    }
 }
 
 /// The Host header as sent, for the access log.
@@ -384,7 +477,10 @@ impl ProxyHttp for Gateway {
         if let Err(e) = self.authorize(session.req_header(), ctx) {
             return self.reject(session, ctx, e).await;
         }
-        let backend = match Self::choose_backend(ctx, session.req_header().uri.query()) {
+        let req = session.req_header();
+        let chosen = Self::steer(req, ctx)
+            .and_then(|()| Self::choose_backend(ctx, &req.method, req.uri.query()));
+        let backend = match chosen {
             Ok(backend) => backend,
             Err(e) => return self.reject(session, ctx, e).await,
         };
@@ -398,44 +494,125 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// Connects to the current backend, or, once it was given up on, to the plan's next one;
+    /// a backend with nothing left to connect to is given up on here.
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let backend = ctx
-            .upstream
-            .backend
-            .clone()
-            .ok_or_else(|| internal("no backend chosen"))?;
-        match backend.peer(ctx.upstream.connect_failures).await {
-            Ok(peer) => Ok(Box::new(peer)),
-            Err(e) => {
-                ctx.outcome.error = Some(e);
-                Err(Error::explain(
-                    ErrorType::ConnectNoRoute,
-                    "no address or member to connect to",
-                ))
+        let req = session.req_header();
+        loop {
+            let current = ctx
+                .upstream
+                .backend
+                .clone()
+                .filter(|b| !ctx.upstream.tried.iter().any(|t| Arc::ptr_eq(t, b)));
+            let backend = match current {
+                Some(b) => b,
+                None => match Self::choose_backend(ctx, &req.method, req.uri.query()) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        ctx.outcome.error = Some(e);
+                        return Err(Error::explain(ErrorType::ConnectNoRoute, "no backend left"));
+                    }
+                },
+            };
+            let hash = match (backend.affinity(), &ctx.matched) {
+                (Some(key), Some(m)) => key.hash(&facts(req, &m.path, &ctx.client)),
+                _ => None,
+            };
+            let up = &ctx.upstream;
+            match backend
+                .peer(up.connect_failures, &up.tried_members, hash)
+                .await
+            {
+                Ok((peer, member)) => {
+                    ctx.upstream.member = member;
+                    return Ok(Box::new(peer));
+                }
+                Err(e) => {
+                    if !Self::give_up(ctx, is_read(&req.method), "unhealthy") {
+                        ctx.outcome.error = Some(e);
+                        return Err(Error::explain(
+                            ErrorType::ConnectNoRoute,
+                            "no address or member to connect to",
+                        ));
+                    }
+                }
             }
         }
     }
 
     /// A refused connection moves on to the backend's next member or address, each at most
-    /// once per request, before health checks have noticed.
+    /// once per request, before health checks have noticed; then to the plan's next backend.
+    /// Nothing was sent, so this holds for every method.
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        ctx.upstream.connect_failures += 1;
-        if let Some(backend) = &ctx.upstream.backend {
-            if backend.may_retry_connect(ctx.upstream.connect_failures) {
-                e.set_retry(true);
-            } else {
-                ctx.upstream.tried.push(backend.clone());
-            }
+        let up = &mut ctx.upstream;
+        up.connect_failures += 1;
+        let Some(backend) = up.backend.clone() else {
+            return e;
+        };
+        backend.record(up.member, MemberOutcome::ConnectFailed);
+        up.tried_members.extend(up.member);
+        let reason = if e.etype() == &ErrorType::ConnectTimedout {
+            "timeout"
+        } else {
+            "refused"
+        };
+        if backend.may_retry_connect(up.connect_failures, &up.tried_members)
+            || Self::give_up(ctx, is_read(&session.req_header().method), reason)
+        {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    /// An exchange that broke after connecting is asked again only when nothing reached the
+    /// client and the request may be repeated (idempotent, body still buffered): on another
+    /// member, then the plan's next backend; a pooled connection the origin had closed is
+    /// simply opened again. A non-idempotent request is never sent twice.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if std::mem::take(&mut ctx.upstream.retry_elsewhere) {
+            e.set_retry(true);
+            return e;
+        }
+        let req = session.req_header();
+        let replayable = req.method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && session.response_written().is_none()
+            && e.esource() == &pingora::ErrorSource::Upstream;
+        let reads = is_read(&req.method);
+        let timeout = matches!(
+            e.etype(),
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout
+        );
+        if !replayable {
+            e.set_retry(false);
+        } else if client_reused && !timeout {
+            e.set_retry(true);
+        } else if let Some(backend) = ctx.upstream.backend.clone() {
+            let up = &mut ctx.upstream;
+            backend.record(up.member, MemberOutcome::Broke { timeout });
+            up.tried_members.extend(up.member);
+            let reason = if timeout { "timeout" } else { "io" };
+            let again =
+                backend.has_untried_member(&up.tried_members) || Self::give_up(ctx, reads, reason);
+            e.set_retry(again);
         }
         e
     }
@@ -466,14 +643,38 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (Some(backend), Some(ask)) = (&ctx.upstream.backend, &ctx.upstream.ask) else {
+        let (Some(backend), Some(ask)) = (ctx.upstream.backend.clone(), &ctx.upstream.ask) else {
             return Err(internal("no backend chosen"));
         };
-        if let Some(sent) = ctx.upstream.sent_at {
-            backend.metrics.upstream_took(sent.elapsed());
+        let elapsed = ctx
+            .upstream
+            .sent_at
+            .map(|s| s.elapsed())
+            .unwrap_or_default();
+        backend.metrics.upstream_took(elapsed);
+        let raw_status = upstream_response.status.as_u16();
+        backend.record(
+            ctx.upstream.member,
+            MemberOutcome::Answered {
+                status: raw_status,
+                elapsed,
+            },
+        );
+        let verdict = backend.judge(upstream_response, ask).await;
+        let status = match &verdict {
+            Verdict::Replace(err) => err.status(),
+            Verdict::Pass => raw_status,
+        };
+        let reads = is_read(&session.req_header().method);
+        if status >= 500 && reads && Self::give_up(ctx, reads, "status_5xx") {
+            ctx.upstream.retry_elsewhere = true;
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(status),
+                "backend answered 5xx; asking the next one",
+            ));
         }
         ctx.outcome.never_store = backend.never_store(upstream_response);
-        if let Verdict::Replace(err) = backend.judge(upstream_response, ask).await {
+        if let Verdict::Replace(err) = verdict {
             let answer = Answer::error(&err);
             *upstream_response = answer.header;
             if session.req_header().method != Method::HEAD {
@@ -491,6 +692,20 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
+        let limit = ctx
+            .upstream
+            .backend
+            .as_ref()
+            .and_then(|b| b.total_timeout());
+        if let (Some(limit), Some(sent)) = (limit, ctx.upstream.sent_at) {
+            if !end_of_stream && sent.elapsed() > limit {
+                ctx.outcome.error = Some(GatewayError::Timeout);
+                return Err(Error::explain(
+                    ErrorType::ReadTimedout,
+                    "the upstream exchange took longer than total_timeout",
+                ));
+            }
+        }
         if ctx.outcome.replacement.is_some() {
             *body = if end_of_stream {
                 ctx.outcome.replacement.take()
@@ -558,6 +773,7 @@ impl ProxyHttp for Gateway {
             None => (&self.unmatched, UNMATCHED),
         };
         route_metrics.observe(status, elapsed, bytes as u64);
+        self.observe_steering(ctx, status, elapsed);
         if self.access_log {
             let req = session.req_header();
             tracing::info!(
@@ -573,6 +789,10 @@ impl ProxyHttp for Gateway {
                 auth = %access_label(ctx),
                 user = ctx.matched.as_ref().and_then(|m| m.grant.as_ref()).and_then(|g| g.user.as_deref()).unwrap_or("-"),
                 backend = ctx.upstream.backend.as_ref().map(|b| b.name()).unwrap_or("-"),
+                member = ctx.upstream.backend.as_ref().map(|b| b.member_label(ctx.upstream.member)).unwrap_or("-"),
+                group = ctx.upstream.plan.as_ref().and_then(|p| p.group()).map(|g| &*g.name).unwrap_or("-"),
+                rule = ctx.upstream.plan.as_ref().and_then(|p| p.rule.as_deref()).unwrap_or("-"),
+                failover = if ctx.upstream.on_backup() { ctx.upstream.left_because.unwrap_or("unhealthy") } else { "-" },
                 error = ctx.outcome.error.as_ref().map(|e| e.label()).or(e.map(|_| "proxy")).unwrap_or("-"),
                 never_store = ctx.outcome.never_store.map(|n| n.label()).unwrap_or("-"),
             );

@@ -1,35 +1,72 @@
-//! Host and path routing, compiled once from the config.
+//! Host and path routing and steering, compiled once from the config.
 //!
 //! [`Router::find`] takes the request's host (already checked by [`host`]) and its normalised
 //! path (see [`path`]) and returns the first matching route of the matching host. Hosts are
 //! matched exact name first, then the longest wildcard suffix, then `*`. A route points at a
-//! [`Target`]: today one backend; weighted groups and backups are planned (steering issue).
+//! [`Target`] (one backend or a [`group::Group`]) and may name a backup backend. After the
+//! access check, [`CompiledRoute::plan`] runs the host's steering [`rules`] and decides what
+//! the request will try, in order ([`Plan`]).
 
+pub mod affinity;
+pub mod group;
 pub mod host;
 pub mod path;
+pub mod rules;
 
-use crate::config::{Config, Host, HostPattern, PathMatch, Route};
+use crate::config::{Config, Host, HostPattern, PathMatch, Route, RouteTarget};
 use crate::metrics::{Metrics, RouteMetrics};
+use group::Group;
+use rules::{RequestFacts, Rule};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Longest object key S3 accepts, in bytes of UTF-8.
 pub const MAX_OBJECT_KEY_BYTES: usize = 1024;
 
-/// What a route sends its requests to.
+/// Whether a backend can take requests now (health checks, ejection).
+pub trait Usable {
+    /// True when the backend is expected to answer.
+    fn usable(&self) -> bool;
+}
+
+impl Usable for () {
+    fn usable(&self) -> bool {
+        true
+    }
+}
+
+impl Usable for crate::backend::Backend {
+    fn usable(&self) -> bool {
+        crate::backend::Backend::usable(self)
+    }
+}
+
+/// What a route (or a rule) sends its requests to.
 pub enum Target<B> {
     /// One backend.
     Backend(Arc<B>),
+    /// A weighted, sticky group of backends.
+    Group(Arc<Group<B>>),
 }
 
-impl<B> Target<B> {
-    /// The backend to ask next, given the backends this request already gave up on (`tried`);
-    /// `None` when none is left.
-    pub fn choose(&self, tried: &[Arc<B>]) -> Option<Arc<B>> {
+impl<B> Clone for Target<B> {
+    fn clone(&self) -> Self {
         match self {
-            Target::Backend(b) => (!tried.iter().any(|t| Arc::ptr_eq(t, b))).then(|| b.clone()),
+            Target::Backend(b) => Target::Backend(b.clone()),
+            Target::Group(g) => Target::Group(g.clone()),
         }
     }
+}
+
+/// A host's steering: its rules (compiled to live groups) and the optional response header
+/// that names who served.
+pub struct Steering<B> {
+    /// Rules in order; the first match wins.
+    pub rules: Vec<Rule<Arc<Group<B>>>>,
+    /// `steering_header`: added to responses with the group and backend that served.
+    pub header: Option<http::HeaderName>,
+    /// `assetgate_rule_matches_total` handles, one per rule.
+    matches: Vec<prometheus::IntCounter>,
 }
 
 /// A route ready to serve: the configured route, its target and its metric handles.
@@ -38,14 +75,100 @@ pub struct CompiledRoute<B> {
     pub host_label: Arc<str>,
     /// The route as configured.
     pub route: Route,
-    /// Where its requests go.
+    /// Where its requests go unless a rule says otherwise.
     pub target: Target<B>,
+    /// The backend answering GET/HEAD when the target fails.
+    pub backup: Option<Arc<B>>,
+    /// The host's steering rules.
+    pub steering: Arc<Steering<B>>,
     /// Request metrics labelled with this host and route.
     pub metrics: RouteMetrics,
 }
 
 /// The route chosen for a request (one reference-count increment per request).
 pub type RouteMatch<B> = Arc<CompiledRoute<B>>;
+
+/// What one request will try, decided once after the access check.
+pub struct Plan<B> {
+    /// The route's target, or the group of the rule that matched.
+    pub target: Target<B>,
+    /// The rule that chose the group (`None`: the route's own target).
+    pub rule: Option<Arc<str>>,
+    /// The request's sticky key within a group.
+    pub key: u64,
+    /// A new client id to hand out in the group's sticky cookie.
+    pub new_cookie: Option<u64>,
+    /// The route's backup.
+    pub backup: Option<Arc<B>>,
+}
+
+impl<B> CompiledRoute<B> {
+    /// Runs the host's rules: the first match's group, else the route's own target.
+    pub fn plan(&self, facts: &RequestFacts<'_>) -> Plan<B> {
+        let matched = self.steering.rules.iter().position(|r| r.matches(facts));
+        let (target, rule) = match matched {
+            Some(i) => {
+                self.steering.matches[i].inc();
+                let rule = &self.steering.rules[i];
+                (
+                    Target::Group(rule.group.clone()),
+                    Some(Arc::from(rule.name.as_str())),
+                )
+            }
+            None => (self.target.clone(), None),
+        };
+        let assignment = match &target {
+            Target::Group(g) if g.splits() => Some(g.sticky.assign(facts)),
+            Target::Group(_) | Target::Backend(_) => None,
+        };
+        Plan {
+            target,
+            rule,
+            key: assignment.map_or(0, |a| a.key),
+            new_cookie: assignment.and_then(|a| a.new_cookie),
+            backup: self.backup.clone(),
+        }
+    }
+}
+
+impl<B: Usable> Plan<B> {
+    /// The backend to ask next, given the backends this request already gave up on: a usable
+    /// one of the target (a group's by rank), then the backup when `allow_backup` (GET/HEAD);
+    /// when none of those is usable, the first not yet tried in the same order. `None` when
+    /// every candidate was tried.
+    pub fn next(&self, tried: &[Arc<B>], allow_backup: bool) -> Option<Arc<B>> {
+        let fresh = |b: &Arc<B>| !tried.iter().any(|t| Arc::ptr_eq(t, b));
+        let backup = self.backup.as_ref().filter(|b| allow_backup && fresh(b));
+        self.primary(|b| fresh(b) && b.usable())
+            .or_else(|| backup.filter(|b| b.usable()).cloned())
+            .or_else(|| self.primary(fresh))
+            .or_else(|| backup.cloned())
+    }
+
+    fn primary(&self, accept: impl Fn(&Arc<B>) -> bool) -> Option<Arc<B>> {
+        match &self.target {
+            Target::Backend(b) => accept(b).then(|| b.clone()),
+            Target::Group(g) => g.pick(self.key, accept).map(|m| m.backend.clone()),
+        }
+    }
+}
+
+impl<B> Plan<B> {
+    /// Whether `backend` is the route's backup (and not also a target).
+    pub fn is_backup(&self, backend: &Arc<B>) -> bool {
+        self.backup
+            .as_ref()
+            .is_some_and(|b| Arc::ptr_eq(b, backend))
+    }
+
+    /// The group serving the request, if any.
+    pub fn group(&self) -> Option<&Arc<Group<B>>> {
+        match &self.target {
+            Target::Group(g) => Some(g),
+            Target::Backend(_) => None,
+        }
+    }
+}
 
 struct CompiledHost<B> {
     routes: Vec<RouteMatch<B>>,
@@ -60,9 +183,22 @@ pub struct Router<B> {
 }
 
 impl<B> Router<B> {
-    /// Compiles the routing table; routes whose backend is missing from `backends` are dropped
-    /// (validation guarantees there are none).
+    /// Compiles the routing table; routes, rules and group members whose backend or group is
+    /// missing are dropped (validation guarantees there are none).
     pub fn new(config: &Config, backends: &HashMap<String, Arc<B>>) -> Router<B> {
+        let groups: HashMap<String, Arc<Group<B>>> = config
+            .groups
+            .iter()
+            .map(|(name, spec)| {
+                let members = spec
+                    .weights
+                    .iter()
+                    .filter_map(|(b, w)| backends.get(b).map(|live| (b.clone(), live.clone(), *w)))
+                    .collect();
+                let group = Group::new(name, spec.sticky.clone(), members);
+                (name.clone(), Arc::new(group))
+            })
+            .collect();
         let mut router = Router {
             exact: HashMap::new(),
             suffixes: Vec::new(),
@@ -70,7 +206,7 @@ impl<B> Router<B> {
             hosts: Vec::new(),
         };
         for (i, host) in config.hosts.iter().enumerate() {
-            router.hosts.push(compile_host(host, backends));
+            router.hosts.push(compile_host(host, backends, &groups));
             for p in &host.patterns {
                 match p {
                     HostPattern::Exact(n) => {
@@ -107,22 +243,49 @@ impl<B> Router<B> {
     }
 }
 
-fn compile_host<B>(host: &Host, backends: &HashMap<String, Arc<B>>) -> CompiledHost<B> {
+fn compile_host<B>(
+    host: &Host,
+    backends: &HashMap<String, Arc<B>>,
+    groups: &HashMap<String, Arc<Group<B>>>,
+) -> CompiledHost<B> {
     let label: Arc<str> = Arc::from(host.names.first().map(String::as_str).unwrap_or("*"));
     let metrics = Metrics::global();
+    let rules: Vec<Rule<Arc<Group<B>>>> = host
+        .rules
+        .iter()
+        .filter_map(|r| {
+            groups.get(&r.group).map(|g| Rule {
+                name: r.name.clone(),
+                conditions: r.conditions.clone(),
+                group: g.clone(),
+            })
+        })
+        .collect();
+    let steering = Arc::new(Steering {
+        matches: rules
+            .iter()
+            .map(|r| metrics.rule_matches.with_label_values(&[&*label, &r.name]))
+            .collect(),
+        rules,
+        header: host.steering_header.clone(),
+    });
     CompiledHost {
         routes: host
             .routes
             .iter()
             .filter_map(|r| {
-                backends.get(&r.backend).map(|b| {
-                    Arc::new(CompiledRoute {
-                        host_label: label.clone(),
-                        route: r.clone(),
-                        target: Target::Backend(b.clone()),
-                        metrics: metrics.route(&label, &r.name),
-                    })
-                })
+                let target = match &r.target {
+                    RouteTarget::Backend(b) => Target::Backend(backends.get(b)?.clone()),
+                    RouteTarget::Group(g) => Target::Group(groups.get(g)?.clone()),
+                };
+                Some(Arc::new(CompiledRoute {
+                    host_label: label.clone(),
+                    route: r.clone(),
+                    target,
+                    backup: r.backup.as_ref().and_then(|b| backends.get(b)).cloned(),
+                    steering: steering.clone(),
+                    metrics: metrics.route(&label, &r.name),
+                }))
             })
             .collect(),
     }
@@ -273,13 +436,66 @@ backend = "d"
         );
     }
 
+    /// A backend whose health a test sets.
+    struct Flag(std::sync::atomic::AtomicBool);
+
+    impl Usable for Flag {
+        fn usable(&self) -> bool {
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    fn flag(up: bool) -> Arc<Flag> {
+        Arc::new(Flag(std::sync::atomic::AtomicBool::new(up)))
+    }
+
+    fn plan(target: Target<Flag>, backup: Option<Arc<Flag>>) -> Plan<Flag> {
+        Plan {
+            target,
+            rule: None,
+            key: 7,
+            new_cookie: None,
+            backup,
+        }
+    }
+
     #[test]
-    fn targets_skip_backends_given_up_on() {
-        let b = Arc::new(());
-        let target = Target::Backend(b.clone());
-        assert!(target.choose(&[]).is_some_and(|c| Arc::ptr_eq(&c, &b)));
-        assert!(target.choose(&[b]).is_none());
-        assert!(target.choose(&[Arc::new(())]).is_some());
+    fn plans_skip_backends_given_up_on() {
+        let b = flag(true);
+        let p = plan(Target::Backend(b.clone()), None);
+        assert!(p.next(&[], true).is_some_and(|c| Arc::ptr_eq(&c, &b)));
+        assert!(p.next(&[b], true).is_none());
+        assert!(p.next(&[flag(true)], true).is_some());
+    }
+
+    #[test]
+    fn the_backup_serves_reads_when_the_target_fails() {
+        let primary = flag(true);
+        let backup = flag(true);
+        let p = plan(Target::Backend(primary.clone()), Some(backup.clone()));
+        let is =
+            |got: Option<Arc<Flag>>, want: &Arc<Flag>| got.is_some_and(|g| Arc::ptr_eq(&g, want));
+        assert!(is(p.next(&[], true), &primary));
+        assert!(is(p.next(std::slice::from_ref(&primary), true), &backup));
+        assert!(
+            p.next(std::slice::from_ref(&primary), false).is_none(),
+            "writes never fail over"
+        );
+        primary.0.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            is(p.next(&[], true), &backup),
+            "an unhealthy target is skipped"
+        );
+        assert!(
+            is(p.next(&[], false), &primary),
+            "a write still asks the target"
+        );
+        backup.0.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            is(p.next(&[], true), &primary),
+            "nothing usable: the target first"
+        );
+        assert!(is(p.next(std::slice::from_ref(&primary), true), &backup));
     }
 
     #[test]

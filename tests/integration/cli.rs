@@ -449,3 +449,95 @@ access = "admin"
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn steering_errors_are_reported_with_their_key_paths() {
+    let (ok, text) = check(
+        r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+[backends.a]
+kind = "http"
+addresses = ["127.0.0.1:9"]
+[groups.web]
+weights = { a = 0, ghost = 5 }
+[groups.zero]
+weights = { a = 0 }
+[groups.neg]
+weights = { a = -1 }
+[[hosts]]
+names = ["*"]
+[[hosts.rules]]
+header = { name = "X-A", matches = "([a-z" }
+group = "web"
+[[hosts.rules]]
+cookie = { name = "beta", equals = "1" }
+group = "nowhere"
+[[hosts.rules]]
+header = [{ name = "X-B", equals = "1", present = true }]
+group = "web"
+[[hosts.routes]]
+path = "/"
+group = "missing"
+backup = "gone"
+"#,
+    );
+    assert!(!ok);
+    for expected in [
+        "groups.web.weights.ghost: unknown backend \"ghost\"",
+        "groups.zero.weights: needs at least one backend with a positive weight",
+        "groups.neg.weights.a: must be 0 (drained) or a positive integer",
+        "hosts[0].rules[0].header.matches: invalid regular expression \"([a-z\"",
+        "hosts[0].rules[1].group: unknown group \"nowhere\"",
+        "hosts[0].rules[2].header[0]: give exactly one of `equals`, `matches` or `present`",
+        "hosts[0].routes[0].group: unknown group \"missing\"",
+        "hosts[0].routes[0].backup: unknown backend \"gone\"",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn a_rule_no_request_can_reach_is_a_warning_not_an_error() {
+    let (ok, text) = check(
+        r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+[backends.a]
+kind = "http"
+addresses = ["127.0.0.1:9"]
+[groups.g]
+weights = { a = 1 }
+[[hosts]]
+names = ["*"]
+[[hosts.rules]]
+name = "all-api"
+path_prefix = "/api"
+group = "g"
+[[hosts.rules]]
+name = "dev-api"
+path_prefix = "/api/v2"
+header = { name = "X-Dev-Mode", equals = "true" }
+group = "g"
+[[hosts.routes]]
+path = "/"
+backend = "a"
+"#,
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(
+            "warning: hosts[0].rules[1]: can never match: the earlier rule \"all-api\" (hosts[0].rules[0])"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("ok, 1 warning(s)"), "{text}");
+}
+
+#[test]
+fn the_shipped_steering_example_is_valid_without_warnings() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (ok, text) = check_file(&manifest.join("conf/steering.toml"), manifest);
+    assert!(ok, "{text}");
+    assert!(text.ends_with(": ok\n"), "{text}");
+}

@@ -517,8 +517,14 @@ pub mod origin {
     //! - any path ending in `/encoded` with a body it says is already gzip-encoded;
     //! - any path ending in `/with-headers` with each query pair `name=value` (`%20`-style
     //!   escapes decoded) added as a response header;
+    //! - any path containing `/fail-on-NAME` with 503 when NAME is this origin's name;
+    //! - any path containing `/slow-on-NAME` after 3 s when NAME is this origin's name;
+    //! - any path containing `/hangup` by closing the connection without an answer;
     //! - anything else with an echo of the request: method, path, query, Host,
     //!   X-Forwarded-For and the body.
+    //!
+    //! Every answer carries `x-origin-name` with the origin's name. [`Origin::stop`] closes the
+    //! listener and every connection; [`Origin::restart`] listens on the same port again.
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
     use hyper::service::service_fn;
@@ -535,6 +541,11 @@ pub mod origin {
         /// Listening address.
         pub addr: SocketAddr,
         hits: Arc<AtomicUsize>,
+        name: Arc<str>,
+        running: Option<(
+            tokio::sync::oneshot::Sender<()>,
+            std::thread::JoinHandle<()>,
+        )>,
     }
 
     impl Origin {
@@ -542,48 +553,133 @@ pub mod origin {
         pub fn hits(&self) -> usize {
             self.hits.load(Ordering::SeqCst)
         }
+
+        /// Stops listening and closes every connection (the port is refused from now on).
+        pub fn stop(&mut self) {
+            if let Some((stop, thread)) = self.running.take() {
+                let _ = stop.send(());
+                let _ = thread.join();
+            }
+        }
+
+        /// Listens on the same port again after [`Origin::stop`].
+        pub fn restart(&mut self) {
+            assert!(self.running.is_none(), "origin is running");
+            let (addr, running) = spawn(self.addr, self.hits.clone(), self.name.clone());
+            assert_eq!(addr, self.addr);
+            self.running = Some(running);
+        }
     }
 
-    /// Starts an origin on its own thread and runtime.
+    impl Drop for Origin {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+
+    /// Starts an origin named `origin` on its own thread and runtime.
     pub fn start() -> Origin {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind origin");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
+        start_named("origin")
+    }
+
+    /// Starts an origin with this name (sent in `x-origin-name`, matched by `/fail-on-NAME`).
+    pub fn start_named(name: &str) -> Origin {
         let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
-        std::thread::spawn(move || {
+        let name: Arc<str> = Arc::from(name);
+        let (addr, running) = spawn(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            hits.clone(),
+            name.clone(),
+        );
+        Origin {
+            addr,
+            hits,
+            name,
+            running: Some(running),
+        }
+    }
+
+    type Running = (
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    );
+
+    fn spawn(addr: SocketAddr, hits: Arc<AtomicUsize>, name: Arc<str>) -> (SocketAddr, Running) {
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let counter = counter.clone();
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req| {
-                            counter.fetch_add(1, Ordering::SeqCst);
-                            handle(req)
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+                socket.bind(addr).expect("bind origin");
+                let listener = socket.listen(1024).expect("listen");
+                bound_tx
+                    .send(listener.local_addr().expect("addr"))
+                    .expect("report address");
+                let serve = async move {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let _ = stream.set_nodelay(true);
+                        let counter = hits.clone();
+                        let name = name.clone();
+                        tokio::spawn(async move {
+                            let svc = service_fn(move |req| {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                                handle(req, name.clone())
+                            });
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(io, svc)
+                                .await;
                         });
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(io, svc)
-                            .await;
-                    });
+                    }
+                };
+                tokio::select! {
+                    _ = serve => {}
+                    _ = stop_rx => {}
                 }
             });
+            // Dropping the runtime drops every connection task: their sockets close here.
         });
-        Origin { addr, hits }
+        let bound = bound_rx.recv().expect("origin bound");
+        (bound, (stop_tx, thread))
     }
 
+    /// The origin's answer, tagged with its name.
     async fn handle(
         req: Request<hyper::body::Incoming>,
-    ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+        name: Arc<str>,
+    ) -> Result<Response<Full<Bytes>>, std::io::Error> {
+        let mut resp = answer(req, &name).await?;
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&name) {
+            resp.headers_mut().insert("x-origin-name", v);
+        }
+        Ok(resp)
+    }
+
+    async fn answer(
+        req: Request<hyper::body::Incoming>,
+        name: &str,
+    ) -> Result<Response<Full<Bytes>>, std::io::Error> {
         let path = req.uri().path().to_string();
+        if path.contains("/hangup") {
+            return Err(std::io::Error::other("hanging up without an answer"));
+        }
+        if path.contains(&format!("/fail-on-{name}")) {
+            return Ok(Response::builder()
+                .status(503)
+                .body(Full::new(Bytes::from(format!("{name} is failing\n"))))
+                .expect("response"));
+        }
+        if path.contains(&format!("/slow-on-{name}")) {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        }
         if let Some((_, code)) = path.split_once("/status/") {
             let code: u16 = code.parse().unwrap_or(500);
             return Ok(Response::builder()
@@ -638,7 +734,12 @@ pub mod origin {
         };
         let host = header("host");
         let xff = header("x-forwarded-for");
-        let body = req.into_body().collect().await?.to_bytes();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
         let echo = format!(
             "method={method}\npath={path}\nquery={query}\nhost={host}\nxff={xff}\nbody={}\n",
             String::from_utf8_lossy(&body)

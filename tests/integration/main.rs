@@ -14,5 +14,6 @@ mod http_origin;
 mod metrics;
 mod request_path;
 mod s3;
+mod steering;
 mod tls;
 mod traversal;

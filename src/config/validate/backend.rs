@@ -18,7 +18,17 @@ const BACKEND_KEY_KINDS: &[(&str, &[&str])] = &[
     ("tls", &["http"]),
     ("sni", &["http"]),
     ("verify_cert", &["http"]),
-    ("health_check_interval", &["http"]),
+    ("health_check_interval", &["http", "s3"]),
+    ("health_check_path", &["http"]),
+    ("health_check_status", &["http"]),
+    ("health_check_timeout", &["http", "s3"]),
+    ("health_check_rise", &["http", "s3"]),
+    ("health_check_fall", &["http", "s3"]),
+    ("balance", &["http"]),
+    ("hash_key", &["http"]),
+    ("eject_after", &["http"]),
+    ("eject_for", &["http"]),
+    ("total_timeout", &["s3", "http"]),
     ("degraded_header", &["http"]),
     ("root", &["dir"]),
     ("connect_timeout", &["s3", "http"]),
@@ -53,6 +63,16 @@ impl Validator<'_> {
             ("sni", raw.sni.is_some()),
             ("verify_cert", raw.verify_cert.is_some()),
             ("health_check_interval", raw.health_check_interval.is_some()),
+            ("health_check_path", raw.health_check_path.is_some()),
+            ("health_check_status", raw.health_check_status.is_some()),
+            ("health_check_timeout", raw.health_check_timeout.is_some()),
+            ("health_check_rise", raw.health_check_rise.is_some()),
+            ("health_check_fall", raw.health_check_fall.is_some()),
+            ("balance", raw.balance.is_some()),
+            ("hash_key", raw.hash_key.is_some()),
+            ("eject_after", raw.eject_after.is_some()),
+            ("eject_for", raw.eject_for.is_some()),
+            ("total_timeout", raw.total_timeout.is_some()),
             ("degraded_header", raw.degraded_header.is_some()),
             ("root", raw.root.is_some()),
             ("connect_timeout", raw.connect_timeout.is_some()),
@@ -86,6 +106,25 @@ impl Validator<'_> {
             raw.read_timeout.as_deref(),
             Duration::from_secs(30),
         );
+        let default_interval = Duration::from_secs(if raw.kind == "s3" { 10 } else { 5 });
+        let health = self.health(path, &raw, default_interval);
+        let balance = if raw.kind == "http" {
+            self.balance(path, &raw)
+        } else {
+            Balance::RoundRobin
+        };
+        let ejection = Ejection {
+            after: raw.eject_after.unwrap_or(3),
+            cool_down: self.duration(
+                &format!("{path}.eject_for"),
+                raw.eject_for.as_deref(),
+                Duration::from_secs(10),
+            ),
+        };
+        let total_timeout = raw
+            .total_timeout
+            .as_deref()
+            .map(|t| self.duration(&format!("{path}.total_timeout"), Some(t), read_timeout));
         match raw.kind.as_str() {
             "s3" => {
                 let bucket = raw.bucket.unwrap_or_default();
@@ -131,6 +170,8 @@ impl Validator<'_> {
                     access_denied_status,
                     connect_timeout,
                     read_timeout,
+                    health,
+                    total_timeout,
                     strip_response_headers: self
                         .strip_list(raw.strip_response_headers, S3_INTERNAL_HEADERS),
                 }))
@@ -161,21 +202,16 @@ impl Validator<'_> {
                             .and_then(|a| a.rsplit_once(':').map(|(h, _)| h.to_string()))
                     })
                     .unwrap_or_default();
-                let interval = match raw.health_check_interval.as_deref() {
-                    Some("0") | Some("0s") => None,
-                    other => Some(self.duration(
-                        &format!("{path}.health_check_interval"),
-                        other,
-                        Duration::from_secs(5),
-                    )),
-                };
                 Some(BackendSpec::Http(HttpSpec {
                     addresses,
                     host_header: raw.host_header,
                     tls,
                     sni,
                     verify_cert: raw.verify_cert.unwrap_or(true),
-                    health_check_interval: interval,
+                    health,
+                    balance,
+                    ejection,
+                    total_timeout,
                     degraded: raw.degraded_header.as_deref().and_then(|text| {
                         crate::cache::policy::DegradedMarker::parse(text)
                             .map_err(|e| self.problems.add(format!("{path}.degraded_header"), e))
@@ -225,6 +261,87 @@ impl Validator<'_> {
                     format!("unknown backend kind \"{other}\"; use s3, http or dir"),
                 );
                 None
+            }
+        }
+    }
+
+    /// Active health check settings; `default_interval` applies when none is written.
+    fn health(&mut self, path: &str, raw: &RawBackend, default_interval: Duration) -> HealthSpec {
+        let interval = match raw.health_check_interval.as_deref() {
+            Some("0") | Some("0s") | Some("0ms") => None,
+            other => Some(self.duration(
+                &format!("{path}.health_check_interval"),
+                other,
+                default_interval,
+            )),
+        };
+        let health_path = raw.health_check_path.as_deref().and_then(|p| {
+            let key = format!("{path}.health_check_path");
+            if p.starts_with('/') && http::uri::PathAndQuery::try_from(p).is_ok() {
+                Some(p.to_string())
+            } else {
+                self.problems
+                    .add(key, format!("\"{p}\" is not a request path like /healthz"));
+                None
+            }
+        });
+        let status = raw.health_check_status.unwrap_or(200);
+        if !(100..=599).contains(&status) {
+            self.problems.add(
+                format!("{path}.health_check_status"),
+                "must be an HTTP status (100 to 599)",
+            );
+        }
+        let mut threshold = |name: &str, value: Option<usize>| {
+            let value = value.unwrap_or(2);
+            if !(1..=100).contains(&value) {
+                self.problems
+                    .add(format!("{path}.{name}"), "must be between 1 and 100 checks");
+            }
+            value
+        };
+        let rise = threshold("health_check_rise", raw.health_check_rise);
+        let fall = threshold("health_check_fall", raw.health_check_fall);
+        HealthSpec {
+            interval,
+            path: health_path,
+            status,
+            timeout: self.duration(
+                &format!("{path}.health_check_timeout"),
+                raw.health_check_timeout.as_deref(),
+                Duration::from_secs(2),
+            ),
+            rise,
+            fall,
+        }
+    }
+
+    /// How an HTTP pool picks members.
+    fn balance(&mut self, path: &str, raw: &RawBackend) -> Balance {
+        let key = raw.hash_key.as_deref().and_then(|k| {
+            crate::routing::affinity::AffinityKey::parse(k)
+                .map_err(|e| self.problems.add(format!("{path}.hash_key"), e))
+                .ok()
+        });
+        match raw.balance.as_deref() {
+            None | Some("round_robin") => {
+                if raw.hash_key.is_some() {
+                    self.problems.add(
+                        format!("{path}.hash_key"),
+                        "only used with balance = \"consistent\"",
+                    );
+                }
+                Balance::RoundRobin
+            }
+            Some("consistent") => {
+                Balance::Consistent(key.unwrap_or(crate::routing::affinity::AffinityKey::Path))
+            }
+            Some(other) => {
+                self.problems.add(
+                    format!("{path}.balance"),
+                    format!("\"{other}\" is not a balancing method; use round_robin or consistent"),
+                );
+                Balance::RoundRobin
             }
         }
     }

@@ -12,6 +12,7 @@ impl Validator<'_> {
         &mut self,
         values: Vec<toml::Value>,
         backends: &BTreeMap<String, String>,
+        groups: &BTreeMap<String, Vec<String>>,
         auth: &AuthSettings,
     ) -> Vec<Host> {
         if values.is_empty() {
@@ -66,16 +67,29 @@ impl Validator<'_> {
             let mut routes = Vec::new();
             for (j, value) in raw.routes.into_iter().enumerate() {
                 let rpath = format!("{path}.routes[{j}]");
-                if let Some(route) = item::<RawRoute>(self.problems, &rpath, value)
-                    .and_then(|r| self.route(&rpath, r, backends, auth, public_url.as_deref()))
-                {
+                if let Some(route) = item::<RawRoute>(self.problems, &rpath, value).and_then(|r| {
+                    self.route(&rpath, r, backends, groups, auth, public_url.as_deref())
+                }) {
                     routes.push(route);
                 }
             }
+            let rules = self.rules(&path, raw.rules, groups);
+            let steering_header = raw.steering_header.as_deref().and_then(|h| {
+                HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                    .map_err(|_| {
+                        self.problems.add(
+                            format!("{path}.steering_header"),
+                            format!("\"{h}\" is not a header name"),
+                        )
+                    })
+                    .ok()
+            });
             out.push(Host {
                 names: raw.names.iter().map(|n| n.to_ascii_lowercase()).collect(),
                 patterns,
                 routes,
+                rules,
+                steering_header,
             });
         }
         out
@@ -96,7 +110,7 @@ impl Validator<'_> {
         }
     }
 
-    fn methods(&mut self, path: &str, list: &[String]) -> Vec<Method> {
+    pub(super) fn methods(&mut self, path: &str, list: &[String]) -> Vec<Method> {
         let mut out = Vec::new();
         for (i, m) in list.iter().enumerate() {
             match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
@@ -117,6 +131,7 @@ impl Validator<'_> {
         path: &str,
         raw: RawRoute,
         backends: &BTreeMap<String, String>,
+        groups: &BTreeMap<String, Vec<String>>,
         auth: &AuthSettings,
         public_url: Option<&str>,
     ) -> Option<Route> {
@@ -133,29 +148,36 @@ impl Validator<'_> {
                 None
             }
         };
-        let backend = backends.get(&raw.backend);
-        if backend.is_none() {
-            self.problems.add(
-                format!("{path}.backend"),
-                format!("unknown backend \"{}\"", raw.backend),
-            );
+        let (target, kinds) = self.route_target(path, &raw, backends, groups);
+        if let Some(backup) = &raw.backup {
+            if !backends.contains_key(backup) {
+                self.problems.add(
+                    format!("{path}.backup"),
+                    format!("unknown backend \"{backup}\""),
+                );
+            } else if target == Some(RouteTarget::Backend(backup.clone())) {
+                self.problems.add(
+                    format!("{path}.backup"),
+                    "is the route's own backend; name another one",
+                );
+            }
         }
         let methods = match &raw.methods {
             Some(list) => self.methods(&format!("{path}.methods"), list),
             None => vec![Method::GET, Method::HEAD],
         };
-        if let Some(kind) = backend {
-            if kind == "s3" || kind == "dir" {
-                for m in &methods {
-                    if *m != Method::GET && *m != Method::HEAD {
-                        self.problems.add(
-                            format!("{path}.methods"),
-                            format!(
-                                "{m} is not allowed: backend \"{}\" is read-only (GET, HEAD)",
-                                raw.backend
-                            ),
-                        );
-                    }
+        let read_only = match &target {
+            Some(RouteTarget::Backend(b)) => format!("backend \"{b}\" is read-only"),
+            Some(RouteTarget::Group(g)) => format!("group \"{g}\" has read-only backends"),
+            None => String::new(),
+        };
+        if kinds.iter().any(|k| k == "s3" || k == "dir") {
+            for m in &methods {
+                if *m != Method::GET && *m != Method::HEAD {
+                    self.problems.add(
+                        format!("{path}.methods"),
+                        format!("{m} is not allowed: {read_only} (GET, HEAD)"),
+                    );
                 }
             }
         }
@@ -225,7 +247,11 @@ impl Validator<'_> {
             route_path,
             auth,
             public_url,
-            backend.map(String::as_str),
+            kinds
+                .iter()
+                .find(|k| *k != "s3")
+                .or(kinds.first())
+                .map(String::as_str),
         );
         let name = raw
             .name
@@ -234,7 +260,8 @@ impl Validator<'_> {
         Some(Route {
             name,
             matcher: matcher?,
-            backend: raw.backend,
+            target: target?,
+            backup: raw.backup,
             strip_prefix,
             add_prefix,
             methods,
@@ -244,6 +271,42 @@ impl Validator<'_> {
             cors: cors.flatten(),
             access,
         })
+    }
+
+    /// The route's backend or group, and the kinds of the backends it reaches (empty when the
+    /// name is unknown, which is reported here).
+    fn route_target(
+        &mut self,
+        path: &str,
+        raw: &RawRoute,
+        backends: &BTreeMap<String, String>,
+        groups: &BTreeMap<String, Vec<String>>,
+    ) -> (Option<RouteTarget>, Vec<String>) {
+        match (&raw.backend, &raw.group) {
+            (Some(b), None) => match backends.get(b) {
+                Some(kind) => (Some(RouteTarget::Backend(b.clone())), vec![kind.clone()]),
+                None => {
+                    self.problems.add(
+                        format!("{path}.backend"),
+                        format!("unknown backend \"{b}\""),
+                    );
+                    (None, Vec::new())
+                }
+            },
+            (None, Some(g)) => match groups.get(g) {
+                Some(kinds) => (Some(RouteTarget::Group(g.clone())), kinds.clone()),
+                None => {
+                    self.problems
+                        .add(format!("{path}.group"), format!("unknown group \"{g}\""));
+                    (None, Vec::new())
+                }
+            },
+            _ => {
+                self.problems
+                    .add(path, "give exactly one of `backend` or `group`");
+                (None, Vec::new())
+            }
+        }
     }
 
     fn header_names(&mut self, path: &str, list: Option<Vec<String>>) -> Vec<HeaderName> {

@@ -11,6 +11,7 @@ use std::path::Path;
 mod auth;
 mod backend;
 mod hosts;
+mod steering;
 
 /// One configuration problem at a key path, e.g. `hosts[1].routes[0].backend`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +86,7 @@ pub fn from_toml_str(text: &str, base: &Path) -> Result<Config, Problems> {
         cloudfront_keys_declared: 0,
         jwt_keys_declared: 0,
         admin_tokens_declared: 0,
+        warnings: Vec::new(),
     }
     .config(raw);
     if problems.0.is_empty() {
@@ -110,6 +112,8 @@ struct Validator<'a> {
     jwt_keys_declared: usize,
     /// `[[admin.tokens]]` entries written, the same way.
     admin_tokens_declared: usize,
+    /// Valid but suspicious settings (reported by `check`, never fatal).
+    warnings: Vec<Problem>,
 }
 
 /// Deserialises one raw item; a failure is recorded at `path`.
@@ -173,9 +177,11 @@ impl Validator<'_> {
                 backends.insert(name, spec);
             }
         }
+        let declared_groups = steering::declared_groups(&raw.groups, &declared);
+        let groups = self.groups(raw.groups, &declared);
         let auth = self.auth(raw.auth);
         let resolve = self.resolve_settings(raw.resolve, &declared);
-        let hosts = self.hosts(raw.hosts, &declared, &auth);
+        let hosts = self.hosts(raw.hosts, &declared, &declared_groups, &auth);
         Config {
             server,
             listeners,
@@ -186,7 +192,9 @@ impl Validator<'_> {
             auth,
             resolve,
             backends,
+            groups,
             hosts,
+            warnings: std::mem::take(&mut self.warnings),
         }
     }
 
