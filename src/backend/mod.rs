@@ -138,12 +138,13 @@ impl Backend {
     }
 
     /// Whether the backend can take requests now: some pool member passes health checks and is
-    /// not ejected; a bucket passes its checks; a directory exists.
+    /// not ejected; a bucket passes its checks. A directory always can (its root was checked at
+    /// load; no file-system call on the request path).
     pub fn usable(&self) -> bool {
         match &self.kind {
             Kind::S3(b) => b.health().healthy() && b.credentials_accepted(),
             Kind::Http(b) => b.usable(),
-            Kind::Dir(b) => b.root().is_dir(),
+            Kind::Dir(_) => true,
         }
     }
 
