@@ -566,3 +566,51 @@ async fn consistent_hashing_keeps_a_key_on_one_member() {
     let used: std::collections::HashSet<_> = seen.values().collect();
     assert!(used.len() >= 2, "keys spread over members: {used:?}");
 }
+
+#[tokio::test]
+async fn a_rule_can_send_reads_to_a_directory_group_but_never_writes() {
+    let api = origin::start_named("api");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("page.html"), "static copy\n").unwrap();
+    let gw = Gateway::start(&format!(
+        r#"{}
+[backends.files]
+kind = "dir"
+root = "{}"
+[groups.static]
+weights = {{ files = 1 }}
+[[hosts]]
+names = ["*"]
+[[hosts.rules]]
+header = {{ name = "X-Static", present = true }}
+group = "static"
+[[hosts.routes]]
+path = "/"
+backend = "api"
+methods = ["GET", "POST"]
+"#,
+        http_backend("api", &[api.addr.to_string()], ""),
+        dir.path().display()
+    ));
+    let c = client();
+    let r = c
+        .get(gw.url("/page.html"))
+        .header("x-static", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "static copy\n");
+    let r = c
+        .post(gw.url("/page.html"))
+        .header("x-static", "1")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405, "a write never reaches a read-only backend");
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    let (status, side, _) = fetch(&c, &gw.url("/page.html"), "x.test", &[]).await;
+    assert_eq!((status, side.as_str()), (200, "api"));
+    assert_eq!(api.hits(), 1);
+}
