@@ -388,8 +388,11 @@ fn steering_headers(
             let _ = resp.append_header(header::SET_COOKIE, cookie);
         }
     }
-    if let (Some(name), Some(who)) = (header, ctx.upstream.served_by()) {
-        let _ = resp.insert_header(name.clone(), who);
+    // Only with a configured header: naming who served allocates.
+    if let Some(name) = header {
+        if let Some(who) = ctx.upstream.served_by() {
+            let _ = resp.insert_header(name.clone(), who);
+        }
     }
 }
 

@@ -65,8 +65,9 @@ pub struct Steering<B> {
     pub rules: Vec<Rule<Arc<Group<B>>>>,
     /// `steering_header`: added to responses with the group and backend that served.
     pub header: Option<http::HeaderName>,
-    /// `assetgate_rule_matches_total` handles, one per rule.
-    matches: Vec<prometheus::IntCounter>,
+    /// Per rule, in the same order: its name as the plan carries it (shared, so a match
+    /// allocates nothing) and its `assetgate_rule_matches_total` handle.
+    labels: Vec<(Arc<str>, prometheus::IntCounter)>,
 }
 
 /// A route ready to serve: the configured route, its target and its metric handles.
@@ -108,11 +109,11 @@ impl<B> CompiledRoute<B> {
         let matched = self.steering.rules.iter().position(|r| r.matches(facts));
         let (target, rule) = match matched {
             Some(i) => {
-                self.steering.matches[i].inc();
-                let rule = &self.steering.rules[i];
+                let (name, matches) = &self.steering.labels[i];
+                matches.inc();
                 (
-                    Target::Group(rule.group.clone()),
-                    Some(Arc::from(rule.name.as_str())),
+                    Target::Group(self.steering.rules[i].group.clone()),
+                    Some(name.clone()),
                 )
             }
             None => (self.target.clone(), None),
@@ -262,9 +263,12 @@ fn compile_host<B>(
         })
         .collect();
     let steering = Arc::new(Steering {
-        matches: rules
+        labels: rules
             .iter()
-            .map(|r| metrics.rule_matches.with_label_values(&[&*label, &r.name]))
+            .map(|r| {
+                let matches = metrics.rule_matches.with_label_values(&[&*label, &r.name]);
+                (Arc::from(r.name.as_str()), matches)
+            })
             .collect(),
         rules,
         header: host.steering_header.clone(),
