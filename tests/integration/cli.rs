@@ -13,6 +13,13 @@ fn check(config: &str) -> (bool, String) {
     check_file(&path, &std::env::current_dir().unwrap())
 }
 
+/// Asserts that `text` (what `check` printed) names every one of `expected`.
+fn assert_reports(text: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(text.contains(e), "missing `{e}` in:\n{text}");
+    }
+}
+
 /// `assetgate check -c PATH` run from `cwd`: success and everything it printed.
 fn check_file(path: &std::path::Path, cwd: &std::path::Path) -> (bool, String) {
     let out = assetgate()
@@ -105,23 +112,24 @@ bakend = "typo"
 "#,
     );
     assert!(!ok, "{text}");
-    for expected in [
-        "listeners[0].address: \"127.0.0.1:notaport\" is not an IP:port address",
-        "log.format: \"xml\" is not a format",
-        "backends.s3.endpoint: \"ftp://x\" must start with http:// or https://",
-        "backends.files.bucket: is not a key of dir backends",
-        "backends.files.root: cannot open /definitely/not/here",
-        "backends.weird.kind: unknown backend kind \"ftp\"",
-        "hosts[0].routes[1].path: \"/x/../y\": dot segment in path",
-        "hosts[0].routes[1].backend: unknown backend \"imgs\"",
-        "listeners[1].tls: unknown field `cert`",
-        "hosts[0].routes[2].cors: unknown field `allow_origin`",
-        "hosts[1].names[0]: \"cdn.example.com\" is already used by another host",
-        "hosts[1].names[1]: \"bad host\" is not a host name",
-        "hosts[1].routes[0]: unknown field `bakend`",
-    ] {
-        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
-    }
+    assert_reports(
+        &text,
+        &[
+            "listeners[0].address: \"127.0.0.1:notaport\" is not an IP:port address",
+            "log.format: \"xml\" is not a format",
+            "backends.s3.endpoint: \"ftp://x\" must start with http:// or https://",
+            "backends.files.bucket: is not a key of dir backends",
+            "backends.files.root: cannot open /definitely/not/here",
+            "backends.weird.kind: unknown backend kind \"ftp\"",
+            "hosts[0].routes[1].path: \"/x/../y\": dot segment in path",
+            "hosts[0].routes[1].backend: unknown backend \"imgs\"",
+            "listeners[1].tls: unknown field `cert`",
+            "hosts[0].routes[2].cors: unknown field `allow_origin`",
+            "hosts[1].names[0]: \"cdn.example.com\" is already used by another host",
+            "hosts[1].names[1]: \"bad host\" is not a host name",
+            "hosts[1].routes[0]: unknown field `bakend`",
+        ],
+    );
 }
 
 #[test]
@@ -149,16 +157,17 @@ allow_credentials = true
 "#,
     );
     assert!(!ok);
-    for expected in [
-        "backends.s3.bucket: \"Not_A_Bucket\" is not a bucket name",
-        "backends.s3.access_denied_status: must be 404 or 403",
-        "backends.s3.credentials.access_key_id: environment variable ASSETGATE_TEST_UNSET_VAR is not set",
-        "backends.s3.credentials.secret_access_key: required with from = \"static\"",
-        "hosts[0].routes[0].methods: PUT is not allowed: backend \"s3\" is read-only",
-        "hosts[0].routes[0].cors.allow_credentials: cannot be true with allow_origins = [\"*\"]",
-    ] {
-        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
-    }
+    assert_reports(
+        &text,
+        &[
+            "backends.s3.bucket: \"Not_A_Bucket\" is not a bucket name",
+            "backends.s3.access_denied_status: must be 404 or 403",
+            "backends.s3.credentials.access_key_id: environment variable ASSETGATE_TEST_UNSET_VAR is not set",
+            "backends.s3.credentials.secret_access_key: required with from = \"static\"",
+            "hosts[0].routes[0].methods: PUT is not allowed: backend \"s3\" is read-only",
+            "hosts[0].routes[0].cors.allow_credentials: cannot be true with allow_origins = [\"*\"]",
+        ],
+    );
 }
 
 #[test]
@@ -323,13 +332,14 @@ cache_control = "public, max-age=1y"
 "#,
     );
     assert!(!ok);
-    for expected in [
-        "server.trusted_proxies[1]: \"not-a-net\" is not an address or CIDR",
-        "server.trusted_proxies[2]: \"10.0.0.0/40\" is not an address or CIDR",
-        "hosts[0].routes[0].cache_control: max-age=1y: is not a whole number of seconds",
-    ] {
-        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
-    }
+    assert_reports(
+        &text,
+        &[
+            "server.trusted_proxies[1]: \"not-a-net\" is not an address or CIDR",
+            "server.trusted_proxies[2]: \"10.0.0.0/40\" is not an address or CIDR",
+            "hosts[0].routes[0].cache_control: max-age=1y: is not a whole number of seconds",
+        ],
+    );
 }
 
 #[test]
@@ -386,22 +396,23 @@ max_token_lifetime = "1h"
     .unwrap();
     let (ok, text) = check_file(&path, dir.path());
     assert!(!ok);
-    for expected in [
-        "auth.clock_skew:",
-        "auth.revocation_file: ",
-        "line 1: unknown kind \"tokens\"",
-        "auth.max_token_lifetime:",
-        "auth.hmac.keys[1].id: \"k1\" is used twice",
-        "auth.hmac.keys[1].secret: is 9 bytes",
-        "auth.hmac.keys[2].id: \"bad id\" is not a key id",
-        "auth.hmac.retired[0]: \"k1\" is also an active key",
-        "hosts[0].routes[0].access: \"public\" cannot be combined",
-        "hosts[0].routes[1].access: \"kerberos\" is not an access scheme",
-        "hosts[0].routes[2].owner_prefix: must lie inside the route's path",
-        "hosts[0].routes[3].max_token_lifetime: has no effect on a public route",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-    }
+    assert_reports(
+        &text,
+        &[
+            "auth.clock_skew:",
+            "auth.revocation_file: ",
+            "line 1: unknown kind \"tokens\"",
+            "auth.max_token_lifetime:",
+            "auth.hmac.keys[1].id: \"k1\" is used twice",
+            "auth.hmac.keys[1].secret: is 9 bytes",
+            "auth.hmac.keys[2].id: \"bad id\" is not a key id",
+            "auth.hmac.retired[0]: \"k1\" is also an active key",
+            "hosts[0].routes[0].access: \"public\" cannot be combined",
+            "hosts[0].routes[1].access: \"kerberos\" is not an access scheme",
+            "hosts[0].routes[2].owner_prefix: must lie inside the route's path",
+            "hosts[0].routes[3].max_token_lifetime: has no effect on a public route",
+        ],
+    );
 }
 
 #[test]
@@ -438,16 +449,17 @@ access = "admin"
     .unwrap();
     let (ok, text) = check_file(&path, dir.path());
     assert!(!ok);
-    for expected in [
-        "admin.audit_log: is required with admin tokens",
-        "admin.presign_ttl: is longer than S3's limit",
-        "resolve.public_base: \"cdn.example.com\" is not a base URL",
-        "resolve.private_scheme: \"jwt\" cannot sign URLs",
-        "resolve.admin_backend: \"files\" is not an s3 backend",
-        "hosts[0].routes[0].access: admin redirects to an S3 presigned URL",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-    }
+    assert_reports(
+        &text,
+        &[
+            "admin.audit_log: is required with admin tokens",
+            "admin.presign_ttl: is longer than S3's limit",
+            "resolve.public_base: \"cdn.example.com\" is not a base URL",
+            "resolve.private_scheme: \"jwt\" cannot sign URLs",
+            "resolve.admin_backend: \"files\" is not an s3 backend",
+            "hosts[0].routes[0].access: admin redirects to an S3 presigned URL",
+        ],
+    );
 }
 
 #[test]
@@ -483,18 +495,19 @@ backup = "gone"
 "#,
     );
     assert!(!ok);
-    for expected in [
-        "groups.web.weights.ghost: unknown backend \"ghost\"",
-        "groups.zero.weights: needs at least one backend with a positive weight",
-        "groups.neg.weights.a: must be 0 (drained) or a positive integer",
-        "hosts[0].rules[0].header.matches: invalid regular expression \"([a-z\"",
-        "hosts[0].rules[1].group: unknown group \"nowhere\"",
-        "hosts[0].rules[2].header[0]: give exactly one of `equals`, `matches` or `present`",
-        "hosts[0].routes[0].group: unknown group \"missing\"",
-        "hosts[0].routes[0].backup: unknown backend \"gone\"",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-    }
+    assert_reports(
+        &text,
+        &[
+            "groups.web.weights.ghost: unknown backend \"ghost\"",
+            "groups.zero.weights: needs at least one backend with a positive weight",
+            "groups.neg.weights.a: must be 0 (drained) or a positive integer",
+            "hosts[0].rules[0].header.matches: invalid regular expression \"([a-z\"",
+            "hosts[0].rules[1].group: unknown group \"nowhere\"",
+            "hosts[0].rules[2].header[0]: give exactly one of `equals`, `matches` or `present`",
+            "hosts[0].routes[0].group: unknown group \"missing\"",
+            "hosts[0].routes[0].backup: unknown backend \"gone\"",
+        ],
+    );
 }
 
 #[test]

@@ -542,10 +542,7 @@ pub mod origin {
         pub addr: SocketAddr,
         hits: Arc<AtomicUsize>,
         name: Arc<str>,
-        running: Option<(
-            tokio::sync::oneshot::Sender<()>,
-            std::thread::JoinHandle<()>,
-        )>,
+        running: Option<Running>,
     }
 
     impl Origin {
