@@ -3,8 +3,8 @@
 //! so cardinality stays bounded.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -59,6 +59,46 @@ pub struct Metrics {
     pub failovers: IntCounterVec,
     /// `assetgate_rule_matches_total{host,rule}`: requests a steering rule sent to its group.
     pub rule_matches: IntCounterVec,
+    /// `assetgate_cache_requests_total{host,route}`: requests a cached route looked up.
+    pub cache_requests: IntCounterVec,
+    /// `assetgate_cache_hits_total{host,route}`: of those, answered from a tier (fresh, or
+    /// stale while revalidating or after an origin error). With `cache_requests` this is seed
+    /// 002's hit ratio.
+    pub cache_hits: IntCounterVec,
+    /// `assetgate_cache_stored_total{host,route}`: responses written to the route's tiers.
+    pub cache_stored: IntCounterVec,
+    /// `assetgate_cache_not_stored_total{host,route,reason}`: cacheable-route responses that
+    /// were not stored, and why.
+    pub cache_not_stored: IntCounterVec,
+    /// `assetgate_cache_lock_waits_total{host,route}`: requests that waited for another
+    /// request's fill of the same key (collapsed).
+    pub cache_lock_waits: IntCounterVec,
+    /// `assetgate_cache_lock_wait_seconds{host,route}`: how long they waited.
+    pub cache_lock_wait: HistogramVec,
+    /// `assetgate_cache_fill_seconds{host,route}`: request received to response stored, for
+    /// the request that filled.
+    pub cache_fill: HistogramVec,
+    /// `assetgate_cache_tier_hits_total{tier}`: lookups a tier answered.
+    pub tier_hits: IntCounterVec,
+    /// `assetgate_cache_tier_misses_total{tier}`: lookups a tier could not answer.
+    pub tier_misses: IntCounterVec,
+    /// `assetgate_cache_tier_bytes{tier}`: bytes a tier holds.
+    pub tier_bytes: IntGaugeVec,
+    /// `assetgate_cache_tier_entries{tier}`: entries a tier holds.
+    pub tier_entries: IntGaugeVec,
+    /// `assetgate_cache_tier_writes_total{tier}`: entries written to a tier.
+    pub tier_writes: IntCounterVec,
+    /// `assetgate_cache_tier_evictions_total{tier}`: entries a tier dropped to stay in bounds
+    /// (or declined to admit over a more popular one).
+    pub tier_evictions: IntCounterVec,
+    /// `assetgate_cache_tier_promotions_total{tier}`: entries copied into a tier after a hit
+    /// in a tier below it.
+    pub tier_promotions: IntCounterVec,
+    /// `assetgate_cache_tier_corrupt_total{tier}`: entries found damaged (length or checksum)
+    /// and dropped.
+    pub tier_corrupt: IntCounterVec,
+    /// `assetgate_cache_tier_errors_total{tier}`: tier operations that failed and were skipped.
+    pub tier_errors: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -211,6 +251,102 @@ impl Metrics {
                 "Requests a steering rule sent to its group.",
                 &["host", "rule"],
             ),
+            cache_requests: counter(
+                &registry,
+                "assetgate_cache_requests_total",
+                "Requests a cached route looked up in its cache tiers.",
+                &["host", "route"],
+            ),
+            cache_hits: counter(
+                &registry,
+                "assetgate_cache_hits_total",
+                "Cache lookups answered from a tier (fresh, or stale while revalidating or after an origin error).",
+                &["host", "route"],
+            ),
+            cache_stored: counter(
+                &registry,
+                "assetgate_cache_stored_total",
+                "Responses written to a route's cache tiers.",
+                &["host", "route"],
+            ),
+            cache_not_stored: counter(
+                &registry,
+                "assetgate_cache_not_stored_total",
+                "Responses on cached routes that were not stored, by reason.",
+                &["host", "route", "reason"],
+            ),
+            cache_lock_waits: counter(
+                &registry,
+                "assetgate_cache_lock_waits_total",
+                "Requests that waited for another request's fill of the same key.",
+                &["host", "route"],
+            ),
+            cache_lock_wait: histogram(
+                &registry,
+                "assetgate_cache_lock_wait_seconds",
+                "Time requests waited for another request's fill of the same key.",
+                &["host", "route"],
+            ),
+            cache_fill: histogram(
+                &registry,
+                "assetgate_cache_fill_seconds",
+                "Time from request received to response stored, for the request that filled.",
+                &["host", "route"],
+            ),
+            tier_hits: counter(
+                &registry,
+                "assetgate_cache_tier_hits_total",
+                "Lookups a cache tier answered.",
+                &["tier"],
+            ),
+            tier_misses: counter(
+                &registry,
+                "assetgate_cache_tier_misses_total",
+                "Lookups a cache tier could not answer.",
+                &["tier"],
+            ),
+            tier_bytes: gauge(
+                &registry,
+                "assetgate_cache_tier_bytes",
+                "Bytes a cache tier holds (bodies and headers).",
+                &["tier"],
+            ),
+            tier_entries: gauge(
+                &registry,
+                "assetgate_cache_tier_entries",
+                "Entries a cache tier holds.",
+                &["tier"],
+            ),
+            tier_writes: counter(
+                &registry,
+                "assetgate_cache_tier_writes_total",
+                "Entries written to a cache tier.",
+                &["tier"],
+            ),
+            tier_evictions: counter(
+                &registry,
+                "assetgate_cache_tier_evictions_total",
+                "Entries a cache tier dropped to stay within its size, or declined in favour of more popular ones.",
+                &["tier"],
+            ),
+            tier_promotions: counter(
+                &registry,
+                "assetgate_cache_tier_promotions_total",
+                "Entries copied into a cache tier after a hit in a tier below it.",
+                &["tier"],
+            ),
+            tier_corrupt: counter(
+                &registry,
+                "assetgate_cache_tier_corrupt_total",
+                "Entries found damaged (length or checksum) and dropped.",
+                &["tier"],
+            ),
+            tier_errors: counter(
+                &registry,
+                "assetgate_cache_tier_errors_total",
+                "Cache tier operations that failed and were skipped.",
+                &["tier"],
+            ),
             registry,
         };
         m.build_info
@@ -257,6 +393,38 @@ impl Metrics {
             requests: self.member_requests.with_label_values(&[backend, member]),
             duration: self.member_duration.with_label_values(&[backend, member]),
             ejections: self.member_ejections.with_label_values(&[backend, member]),
+            metrics: self,
+        }
+    }
+
+    /// Handles for one cache tier's metrics, resolved once when the tier is built.
+    pub fn tier(&'static self, tier: &str) -> TierMetrics {
+        let l = &[tier];
+        TierMetrics {
+            hits: self.tier_hits.with_label_values(l),
+            misses: self.tier_misses.with_label_values(l),
+            bytes: self.tier_bytes.with_label_values(l),
+            entries: self.tier_entries.with_label_values(l),
+            writes: self.tier_writes.with_label_values(l),
+            evictions: self.tier_evictions.with_label_values(l),
+            promotions: self.tier_promotions.with_label_values(l),
+            corrupt: self.tier_corrupt.with_label_values(l),
+            errors: self.tier_errors.with_label_values(l),
+        }
+    }
+
+    /// Handles for one cached route's metrics, resolved once when the router is built.
+    pub fn route_cache(&'static self, host: &str, route: &str) -> RouteCacheMetrics {
+        let l = &[host, route];
+        RouteCacheMetrics {
+            host: host.to_string(),
+            route: route.to_string(),
+            requests: self.cache_requests.with_label_values(l),
+            hits: self.cache_hits.with_label_values(l),
+            stored: self.cache_stored.with_label_values(l),
+            lock_waits: self.cache_lock_waits.with_label_values(l),
+            lock_wait: self.cache_lock_wait.with_label_values(l),
+            fill: self.cache_fill.with_label_values(l),
             metrics: self,
         }
     }
@@ -380,5 +548,56 @@ impl MemberMetrics {
     /// Counts one passive ejection.
     pub fn ejected(&self) {
         self.ejections.inc();
+    }
+}
+
+/// One cache tier's metrics.
+pub struct TierMetrics {
+    /// Lookups answered.
+    pub hits: IntCounter,
+    /// Lookups not answered.
+    pub misses: IntCounter,
+    /// Bytes held.
+    pub bytes: IntGauge,
+    /// Entries held.
+    pub entries: IntGauge,
+    /// Entries written.
+    pub writes: IntCounter,
+    /// Entries dropped or declined to stay within bounds.
+    pub evictions: IntCounter,
+    /// Entries copied in from a tier below.
+    pub promotions: IntCounter,
+    /// Damaged entries dropped.
+    pub corrupt: IntCounter,
+    /// Failed operations skipped.
+    pub errors: IntCounter,
+}
+
+/// One cached route's cache metrics.
+pub struct RouteCacheMetrics {
+    host: String,
+    route: String,
+    /// Lookups.
+    pub requests: IntCounter,
+    /// Lookups answered from a tier.
+    pub hits: IntCounter,
+    /// Responses stored.
+    pub stored: IntCounter,
+    /// Requests that waited for another's fill.
+    pub lock_waits: IntCounter,
+    /// How long they waited.
+    pub lock_wait: Histogram,
+    /// Request received to response stored.
+    pub fill: Histogram,
+    metrics: &'static Metrics,
+}
+
+impl RouteCacheMetrics {
+    /// Counts a response that was not stored, by reason.
+    pub fn not_stored(&self, reason: &str) {
+        self.metrics
+            .cache_not_stored
+            .with_label_values(&[&self.host, &self.route, reason])
+            .inc();
     }
 }

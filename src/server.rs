@@ -76,7 +76,8 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         None => None,
     };
     let revocation_reload = auth.reload_service();
-    let gateway = Gateway::new(config, &backends, Arc::new(auth), audit.clone());
+    let cache = crate::cache::CacheLayer::new(&config.cache);
+    let gateway = Gateway::new(config, &backends, Arc::new(auth), audit.clone(), &cache);
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "assetgate");
     for (index, listener) in config.listeners.iter().enumerate() {

@@ -249,6 +249,12 @@ impl Backend {
         }
     }
 
+    /// Whether the client's request headers, `Authorization` among them, reach this backend
+    /// (origins); buckets are asked with the gateway's own signed request.
+    pub fn forwards_client_headers(&self) -> bool {
+        matches!(self.kind, Kind::Http(_))
+    }
+
     /// Why this response of the backend must never be stored in a shared cache tier
     /// (`Set-Cookie`, `Cache-Control: private`/`no-store`, or the origin's degraded marker).
     pub fn never_store(&self, resp: &ResponseHeader) -> Option<NeverStore> {

@@ -1,6 +1,137 @@
-//! Caching. Today: [`policy`], each route's intended freshness compiled from its config. The
-//! tiered `Storage` for pingora-cache (memory → disk → Redis → object store), fill locks and
-//! purge are planned (tiered-cache issue); until then nothing is stored and every request goes to
-//! its backend.
+//! The shared cache: pingora-cache with one composite [`tiered::TieredStorage`] per cached
+//! route over the process's tiers.
+//!
+//! - [`policy`]: a route's freshness intent and its [`policy::RoutePolicy`];
+//! - [`admit`]: whether a response is stored and for how long (RFC 9111, RFC 5861, route);
+//! - [`key`]: what a stored response is filed under;
+//! - [`tier`]: the seam one tier implements; [`memory`]: the in-process tier;
+//! - [`tiered`]: the tiers as one pingora-cache `Storage`, with promotion;
+//! - [`status`]: the RFC 9211 `Cache-Status` entry.
+//!
+//! Today the memory tier exists; the disk, Redis and object-store tiers, the fleet-wide fill
+//! lock, and purge are planned (tiered-cache issue). A route without `[hosts.routes.cache]` is
+//! never stored.
 
+pub mod admit;
+pub mod key;
+pub mod memory;
 pub mod policy;
+pub mod status;
+pub mod tier;
+pub mod tiered;
+
+use crate::config::{CacheSettings, Route};
+use crate::metrics::{Metrics, RouteCacheMetrics};
+use pingora::cache::key::HashBinary;
+use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::{CacheMeta, HttpCache, VarianceBuilder};
+use pingora::http::RequestHeader;
+use policy::RoutePolicy;
+use std::sync::Arc;
+use std::time::Duration;
+use tier::{Tier, TierName};
+use tiered::TieredStorage;
+
+/// Most `Vary` header names a stored response may list; more are not stored.
+pub const MAX_VARY_HEADERS: usize = 16;
+
+/// The process's cache tiers and fill lock, built once from `[cache]`. pingora-cache wants
+/// `'static` storage and locks: they are leaked once per process (config changes restart the
+/// process through a graceful upgrade).
+pub struct CacheLayer {
+    memory: Option<Arc<memory::MemoryTier>>,
+    lock: &'static CacheKeyLockImpl,
+    lock_timeout: Duration,
+}
+
+impl CacheLayer {
+    /// The tiers `[cache]` configures.
+    pub fn new(settings: &CacheSettings) -> CacheLayer {
+        let metrics = Metrics::global();
+        let memory = settings.memory.as_ref().map(|m| {
+            Arc::new(memory::MemoryTier::new(
+                m.size,
+                m.max_entry,
+                metrics.tier(TierName::Memory.label()),
+            ))
+        });
+        let lock: &'static CacheLock = Box::leak(Box::new(CacheLock::new(settings.lock_timeout)));
+        CacheLayer {
+            memory,
+            lock,
+            lock_timeout: settings.lock_timeout,
+        }
+    }
+
+    fn tier(&self, name: TierName) -> Option<Arc<dyn Tier>> {
+        match name {
+            TierName::Memory => self.memory.clone().map(|m| m as Arc<dyn Tier>),
+        }
+    }
+
+    /// What a route needs to use its tiers; `None` for a route that is not cached.
+    pub fn route(&self, host_label: &str, route: &Route) -> Option<Arc<RouteCache>> {
+        let policy = route.cache.clone()?;
+        let tiers: Vec<Arc<dyn Tier>> = policy.tiers.iter().filter_map(|t| self.tier(*t)).collect();
+        if tiers.is_empty() {
+            return None;
+        }
+        let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::new(tiers)));
+        Some(Arc::new(RouteCache {
+            policy,
+            storage,
+            lock: self.lock,
+            lock_timeout: self.lock_timeout,
+            metrics: Metrics::global().route_cache(host_label, &route.name),
+        }))
+    }
+}
+
+/// One cached route's policy, storage and metrics.
+pub struct RouteCache {
+    /// What is stored and for how long.
+    pub policy: RoutePolicy,
+    /// The route's tiers.
+    pub storage: &'static TieredStorage,
+    lock: &'static CacheKeyLockImpl,
+    lock_timeout: Duration,
+    /// The route's cache metrics.
+    pub metrics: RouteCacheMetrics,
+}
+
+impl RouteCache {
+    /// Turns pingora-cache on for this request: the route's storage, the fill lock (waiters
+    /// give up after `lock_timeout` and ask the backend themselves), the size limit.
+    pub fn enable(&self, cache: &mut HttpCache) {
+        let mut overrides = pingora::cache::CacheOptionOverrides::default();
+        overrides.wait_timeout = Some(self.lock_timeout);
+        cache.enable(self.storage, None, None, Some(self.lock), Some(overrides));
+        cache.set_max_file_size_bytes(self.policy.max_size);
+    }
+}
+
+/// The variance of a request against a stored response's `Vary` (RFC 9111 §4.1): the values
+/// of the request headers it names; `None` when the response does not vary.
+pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
+    let mut builder = VarianceBuilder::new();
+    let names = meta
+        .headers()
+        .get_all(http::header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .take(MAX_VARY_HEADERS);
+    for name in names {
+        let value: Vec<u8> = req
+            .headers
+            .get_all(name.as_str())
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect::<Vec<_>>()
+            .join(&b","[..]);
+        builder.add_owned_name_value(name, value);
+    }
+    builder.finalize()
+}

@@ -1,15 +1,16 @@
-//! A route's intended freshness, compiled once from its `cache_control` (RFC 9111 §5.2.2).
+//! A route's cache policy, compiled once from its config: its intended freshness from
+//! `cache_control` (RFC 9111 §5.2.2) and, for a cached route, [`RoutePolicy`] from
+//! `[hosts.routes.cache]`.
 //!
 //! The route's `Cache-Control` is sent to clients as decoration (see
-//! [`crate::proxy::decorate`]); [`Freshness`] is the same intent as a value the planned shared
-//! cache reads when it decides whether and how long to store a response. Explicit per-route TTLs
-//! are planned; they will fill the same value.
+//! [`crate::proxy::decorate`]); [`Freshness`] is the same intent as a value the shared cache
+//! reads: its lifetime is the default TTL of a response the backend sent without one.
 
 use http::{HeaderMap, HeaderName};
 use std::time::Duration;
 
-/// Why one response must never be stored in a shared cache tier (the tiered cache, planned,
-/// honours it; today it is recorded in the request context and the access log).
+/// Why one response must never be stored in a shared cache tier (recorded in the request
+/// context, honoured by [`super::admit`], logged as `never_store`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NeverStore {
     /// The response sets a cookie: it belongs to one client.
@@ -79,6 +80,33 @@ pub fn never_store(headers: &HeaderMap, degraded: Option<&DegradedMarker>) -> Op
     });
     marked.then_some(NeverStore::Degraded)
 }
+
+/// How a cached route uses the shared tiers (`[hosts.routes.cache]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePolicy {
+    /// Tiers looked up and written, top first.
+    pub tiers: Vec<super::tier::TierName>,
+    /// Freshness of a response the backend sent without one (`default_ttl`, else the route's
+    /// `cache_control` lifetime); `None`: such responses are not stored.
+    pub default_ttl: Option<Duration>,
+    /// Freshness replacing the backend's (`ttl`).
+    pub ttl: Option<Duration>,
+    /// Largest body stored, in bytes.
+    pub max_size: usize,
+    /// Query parameter names in the key; `None`: every parameter the backend sees.
+    pub query_keys: Option<Vec<String>>,
+    /// Stored only when the query has every one of these `name=value` pairs.
+    pub store_if_query: Vec<(String, String)>,
+    /// `stale-while-revalidate` when the backend sends none.
+    pub stale_while_revalidate: Duration,
+    /// `stale-if-error` when the backend sends none.
+    pub stale_if_error: Duration,
+    /// The route's own `cache_control` says `private` or `no-store`: nothing is stored.
+    pub route_forbids: bool,
+}
+
+/// The default `max_size` of a cached route.
+pub const DEFAULT_MAX_SIZE: usize = 64 << 20;
 
 /// How long, and whether, a shared cache may keep a route's successful responses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -43,6 +43,8 @@ pub struct Config {
     pub groups: BTreeMap<String, GroupSpec>,
     /// Virtual hosts in file order.
     pub hosts: Vec<Host>,
+    /// The shared cache's tiers and fill lock.
+    pub cache: CacheSettings,
     /// Things that are valid but probably not meant (a rule no request can reach); `check`
     /// prints them, `run` logs them.
     pub warnings: Vec<Problem>,
@@ -223,6 +225,34 @@ pub struct HmacSettings {
     pub keys: Vec<(String, Secret)>,
     /// Retired key ids.
     pub retired: Vec<String>,
+}
+
+/// `[cache]`: the tiers cached routes draw on.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// The memory tier, when configured.
+    pub memory: Option<MemoryTierSettings>,
+    /// How long a request waits for another's fill of the same key.
+    pub lock_timeout: Duration,
+}
+
+impl CacheSettings {
+    /// The tiers configured, top first.
+    pub fn tiers(&self) -> Vec<crate::cache::tier::TierName> {
+        self.memory
+            .iter()
+            .map(|_| crate::cache::tier::TierName::Memory)
+            .collect()
+    }
+}
+
+/// `[cache.memory]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryTierSettings {
+    /// Bytes the tier may hold.
+    pub size: usize,
+    /// Largest single entry.
+    pub max_entry: usize,
 }
 
 /// Response compression settings.
@@ -429,8 +459,10 @@ pub struct Route {
     pub methods: Vec<Method>,
     /// Cache-Control for successful responses.
     pub cache_control: Option<HeaderValue>,
-    /// The same intent compiled for the (planned) shared cache.
+    /// The same intent compiled for the shared cache.
     pub freshness: crate::cache::policy::Freshness,
+    /// How the route uses the shared cache; `None`: never stored.
+    pub cache: Option<crate::cache::policy::RoutePolicy>,
     /// Add `Content-Disposition: attachment`.
     pub download: bool,
     /// CORS policy.

@@ -440,6 +440,56 @@ pub struct RawRoute {
     /// Paths under this prefix belong to the user named by the next segment
     /// (`/private` → `/private/{user}/...`); a credential's user must match it.
     pub owner_prefix: Option<String>,
+    /// Store this route's responses in the shared cache ([`RawRouteCache`]); absent: never
+    /// stored, every request goes to the backend. Kept raw for precise error paths.
+    pub cache: Option<toml::Value>,
+}
+
+/// `[hosts.routes.cache]`: how a route uses the shared cache tiers of `[cache]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteCache {
+    /// Tiers to use, from the top: `memory` (default: every tier configured in `[cache]`).
+    pub tiers: Option<Vec<String>>,
+    /// Freshness when the backend sends none (no `Cache-Control` lifetime, no `Expires`),
+    /// e.g. `10m`. Default: the route's `cache_control` lifetime; without one such responses
+    /// are not stored.
+    pub default_ttl: Option<String>,
+    /// Freshness that replaces whatever the backend says (`no-store`/`private` still win).
+    pub ttl: Option<String>,
+    /// Largest response body stored, e.g. `64MiB` (default 64MiB); larger ones pass through.
+    pub max_size: Option<String>,
+    /// Query parameters that are part of the cache key (default none: the query is ignored).
+    /// Signing parameters of the route's access schemes are refused here.
+    pub query_keys: Option<Vec<String>>,
+    /// Store only when the query carries these parameters (`name`/`equals` pairs), e.g.
+    /// seed 000's sounds, cached only with `output_format=file`.
+    pub store_if_query: Option<Vec<RawValueCondition>>,
+    /// `stale-while-revalidate` used when the backend sends none, e.g. `30s`.
+    pub stale_while_revalidate: Option<String>,
+    /// `stale-if-error` used when the backend sends none, e.g. `1d`.
+    pub stale_if_error: Option<String>,
+}
+
+/// `[cache]`: the tiers every cached route draws on.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    /// `[cache.memory]`: the in-process tier ([`RawMemoryTier`]).
+    pub memory: Option<RawMemoryTier>,
+    /// How long a request waits for another request's fill of the same key before it asks
+    /// the backend itself (default 10s).
+    pub lock_timeout: Option<String>,
+}
+
+/// `[cache.memory]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMemoryTier {
+    /// Bytes the tier may hold (bodies plus headers), e.g. `256MiB`.
+    pub size: String,
+    /// Largest single entry kept in memory (default: 1/8 of `size`, at most 64MiB).
+    pub max_entry: Option<String>,
 }
 
 /// `[hosts.routes.cors]`.
@@ -488,4 +538,6 @@ pub struct RawConfig {
     /// `[[hosts]]`.
     #[serde(default)]
     pub hosts: Vec<toml::Value>,
+    /// `[cache]`.
+    pub cache: Option<toml::Value>,
 }

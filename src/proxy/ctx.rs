@@ -24,6 +24,21 @@ pub struct RequestCtx {
     pub upstream: Upstream,
     /// The error answered with, and a replacement body.
     pub outcome: Outcome,
+    /// What the shared cache did.
+    pub cache: CacheCtx,
+}
+
+/// What the shared cache did for one request (read by `Cache-Status`, metrics and the log).
+#[derive(Default)]
+pub struct CacheCtx {
+    /// The route is cached and this request looked its key up.
+    pub looked_up: bool,
+    /// The tier a hit came from.
+    pub tier: Option<crate::cache::tier::TierName>,
+    /// The response was admitted, fresh for this many seconds.
+    pub stored_ttl: Option<i64>,
+    /// Why the response was not stored.
+    pub not_stored: Option<&'static str>,
 }
 
 /// What the router matched.
@@ -65,7 +80,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Who served, as the steering header shows it and the (planned) cache key holds it:
+    /// Who served, as the steering header shows it and the cache key holds it:
     /// `group/backend` when a group served, the backend's name otherwise.
     pub fn served_by(&self) -> Option<String> {
         let backend = self.backend.as_ref()?;
@@ -93,8 +108,8 @@ pub struct Outcome {
     pub error: Option<GatewayError>,
     /// The gateway's body replacing a backend's error body; sent at the backend's end of stream.
     pub replacement: Option<Bytes>,
-    /// Why the response must never be stored in a shared cache tier (read by the planned
-    /// tiered cache; logged as `never_store`).
+    /// Why the response must never be stored in a shared cache tier (read by the cache's
+    /// admission; logged as `never_store`).
     pub never_store: Option<NeverStore>,
 }
 
@@ -107,6 +122,7 @@ impl RequestCtx {
             matched: None,
             upstream: Upstream::default(),
             outcome: Outcome::default(),
+            cache: CacheCtx::default(),
         }
     }
 }

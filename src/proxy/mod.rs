@@ -9,12 +9,17 @@ mod ctx;
 pub mod decorate;
 pub mod respond;
 
-pub use ctx::{Matched, Outcome, RequestCtx, Upstream};
+pub use ctx::{CacheCtx, Matched, Outcome, RequestCtx, Upstream};
 
 use crate::audit::AuditLog;
 use crate::auth::{unix_now, AccessRequest, Authenticator, Scheme};
 use crate::backend::dir::{DirBackend, FileAnswer};
 use crate::backend::{Ask, Backend, MemberOutcome, Verdict};
+use crate::cache::admit::{self, Circumstances};
+use crate::cache::key::KeyParts;
+use crate::cache::status::Report;
+use crate::cache::tiered::TieredHit;
+use crate::cache::CacheLayer;
 use crate::client::{ClientInfo, TrustedProxies};
 use crate::config::{CompressionSettings, Config};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
@@ -26,6 +31,11 @@ use crate::routing::Router;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, Method};
+use pingora::cache::key::HashBinary;
+use pingora::cache::storage::HitHandler;
+use pingora::cache::{
+    CacheKey, CacheMeta, CachePhase, ForcedFreshness, NoCacheReason, RespCacheable,
+};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::compression::{ResponseCompression, ResponseCompressionBuilder};
 use pingora::modules::http::HttpModules;
@@ -34,7 +44,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use respond::Answer;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// The gateway: an immutable snapshot of routing and backends.
 pub struct Gateway {
@@ -59,10 +69,11 @@ impl Gateway {
         backends: &HashMap<String, Arc<Backend>>,
         auth: Arc<Authenticator>,
         audit: Option<Arc<AuditLog>>,
+        cache: &CacheLayer,
     ) -> Gateway {
         let metrics = Metrics::global();
         Gateway {
-            router: Router::new(config, backends),
+            router: Router::with_caches(config, backends, &|host, route| cache.route(host, route)),
             auth,
             audit,
             presign_ttl: config.admin_access.presign_ttl,
@@ -103,12 +114,16 @@ impl Gateway {
         self.send(session, ctx, answer).await
     }
 
-    /// Route decorations plus the per-response compression decision.
+    /// Route decorations, `Cache-Status`, plus the per-response compression decision.
     fn finish_header(&self, session: &mut Session, ctx: &RequestCtx, resp: &mut ResponseHeader) {
         if let Some(m) = &ctx.matched {
             let backend = ctx.upstream.backend.as_deref();
             decorate::decorate(resp, &m.route.route, backend, session.req_header(), &m.path);
             steering_headers(resp, ctx, m.route.steering.header.as_ref());
+        }
+        let report = cache_report(session, ctx, resp.status.as_u16());
+        if let Some(v) = report.header_value(resp.headers.get(CACHE_STATUS)) {
+            let _ = resp.insert_header(CACHE_STATUS, v);
         }
         if !decorate::compressible(resp, &self.compression) {
             if let Some(c) = session
@@ -427,6 +442,108 @@ fn access_label(ctx: &RequestCtx) -> std::borrow::Cow<'static, str> {
     }
 }
 
+/// Records a cached route's cache metrics; true when a tier answered (nothing was asked of
+/// the backend for this request, or the backend failed and stale was served).
+fn observe_cache(session: &Session, ctx: &RequestCtx, elapsed: std::time::Duration) -> bool {
+    let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.as_ref()) else {
+        return false;
+    };
+    if !ctx.cache.looked_up {
+        return false;
+    }
+    let m = &cache.metrics;
+    if let Some(waited) = session.cache.lock_duration() {
+        m.lock_waits.inc();
+        m.lock_wait.observe(waited.as_secs_f64());
+    }
+    let phase = session.cache.phase();
+    let from_cache = matches!(
+        phase,
+        CachePhase::Hit | CachePhase::StaleUpdating | CachePhase::Stale
+    );
+    if from_cache {
+        m.hits.inc();
+    } else if ctx.cache.stored_ttl.is_some()
+        && matches!(phase, CachePhase::Miss | CachePhase::Expired)
+    {
+        m.stored.inc();
+        m.fill.observe(elapsed.as_secs_f64());
+    } else if let Some(reason) = ctx.cache.not_stored {
+        m.not_stored(reason);
+    } else if let CachePhase::Disabled(reason) = phase {
+        m.not_stored(reason.as_str());
+    }
+    from_cache
+}
+
+/// RFC 9211's response header.
+const CACHE_STATUS: &str = "cache-status";
+
+/// What the cache did for this request, as `Cache-Status` reports it.
+fn cache_report<'a>(session: &Session, ctx: &'a RequestCtx, status: u16) -> Report<'a> {
+    let cache = &session.cache;
+    let remaining = || {
+        cache.maybe_cache_meta().map_or(0, |m| {
+            let now = SystemTime::now();
+            match m.fresh_until().duration_since(now) {
+                Ok(left) => left.as_secs() as i64,
+                Err(past) => -(past.duration().as_secs() as i64),
+            }
+        })
+    };
+    let forward = |why, status| Report::Forward {
+        why,
+        status,
+        stored_ttl: ctx.cache.stored_ttl,
+        collapsed: false,
+        not_stored: ctx.cache.not_stored,
+    };
+    match cache.phase() {
+        CachePhase::Hit if cache.lock_duration().is_some() => Report::Forward {
+            why: "uri-miss",
+            status: cache
+                .maybe_cache_meta()
+                .map(|m| m.response_header().status.as_u16()),
+            stored_ttl: None,
+            collapsed: true,
+            not_stored: None,
+        },
+        CachePhase::Hit | CachePhase::StaleUpdating | CachePhase::Stale => Report::Hit {
+            tier: ctx.cache.tier,
+            ttl: remaining(),
+        },
+        CachePhase::Miss => forward("uri-miss", upstream_status(ctx, status)),
+        CachePhase::Expired => forward("stale", upstream_status(ctx, status)),
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => forward("stale", Some(304)),
+        CachePhase::Disabled(reason) if ctx.cache.looked_up => Report::Forward {
+            why: "uri-miss",
+            status: upstream_status(ctx, status),
+            stored_ttl: None,
+            collapsed: false,
+            not_stored: ctx.cache.not_stored.or(Some(reason.as_str())),
+        },
+        _ => Report::Bypass {
+            detail: bypass_reason(session, ctx),
+        },
+    }
+}
+
+/// The backend's status, when the response came from one (not from the gateway).
+fn upstream_status(ctx: &RequestCtx, status: u16) -> Option<u16> {
+    ctx.upstream.sent_at.map(|_| status)
+}
+
+/// Why the cache was not involved.
+fn bypass_reason(session: &Session, ctx: &RequestCtx) -> &'static str {
+    match (&ctx.matched, &ctx.outcome.error) {
+        (_, Some(e)) if ctx.upstream.sent_at.is_none() => e.label(),
+        (None, _) => "no-route",
+        (Some(m), _) if m.route.cache.is_none() => "uncached-route",
+        _ if !is_read(&session.req_header().method) => "method",
+        _ => "request",
+    }
+}
+
 fn internal(what: &'static str) -> Box<Error> {
     Error::explain(ErrorType::InternalError, what)
 }
@@ -494,6 +611,125 @@ impl ProxyHttp for Gateway {
         match backend.local() {
             Some(dir) => self.serve_file(session, ctx, dir).await,
             None => Ok(false),
+        }
+    }
+
+    /// Turns the cache on for reads on a cached route.
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.clone()) else {
+            return Ok(());
+        };
+        if !is_read(&session.req_header().method) || ctx.upstream.backend.is_none() {
+            return Ok(());
+        }
+        cache.enable(&mut session.cache);
+        cache.metrics.requests.inc();
+        ctx.cache.looked_up = true;
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
+        let (Some(m), Some(ask), Some(served_by)) =
+            (&ctx.matched, &ctx.upstream.ask, ctx.upstream.served_by())
+        else {
+            return Err(internal("no route or backend for the cache key"));
+        };
+        let (object, query) = match ask {
+            Ask::Object(key) => (key.as_str(), None),
+            Ask::Origin { path, query } => (path.as_str(), query.as_deref()),
+        };
+        let query_keys = m
+            .route
+            .cache
+            .as_ref()
+            .and_then(|c| c.policy.query_keys.as_deref());
+        Ok(KeyParts {
+            host: &m.route.host_label,
+            route: &m.route.route.name,
+            served_by: &served_by,
+            object,
+            query,
+            query_keys,
+        }
+        .cache_key())
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        _meta: &CacheMeta,
+        hit_handler: &mut HitHandler,
+        _is_fresh: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<ForcedFreshness>> {
+        ctx.cache.tier = hit_handler
+            .as_any()
+            .downcast_ref::<TieredHit>()
+            .map(TieredHit::tier);
+        Ok(None)
+    }
+
+    /// RFC 9111 and the route's policy decide, after the backend's verdict and never-store
+    /// rules were applied in [`Self::upstream_response_filter`].
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<RespCacheable> {
+        let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.as_ref()) else {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
+        };
+        let req = session.req_header();
+        let forwards = ctx
+            .upstream
+            .backend
+            .as_ref()
+            .is_some_and(|b| b.forwards_client_headers());
+        let circumstances = Circumstances {
+            gateway_error: ctx.outcome.error.is_some(),
+            never_store: ctx.outcome.never_store,
+            from_backup: ctx.upstream.on_backup(),
+            authorization_forwarded: forwards && req.headers.contains_key(header::AUTHORIZATION),
+            query: req.uri.query(),
+        };
+        let now = SystemTime::now();
+        match admit::decide(&cache.policy, resp, now, circumstances) {
+            Ok(meta) => {
+                let ttl = meta.fresh_until().duration_since(now).unwrap_or_default();
+                ctx.cache.stored_ttl = Some(ttl.as_secs() as i64);
+                ctx.cache.not_stored = None;
+                Ok(RespCacheable::Cacheable(meta))
+            }
+            Err(reason) => {
+                ctx.cache.stored_ttl = None;
+                ctx.cache.not_stored = Some(reason);
+                Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(reason)))
+            }
+        }
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut RequestCtx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        crate::cache::variance(meta, req)
+    }
+
+    /// Stale entries are served while one request revalidates (pingora asks only within the
+    /// entry's `stale-while-revalidate` window) and when the backend failed or answered 5xx
+    /// (within `stale-if-error`); never because the client went away.
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+        error: Option<&Error>,
+    ) -> bool {
+        match error {
+            None => true,
+            Some(e) => e.esource() != &pingora::ErrorSource::Downstream,
         }
     }
 
@@ -776,7 +1012,10 @@ impl ProxyHttp for Gateway {
             None => (&self.unmatched, UNMATCHED),
         };
         route_metrics.observe(status, elapsed, bytes as u64);
-        self.observe_steering(ctx, status, elapsed);
+        let from_cache = observe_cache(session, ctx, elapsed);
+        if !from_cache {
+            self.observe_steering(ctx, status, elapsed);
+        }
         if self.access_log {
             let req = session.req_header();
             tracing::info!(
@@ -798,6 +1037,8 @@ impl ProxyHttp for Gateway {
                 failover = if ctx.upstream.on_backup() { ctx.upstream.left_because.unwrap_or("unhealthy") } else { "-" },
                 error = ctx.outcome.error.as_ref().map(|e| e.label()).or(e.map(|_| "proxy")).unwrap_or("-"),
                 never_store = ctx.outcome.never_store.map(|n| n.label()).unwrap_or("-"),
+                cache = if ctx.cache.looked_up { session.cache.phase().as_str() } else { "-" },
+                tier = ctx.cache.tier.map(|t| t.label()).unwrap_or("-"),
             );
         }
     }

@@ -84,7 +84,12 @@ pub struct CompiledRoute<B> {
     pub steering: Arc<Steering<B>>,
     /// Request metrics labelled with this host and route.
     pub metrics: RouteMetrics,
+    /// The route's cache tiers and policy (`None`: not cached).
+    pub cache: Option<Arc<crate::cache::RouteCache>>,
 }
+
+/// Gives a route its cache, by host label and route (see [`Router::with_caches`]).
+pub type CacheFor<'a> = &'a dyn Fn(&str, &Route) -> Option<Arc<crate::cache::RouteCache>>;
 
 /// The route chosen for a request (one reference-count increment per request).
 pub type RouteMatch<B> = Arc<CompiledRoute<B>>;
@@ -187,6 +192,16 @@ impl<B> Router<B> {
     /// Compiles the routing table; routes, rules and group members whose backend or group is
     /// missing are dropped (validation guarantees there are none).
     pub fn new(config: &Config, backends: &HashMap<String, Arc<B>>) -> Router<B> {
+        Router::with_caches(config, backends, &|_, _| None)
+    }
+
+    /// Compiles the config's hosts over live backends, each cached route with the cache
+    /// `caches` gives it.
+    pub fn with_caches(
+        config: &Config,
+        backends: &HashMap<String, Arc<B>>,
+        caches: CacheFor<'_>,
+    ) -> Router<B> {
         let groups: HashMap<String, Arc<Group<B>>> = config
             .groups
             .iter()
@@ -207,7 +222,9 @@ impl<B> Router<B> {
             hosts: Vec::new(),
         };
         for (i, host) in config.hosts.iter().enumerate() {
-            router.hosts.push(compile_host(host, backends, &groups));
+            router
+                .hosts
+                .push(compile_host(host, backends, &groups, caches));
             for p in &host.patterns {
                 match p {
                     HostPattern::Exact(n) => {
@@ -248,6 +265,7 @@ fn compile_host<B>(
     host: &Host,
     backends: &HashMap<String, Arc<B>>,
     groups: &HashMap<String, Arc<Group<B>>>,
+    caches: CacheFor<'_>,
 ) -> CompiledHost<B> {
     let label: Arc<str> = Arc::from(host.names.first().map(String::as_str).unwrap_or("*"));
     let metrics = Metrics::global();
@@ -289,6 +307,7 @@ fn compile_host<B>(
                     backup: r.backup.as_ref().and_then(|b| backends.get(b)).cloned(),
                     steering: steering.clone(),
                     metrics: metrics.route(&label, &r.name),
+                    cache: caches(&label, r),
                 }))
             })
             .collect(),

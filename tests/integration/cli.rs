@@ -554,3 +554,70 @@ fn the_shipped_steering_example_is_valid_without_warnings() {
     assert!(ok, "{text}");
     assert!(text.ends_with(": ok\n"), "{text}");
 }
+
+/// A config whose one route on an http backend has `route_cache` as its cache table, after
+/// `cache` (the `[cache]` section).
+fn cached_route(cache: &str, route_cache: &str) -> String {
+    format!(
+        r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+{cache}
+[backends.a]
+kind = "http"
+addresses = ["127.0.0.1:9"]
+[[hosts]]
+names = ["*"]
+[[hosts.routes]]
+path = "/"
+backend = "a"
+[hosts.routes.cache]
+{route_cache}
+"#
+    )
+}
+
+#[test]
+fn cache_problems_are_reported_with_their_key_paths() {
+    let (ok, text) = check(&cached_route(
+        "[cache]\nlock_timeout = \"soon\"\n[cache.memory]\nsize = \"12 parsecs\"",
+        "tiers = [\"memory\"]",
+    ));
+    assert!(!ok, "{text}");
+    assert_reports(
+        &text,
+        &[
+            "cache.lock_timeout: \"soon\"",
+            "cache.memory.size: \"12 parsecs\" has an unknown unit",
+            // The memory tier was refused, so the route names no configured tier.
+            "hosts[0].routes[0].cache: no cache tiers are configured",
+        ],
+    );
+    let (ok, text) = check(&cached_route(
+        "[cache.memory]\nsize = \"64MiB\"\nmax_entry = \"1GiB\"",
+        "surprise = true",
+    ));
+    assert!(!ok, "{text}");
+    assert_reports(
+        &text,
+        &[
+            "cache.memory.max_entry: must be at most the tier's size",
+            "hosts[0].routes[0].cache: unknown field `surprise`",
+        ],
+    );
+    let (ok, text) = check(&cached_route(
+        "[cache.memory]\nsize = \"64MiB\"",
+        "tiers = [\"memory\", \"disk\", \"floppy\", \"memory\"]\nttl = \"forever\"\nmax_size = \"0B\"",
+    ));
+    assert!(!ok, "{text}");
+    assert_reports(
+        &text,
+        &[
+            "hosts[0].routes[0].cache.tiers[1]: the disk tier is not available yet (planned)",
+            "hosts[0].routes[0].cache.tiers[2]: \"floppy\" is not a cache tier",
+            "hosts[0].routes[0].cache.tiers[3]: listed twice",
+            "hosts[0].routes[0].cache.ttl: \"forever\"",
+            "hosts[0].routes[0].cache.max_size: must be greater than zero",
+        ],
+    );
+}

@@ -516,7 +516,9 @@ pub mod origin {
     //! - `/big` with [`BIG_BODY`] bytes of `x`;
     //! - any path ending in `/encoded` with a body it says is already gzip-encoded;
     //! - any path ending in `/with-headers` with each query pair `name=value` (`%20`-style
-    //!   escapes decoded) added as a response header;
+    //!   escapes decoded) added as a response header, and a body naming the request's serial
+    //!   number (`serial=N`: the origin's N-th request), so a stored copy is told from a new one;
+    //! - any path containing `/delay-MS/` after MS milliseconds (then as any other path);
     //! - any path containing `/fail-on-NAME` with 503 when NAME is this origin's name;
     //! - any path containing `/slow-on-NAME` after 3 s when NAME is this origin's name;
     //! - any path containing `/hangup` by closing the connection without an answer;
@@ -627,8 +629,8 @@ pub mod origin {
                         let name = name.clone();
                         tokio::spawn(async move {
                             let svc = service_fn(move |req| {
-                                counter.fetch_add(1, Ordering::SeqCst);
-                                handle(req, name.clone())
+                                let serial = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                                handle(req, name.clone(), serial)
                             });
                             let io = hyper_util::rt::TokioIo::new(stream);
                             let _ = hyper::server::conn::http1::Builder::new()
@@ -652,8 +654,9 @@ pub mod origin {
     async fn handle(
         req: Request<hyper::body::Incoming>,
         name: Arc<str>,
+        serial: usize,
     ) -> Result<Response<Full<Bytes>>, std::io::Error> {
-        let mut resp = answer(req, &name).await?;
+        let mut resp = answer(req, &name, serial).await?;
         if let Ok(v) = hyper::header::HeaderValue::from_str(&name) {
             resp.headers_mut().insert("x-origin-name", v);
         }
@@ -663,8 +666,16 @@ pub mod origin {
     async fn answer(
         req: Request<hyper::body::Incoming>,
         name: &str,
+        serial: usize,
     ) -> Result<Response<Full<Bytes>>, std::io::Error> {
         let path = req.uri().path().to_string();
+        if let Some(ms) = path
+            .split_once("/delay-")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|ms| ms.parse::<u64>().ok())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         if path.contains("/hangup") {
             return Err(std::io::Error::other("hanging up without an answer"));
         }
@@ -708,7 +719,9 @@ pub mod origin {
                 resp = resp.header(name, value.as_ref());
             }
             return Ok(resp
-                .body(Full::new(Bytes::from_static(b"with headers\n")))
+                .body(Full::new(Bytes::from(format!(
+                    "with headers\nserial={serial}\n"
+                ))))
                 .expect("response"));
         }
         if path == "/big" {

@@ -8,6 +8,7 @@ mod auth_admin;
 mod auth_cloudfront;
 mod auth_hmac;
 mod auth_jwt;
+mod cache;
 mod cli;
 mod dir;
 mod http_origin;

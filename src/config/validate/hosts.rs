@@ -232,6 +232,15 @@ impl Validator<'_> {
                 None
             })
             .unwrap_or_default();
+        let cache = self.route_cache(path, raw.cache.clone(), &freshness);
+        if cache.is_some() && kinds.iter().any(|k| k == "dir") {
+            self.warnings.push(Problem {
+                path: format!("{path}.cache"),
+                message: "dir backends answer inside the gateway and are not cached yet \
+                          (planned: an in-process origin); this route's dir answers bypass the cache"
+                    .into(),
+            });
+        }
         let cors_path = format!("{path}.cors");
         let cors = raw
             .cors
@@ -267,6 +276,7 @@ impl Validator<'_> {
             methods,
             cache_control,
             freshness,
+            cache,
             download: raw.download.unwrap_or(false),
             cors: cors.flatten(),
             access,

@@ -10,6 +10,7 @@ use std::path::Path;
 
 mod auth;
 mod backend;
+mod cache;
 mod hosts;
 mod steering;
 
@@ -86,6 +87,7 @@ pub fn from_toml_str(text: &str, base: &Path) -> Result<Config, Problems> {
         cloudfront_keys_declared: 0,
         jwt_keys_declared: 0,
         admin_tokens_declared: 0,
+        cache_tiers: Vec::new(),
         warnings: Vec::new(),
     }
     .config(raw);
@@ -112,6 +114,8 @@ struct Validator<'a> {
     jwt_keys_declared: usize,
     /// `[[admin.tokens]]` entries written, the same way.
     admin_tokens_declared: usize,
+    /// The tiers `[cache]` configures (routes may only name these).
+    cache_tiers: Vec<crate::cache::tier::TierName>,
     /// Valid but suspicious settings (reported by `check`, never fatal).
     warnings: Vec<Problem>,
 }
@@ -181,6 +185,8 @@ impl Validator<'_> {
         let groups = self.groups(raw.groups, &declared);
         let auth = self.auth(raw.auth);
         let resolve = self.resolve_settings(raw.resolve, &declared);
+        let cache = self.cache(raw.cache);
+        self.cache_tiers = cache.tiers();
         let hosts = self.hosts(raw.hosts, &declared, &declared_groups, &auth);
         Config {
             server,
@@ -194,6 +200,7 @@ impl Validator<'_> {
             backends,
             groups,
             hosts,
+            cache,
             warnings: std::mem::take(&mut self.warnings),
         }
     }

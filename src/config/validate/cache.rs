@@ -1,0 +1,163 @@
+//! `[cache]` and `[hosts.routes.cache]`.
+
+use super::*;
+use crate::cache::memory::MAX_ENTRY;
+use crate::cache::policy::{Freshness, RoutePolicy, DEFAULT_MAX_SIZE};
+use crate::cache::tier::TierName;
+use crate::config::units::parse_size;
+
+/// The default `[cache] lock_timeout`.
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Validator<'_> {
+    pub(super) fn cache(&mut self, value: Option<toml::Value>) -> CacheSettings {
+        let raw = value
+            .and_then(|v| item::<RawCache>(self.problems, "cache", v))
+            .unwrap_or_default();
+        let memory = raw.memory.and_then(|m| {
+            let size = self.size("cache.memory.size", &m.size)?;
+            if size < 64 * 1024 {
+                self.problems
+                    .add("cache.memory.size", "must be at least 64KiB");
+                return None;
+            }
+            let default_entry = (size / 8).min(MAX_ENTRY);
+            let max_entry = match m.max_entry {
+                None => default_entry,
+                Some(text) => {
+                    let e = self.size("cache.memory.max_entry", &text)?;
+                    if e > size || e > MAX_ENTRY {
+                        self.problems.add(
+                            "cache.memory.max_entry",
+                            format!(
+                                "must be at most the tier's size and at most {}MiB",
+                                MAX_ENTRY >> 20
+                            ),
+                        );
+                    }
+                    e
+                }
+            };
+            Some(MemoryTierSettings { size, max_entry })
+        });
+        let lock_timeout = self.duration(
+            "cache.lock_timeout",
+            raw.lock_timeout.as_deref(),
+            DEFAULT_LOCK_TIMEOUT,
+        );
+        CacheSettings {
+            memory,
+            lock_timeout,
+        }
+    }
+
+    fn size(&mut self, path: &str, text: &str) -> Option<usize> {
+        match parse_size(text).map(usize::try_from) {
+            Ok(Ok(n)) if n > 0 => Some(n),
+            Ok(_) => {
+                self.problems.add(path, "must be greater than zero");
+                None
+            }
+            Err(e) => {
+                self.problems.add(path, e);
+                None
+            }
+        }
+    }
+
+    /// A route's `cache` table; `freshness` is its own `cache_control`, whose lifetime is the
+    /// default TTL unless `default_ttl` is given.
+    pub(super) fn route_cache(
+        &mut self,
+        path: &str,
+        value: Option<toml::Value>,
+        freshness: &Freshness,
+    ) -> Option<RoutePolicy> {
+        let path = format!("{path}.cache");
+        let raw = item::<RawRouteCache>(self.problems, &path, value?)?;
+        let configured = self.cache_tiers.clone();
+        if configured.is_empty() {
+            self.problems.add(
+                &path,
+                "no cache tiers are configured: add [cache.memory] (e.g. size = \"256MiB\")",
+            );
+            return None;
+        }
+        let tiers = match raw.tiers {
+            None => configured,
+            Some(names) => {
+                let mut tiers = Vec::new();
+                for (i, name) in names.iter().enumerate() {
+                    let at = format!("{path}.tiers[{i}]");
+                    match TierName::parse(name) {
+                        Ok(t) if !configured.contains(&t) => self
+                            .problems
+                            .add(at, format!("the {name} tier is not configured in [cache]")),
+                        Ok(t) if tiers.contains(&t) => self.problems.add(at, "listed twice"),
+                        Ok(t) => tiers.push(t),
+                        Err(e) => self.problems.add(at, e),
+                    }
+                }
+                if names.is_empty() {
+                    self.problems.add(
+                        format!("{path}.tiers"),
+                        "needs at least one tier (remove the cache table to not cache)",
+                    );
+                }
+                // Looked up top first, whatever order they were written in.
+                tiers.sort();
+                tiers
+            }
+        };
+        let mut optional = |key: &str, text: Option<String>| {
+            let text = text?;
+            let at = format!("{path}.{key}");
+            match crate::config::units::parse_duration(&text) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.problems.add(at, e);
+                    None
+                }
+            }
+        };
+        let default_ttl = optional("default_ttl", raw.default_ttl).or(freshness.shared_ttl);
+        let ttl = optional("ttl", raw.ttl);
+        let stale_while_revalidate = optional("stale_while_revalidate", raw.stale_while_revalidate)
+            .or(freshness.stale_while_revalidate)
+            .unwrap_or_default();
+        let stale_if_error = optional("stale_if_error", raw.stale_if_error)
+            .or(freshness.stale_if_error)
+            .unwrap_or_default();
+        let max_size = match raw.max_size {
+            None => DEFAULT_MAX_SIZE,
+            Some(text) => self
+                .size(&format!("{path}.max_size"), &text)
+                .unwrap_or(DEFAULT_MAX_SIZE),
+        };
+        let query_keys = raw.query_keys.inspect(|keys| {
+            for (i, k) in keys.iter().enumerate() {
+                if k.is_empty() {
+                    self.problems
+                        .add(format!("{path}.query_keys[{i}]"), "must not be empty");
+                }
+            }
+        });
+        let store_if_query = raw
+            .store_if_query
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c.name, c.equals))
+            .collect();
+        Some(RoutePolicy {
+            tiers,
+            default_ttl,
+            ttl,
+            max_size,
+            query_keys,
+            store_if_query,
+            stale_while_revalidate,
+            stale_if_error,
+            route_forbids: freshness.never_store,
+        })
+    }
+}

@@ -1,0 +1,455 @@
+//! The shared cache's memory tier in front of a real origin: what is stored and served again
+//! (counted by the origin's own request counter), `Cache-Status`, the cache key (query
+//! allowlist, signing parameters, steering groups), `Vary`, stale serving, and the cache
+//! metrics seed 002's hit-ratio alert reads.
+
+use crate::harness::*;
+use std::time::Duration;
+
+/// A gateway whose `cdn.test` routes are cached in memory, in front of `origin`.
+fn cached(origin: &origin::Origin, route_cache: &str) -> Gateway {
+    Gateway::start(&format!(
+        r#"
+[cache]
+lock_timeout = "5s"
+[cache.memory]
+size = "8MiB"
+
+[backends.web]
+kind = "http"
+addresses = ["{addr}"]
+degraded_header = "X-Token-Valid: false"
+
+[[hosts]]
+names = ["cdn.test"]
+
+[[hosts.routes]]
+name = "assets"
+path = "/"
+backend = "web"
+methods = ["GET", "HEAD", "POST"]
+[hosts.routes.cache]
+{route_cache}
+"#,
+        addr = origin.addr
+    ))
+}
+
+async fn get(gw: &Gateway, path: &str) -> reqwest::Response {
+    get_with(gw, path, &[]).await
+}
+
+async fn get_with(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = client().get(gw.url(path)).header("host", "cdn.test");
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    req.send().await.unwrap()
+}
+
+fn cache_status(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("cache-status")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// Requests `path` twice and returns both `Cache-Status` values and bodies.
+async fn twice(gw: &Gateway, path: &str) -> [(String, String); 2] {
+    let mut out: [(String, String); 2] = Default::default();
+    for slot in &mut out {
+        let r = get(gw, path).await;
+        *slot = (cache_status(&r), r.text().await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_miss_is_stored_and_the_next_request_is_a_memory_hit() {
+    let origin = origin::start();
+    let gw = cached(&origin, r#"tiers = ["memory"]"#);
+    let path = "/a/with-headers?cache-control=max-age%3D300";
+    let first = get(&gw, path).await;
+    assert_eq!(first.status(), 200);
+    let status = cache_status(&first);
+    assert!(
+        status.starts_with("assetgate; fwd=uri-miss; fwd-status=200; stored; ttl="),
+        "{status}"
+    );
+    let body = first.text().await.unwrap();
+    let second = get(&gw, path).await;
+    let status = cache_status(&second);
+    assert!(status.starts_with("assetgate; hit; ttl="), "{status}");
+    assert!(status.ends_with("; detail=memory"), "{status}");
+    assert!(second.headers().contains_key("age"));
+    assert_eq!(second.text().await.unwrap(), body);
+    // HEAD is answered from the same entry.
+    let head = client()
+        .head(gw.url(path))
+        .header("host", "cdn.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(cache_status(&head).contains("; hit;"));
+    assert_eq!(
+        origin.hits(),
+        1,
+        "one origin request for three client requests"
+    );
+    // A Range request is cut from the stored body.
+    let range = get_with(&gw, path, &[("range", "bytes=0-3")]).await;
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.text().await.unwrap(), "with");
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn responses_without_freshness_need_a_route_default() {
+    let origin = origin::start();
+    let gw = cached(&origin, "");
+    let [(one, _), (two, _)] = twice(&gw, "/n/with-headers").await;
+    assert!(one.ends_with("detail=no_freshness"), "{one}");
+    assert!(two.contains("fwd=uri-miss"), "{two}");
+    assert_eq!(origin.hits(), 2);
+    drop(gw);
+    let gw = cached(&origin, r#"default_ttl = "1m""#);
+    let [(one, a), (two, b)] = twice(&gw, "/n/with-headers").await;
+    assert!(one.contains("stored; ttl=60"), "{one}");
+    assert!(two.contains("; hit;"), "{two}");
+    assert_eq!(a, b);
+    assert_eq!(origin.hits(), 3);
+}
+
+/// Each of these is asked for twice and reaches the origin both times; `Cache-Status` names
+/// why it was not stored.
+#[tokio::test]
+async fn never_stored() {
+    let origin = origin::start();
+    let gw = cached(&origin, r#"default_ttl = "1m""#);
+    let cases = [
+        ("/1/with-headers?set-cookie=s%3D1", "set_cookie"),
+        (
+            "/2/with-headers?cache-control=private%2C%20max-age%3D60",
+            "private",
+        ),
+        ("/3/with-headers?cache-control=no-store", "private"),
+        ("/4/with-headers?x-token-valid=false", "degraded"),
+        ("/5/status/503", "status"),
+        ("/6/status/403", "status"),
+        ("/7/with-headers?vary=*", "vary_star"),
+    ];
+    for (path, reason) in cases {
+        let before = origin.hits();
+        let [(one, _), (two, _)] = twice(&gw, path).await;
+        assert!(one.ends_with(&format!("detail={reason}")), "{path}: {one}");
+        assert!(two.ends_with(&format!("detail={reason}")), "{path}: {two}");
+        assert_eq!(
+            origin.hits(),
+            before + 2,
+            "{path} was served from the cache"
+        );
+    }
+    // A POST on a cached route is forwarded, never looked up.
+    let post = client()
+        .post(gw.url("/p"))
+        .header("host", "cdn.test")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cache_status(&post), "assetgate; fwd=bypass; detail=method");
+}
+
+#[tokio::test]
+async fn a_forwarded_authorization_is_stored_only_with_the_origins_permission() {
+    let origin = origin::start();
+    let gw = cached(&origin, r#"default_ttl = "1m""#);
+    let auth = [("authorization", "Bearer someone")];
+    for _ in 0..2 {
+        let r = get_with(&gw, "/auth/with-headers?cache-control=max-age%3D60", &auth).await;
+        assert!(cache_status(&r).ends_with("detail=authorization"));
+    }
+    assert_eq!(origin.hits(), 2);
+    for _ in 0..2 {
+        get_with(
+            &gw,
+            "/auth/with-headers?cache-control=public%2C%20max-age%3D60",
+            &auth,
+        )
+        .await;
+    }
+    assert_eq!(origin.hits(), 3);
+}
+
+#[tokio::test]
+async fn the_query_allowlist_decides_the_key() {
+    let origin = origin::start();
+    let gw = cached(&origin, "default_ttl = \"1m\"\nquery_keys = [\"w\"]");
+    get(&gw, "/q/with-headers?w=100&cb=1").await;
+    let r = get(&gw, "/q/with-headers?cb=2&w=100").await;
+    assert!(cache_status(&r).contains("; hit;"), "{}", cache_status(&r));
+    assert_eq!(origin.hits(), 1);
+    let r = get(&gw, "/q/with-headers?w=200").await;
+    assert!(cache_status(&r).contains("fwd=uri-miss"));
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn an_origins_whole_query_is_in_the_key_by_default() {
+    let origin = origin::start();
+    let gw = cached(&origin, r#"default_ttl = "1m""#);
+    get(&gw, "/q/with-headers?a=1&b=2").await;
+    get(&gw, "/q/with-headers?b=2&a=%31").await;
+    assert_eq!(
+        origin.hits(),
+        1,
+        "same parameters in another order share the entry"
+    );
+    get(&gw, "/q/with-headers?a=1&b=3").await;
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn the_store_rule_keeps_only_matching_responses() {
+    let origin = origin::start();
+    let gw = cached(
+        &origin,
+        "default_ttl = \"1m\"\nstore_if_query = [{ name = \"output_format\", equals = \"file\" }]",
+    );
+    let [(one, _), _] = twice(&gw, "/s/with-headers?output_format=stream").await;
+    assert!(one.ends_with("detail=query_rule"), "{one}");
+    assert_eq!(origin.hits(), 2);
+    let [_, (two, _)] = twice(&gw, "/s/with-headers?output_format=file").await;
+    assert!(two.contains("; hit;"), "{two}");
+    assert_eq!(origin.hits(), 3);
+}
+
+#[tokio::test]
+async fn each_vary_variant_is_stored_apart() {
+    let origin = origin::start();
+    let gw = cached(&origin, r#"default_ttl = "1m""#);
+    let path = "/v/with-headers?vary=accept-language";
+    let mut bodies = Vec::new();
+    for lang in ["en", "fr", "en", "fr"] {
+        let r = get_with(&gw, path, &[("accept-language", lang)]).await;
+        bodies.push(r.text().await.unwrap());
+    }
+    assert_eq!(origin.hits(), 2, "one origin request per language");
+    assert_eq!(bodies[0], bodies[2]);
+    assert_eq!(bodies[1], bodies[3]);
+    assert_ne!(bodies[0], bodies[1]);
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_serves_stale_once_and_refreshes() {
+    let origin = origin::start();
+    let gw = cached(&origin, "");
+    let path = "/swr/with-headers?cache-control=max-age%3D1%2C%20stale-while-revalidate%3D60";
+    let first = get(&gw, path).await.text().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let stale = get(&gw, path).await;
+    let status = cache_status(&stale);
+    assert!(status.starts_with("assetgate; hit; ttl=-"), "{status}");
+    assert_eq!(
+        stale.text().await.unwrap(),
+        first,
+        "the stale copy answered"
+    );
+    // One background request refreshed the entry.
+    eventually(
+        "the background revalidation",
+        Duration::from_secs(5),
+        || async { (origin.hits() == 2).then_some(()) },
+    )
+    .await;
+    let fresh = get(&gw, path).await;
+    assert!(cache_status(&fresh).starts_with("assetgate; hit; ttl="));
+    assert!(!cache_status(&fresh).contains("ttl=-"));
+    assert_ne!(
+        fresh.text().await.unwrap(),
+        first,
+        "the refreshed copy answers now"
+    );
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_while_the_origin_is_down() {
+    let mut origin = origin::start();
+    let gw = cached(&origin, "");
+    let path = "/sie/with-headers?cache-control=max-age%3D1%2C%20stale-if-error%3D60";
+    let first = get(&gw, path).await.text().await.unwrap();
+    origin.stop();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = get(&gw, path).await;
+    assert_eq!(r.status(), 200);
+    assert!(cache_status(&r).starts_with("assetgate; hit; ttl=-"));
+    assert_eq!(r.text().await.unwrap(), first);
+    // Without a stale-if-error window the error is the answer.
+    let plain = "/plain/with-headers?cache-control=max-age%3D1";
+    origin.restart();
+    get(&gw, plain).await;
+    origin.stop();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(get(&gw, plain).await.status(), 502);
+}
+
+/// A rule's canary answer is filed under its group, so a default-group client never gets it;
+/// the sticky cookie is each new client's own, on hits too, never a stored one.
+#[tokio::test]
+async fn steering_groups_have_their_own_entries_and_cookies_are_never_stored() {
+    let stable = origin::start_named("stable");
+    let canary = origin::start_named("canary");
+    let gw = Gateway::start(&format!(
+        r#"
+[cache.memory]
+size = "8MiB"
+[backends.stable]
+kind = "http"
+addresses = ["{}"]
+[backends.canary]
+kind = "http"
+addresses = ["{}"]
+[groups.web]
+weights = {{ stable = 1, canary = 1 }}
+[groups.beta]
+weights = {{ canary = 1 }}
+[[hosts]]
+names = ["cdn.test"]
+[[hosts.rules]]
+name = "beta-testers"
+header = {{ name = "x-beta", equals = "1" }}
+group = "beta"
+[[hosts.routes]]
+path = "/"
+group = "web"
+cache = {{ default_ttl = "1m" }}
+"#,
+        stable.addr, canary.addr
+    ));
+    let page = "/page/with-headers";
+    let beta = get_with(&gw, page, &[("x-beta", "1")]).await;
+    assert_eq!(beta.headers()["x-origin-name"], "canary");
+    let beta = get_with(&gw, page, &[("x-beta", "1")]).await;
+    assert!(cache_status(&beta).contains("; hit;"));
+    // Whichever backend the default group picks for this client, the beta entry is not it.
+    let client_cookie = [("cookie", "ag_web=0000000000000001")];
+    let first = get_with(&gw, page, &client_cookie).await;
+    assert!(
+        cache_status(&first).contains("fwd=uri-miss"),
+        "{}",
+        cache_status(&first)
+    );
+    let served = first.headers()["x-origin-name"].clone();
+    let again = get_with(&gw, page, &client_cookie).await;
+    assert!(cache_status(&again).contains("; hit;"));
+    assert_eq!(again.headers()["x-origin-name"], served);
+    assert!(
+        again.headers().get("set-cookie").is_none(),
+        "the client has its cookie"
+    );
+    assert_eq!(stable.hits() + canary.hits(), 2);
+    // New clients each get their own id, whether their answer was a hit or not.
+    let mut ids = std::collections::HashSet::new();
+    let mut hits = 0;
+    for _ in 0..8 {
+        let r = get(&gw, page).await;
+        hits += cache_status(&r).contains("; hit;") as usize;
+        let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(set.starts_with("ag_web="), "{set}");
+        ids.insert(set.split(';').next().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 8, "every new client got a new id");
+    assert!(hits >= 6, "at most one miss per backend: {hits} hits");
+    assert!(stable.hits() + canary.hits() <= 3);
+}
+
+#[tokio::test]
+async fn signing_parameters_are_not_in_the_key_and_every_hit_is_authorised() {
+    let origin = origin::start();
+    let secret = secret_file("cache-test-secret-0123456789abcdef0123456789");
+    let gw = Gateway::start(&format!(
+        r#"
+[cache.memory]
+size = "8MiB"
+[[auth.hmac.keys]]
+id = "k1"
+secret = {{ file = "{}" }}
+[backends.web]
+kind = "http"
+addresses = ["{}"]
+[[hosts]]
+names = ["cdn.test"]
+[[hosts.routes]]
+path = "/private"
+backend = "web"
+access = "hmac"
+cache = {{ default_ttl = "1m" }}
+"#,
+        secret.display(),
+        origin.addr
+    ));
+    let path = "/private/doc/with-headers";
+    let url = format!("http://cdn.test{path}");
+    let sign = |ttl| {
+        gw.signed("hmac", &["--ttl", ttl, &url])
+            .trim_start_matches("http://cdn.test")
+            .to_string()
+    };
+    let (one, two) = (sign("10m"), sign("20m"));
+    assert_ne!(one, two);
+    let a = get(&gw, &one).await;
+    assert_eq!(a.status(), 200);
+    let b = get(&gw, &two).await;
+    assert_eq!(b.status(), 200);
+    assert!(cache_status(&b).contains("; hit;"), "{}", cache_status(&b));
+    assert_eq!(origin.hits(), 1);
+    // The entry is there, but an unsigned request is refused before any lookup.
+    let denied = get(&gw, path).await;
+    assert!(denied.status() == 401 || denied.status() == 403);
+    assert!(
+        !cache_status(&denied).contains("hit"),
+        "{}",
+        cache_status(&denied)
+    );
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn hit_ratio_metrics_and_tier_gauges() {
+    let origin = origin::start();
+    let gw = cached(&origin, r#"default_ttl = "1m""#);
+    for _ in 0..4 {
+        get(&gw, "/m/with-headers").await;
+    }
+    get(&gw, "/m/with-headers?set-cookie=a%3D1").await;
+    let text = gw.metrics().await;
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    assert_eq!(
+        value(r#"assetgate_cache_requests_total{host="cdn.test",route="assets"}"#),
+        5.0
+    );
+    assert_eq!(
+        value(r#"assetgate_cache_hits_total{host="cdn.test",route="assets"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(
+            r#"assetgate_cache_not_stored_total{host="cdn.test",reason="set_cookie",route="assets"}"#
+        ),
+        1.0
+    );
+    assert_eq!(value(r#"assetgate_cache_tier_entries{tier="memory"}"#), 1.0);
+    assert!(value(r#"assetgate_cache_tier_bytes{tier="memory"}"#) > 0.0);
+    assert_eq!(
+        value(r#"assetgate_cache_tier_hits_total{tier="memory"}"#),
+        3.0
+    );
+}
