@@ -84,12 +84,27 @@ impl Upstream {
     /// `group/backend` when a group served, the backend's name otherwise.
     pub fn served_by(&self) -> Option<String> {
         let backend = self.backend.as_ref()?;
-        Some(match self.plan.as_ref().and_then(|p| p.group()) {
-            Some(g) if !self.plan.as_ref().is_some_and(|p| p.is_backup(backend)) => {
-                format!("{}/{}", g.name, backend.name())
+        let group = self
+            .plan
+            .as_ref()
+            .filter(|p| !p.is_backup(backend))
+            .and_then(|p| p.group());
+        Some(served_label(group.map(|g| &*g.name), backend.name()))
+    }
+
+    /// Every `served_by` the plan's target can produce: the one serving, and each member of
+    /// its group (a write invalidates the entries of all of them).
+    pub fn served_by_all(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.served_by().into_iter().collect();
+        if let Some(g) = self.plan.as_ref().and_then(|p| p.group()) {
+            for b in g.backends() {
+                let label = served_label(Some(&g.name), b.name());
+                if !out.contains(&label) {
+                    out.push(label);
+                }
             }
-            _ => backend.name().to_string(),
-        })
+        }
+        out
     }
 
     /// Whether the route's backup is the backend serving.
@@ -98,6 +113,14 @@ impl Upstream {
             (Some(p), Some(b)) => p.is_backup(b),
             _ => false,
         }
+    }
+}
+
+/// `group/backend`, or the backend's name outside a group.
+fn served_label(group: Option<&str>, backend: &str) -> String {
+    match group {
+        Some(g) => format!("{g}/{backend}"),
+        None => backend.to_string(),
     }
 }
 

@@ -442,6 +442,47 @@ fn access_label(ctx: &RequestCtx) -> std::borrow::Cow<'static, str> {
     }
 }
 
+/// What the cache key of this request is made of, for the backend label `served_by`.
+fn key_parts<'a>(ctx: &'a RequestCtx, served_by: &'a str) -> Option<KeyParts<'a>> {
+    let m = ctx.matched.as_ref()?;
+    let (object, query) = match ctx.upstream.ask.as_ref()? {
+        Ask::Object(key) => (key.as_str(), None),
+        Ask::Origin { path, query } => (path.as_str(), query.as_deref()),
+    };
+    Some(KeyParts {
+        host: &m.route.host_label,
+        route: &m.route.route.name,
+        served_by,
+        object,
+        query,
+        query_keys: m
+            .route
+            .cache
+            .as_ref()
+            .and_then(|c| c.policy.query_keys.as_deref()),
+    })
+}
+
+/// RFC 9111 §4.4: a successful unsafe request (POST, PUT, DELETE, ...) invalidates what the
+/// cache holds for its target URI, in every tier, for every backend of the route's group.
+/// Removing the entry without variance retires its `Vary` variants too: pingora-cache takes
+/// the primary entry's age as the floor for every variant found after it.
+async fn invalidate_after_unsafe(session: &Session, ctx: &RequestCtx, status: u16) {
+    let method = &session.req_header().method;
+    if method.is_safe() || status >= 400 || ctx.upstream.sent_at.is_none() {
+        return;
+    }
+    let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.as_ref()) else {
+        return;
+    };
+    for served_by in ctx.upstream.served_by_all() {
+        if let Some(parts) = key_parts(ctx, &served_by) {
+            let key = crate::cache::key::EntryKey::of(&parts.cache_key());
+            cache.storage.remove(&key).await;
+        }
+    }
+}
+
 /// Records a cached route's cache metrics; true when a tier answered (nothing was asked of
 /// the backend for this request, or the backend failed and stale was served).
 fn observe_cache(session: &Session, ctx: &RequestCtx, elapsed: std::time::Duration) -> bool {
@@ -629,29 +670,10 @@ impl ProxyHttp for Gateway {
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
-        let (Some(m), Some(ask), Some(served_by)) =
-            (&ctx.matched, &ctx.upstream.ask, ctx.upstream.served_by())
-        else {
-            return Err(internal("no route or backend for the cache key"));
-        };
-        let (object, query) = match ask {
-            Ask::Object(key) => (key.as_str(), None),
-            Ask::Origin { path, query } => (path.as_str(), query.as_deref()),
-        };
-        let query_keys = m
-            .route
-            .cache
-            .as_ref()
-            .and_then(|c| c.policy.query_keys.as_deref());
-        Ok(KeyParts {
-            host: &m.route.host_label,
-            route: &m.route.route.name,
-            served_by: &served_by,
-            object,
-            query,
-            query_keys,
-        }
-        .cache_key())
+        let served_by = ctx.upstream.served_by().unwrap_or_default();
+        key_parts(ctx, &served_by)
+            .map(|parts| parts.cache_key())
+            .ok_or_else(|| internal("no route or backend for the cache key"))
     }
 
     async fn cache_hit_filter(
@@ -961,6 +983,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        invalidate_after_unsafe(session, ctx, upstream_response.status.as_u16()).await;
         self.finish_header(session, ctx, upstream_response);
         Ok(())
     }

@@ -165,6 +165,12 @@ impl<B> Group<B> {
     }
 
     /// The member serving `backend`, for metrics.
+    /// Every member backend, drained ones included.
+    pub fn backends(&self) -> impl Iterator<Item = &Arc<B>> {
+        self.members.iter().map(|m| &m.backend)
+    }
+
+    /// The member serving `backend`, if it is one.
     pub fn member_of(&self, backend: &Arc<B>) -> Option<&Member<B>> {
         self.members
             .iter()

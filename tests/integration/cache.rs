@@ -453,3 +453,66 @@ async fn hit_ratio_metrics_and_tier_gauges() {
         3.0
     );
 }
+
+/// Concurrent misses for one key in one gateway wait for one fill: the origin, slowed to
+/// 500 ms so every request is in flight before it answers, is asked once.
+#[tokio::test]
+async fn concurrent_misses_collapse_into_one_origin_request() {
+    let origin = origin::start();
+    let gw = cached(&origin, "");
+    let path = "/c/delay-500/with-headers?cache-control=max-age%3D60";
+    let requests = (0..100).map(|_| async { cache_status(&get(&gw, path).await) });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert_eq!(origin.hits(), 1, "{statuses:?}");
+    let stored = statuses.iter().filter(|s| s.contains("; stored;")).count();
+    let collapsed = statuses
+        .iter()
+        .filter(|s| s.ends_with("; collapsed"))
+        .count();
+    let hits = statuses.iter().filter(|s| s.contains("; hit;")).count();
+    assert_eq!(stored, 1, "{statuses:?}");
+    assert_eq!(stored + collapsed + hits, 100, "{statuses:?}");
+    assert!(collapsed >= 90, "{collapsed} of 99 waited: {statuses:?}");
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(&format!(
+            "assetgate_cache_lock_waits_total{{host=\"cdn.test\",route=\"assets\"}} {collapsed}"
+        )),
+        "{metrics}"
+    );
+}
+
+/// RFC 9111 §4.4: a successful POST to a URI drops what the cache holds for it.
+#[tokio::test]
+async fn a_successful_write_invalidates_the_stored_entry() {
+    let mut origin = origin::start();
+    let gw = cached(&origin, "");
+    let path = "/w/with-headers?cache-control=max-age%3D60";
+    let [_, (hit, before)] = twice(&gw, path).await;
+    assert!(hit.contains("; hit;"));
+    let post = client()
+        .post(gw.url(path))
+        .header("host", "cdn.test")
+        .body("new")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 200);
+    assert_eq!(origin.hits(), 2);
+    let [(miss, after), (hit, _)] = twice(&gw, path).await;
+    assert!(miss.contains("fwd=uri-miss"), "{miss}");
+    assert!(hit.contains("; hit;"), "{hit}");
+    assert_ne!(before, after);
+    // A failed write (the origin is down: 502) leaves the entry alone.
+    origin.stop();
+    let failed = client()
+        .post(gw.url(path))
+        .header("host", "cdn.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 502);
+    let r = get(&gw, path).await;
+    assert!(cache_status(&r).contains("; hit;"), "{}", cache_status(&r));
+    assert_eq!(origin.hits(), 3);
+}
