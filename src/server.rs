@@ -30,6 +30,9 @@ pub enum StartError {
     /// A backend could not be built.
     #[error("{0}")]
     Backend(String),
+    /// A cache tier could not be opened.
+    #[error("{0}")]
+    Cache(String),
     /// Access keys or the revocation list could not be loaded.
     #[error("auth: {0}")]
     Auth(String),
@@ -76,7 +79,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         None => None,
     };
     let revocation_reload = auth.reload_service();
-    let cache = crate::cache::CacheLayer::new(&config.cache);
+    let cache = crate::cache::CacheLayer::new(&config.cache).map_err(StartError::Cache)?;
     let gateway = Gateway::new(config, &backends, Arc::new(auth), audit.clone(), &cache);
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "assetgate");

@@ -4,15 +4,17 @@
 //! - [`policy`]: a route's freshness intent and its [`policy::RoutePolicy`];
 //! - [`admit`]: whether a response is stored and for how long (RFC 9111, RFC 5861, route);
 //! - [`key`]: what a stored response is filed under;
-//! - [`tier`]: the seam one tier implements; [`memory`]: the in-process tier;
+//! - [`tier`]: the seam one tier implements; [`memory`]: the in-process tier; [`disk`]: local
+//!   files;
 //! - [`tiered`]: the tiers as one pingora-cache `Storage`, with promotion;
 //! - [`status`]: the RFC 9211 `Cache-Status` entry.
 //!
-//! Today the memory tier exists; the disk, Redis and object-store tiers, the fleet-wide fill
-//! lock, and purge are planned (tiered-cache issue). A route without `[hosts.routes.cache]` is
+//! Today the memory and disk tiers exist; the Redis and object-store tiers, the fleet-wide
+//! fill lock, and purge are planned (tiered-cache issue). A route without `[hosts.routes.cache]` is
 //! never stored.
 
 pub mod admit;
+pub mod disk;
 pub mod key;
 pub mod memory;
 pub mod policy;
@@ -40,13 +42,14 @@ pub const MAX_VARY_HEADERS: usize = 16;
 /// process through a graceful upgrade).
 pub struct CacheLayer {
     memory: Option<Arc<memory::MemoryTier>>,
+    disk: Option<Arc<disk::DiskTier>>,
     lock: &'static CacheKeyLockImpl,
     lock_timeout: Duration,
 }
 
 impl CacheLayer {
-    /// The tiers `[cache]` configures.
-    pub fn new(settings: &CacheSettings) -> CacheLayer {
+    /// The tiers `[cache]` configures; fails when the disk tier's folder cannot be created.
+    pub fn new(settings: &CacheSettings) -> Result<CacheLayer, String> {
         let metrics = Metrics::global();
         let memory = settings.memory.as_ref().map(|m| {
             Arc::new(memory::MemoryTier::new(
@@ -55,17 +58,26 @@ impl CacheLayer {
                 metrics.tier(TierName::Memory.label()),
             ))
         });
+        let disk = match &settings.disk {
+            Some(d) => Some(Arc::new(
+                disk::DiskTier::open(d, metrics.tier(TierName::Disk.label()))
+                    .map_err(|e| format!("cache.disk.path: {}: {e}", d.path.display()))?,
+            )),
+            None => None,
+        };
         let lock: &'static CacheLock = Box::leak(Box::new(CacheLock::new(settings.lock_timeout)));
-        CacheLayer {
+        Ok(CacheLayer {
             memory,
+            disk,
             lock,
             lock_timeout: settings.lock_timeout,
-        }
+        })
     }
 
     fn tier(&self, name: TierName) -> Option<Arc<dyn Tier>> {
         match name {
             TierName::Memory => self.memory.clone().map(|m| m as Arc<dyn Tier>),
+            TierName::Disk => self.disk.clone().map(|d| d as Arc<dyn Tier>),
         }
     }
 

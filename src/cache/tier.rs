@@ -16,16 +16,19 @@ use pingora::Result;
 pub enum TierName {
     /// In-process memory ([`super::memory`]).
     Memory,
+    /// Local files ([`super::disk`]).
+    Disk,
 }
 
 impl TierName {
     /// Every tier, top first.
-    pub const ALL: [TierName; 1] = [TierName::Memory];
+    pub const ALL: [TierName; 2] = [TierName::Memory, TierName::Disk];
 
     /// Stable label for metrics, `Cache-Status` and config.
     pub fn label(self) -> &'static str {
         match self {
             TierName::Memory => "memory",
+            TierName::Disk => "disk",
         }
     }
 
@@ -33,10 +36,13 @@ impl TierName {
     pub fn parse(text: &str) -> Result<TierName, String> {
         match text {
             "memory" => Ok(TierName::Memory),
-            "disk" | "redis" | "object" => Err(format!(
-                "the {text} tier is not available yet (planned); use memory"
+            "disk" => Ok(TierName::Disk),
+            "redis" | "object" => Err(format!(
+                "the {text} tier is not available yet (planned); use memory or disk"
             )),
-            other => Err(format!("\"{other}\" is not a cache tier; use memory")),
+            other => Err(format!(
+                "\"{other}\" is not a cache tier; use memory or disk"
+            )),
         }
     }
 }

@@ -232,6 +232,8 @@ pub struct HmacSettings {
 pub struct CacheSettings {
     /// The memory tier, when configured.
     pub memory: Option<MemoryTierSettings>,
+    /// The disk tier, when configured.
+    pub disk: Option<crate::cache::disk::DiskSettings>,
     /// How long a request waits for another's fill of the same key.
     pub lock_timeout: Duration,
 }
@@ -239,10 +241,15 @@ pub struct CacheSettings {
 impl CacheSettings {
     /// The tiers configured, top first.
     pub fn tiers(&self) -> Vec<crate::cache::tier::TierName> {
-        self.memory
-            .iter()
-            .map(|_| crate::cache::tier::TierName::Memory)
-            .collect()
+        use crate::cache::tier::TierName;
+        let mut tiers = Vec::new();
+        if self.memory.is_some() {
+            tiers.push(TierName::Memory);
+        }
+        if self.disk.is_some() {
+            tiers.push(TierName::Disk);
+        }
+        tiers
     }
 }
 

@@ -477,9 +477,27 @@ pub struct RawRouteCache {
 pub struct RawCache {
     /// `[cache.memory]`: the in-process tier ([`RawMemoryTier`]).
     pub memory: Option<RawMemoryTier>,
+    /// `[cache.disk]`: the local-files tier ([`RawDiskTier`]).
+    pub disk: Option<RawDiskTier>,
     /// How long a request waits for another request's fill of the same key before it asks
     /// the backend itself (default 10s).
     pub lock_timeout: Option<String>,
+}
+
+/// `[cache.disk]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiskTier {
+    /// Folder holding the entries (created if missing; relative to the config file), e.g.
+    /// `/var/cache/assetgate`. One gateway process per folder.
+    pub path: PathBuf,
+    /// Bytes the tier may hold, e.g. `10GiB`.
+    pub size: String,
+    /// Largest single entry (default: 1/8 of `size`).
+    pub max_entry: Option<String>,
+    /// Stop admitting new entries when the filesystem has less free space than this
+    /// (default 1GiB, at most half of `size`).
+    pub min_free: Option<String>,
 }
 
 /// `[cache.memory]`.

@@ -8,12 +8,18 @@ use std::time::Duration;
 
 /// A gateway whose `cdn.test` routes are cached in memory, in front of `origin`.
 fn cached(origin: &origin::Origin, route_cache: &str) -> Gateway {
+    cached_with(origin, "", route_cache)
+}
+
+/// Like [`cached`], with more `[cache]` tables (e.g. `[cache.disk]`).
+fn cached_with(origin: &origin::Origin, tiers: &str, route_cache: &str) -> Gateway {
     Gateway::start(&format!(
         r#"
 [cache]
 lock_timeout = "5s"
 [cache.memory]
 size = "8MiB"
+{tiers}
 
 [backends.web]
 kind = "http"
@@ -515,4 +521,133 @@ async fn a_successful_write_invalidates_the_stored_entry() {
     let r = get(&gw, path).await;
     assert!(cache_status(&r).contains("; hit;"), "{}", cache_status(&r));
     assert_eq!(origin.hits(), 3);
+}
+
+/// A gateway whose `cdn.test` route uses memory and disk (folder `disk`), or only `tiers`.
+fn tiered(
+    origin: &origin::Origin,
+    disk: &std::path::Path,
+    tiers: &str,
+    disk_extra: &str,
+) -> Gateway {
+    cached_with(
+        origin,
+        &format!(
+            "[cache.disk]\npath = \"{}\"\nsize = \"64MiB\"\n{disk_extra}",
+            disk.display()
+        ),
+        &format!("tiers = {tiers}\ndefault_ttl = \"1h\""),
+    )
+}
+
+/// Every entry file under a disk tier's folder.
+fn entry_files(disk: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(disk).unwrap().flatten() {
+        if dir.file_name() == "tmp" || !dir.path().is_dir() {
+            continue;
+        }
+        out.extend(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .map(|f| f.path()),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_disk_tier_survives_a_restart_and_promotes_into_memory() {
+    let origin = origin::start();
+    let disk = tempfile::tempdir().unwrap();
+    let path = "/d/with-headers";
+    let gw = tiered(&origin, disk.path(), r#"["memory", "disk"]"#, "");
+    let [(miss, body), (hit, _)] = twice(&gw, path).await;
+    assert!(miss.contains("; stored;"), "{miss}");
+    assert!(hit.ends_with("detail=memory"), "{hit}");
+    assert_eq!(entry_files(disk.path()).len(), 1);
+    drop(gw);
+    // A new process: memory is empty, the disk entry answers, then memory has it again.
+    let gw = tiered(&origin, disk.path(), r#"["memory", "disk"]"#, "");
+    let [(from_disk, a), (from_memory, b)] = twice(&gw, path).await;
+    assert!(from_disk.ends_with("detail=disk"), "{from_disk}");
+    assert!(from_memory.ends_with("detail=memory"), "{from_memory}");
+    assert_eq!((a, b), (body.clone(), body));
+    assert_eq!(origin.hits(), 1);
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("assetgate_cache_tier_promotions_total{tier=\"memory\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("assetgate_cache_tier_entries{tier=\"disk\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_disk_entry_is_dropped_and_refetched() {
+    let origin = origin::start();
+    let disk = tempfile::tempdir().unwrap();
+    let gw = tiered(&origin, disk.path(), r#"["disk"]"#, "");
+    let path = "/x/with-headers";
+    let first = get(&gw, path).await.text().await.unwrap();
+    let hit = get(&gw, path).await;
+    assert!(cache_status(&hit).ends_with("detail=disk"));
+    // Flip one byte of the stored body.
+    let file = entry_files(disk.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x20;
+    std::fs::write(&file, &bytes).unwrap();
+    let refetched = get(&gw, path).await;
+    assert!(
+        cache_status(&refetched).contains("fwd=uri-miss"),
+        "{}",
+        cache_status(&refetched)
+    );
+    let body = refetched.text().await.unwrap();
+    assert_ne!(
+        body, first,
+        "a new copy from the origin, not the damaged one"
+    );
+    assert_eq!(origin.hits(), 2);
+    // A truncated entry too.
+    let file = entry_files(disk.path()).pop().unwrap();
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let again = get(&gw, path).await;
+    assert!(cache_status(&again).contains("fwd=uri-miss"));
+    assert_eq!(origin.hits(), 3);
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("assetgate_cache_tier_corrupt_total{tier=\"disk\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_full_disk_stops_admission_and_requests_are_still_served() {
+    let origin = origin::start();
+    let disk = tempfile::tempdir().unwrap();
+    // Demands more free space than any filesystem has: the disk is "full".
+    let gw = tiered(
+        &origin,
+        disk.path(),
+        r#"["disk"]"#,
+        "min_free = \"1000TiB\"",
+    );
+    for _ in 0..2 {
+        let r = get(&gw, "/f/with-headers").await;
+        assert_eq!(r.status(), 200);
+        assert!(!cache_status(&r).contains("stored"), "{}", cache_status(&r));
+    }
+    assert_eq!(origin.hits(), 2);
+    assert!(entry_files(disk.path()).is_empty());
 }

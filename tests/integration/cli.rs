@@ -593,6 +593,21 @@ fn cache_problems_are_reported_with_their_key_paths() {
             "hosts[0].routes[0].cache: no cache tiers are configured",
         ],
     );
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let (ok, text) = check(&cached_route(
+        &format!("[cache.disk]\npath = \"{file}\"\nsize = \"1GiB\"\nmax_entry = \"2GiB\"\nmin_free = \"lots\""),
+        "tiers = [\"disk\"]",
+    ));
+    assert!(!ok, "{text}");
+    assert_reports(
+        &text,
+        &[
+            "cache.disk.path: ",
+            "Cargo.toml exists and is not a folder",
+            "cache.disk.max_entry: must be at most the tier's size",
+            "cache.disk.min_free: \"lots\"",
+        ],
+    );
     let (ok, text) = check(&cached_route(
         "[cache.memory]\nsize = \"64MiB\"\nmax_entry = \"1GiB\"",
         "surprise = true",
@@ -607,13 +622,14 @@ fn cache_problems_are_reported_with_their_key_paths() {
     );
     let (ok, text) = check(&cached_route(
         "[cache.memory]\nsize = \"64MiB\"",
-        "tiers = [\"memory\", \"disk\", \"floppy\", \"memory\"]\nttl = \"forever\"\nmax_size = \"0B\"",
+        "tiers = [\"memory\", \"disk\", \"floppy\", \"memory\", \"redis\"]\nttl = \"forever\"\nmax_size = \"0B\"",
     ));
     assert!(!ok, "{text}");
     assert_reports(
         &text,
         &[
-            "hosts[0].routes[0].cache.tiers[1]: the disk tier is not available yet (planned)",
+            "hosts[0].routes[0].cache.tiers[1]: the disk tier is not configured in [cache]",
+            "hosts[0].routes[0].cache.tiers[4]: the redis tier is not available yet (planned)",
             "hosts[0].routes[0].cache.tiers[2]: \"floppy\" is not a cache tier",
             "hosts[0].routes[0].cache.tiers[3]: listed twice",
             "hosts[0].routes[0].cache.ttl: \"forever\"",

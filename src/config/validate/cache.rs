@@ -40,6 +40,43 @@ impl Validator<'_> {
             };
             Some(MemoryTierSettings { size, max_entry })
         });
+        let disk = raw.disk.and_then(|d| {
+            let size = self.size("cache.disk.size", &d.size)? as u64;
+            let max_entry = match d.max_entry {
+                None => size / 8,
+                Some(text) => {
+                    let e = self.size("cache.disk.max_entry", &text)? as u64;
+                    if e > size {
+                        self.problems
+                            .add("cache.disk.max_entry", "must be at most the tier's size");
+                    }
+                    e
+                }
+            };
+            let min_free = match d.min_free {
+                None => (1u64 << 30).min(size / 2),
+                Some(text) => match parse_size(&text) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.problems.add("cache.disk.min_free", e);
+                        0
+                    }
+                },
+            };
+            let path = self.resolve(&d.path);
+            if path.exists() && !path.is_dir() {
+                self.problems.add(
+                    "cache.disk.path",
+                    format!("{} exists and is not a folder", path.display()),
+                );
+            }
+            Some(crate::cache::disk::DiskSettings {
+                path,
+                size,
+                max_entry,
+                min_free,
+            })
+        });
         let lock_timeout = self.duration(
             "cache.lock_timeout",
             raw.lock_timeout.as_deref(),
@@ -47,6 +84,7 @@ impl Validator<'_> {
         );
         CacheSettings {
             memory,
+            disk,
             lock_timeout,
         }
     }
@@ -79,7 +117,7 @@ impl Validator<'_> {
         if configured.is_empty() {
             self.problems.add(
                 &path,
-                "no cache tiers are configured: add [cache.memory] (e.g. size = \"256MiB\")",
+                "no cache tiers are configured: add [cache.memory] (e.g. size = \"256MiB\") or [cache.disk]",
             );
             return None;
         }
