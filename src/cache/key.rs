@@ -24,9 +24,14 @@ pub struct EntryKey(pub [u8; 32]);
 impl EntryKey {
     /// The entry key of a pingora cache key (primary bytes and variance, if any).
     pub fn of(key: &CacheKey) -> EntryKey {
+        EntryKey::of_primary(key.primary_key(), key.variance_bin().as_ref())
+    }
+
+    /// The entry key of framed primary key bytes and a variance.
+    pub fn of_primary(primary: &[u8], variance: Option<&HashBinary>) -> EntryKey {
         let mut hasher = Sha256::new();
-        hasher.update(key.primary_key());
-        if let Some(variance) = key.variance_bin() {
+        hasher.update(primary);
+        if let Some(variance) = variance {
             hasher.update([1u8]);
             hasher.update(variance);
         } else {
@@ -80,6 +85,11 @@ impl KeyParts<'_> {
             out.extend_from_slice(part);
         }
         out
+    }
+
+    /// The entry key of this request's response when it has no `Vary` variance.
+    pub fn entry_key(&self) -> EntryKey {
+        EntryKey::of_primary(&self.primary(), None)
     }
 
     /// The pingora cache key, with its lock hash taken from the full digest.

@@ -120,6 +120,49 @@ impl MemoryTier {
     }
 }
 
+impl MemoryTier {
+    /// The entry under `key` when it can answer a request as it is: fresh at `now` and
+    /// without `Vary` variance (those go through pingora-cache's variant lookup).
+    pub fn fresh(&self, key: &EntryKey, now: SystemTime) -> Option<FreshHit> {
+        let entry = self.0.get(key)?;
+        if entry.meta.variance.is_some() || entry.meta.fresh_until < now {
+            return None;
+        }
+        self.0.metrics.hits.inc();
+        Some(FreshHit(entry))
+    }
+}
+
+/// A fresh memory entry, answered without pingora-cache's hit machinery.
+pub struct FreshHit(Arc<Entry>);
+
+impl FreshHit {
+    /// The stored response header.
+    pub fn header(&self) -> &ResponseHeader {
+        &self.0.meta.header
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.0.body
+    }
+
+    /// Seconds since the entry was stored or revalidated (its `Age`).
+    pub fn age(&self, now: SystemTime) -> u64 {
+        let epoch = self.0.meta.epoch_override.unwrap_or(self.0.meta.updated);
+        now.duration_since(epoch).map_or(0, |d| d.as_secs())
+    }
+
+    /// Seconds of freshness left.
+    pub fn ttl(&self, now: SystemTime) -> i64 {
+        self.0
+            .meta
+            .fresh_until
+            .duration_since(now)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+}
+
 impl Store {
     fn get(&self, key: &EntryKey) -> Option<Arc<Entry>> {
         self.entries.get(key).filter(|e| e.key == *key)

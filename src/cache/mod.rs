@@ -89,7 +89,12 @@ impl CacheLayer {
             return None;
         }
         let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::new(tiers)));
+        let memory = match policy.tiers.first() {
+            Some(TierName::Memory) => self.memory.clone(),
+            _ => None,
+        };
         Some(Arc::new(RouteCache {
+            memory,
             policy,
             storage,
             lock: self.lock,
@@ -103,6 +108,9 @@ impl CacheLayer {
 pub struct RouteCache {
     /// What is stored and for how long.
     pub policy: RoutePolicy,
+    /// The memory tier, when it is the route's top tier: fresh entries there are answered
+    /// directly (see `proxy`'s lean hit path).
+    pub memory: Option<Arc<memory::MemoryTier>>,
     /// The route's tiers.
     pub storage: &'static TieredStorage,
     lock: &'static CacheKeyLockImpl,

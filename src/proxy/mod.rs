@@ -320,6 +320,43 @@ impl Gateway {
         }
     }
 
+    /// The lean hit path: a plain GET/HEAD (no `Range`, no conditions) whose response is fresh
+    /// in the route's memory tier, without `Vary`, is answered here from the stored header
+    /// and body, as pingora-cache would answer it (`Age`, HTTP/1.1, the route's decorations,
+    /// `Cache-Status`) but without its per-hit key, lock and metadata work. Anything else
+    /// returns `None` and goes through pingora-cache.
+    async fn serve_fresh_hit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Option<Result<bool>> {
+        let cache = ctx.matched.as_ref()?.route.cache.clone()?;
+        let memory = cache.memory.as_ref()?;
+        let req = session.req_header();
+        let plain =
+            is_read(&req.method) && !CONDITIONAL.iter().any(|h| req.headers.contains_key(h));
+        if !plain {
+            return None;
+        }
+        let served_by = ctx.upstream.served_by()?;
+        let key = key_parts(ctx, &served_by)?.entry_key();
+        let now = SystemTime::now();
+        let hit = memory.fresh(&key, now)?;
+        cache.metrics.requests.inc();
+        ctx.cache.looked_up = true;
+        ctx.cache.tier = Some(crate::cache::tier::TierName::Memory);
+        ctx.cache.direct_hit_ttl = Some(hit.ttl(now));
+        let mut header = hit.header().clone();
+        header.set_version(http::Version::HTTP_11);
+        let _ = header.insert_header(header::AGE, hit.age(now));
+        if !header.headers.contains_key(header::CONTENT_LENGTH) {
+            let _ = header.insert_header(header::CONTENT_LENGTH, hit.body().len());
+        }
+        let body = hit.body().clone();
+        self.finish_header(session, ctx, &mut header);
+        Some(write_answer(session, Answer { header, body }).await)
+    }
+
     /// Serves a file from a directory backend; returns `Ok(true)` once answered.
     async fn serve_file(
         &self,
@@ -493,6 +530,10 @@ fn observe_cache(session: &Session, ctx: &RequestCtx, elapsed: std::time::Durati
         return false;
     }
     let m = &cache.metrics;
+    if ctx.cache.direct_hit_ttl.is_some() {
+        m.hits.inc();
+        return true;
+    }
     if let Some(waited) = session.cache.lock_duration() {
         m.lock_waits.inc();
         m.lock_wait.observe(waited.as_secs_f64());
@@ -517,6 +558,17 @@ fn observe_cache(session: &Session, ctx: &RequestCtx, elapsed: std::time::Durati
     from_cache
 }
 
+/// Request headers that make an answer depend on more than the stored entry: such requests
+/// take pingora-cache's full hit path (which answers ranges and conditions from the entry).
+const CONDITIONAL: [header::HeaderName; 6] = [
+    header::RANGE,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+];
+
 /// RFC 9211's response header.
 const CACHE_STATUS: &str = "cache-status";
 
@@ -539,6 +591,12 @@ fn cache_report<'a>(session: &Session, ctx: &'a RequestCtx, status: u16) -> Repo
         collapsed: false,
         not_stored: ctx.cache.not_stored,
     };
+    if let Some(ttl) = ctx.cache.direct_hit_ttl {
+        return Report::Hit {
+            tier: ctx.cache.tier,
+            ttl,
+        };
+    }
     match cache.phase() {
         CachePhase::Hit if cache.lock_duration().is_some() => Report::Forward {
             why: "uri-miss",
@@ -648,6 +706,9 @@ impl ProxyHttp for Gateway {
         let admin = ctx.matched.as_ref().and_then(|m| m.grant.as_ref());
         if admin.is_some_and(|g| g.scheme == Scheme::Admin) {
             return self.admin_redirect(session, ctx, &backend).await;
+        }
+        if let Some(answered) = self.serve_fresh_hit(session, ctx).await {
+            return answered;
         }
         match backend.local() {
             Some(dir) => self.serve_file(session, ctx, dir).await,

@@ -111,6 +111,22 @@ async fn a_miss_is_stored_and_the_next_request_is_a_memory_hit() {
 }
 
 #[tokio::test]
+async fn conditional_requests_are_answered_from_the_entry() {
+    let origin = origin::start();
+    let gw = cached(&origin, "");
+    let path = "/e/with-headers?cache-control=max-age%3D300&etag=%22v1%22";
+    let first = get(&gw, path).await;
+    assert_eq!(first.headers()["etag"], "\"v1\"");
+    let not_modified = get_with(&gw, path, &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(not_modified.status(), 304);
+    assert!(cache_status(&not_modified).contains("; hit;"));
+    let changed = get_with(&gw, path, &[("if-none-match", "\"v0\"")]).await;
+    assert_eq!(changed.status(), 200);
+    assert!(changed.text().await.unwrap().starts_with("with headers"));
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
 async fn responses_without_freshness_need_a_route_default() {
     let origin = origin::start();
     let gw = cached(&origin, "");
