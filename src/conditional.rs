@@ -1,7 +1,19 @@
 //! Conditional requests (RFC 9110 §13) for representations the gateway serves itself.
 
-use http::HeaderMap;
+use http::{header, HeaderMap, HeaderName};
 use std::time::SystemTime;
+
+/// Request headers that make an answer depend on the representation the server holds
+/// (`Range` and the RFC 9110 preconditions): forwarded to the backends that answer them, and
+/// the reason a request takes the cache's full hit path.
+pub const REQUEST_CONDITIONS: [HeaderName; 6] = [
+    header::RANGE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+];
 
 /// The outcome of evaluating preconditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -104,6 +104,25 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         }
     }
     server.add_service(proxy);
+    if config
+        .hosts
+        .iter()
+        .flat_map(|h| &h.routes)
+        .any(|r| r.cache.is_some())
+        && backends.values().any(|b| b.local().is_some())
+    {
+        let socket = backend::local::socket_path();
+        backend::local::LocalOrigin::clear(&socket);
+        let mut origin = Service::new(
+            "in-process origin".to_string(),
+            backend::local::LocalOrigin::new(&backends),
+        );
+        origin.add_uds(
+            &socket.to_string_lossy(),
+            Some(std::os::unix::fs::PermissionsExt::from_mode(0o600)),
+        );
+        server.add_service(origin);
+    }
     server.add_services(background);
     if let Some(reload) = revocation_reload {
         server.add_service(background_service("revocation list", reload));

@@ -14,6 +14,7 @@
 pub mod dir;
 pub mod health;
 pub mod http;
+pub mod local;
 mod resolve;
 pub mod s3;
 
@@ -115,7 +116,12 @@ impl Backend {
                 let peer = b.peer(member).ok_or(GatewayError::Unreachable)?;
                 Ok((peer, Some(member)))
             }
-            Kind::Dir(_) => Err(GatewayError::Internal),
+            Kind::Dir(_) => {
+                let path = local::socket_path();
+                let peer = HttpPeer::new_uds(&path.to_string_lossy(), false, String::new())
+                    .map_err(|_| GatewayError::Internal)?;
+                Ok((peer, None))
+            }
         }
     }
 
@@ -200,6 +206,10 @@ impl Backend {
             (Kind::Http(b), Ask::Origin { path, query }) => b
                 .prepare_request(req, path, query.as_deref(), client)
                 .map_err(|_| GatewayError::Internal),
+            (Kind::Dir(_), Ask::Object(key)) => {
+                *req = local::request(req, &self.name, key)?;
+                Ok(())
+            }
             _ => Err(GatewayError::Internal),
         }
     }

@@ -25,22 +25,11 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Mutex, OnceCell};
-
-/// Client request headers forwarded to the bucket; everything else is dropped.
-const FORWARDED_HEADERS: [header::HeaderName; 6] = [
-    header::RANGE,
-    header::IF_MATCH,
-    header::IF_NONE_MATCH,
-    header::IF_MODIFIED_SINCE,
-    header::IF_UNMODIFIED_SINCE,
-    header::IF_RANGE,
-];
 
 /// How long the answer to "why did the bucket say 403?" is reused.
 const FORBIDDEN_PROBE_TTL: Duration = Duration::from_secs(10);
@@ -403,7 +392,7 @@ impl S3Backend {
         let mut upstream = RequestHeader::build(req.method.clone(), path.as_bytes(), None)
             .map_err(|e| S3Error::Signing(e.to_string()))?;
         let mut headers: Vec<(String, String)> = vec![("host".into(), host.clone())];
-        for name in FORWARDED_HEADERS {
+        for name in crate::conditional::REQUEST_CONDITIONS {
             if let Some(v) = req.headers.get(&name).and_then(|v| v.to_str().ok()) {
                 headers.push((name.as_str().to_string(), v.to_string()));
             }

@@ -333,8 +333,10 @@ impl Gateway {
         let cache = ctx.matched.as_ref()?.route.cache.clone()?;
         let memory = cache.memory.as_ref()?;
         let req = session.req_header();
-        let plain =
-            is_read(&req.method) && !CONDITIONAL.iter().any(|h| req.headers.contains_key(h));
+        let plain = is_read(&req.method)
+            && !crate::conditional::REQUEST_CONDITIONS
+                .iter()
+                .any(|h| req.headers.contains_key(h));
         if !plain {
             return None;
         }
@@ -558,17 +560,6 @@ fn observe_cache(session: &Session, ctx: &RequestCtx, elapsed: std::time::Durati
     from_cache
 }
 
-/// Request headers that make an answer depend on more than the stored entry: such requests
-/// take pingora-cache's full hit path (which answers ranges and conditions from the entry).
-const CONDITIONAL: [header::HeaderName; 6] = [
-    header::RANGE,
-    header::IF_NONE_MATCH,
-    header::IF_MODIFIED_SINCE,
-    header::IF_MATCH,
-    header::IF_UNMODIFIED_SINCE,
-    header::IF_RANGE,
-];
-
 /// RFC 9211's response header.
 const CACHE_STATUS: &str = "cache-status";
 
@@ -710,9 +701,15 @@ impl ProxyHttp for Gateway {
         if let Some(answered) = self.serve_fresh_hit(session, ctx).await {
             return answered;
         }
+        let cached = ctx
+            .matched
+            .as_ref()
+            .is_some_and(|m| m.route.cache.is_some());
         match backend.local() {
-            Some(dir) => self.serve_file(session, ctx, dir).await,
-            None => Ok(false),
+            // A cached route reaches its files through the in-process origin (proxied, so
+            // stored like any backend's answer); an uncached one is answered right here.
+            Some(dir) if !cached => self.serve_file(session, ctx, dir).await,
+            _ => Ok(false),
         }
     }
 

@@ -667,3 +667,69 @@ async fn a_full_disk_stops_admission_and_requests_are_still_served() {
     assert_eq!(origin.hits(), 2);
     assert!(entry_files(disk.path()).is_empty());
 }
+
+/// A cached `dir` route reaches its files through the in-process origin, so they are stored
+/// and answered from the tiers like any backend's; its errors are not stored.
+#[tokio::test]
+async fn dir_files_are_cached_through_the_in_process_origin() {
+    let root = tempfile::tempdir().unwrap();
+    let disk = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.txt"), "first version\n").unwrap();
+    std::fs::create_dir(root.path().join("sub dir")).unwrap();
+    std::fs::write(root.path().join("sub dir/b c.txt"), "spaced\n").unwrap();
+    let gw = Gateway::start(&format!(
+        r#"
+[cache.memory]
+size = "8MiB"
+[cache.disk]
+path = "{}"
+size = "64MiB"
+[backends.files]
+kind = "dir"
+root = "{}"
+[[hosts]]
+names = ["cdn.test"]
+[[hosts.routes]]
+path = "/"
+backend = "files"
+cache_control = "public, max-age=300"
+[hosts.routes.cache]
+"#,
+        disk.path().display(),
+        root.path().display()
+    ));
+    let first = get(&gw, "/a.txt").await;
+    assert_eq!(first.status(), 200);
+    assert!(
+        cache_status(&first).contains("; stored;"),
+        "{}",
+        cache_status(&first)
+    );
+    assert_eq!(first.headers()["cache-control"], "public, max-age=300");
+    assert_eq!(first.text().await.unwrap(), "first version\n");
+    // Changed on disk, but the stored copy answers while fresh.
+    std::fs::write(root.path().join("a.txt"), "second version\n").unwrap();
+    let hit = get(&gw, "/a.txt").await;
+    assert!(
+        cache_status(&hit).ends_with("detail=memory"),
+        "{}",
+        cache_status(&hit)
+    );
+    assert!(hit.headers().contains_key("etag"));
+    assert_eq!(hit.text().await.unwrap(), "first version\n");
+    let range = get_with(&gw, "/a.txt", &[("range", "bytes=0-4")]).await;
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.text().await.unwrap(), "first");
+    assert_eq!(entry_files(disk.path()).len(), 1);
+    // Keys with spaces reach the right file.
+    let spaced = get(&gw, "/sub%20dir/b%20c.txt").await;
+    assert_eq!(spaced.status(), 200);
+    assert_eq!(spaced.text().await.unwrap(), "spaced\n");
+    // A missing file is the gateway's 404, never stored.
+    for _ in 0..2 {
+        let missing = get(&gw, "/nope.txt").await;
+        assert_eq!(missing.status(), 404);
+        assert!(!cache_status(&missing).contains("hit"));
+    }
+    assert_eq!(entry_files(disk.path()).len(), 2);
+}

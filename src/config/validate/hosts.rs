@@ -233,14 +233,6 @@ impl Validator<'_> {
             })
             .unwrap_or_default();
         let cache = self.route_cache(path, raw.cache.clone(), &freshness);
-        if cache.is_some() && kinds.iter().any(|k| k == "dir") {
-            self.warnings.push(Problem {
-                path: format!("{path}.cache"),
-                message: "dir backends answer inside the gateway and are not cached yet \
-                          (planned: an in-process origin); this route's dir answers bypass the cache"
-                    .into(),
-            });
-        }
         let cors_path = format!("{path}.cors");
         let cors = raw
             .cors

@@ -1,0 +1,141 @@
+//! The in-process origin: answers the gateway's own content (files of `dir` backends) over a
+//! Unix socket inside the process, so a cached route reaches it through the proxy path like
+//! any other backend and gets the same cache tiers, fill locks and stale handling.
+//!
+//! The proxy asks `GET /<percent-encoded key>` with [`BACKEND_HEADER`] naming the `dir`
+//! backend; the answer is the file (validators, type, ranges, conditions) or the gateway's own
+//! error answer (404 and the like, `no-store`), streamed in the dir backend's chunks. Routes
+//! that are not cached keep answering `dir` files inline, without this hop.
+
+use crate::backend::Backend;
+use crate::error::GatewayError;
+use crate::proxy::respond::Answer;
+use async_trait::async_trait;
+use http::header;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::http::RequestHeader;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The request header naming the `dir` backend asked.
+pub const BACKEND_HEADER: &str = "x-assetgate-dir";
+
+/// Where this process's in-process origin listens: a socket in the temporary folder named
+/// after the process, so an old and a new process of a graceful upgrade never share one.
+pub fn socket_path() -> PathBuf {
+    std::env::temp_dir().join(format!("assetgate-{}-local.sock", std::process::id()))
+}
+
+/// The request the proxy sends the in-process origin for `key` of backend `name`.
+pub fn request(req: &RequestHeader, name: &str, key: &str) -> Result<RequestHeader, GatewayError> {
+    let path = format!("/{}", crate::routing::path::encode(key));
+    let mut out = RequestHeader::build(req.method.clone(), path.as_bytes(), None)
+        .map_err(|_| GatewayError::Internal)?;
+    let _ = out.insert_header(header::HOST, "localhost");
+    let _ = out.insert_header(BACKEND_HEADER, name);
+    for name in crate::conditional::REQUEST_CONDITIONS {
+        if let Some(v) = req.headers.get(&name) {
+            let _ = out.insert_header(name, v.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The in-process origin's server app.
+pub struct LocalOrigin {
+    dirs: HashMap<String, Arc<Backend>>,
+}
+
+impl LocalOrigin {
+    /// The origin for every `dir` backend among `backends`.
+    pub fn new(backends: &HashMap<String, Arc<Backend>>) -> LocalOrigin {
+        let dirs = backends
+            .iter()
+            .filter(|(_, b)| b.local().is_some())
+            .map(|(n, b)| (n.clone(), b.clone()))
+            .collect();
+        LocalOrigin { dirs }
+    }
+
+    /// Removes a socket file left by an earlier process with this pid.
+    pub fn clear(path: &Path) {
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// Writes the answer for the session's request; false when the connection broke.
+    async fn answer(&self, http: &mut ServerSession) -> bool {
+        let req = http.req_header();
+        let name = req
+            .headers
+            .get(BACKEND_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let key = percent_encoding::percent_decode_str(req.uri.path().trim_start_matches('/'))
+            .decode_utf8()
+            .map(|k| k.into_owned());
+        let dir = self.dirs.get(name).and_then(|b| b.local());
+        let answer = match (dir, key) {
+            (Some(dir), Ok(key)) => dir.answer(req, &key),
+            _ => Err(GatewayError::Internal),
+        };
+        match answer {
+            Ok(file) => {
+                let bodyless = file.body.is_none();
+                if http
+                    .write_response_header(Box::new(file.header))
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
+                let Some(mut body) = file.body.filter(|_| !bodyless) else {
+                    return true;
+                };
+                loop {
+                    match body.next_chunk() {
+                        Ok(Some(chunk)) => {
+                            if http.write_response_body(chunk, body.done()).await.is_err() {
+                                return false;
+                            }
+                        }
+                        Ok(None) => return true,
+                        // The header is out: the proxy sees a short body and stores nothing.
+                        Err(_) => return false,
+                    }
+                }
+            }
+            Err(err) => {
+                let Answer { header, body } = Answer::error(&err);
+                if http.write_response_header(Box::new(header)).await.is_err() {
+                    return false;
+                }
+                body.is_empty() || http.write_response_body(body, true).await.is_ok()
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for LocalOrigin {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut http: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !matches!(http.read_request().await, Ok(true)) {
+            return None;
+        }
+        http.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+        if !self.answer(&mut http).await {
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&http);
+        match http.finish().await {
+            Ok(reused) => reused.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
+            Err(_) => None,
+        }
+    }
+}
