@@ -573,6 +573,17 @@ pub struct TierMetrics {
     pub errors: IntCounter,
 }
 
+impl TierMetrics {
+    /// Counts one lookup, answered or not.
+    pub fn looked_up(&self, found: bool) {
+        if found {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
+    }
+}
+
 /// One cached route's cache metrics.
 pub struct RouteCacheMetrics {
     host: String,

@@ -8,7 +8,7 @@
 //! lookup that finds another key's entry there is a miss, never that entry.
 
 use super::key::EntryKey;
-use super::tier::{Found, Tier, TierBody, TierName, TierWriter};
+use super::tier::{Found, Tier, TierName, TierWriter, WholeBody};
 use crate::metrics::TierMetrics;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -199,18 +199,10 @@ impl Tier for MemoryTier {
 
     async fn lookup(&self, key: &EntryKey) -> Result<Option<Found>> {
         let found = self.0.get(key);
-        let counter = if found.is_some() {
-            &self.0.metrics.hits
-        } else {
-            &self.0.metrics.misses
-        };
-        counter.inc();
+        self.0.metrics.looked_up(found.is_some());
         Ok(found.map(|entry| Found {
             meta: entry.meta.rebuild(),
-            body: Box::new(MemoryBody {
-                body: entry.body.clone(),
-                done: false,
-            }),
+            body: Box::new(WholeBody::new(entry.body.clone())),
         }))
     }
 
@@ -251,39 +243,6 @@ impl Tier for MemoryTier {
             self.0.forget(&old);
         }
         Ok(true)
-    }
-}
-
-/// A memory entry's body: one shared buffer, seekable.
-struct MemoryBody {
-    body: Bytes,
-    done: bool,
-}
-
-#[async_trait]
-impl TierBody for MemoryBody {
-    async fn read(&mut self) -> Result<Option<Bytes>> {
-        if std::mem::replace(&mut self.done, true) || self.body.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(self.body.clone()))
-    }
-
-    fn can_seek(&self) -> bool {
-        true
-    }
-
-    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let end = end.unwrap_or(self.body.len()).min(self.body.len());
-        if start > end {
-            return Err(pingora::Error::explain(
-                pingora::ErrorType::InternalError,
-                "seek past the end of a memory entry",
-            ));
-        }
-        self.body = self.body.slice(start..end);
-        self.done = false;
-        Ok(())
     }
 }
 

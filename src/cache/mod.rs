@@ -5,12 +5,12 @@
 //! - [`admit`]: whether a response is stored and for how long (RFC 9111, RFC 5861, route);
 //! - [`key`]: what a stored response is filed under;
 //! - [`tier`]: the seam one tier implements; [`memory`]: the in-process tier; [`disk`]: local
-//!   files;
+//!   files; [`redis`]: shared by the fleet;
 //! - [`tiered`]: the tiers as one pingora-cache `Storage`, with promotion;
 //! - [`status`]: the RFC 9211 `Cache-Status` entry.
 //!
-//! Today the memory and disk tiers exist; the Redis and object-store tiers, the fleet-wide
-//! fill lock, and purge are planned (tiered-cache issue). A route without `[hosts.routes.cache]` is
+//! Today the memory, disk and Redis tiers exist; the object-store tier, the fleet-wide fill
+//! lock, and purge are planned (tiered-cache issue). A route without `[hosts.routes.cache]` is
 //! never stored.
 
 pub mod admit;
@@ -18,6 +18,7 @@ pub mod disk;
 pub mod key;
 pub mod memory;
 pub mod policy;
+pub mod redis;
 pub mod status;
 pub mod tier;
 pub mod tiered;
@@ -43,6 +44,7 @@ pub const MAX_VARY_HEADERS: usize = 16;
 pub struct CacheLayer {
     memory: Option<Arc<memory::MemoryTier>>,
     disk: Option<Arc<disk::DiskTier>>,
+    redis: Option<Arc<redis::RedisTier>>,
     lock: &'static CacheKeyLockImpl,
     lock_timeout: Duration,
 }
@@ -65,10 +67,18 @@ impl CacheLayer {
             )),
             None => None,
         };
+        let redis = match &settings.redis {
+            Some(r) => Some(Arc::new(
+                redis::RedisTier::new(r, metrics.tier(TierName::Redis.label()))
+                    .map_err(|e| format!("cache.redis.url: {e}"))?,
+            )),
+            None => None,
+        };
         let lock: &'static CacheLock = Box::leak(Box::new(CacheLock::new(settings.lock_timeout)));
         Ok(CacheLayer {
             memory,
             disk,
+            redis,
             lock,
             lock_timeout: settings.lock_timeout,
         })
@@ -78,6 +88,7 @@ impl CacheLayer {
         match name {
             TierName::Memory => self.memory.clone().map(|m| m as Arc<dyn Tier>),
             TierName::Disk => self.disk.clone().map(|d| d as Arc<dyn Tier>),
+            TierName::Redis => self.redis.clone().map(|r| r as Arc<dyn Tier>),
         }
     }
 

@@ -18,17 +18,20 @@ pub enum TierName {
     Memory,
     /// Local files ([`super::disk`]).
     Disk,
+    /// A Redis shared by the fleet ([`super::redis`]).
+    Redis,
 }
 
 impl TierName {
     /// Every tier, top first.
-    pub const ALL: [TierName; 2] = [TierName::Memory, TierName::Disk];
+    pub const ALL: [TierName; 3] = [TierName::Memory, TierName::Disk, TierName::Redis];
 
     /// Stable label for metrics, `Cache-Status` and config.
     pub fn label(self) -> &'static str {
         match self {
             TierName::Memory => "memory",
             TierName::Disk => "disk",
+            TierName::Redis => "redis",
         }
     }
 
@@ -37,11 +40,13 @@ impl TierName {
         match text {
             "memory" => Ok(TierName::Memory),
             "disk" => Ok(TierName::Disk),
-            "redis" | "object" => Err(format!(
-                "the {text} tier is not available yet (planned); use memory or disk"
-            )),
+            "redis" => Ok(TierName::Redis),
+            "object" => Err(
+                "the object tier is not available yet (planned); use memory, disk or redis"
+                    .to_string(),
+            ),
             other => Err(format!(
-                "\"{other}\" is not a cache tier; use memory or disk"
+                "\"{other}\" is not a cache tier; use memory, disk or redis"
             )),
         }
     }
@@ -105,4 +110,44 @@ pub trait TierWriter: Send + Sync {
 
     /// Makes the entry visible to lookups; returns the body length stored.
     async fn commit(self: Box<Self>) -> Result<usize>;
+}
+
+/// A body held whole in memory (memory and Redis entries), seekable.
+pub struct WholeBody {
+    body: Bytes,
+    done: bool,
+}
+
+impl WholeBody {
+    /// A body of `body`.
+    pub fn new(body: Bytes) -> WholeBody {
+        WholeBody { body, done: false }
+    }
+}
+
+#[async_trait]
+impl TierBody for WholeBody {
+    async fn read(&mut self) -> Result<Option<Bytes>> {
+        if std::mem::replace(&mut self.done, true) || self.body.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.body.clone()))
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let end = end.unwrap_or(self.body.len()).min(self.body.len());
+        if start > end {
+            return Err(pingora::Error::explain(
+                pingora::ErrorType::InternalError,
+                "seek past the end of an entry",
+            ));
+        }
+        self.body = self.body.slice(start..end);
+        self.done = false;
+        Ok(())
+    }
 }

@@ -234,6 +234,8 @@ pub struct CacheSettings {
     pub memory: Option<MemoryTierSettings>,
     /// The disk tier, when configured.
     pub disk: Option<crate::cache::disk::DiskSettings>,
+    /// The Redis tier, when configured.
+    pub redis: Option<crate::cache::redis::RedisSettings>,
     /// How long a request waits for another's fill of the same key.
     pub lock_timeout: Duration,
 }
@@ -248,6 +250,9 @@ impl CacheSettings {
         }
         if self.disk.is_some() {
             tiers.push(TierName::Disk);
+        }
+        if self.redis.is_some() {
+            tiers.push(TierName::Redis);
         }
         tiers
     }

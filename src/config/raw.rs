@@ -479,6 +479,8 @@ pub struct RawCache {
     pub memory: Option<RawMemoryTier>,
     /// `[cache.disk]`: the local-files tier ([`RawDiskTier`]).
     pub disk: Option<RawDiskTier>,
+    /// `[cache.redis]`: the tier shared by the fleet ([`RawRedisTier`]).
+    pub redis: Option<RawRedisTier>,
     /// How long a request waits for another request's fill of the same key before it asks
     /// the backend itself (default 10s).
     pub lock_timeout: Option<String>,
@@ -498,6 +500,22 @@ pub struct RawDiskTier {
     /// Stop admitting new entries when the filesystem has less free space than this
     /// (default 1GiB, at most half of `size`).
     pub min_free: Option<String>,
+}
+
+/// `[cache.redis]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisTier {
+    /// `redis://[user@]host:port/db`, or `rediss://...` for TLS.
+    pub url: String,
+    /// AUTH password (`{ file = ... }` or `{ env = ... }`), instead of one in the URL.
+    pub password: Option<RawSecret>,
+    /// Largest body stored in Redis (default 1MiB, at most 512MiB).
+    pub max_entry: Option<String>,
+    /// Prefix of every key (default `assetgate:`); gateways sharing entries use the same.
+    pub key_prefix: Option<String>,
+    /// Longest a Redis call may take before the tier is skipped for a second (default 250ms).
+    pub timeout: Option<String>,
 }
 
 /// `[cache.memory]`.

@@ -733,3 +733,82 @@ cache_control = "public, max-age=300"
     }
     assert_eq!(entry_files(disk.path()).len(), 2);
 }
+
+/// A gateway whose route uses memory then the Redis at `redis`.
+fn with_redis(origin: &origin::Origin, redis: &Redis) -> Gateway {
+    cached_with(
+        origin,
+        &format!(
+            "[cache.redis]\nurl = \"{}\"\nkey_prefix = \"t:\"",
+            redis.url()
+        ),
+        "tiers = [\"memory\", \"redis\"]\ndefault_ttl = \"1m\"\nstale_if_error = \"1h\"",
+    )
+}
+
+#[tokio::test]
+async fn gateways_sharing_a_redis_share_its_entries() {
+    let origin = origin::start();
+    let redis = Redis::start();
+    let a = with_redis(&origin, &redis);
+    let b = with_redis(&origin, &redis);
+    let path = "/r/with-headers";
+    let first = get(&a, path).await;
+    assert!(cache_status(&first).contains("; stored;"));
+    let body = first.text().await.unwrap();
+    let from_redis = get(&b, path).await;
+    assert!(
+        cache_status(&from_redis).ends_with("detail=redis"),
+        "{}",
+        cache_status(&from_redis)
+    );
+    assert_eq!(from_redis.text().await.unwrap(), body);
+    let from_memory = get(&b, path).await;
+    assert!(cache_status(&from_memory).ends_with("detail=memory"));
+    assert_eq!(origin.hits(), 1);
+    // One entry, kept for its freshness plus its stale windows (60 s + 1 h).
+    let keys = redis.cli(&["--scan", "--pattern", "t:e:*"]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let ttl: u64 = redis.cli(&["PTTL", keys[0]]).trim().parse().unwrap();
+    assert!(ttl > 3_600_000 && ttl <= 3_660_000, "{ttl} ms");
+}
+
+#[tokio::test]
+async fn a_redis_that_goes_away_is_skipped_and_used_again_when_back() {
+    let origin = origin::start();
+    let mut redis = Redis::start();
+    let a = with_redis(&origin, &redis);
+    get(&a, "/before/with-headers").await;
+    redis.stop();
+    // Stored in memory before: still a hit. New keys: fetched and served, never a 5xx.
+    let hit = get(&a, "/before/with-headers").await;
+    assert!(cache_status(&hit).ends_with("detail=memory"));
+    for n in 0..5 {
+        let r = get(&a, &format!("/during-{n}/with-headers")).await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(origin.hits(), 6);
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Back: written again, and another gateway reads it from Redis.
+    eventually(
+        "the redis tier to be used again",
+        Duration::from_secs(10),
+        || async {
+            let path = format!("/after-{}/with-headers", origin.hits());
+            get(&a, &path).await;
+            let b = with_redis(&origin, &redis);
+            let r = get(&b, &path).await;
+            cache_status(&r).ends_with("detail=redis").then_some(())
+        },
+    )
+    .await;
+    let metrics = a.metrics().await;
+    let errors: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("assetgate_cache_tier_errors_total{tier=\"redis\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no redis errors counted:\n{metrics}"));
+    assert!(errors > 0);
+}

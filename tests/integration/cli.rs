@@ -609,6 +609,20 @@ fn cache_problems_are_reported_with_their_key_paths() {
         ],
     );
     let (ok, text) = check(&cached_route(
+        "[cache.redis]\nurl = \"http://cache:6379\"\npassword = { file = \"/nonexistent/redis.pass\" }\ntimeout = \"0ms\"",
+        "tiers = [\"redis\"]",
+    ));
+    assert!(!ok, "{text}");
+    assert_reports(
+        &text,
+        &[
+            "cache.redis.url: ",
+            "use redis://host:port/db or rediss://host:port/db",
+            "cache.redis.password: cannot read /nonexistent/redis.pass",
+            "cache.redis.timeout: must be greater than zero",
+        ],
+    );
+    let (ok, text) = check(&cached_route(
         "[cache.memory]\nsize = \"64MiB\"\nmax_entry = \"1GiB\"",
         "surprise = true",
     ));
@@ -629,7 +643,7 @@ fn cache_problems_are_reported_with_their_key_paths() {
         &text,
         &[
             "hosts[0].routes[0].cache.tiers[1]: the disk tier is not configured in [cache]",
-            "hosts[0].routes[0].cache.tiers[4]: the redis tier is not available yet (planned)",
+            "hosts[0].routes[0].cache.tiers[4]: the redis tier is not configured in [cache]",
             "hosts[0].routes[0].cache.tiers[2]: \"floppy\" is not a cache tier",
             "hosts[0].routes[0].cache.tiers[3]: listed twice",
             "hosts[0].routes[0].cache.ttl: \"forever\"",

@@ -507,6 +507,80 @@ pub fn secret_file(secret: &str) -> PathBuf {
     path
 }
 
+// ------------------------------------------------------------------------------ Redis
+
+/// A `redis-server` of this test's own on a free port (nothing kept on disk), stopped on drop.
+pub struct Redis {
+    /// Its port.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// Starts one and waits until it answers.
+    pub fn start() -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+        };
+        r.restart();
+        r
+    }
+
+    /// `redis://127.0.0.1:PORT/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server (its port refuses connections from now on).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty: nothing was saved).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis is running");
+        let bin = require_binary("redis-server", "apt-get install redis-server");
+        let child = Command::new(bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.cli(&["PING"]).trim() != "PONG" {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `redis-cli` against it and returns what it printed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let bin = require_binary("redis-cli", "apt-get install redis-tools");
+        let out = Command::new(bin)
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 // ------------------------------------------------------------------------------ HTTP origin
 
 pub mod origin {

@@ -77,6 +77,7 @@ impl Validator<'_> {
                 min_free,
             })
         });
+        let redis = raw.redis.and_then(|r| self.redis_tier(r));
         let lock_timeout = self.duration(
             "cache.lock_timeout",
             raw.lock_timeout.as_deref(),
@@ -85,8 +86,48 @@ impl Validator<'_> {
         CacheSettings {
             memory,
             disk,
+            redis,
             lock_timeout,
         }
+    }
+
+    fn redis_tier(&mut self, r: RawRedisTier) -> Option<crate::cache::redis::RedisSettings> {
+        if let Err(e) = r.url.parse::<redis::ConnectionInfo>() {
+            self.problems.add(
+                "cache.redis.url",
+                format!("{e}: use redis://host:port/db or rediss://host:port/db"),
+            );
+        }
+        let password = r.password.as_ref().and_then(|p| {
+            crate::config::Secret::resolve(p, self.base)
+                .map_err(|e| self.problems.add("cache.redis.password", e))
+                .ok()
+        });
+        let max_entry = match r.max_entry {
+            None => 1 << 20,
+            Some(text) => {
+                let n = self.size("cache.redis.max_entry", &text)?;
+                if n > 512 << 20 {
+                    self.problems.add(
+                        "cache.redis.max_entry",
+                        "must be at most 512MiB (Redis's limit)",
+                    );
+                }
+                n
+            }
+        };
+        let timeout = self.duration(
+            "cache.redis.timeout",
+            r.timeout.as_deref(),
+            Duration::from_millis(250),
+        );
+        Some(crate::cache::redis::RedisSettings {
+            url: r.url,
+            password,
+            max_entry,
+            key_prefix: r.key_prefix.unwrap_or_else(|| "assetgate:".to_string()),
+            timeout,
+        })
     }
 
     fn size(&mut self, path: &str, text: &str) -> Option<usize> {
@@ -117,7 +158,7 @@ impl Validator<'_> {
         if configured.is_empty() {
             self.problems.add(
                 &path,
-                "no cache tiers are configured: add [cache.memory] (e.g. size = \"256MiB\") or [cache.disk]",
+                "no cache tiers are configured: add [cache.memory] (e.g. size = \"256MiB\"), [cache.disk] or [cache.redis]",
             );
             return None;
         }

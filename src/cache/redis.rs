@@ -1,0 +1,310 @@
+//! The Redis tier: entries shared by every gateway that points at the same Redis, for
+//! responses up to `max_entry` bytes, each kept for its freshness plus its stale windows.
+//!
+//! An entry is one hash, `{prefix}e:{sha256 hex}`, with field `m` (pingora's serialised
+//! metadata, length-prefixed) and `b` (the body), written in one `MULTI` with its expiry. A
+//! Redis that is down, slow or refusing costs a request at most `timeout`: the failed call is
+//! counted, the tier is skipped for the next second (no 5xx, no waiting on every request), and
+//! the connection manager reconnects in the background; the tier is used again once Redis
+//! answers.
+
+use super::key::EntryKey;
+use super::tier::{Found, Tier, TierName, TierWriter, WholeBody};
+use crate::metrics::TierMetrics;
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::cache::CacheMeta;
+use pingora::{Error, ErrorType, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long the tier is skipped after a failed call.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// `[cache.redis]` as the tier uses it.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://[user@]host:port/db`, or `rediss://` for TLS.
+    pub url: String,
+    /// AUTH password (kept out of the URL so it can come from a file or the environment).
+    pub password: Option<crate::config::Secret>,
+    /// Largest body stored.
+    pub max_entry: usize,
+    /// Prefix of every key the gateway writes.
+    pub key_prefix: String,
+    /// Longest a call may take before the tier is skipped.
+    pub timeout: Duration,
+}
+
+/// The Redis tier.
+pub struct RedisTier(Arc<Shared>);
+
+struct Shared {
+    client: redis::Client,
+    connection: ArcSwapOption<ConnectionManager>,
+    connecting: AtomicBool,
+    /// Unix milliseconds until which the tier is skipped.
+    paused_until: AtomicU64,
+    max_entry: usize,
+    key_prefix: String,
+    timeout: Duration,
+    metrics: TierMetrics,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn tier_error(what: &str, e: impl std::fmt::Display) -> Box<Error> {
+    Error::explain(ErrorType::InternalError, format!("redis tier: {what}: {e}"))
+}
+
+impl RedisTier {
+    /// A tier for `settings`; nothing is connected until the first use.
+    pub fn new(
+        settings: &RedisSettings,
+        metrics: TierMetrics,
+    ) -> std::result::Result<RedisTier, String> {
+        let mut info: redis::ConnectionInfo =
+            settings.url.as_str().parse().map_err(|e| format!("{e}"))?;
+        if let Some(p) = &settings.password {
+            info.redis.password = Some(p.expose().to_string());
+        }
+        let client = redis::Client::open(info).map_err(|e| format!("{e}"))?;
+        Ok(RedisTier(Arc::new(Shared {
+            client,
+            connection: ArcSwapOption::empty(),
+            connecting: AtomicBool::new(false),
+            paused_until: AtomicU64::new(0),
+            max_entry: settings.max_entry,
+            key_prefix: settings.key_prefix.clone(),
+            timeout: settings.timeout,
+            metrics,
+        })))
+    }
+}
+
+impl Shared {
+    fn key(&self, key: &EntryKey) -> String {
+        format!("{}e:{}", self.key_prefix, key.hex())
+    }
+
+    fn skipping(&self) -> bool {
+        unix_ms() < self.paused_until.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, what: &str, e: impl std::fmt::Display) -> Box<Error> {
+        self.paused_until.store(
+            unix_ms() + PAUSE_AFTER_FAILURE.as_millis() as u64,
+            Ordering::Relaxed,
+        );
+        tier_error(what, e)
+    }
+
+    /// The shared connection, opened on first use (one attempt at a time).
+    async fn connection(&self) -> Result<ConnectionManager> {
+        if let Some(c) = self.connection.load_full() {
+            return Ok((*c).clone());
+        }
+        if self.connecting.swap(true, Ordering::AcqRel) {
+            return Err(tier_error("connect", "another request is connecting"));
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout)
+            .set_number_of_retries(2)
+            .set_max_delay(1000);
+        let made = tokio::time::timeout(
+            self.timeout * 2,
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await;
+        self.connecting.store(false, Ordering::Release);
+        match made {
+            Ok(Ok(c)) => {
+                self.connection.store(Some(Arc::new(c.clone())));
+                Ok(c)
+            }
+            Ok(Err(e)) => Err(self.failed("connect", e)),
+            Err(_) => Err(self.failed("connect", "timed out")),
+        }
+    }
+
+    /// Runs `cmd` with the tier's timeout; a failure pauses the tier.
+    async fn run<T: redis::FromRedisValue>(&self, what: &str, cmd: &redis::Pipeline) -> Result<T> {
+        let mut conn = self.connection().await?;
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.failed(what, e)),
+            Err(_) => Err(self.failed(what, "timed out")),
+        }
+    }
+
+    /// Seconds an entry is kept: until its freshness and stale windows have passed.
+    fn keep_ms(meta: &CacheMeta) -> u64 {
+        let fresh = meta
+            .fresh_until()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let stale = meta
+            .stale_while_revalidate_sec()
+            .max(meta.stale_if_error_sec());
+        (fresh + Duration::from_secs(stale as u64))
+            .as_millis()
+            .max(1000) as u64
+    }
+}
+
+/// `m`: u32 length of the internal metadata, then it, then the header metadata.
+fn encode_meta(meta: &CacheMeta) -> Result<Vec<u8>> {
+    let (internal, header) = meta.serialize()?;
+    let mut out = Vec::with_capacity(4 + internal.len() + header.len());
+    out.extend_from_slice(&(internal.len() as u32).to_le_bytes());
+    out.extend_from_slice(&internal);
+    out.extend_from_slice(&header);
+    Ok(out)
+}
+
+fn decode_meta(raw: &[u8]) -> Option<CacheMeta> {
+    let len = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
+    let internal = raw.get(4..4 + len)?;
+    let header = raw.get(4 + len..)?;
+    CacheMeta::deserialize(internal, header).ok()
+}
+
+/// Replaces the metadata and expiry of an entry that exists; 1 when it did.
+const UPDATE_META: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'm', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+#[async_trait]
+impl Tier for RedisTier {
+    fn name(&self) -> TierName {
+        TierName::Redis
+    }
+
+    async fn lookup(&self, key: &EntryKey) -> Result<Option<Found>> {
+        let s = &self.0;
+        if s.skipping() {
+            return Ok(None);
+        }
+        let mut cmd = redis::pipe();
+        cmd.cmd("HMGET").arg(s.key(key)).arg("m").arg("b");
+        let (m, b): (Option<Vec<u8>>, Option<Vec<u8>>) = s
+            .run::<(Vec<Option<Vec<u8>>>,)>("look up", &cmd)
+            .await
+            .map(|(mut v,)| {
+                let b = v.pop().flatten();
+                let m = v.pop().flatten();
+                (m, b)
+            })?;
+        let found = match (m.as_deref().and_then(decode_meta), b) {
+            (Some(meta), Some(body)) => Some(Found {
+                meta,
+                body: Box::new(WholeBody::new(Bytes::from(body))),
+            }),
+            (None, Some(_)) => {
+                s.metrics.corrupt.inc();
+                None
+            }
+            _ => None,
+        };
+        s.metrics.looked_up(found.is_some());
+        Ok(found)
+    }
+
+    async fn writer(
+        &self,
+        key: EntryKey,
+        meta: &CacheMeta,
+        size: Option<usize>,
+    ) -> Result<Option<Box<dyn TierWriter>>> {
+        let s = &self.0;
+        if size.is_some_and(|n| n > s.max_entry) || s.skipping() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(RedisWriter {
+            shared: s.clone(),
+            key,
+            meta: encode_meta(meta)?,
+            keep_ms: Shared::keep_ms(meta),
+            body: BytesMut::with_capacity(size.unwrap_or(0)),
+        })))
+    }
+
+    async fn update_meta(&self, key: &EntryKey, meta: &CacheMeta) -> Result<bool> {
+        let s = &self.0;
+        if s.skipping() {
+            return Ok(false);
+        }
+        let mut cmd = redis::pipe();
+        cmd.cmd("EVAL")
+            .arg(UPDATE_META)
+            .arg(1)
+            .arg(s.key(key))
+            .arg(encode_meta(meta)?)
+            .arg(Shared::keep_ms(meta));
+        let (updated,): (i64,) = s.run("update metadata", &cmd).await?;
+        Ok(updated == 1)
+    }
+
+    async fn remove(&self, key: &EntryKey) -> Result<bool> {
+        let s = &self.0;
+        let mut cmd = redis::pipe();
+        cmd.cmd("DEL").arg(s.key(key));
+        let (removed,): (i64,) = s.run("remove", &cmd).await?;
+        Ok(removed > 0)
+    }
+}
+
+/// Collects a new entry's body; written in one transaction at commit.
+struct RedisWriter {
+    shared: Arc<Shared>,
+    key: EntryKey,
+    meta: Vec<u8>,
+    keep_ms: u64,
+    body: BytesMut,
+}
+
+#[async_trait]
+impl TierWriter for RedisWriter {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        if self.body.len() + data.len() > self.shared.max_entry {
+            return Err(tier_error("write", "larger than max_entry"));
+        }
+        self.body.extend_from_slice(&data);
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<usize> {
+        let s = &self.shared;
+        let len = self.body.len();
+        let key = s.key(&self.key);
+        let mut cmd = redis::pipe();
+        cmd.atomic()
+            .cmd("HSET")
+            .arg(&key)
+            .arg("m")
+            .arg(self.meta)
+            .arg("b")
+            .arg(&self.body[..])
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(self.keep_ms)
+            .ignore();
+        s.run::<()>("store", &cmd).await?;
+        s.metrics.writes.inc();
+        Ok(len)
+    }
+}
