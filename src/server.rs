@@ -124,6 +124,12 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         server.add_service(origin);
     }
     server.add_services(background);
+    if let Some(notifications) = cache.notifications() {
+        server.add_service(background_service(
+            "cache fill notifications",
+            notifications,
+        ));
+    }
     if let Some(reload) = revocation_reload {
         server.add_service(background_service("revocation list", reload));
     }

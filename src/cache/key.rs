@@ -40,6 +40,18 @@ impl EntryKey {
         EntryKey(hasher.finalize().into())
     }
 
+    /// The key written as [`EntryKey::hex`] writes it.
+    pub fn from_hex(text: &str) -> Option<EntryKey> {
+        if text.len() != 64 {
+            return None;
+        }
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(EntryKey(key))
+    }
+
     /// Lower-case hex (file names, Redis keys, logs).
     pub fn hex(&self) -> String {
         use std::fmt::Write;
@@ -213,5 +225,7 @@ mod tests {
         key.set_variance_key([7; 16]);
         assert_ne!(plain, EntryKey::of(&key));
         assert_eq!(plain.hex().len(), 64);
+        assert_eq!(EntryKey::from_hex(&plain.hex()), Some(plain));
+        assert_eq!(EntryKey::from_hex("zz"), None);
     }
 }

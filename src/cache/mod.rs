@@ -7,14 +7,16 @@
 //! - [`tier`]: the seam one tier implements; [`memory`]: the in-process tier; [`disk`]: local
 //!   files; [`redis`]: shared by the fleet;
 //! - [`tiered`]: the tiers as one pingora-cache `Storage`, with promotion;
+//! - [`fleet`]: the fill lock across gateways sharing a Redis, woken by pub/sub;
 //! - [`status`]: the RFC 9211 `Cache-Status` entry.
 //!
-//! Today the memory, disk and Redis tiers exist; the object-store tier, the fleet-wide fill
-//! lock, and purge are planned (tiered-cache issue). A route without `[hosts.routes.cache]` is
+//! Today the memory, disk and Redis tiers and the fleet-wide fill lock exist; the object-store
+//! tier and purge are planned (tiered-cache issue). A route without `[hosts.routes.cache]` is
 //! never stored.
 
 pub mod admit;
 pub mod disk;
+pub mod fleet;
 pub mod key;
 pub mod memory;
 pub mod policy;
@@ -45,6 +47,7 @@ pub struct CacheLayer {
     memory: Option<Arc<memory::MemoryTier>>,
     disk: Option<Arc<disk::DiskTier>>,
     redis: Option<Arc<redis::RedisTier>>,
+    fleet: Option<Arc<fleet::FleetLock>>,
     lock: &'static CacheKeyLockImpl,
     lock_timeout: Duration,
 }
@@ -74,11 +77,18 @@ impl CacheLayer {
             )),
             None => None,
         };
+        let fleet = settings
+            .redis
+            .as_ref()
+            .filter(|r| r.fill_lock)
+            .zip(redis.clone())
+            .map(|(r, tier)| fleet::FleetLock::new(tier, r.lease));
         let lock: &'static CacheLock = Box::leak(Box::new(CacheLock::new(settings.lock_timeout)));
         Ok(CacheLayer {
             memory,
             disk,
             redis,
+            fleet,
             lock,
             lock_timeout: settings.lock_timeout,
         })
@@ -92,6 +102,12 @@ impl CacheLayer {
         }
     }
 
+    /// The subscription waking this gateway's fleet-lock waiters (a background service),
+    /// when the fleet lock is on.
+    pub fn notifications(&self) -> Option<fleet::Notifications> {
+        self.fleet.clone().map(fleet::Notifications::new)
+    }
+
     /// What a route needs to use its tiers; `None` for a route that is not cached.
     pub fn route(&self, host_label: &str, route: &Route) -> Option<Arc<RouteCache>> {
         let policy = route.cache.clone()?;
@@ -99,7 +115,12 @@ impl CacheLayer {
         if tiers.is_empty() {
             return None;
         }
-        let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::new(tiers)));
+        let fleet = self
+            .fleet
+            .clone()
+            .filter(|_| policy.tiers.contains(&TierName::Redis))
+            .map(|f| (f, self.lock_timeout));
+        let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::new(tiers, fleet)));
         let memory = match policy.tiers.first() {
             Some(TierName::Memory) => self.memory.clone(),
             _ => None,

@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::cache::CacheMeta;
 use pingora::{Error, ErrorType, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +37,10 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Longest a call may take before the tier is skipped.
     pub timeout: Duration,
+    /// Take the fleet-wide fill lock on misses ([`super::fleet`]).
+    pub fill_lock: bool,
+    /// How long a fill lock is held before it must be renewed (renewed every third of it).
+    pub lease: Duration,
 }
 
 /// The Redis tier.
@@ -45,7 +49,8 @@ pub struct RedisTier(Arc<Shared>);
 struct Shared {
     client: redis::Client,
     connection: ArcSwapOption<ConnectionManager>,
-    connecting: AtomicBool,
+    /// Held while the connection is being opened: concurrent first requests wait for it.
+    connecting: tokio::sync::Mutex<()>,
     /// Unix milliseconds until which the tier is skipped.
     paused_until: AtomicU64,
     max_entry: usize,
@@ -79,13 +84,38 @@ impl RedisTier {
         Ok(RedisTier(Arc::new(Shared {
             client,
             connection: ArcSwapOption::empty(),
-            connecting: AtomicBool::new(false),
+            connecting: tokio::sync::Mutex::new(()),
             paused_until: AtomicU64::new(0),
             max_entry: settings.max_entry,
             key_prefix: settings.key_prefix.clone(),
             timeout: settings.timeout,
             metrics,
         })))
+    }
+}
+
+impl RedisTier {
+    /// The prefix of every key this tier writes.
+    pub fn key_prefix(&self) -> &str {
+        &self.0.key_prefix
+    }
+
+    /// The client (for connections of their own, like the fill notifications').
+    pub fn client(&self) -> &redis::Client {
+        &self.0.client
+    }
+
+    /// Runs `cmd` on the shared connection with the tier's timeout (a failure skips the tier
+    /// for a second, as for its own calls).
+    pub async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &redis::Pipeline,
+    ) -> Result<T> {
+        if self.0.skipping() {
+            return Err(tier_error(what, "skipped after a recent failure"));
+        }
+        self.0.run(what, cmd).await
     }
 }
 
@@ -106,13 +136,20 @@ impl Shared {
         tier_error(what, e)
     }
 
-    /// The shared connection, opened on first use (one attempt at a time).
+    /// The shared connection, opened on first use (one attempt at a time; the others wait
+    /// for it).
     async fn connection(&self) -> Result<ConnectionManager> {
         if let Some(c) = self.connection.load_full() {
             return Ok((*c).clone());
         }
-        if self.connecting.swap(true, Ordering::AcqRel) {
-            return Err(tier_error("connect", "another request is connecting"));
+        let _connecting = tokio::time::timeout(self.timeout * 2, self.connecting.lock())
+            .await
+            .map_err(|_| tier_error("connect", "timed out waiting for the connection"))?;
+        if let Some(c) = self.connection.load_full() {
+            return Ok((*c).clone());
+        }
+        if self.skipping() {
+            return Err(tier_error("connect", "skipped after a recent failure"));
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(self.timeout)
@@ -124,7 +161,6 @@ impl Shared {
             ConnectionManager::new_with_config(self.client.clone(), config),
         )
         .await;
-        self.connecting.store(false, Ordering::Release);
         match made {
             Ok(Ok(c)) => {
                 self.connection.store(Some(Arc::new(c.clone())));

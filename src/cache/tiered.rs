@@ -5,6 +5,7 @@
 //!
 //! A tier that errors is skipped and counted; the request goes on with the others.
 
+use super::fleet::{FleetLock, Lease, Turn};
 use super::key::EntryKey;
 use super::tier::{Tier, TierBody, TierName, TierWriter};
 use crate::metrics::Metrics;
@@ -18,17 +19,91 @@ use pingora::cache::trace::SpanHandle;
 use pingora::cache::{CacheKey, CacheMeta, Storage};
 use pingora::{Error, ErrorType, Result};
 use std::any::Any;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// One route's tiers as a pingora-cache [`Storage`].
 pub struct TieredStorage {
     tiers: Vec<Arc<dyn Tier>>,
+    /// The fleet's fill lock, when the route shares a Redis tier, and how long a waiter
+    /// waits before it asks the backend itself.
+    fleet: Option<(Arc<FleetLock>, Duration)>,
+    /// Fleet leases taken by lookups, claimed by the fill that follows.
+    leases: Mutex<HashMap<EntryKey, Lease>>,
 }
 
 impl TieredStorage {
-    /// Storage over `tiers`, top first (at least one).
-    pub fn new(tiers: Vec<Arc<dyn Tier>>) -> TieredStorage {
-        TieredStorage { tiers }
+    /// Storage over `tiers`, top first (at least one), with the fleet lock when given.
+    pub fn new(
+        tiers: Vec<Arc<dyn Tier>>,
+        fleet: Option<(Arc<FleetLock>, Duration)>,
+    ) -> TieredStorage {
+        TieredStorage {
+            tiers,
+            fleet,
+            leases: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<EntryKey, Lease>> {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Frees a fleet lease a lookup took for `key` when no fill claimed it (the response was
+    /// not stored, or the backend failed): other gateways stop waiting at once.
+    pub fn abandon(&self, key: &EntryKey) {
+        let lease = self.leases().remove(key);
+        drop(lease);
+    }
+
+    /// The first tier holding `entry`, as a hit that promotes into the tiers above it.
+    async fn find(&self, entry: &EntryKey) -> Option<TieredHit> {
+        for (i, tier) in self.tiers.iter().enumerate() {
+            match tier.lookup(entry).await {
+                Ok(Some(found)) => {
+                    let size = declared_size(&found.meta);
+                    let promote = Self::writers(&self.tiers[..i], *entry, &found.meta, size).await;
+                    return Some(TieredHit {
+                        tier: tier.name(),
+                        meta: Some(found.meta),
+                        body: found.body,
+                        promote,
+                        waited: None,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => failed(tier.name(), "look up", &e),
+            }
+        }
+        None
+    }
+
+    /// After a miss in every tier: lead the fill (`None`: go to the backend), or wait for the
+    /// gateway that leads it and answer from the shared tier.
+    async fn wait_for_fleet(&self, entry: &EntryKey) -> Option<TieredHit> {
+        let (fleet, patience) = self.fleet.as_ref()?;
+        let started = Instant::now();
+        let deadline = started + *patience;
+        loop {
+            match fleet.take_turn(entry).await {
+                Turn::Lead(lease) => {
+                    self.leases().insert(*entry, lease);
+                    return None;
+                }
+                Turn::Alone => return None,
+                Turn::Follow(ticket) => {
+                    let gave_up = fleet.wait(ticket, deadline).await;
+                    if let Some(mut hit) = self.find(entry).await {
+                        hit.waited = Some(started.elapsed());
+                        return Some(hit);
+                    }
+                    if gave_up {
+                        return None;
+                    }
+                }
+            }
+        }
     }
 
     /// The tiers, top first.
@@ -108,23 +183,14 @@ impl Storage for TieredStorage {
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let entry = EntryKey::of(key);
-        for (i, tier) in self.tiers.iter().enumerate() {
-            match tier.lookup(&entry).await {
-                Ok(Some(found)) => {
-                    let size = declared_size(&found.meta);
-                    let promote = Self::writers(&self.tiers[..i], entry, &found.meta, size).await;
-                    let hit = TieredHit {
-                        tier: tier.name(),
-                        body: found.body,
-                        promote,
-                    };
-                    return Ok(Some((found.meta, Box::new(hit))));
-                }
-                Ok(None) => {}
-                Err(e) => failed(tier.name(), "look up", &e),
-            }
-        }
-        Ok(None)
+        let hit = match self.find(&entry).await {
+            Some(hit) => Some(hit),
+            None => self.wait_for_fleet(&entry).await,
+        };
+        Ok(hit.map(|mut hit| {
+            let meta = hit.meta.take().expect("a found entry has its metadata");
+            (meta, Box::new(hit) as HitHandler)
+        }))
     }
 
     async fn get_miss_handler(
@@ -133,15 +199,20 @@ impl Storage for TieredStorage {
         meta: &CacheMeta,
         _trace: &SpanHandle,
     ) -> Result<MissHandler> {
-        let writers =
-            Self::writers(&self.tiers, EntryKey::of(key), meta, declared_size(meta)).await;
+        let entry = EntryKey::of(key);
+        let lease = self.leases().remove(&entry);
+        let writers = Self::writers(&self.tiers, entry, meta, declared_size(meta)).await;
         if writers.is_empty() {
             return Err(Error::explain(
                 ErrorType::InternalError,
                 "no cache tier admits this response",
             ));
         }
-        Ok(Box::new(TieredMiss { writers, size: 0 }))
+        Ok(Box::new(TieredMiss {
+            writers,
+            size: 0,
+            lease,
+        }))
     }
 
     /// pingora-cache purges by its 128-bit hash, which cannot name a tier entry (tiers file
@@ -185,14 +256,23 @@ impl Storage for TieredStorage {
 /// A hit: the tier that answered, its body, and copies being made into the tiers above.
 pub struct TieredHit {
     tier: TierName,
+    /// The entry's metadata until it is handed to pingora-cache.
+    meta: Option<CacheMeta>,
     body: Box<dyn TierBody>,
     promote: Vec<(TierName, Box<dyn TierWriter>)>,
+    /// How long this request waited for another gateway's fill of the key.
+    waited: Option<Duration>,
 }
 
 impl TieredHit {
     /// The tier that answered.
     pub fn tier(&self) -> TierName {
         self.tier
+    }
+
+    /// How long the request waited for another gateway's fill, when it did.
+    pub fn waited(&self) -> Option<Duration> {
+        self.waited
     }
 }
 
@@ -253,10 +333,12 @@ impl HandleHit for TieredHit {
     }
 }
 
-/// A fill: one writer per tier that admitted the response.
+/// A fill: one writer per tier that admitted the response, and the fleet lease it holds
+/// (freed when the fill ends: `done` once stored, `failed` if it is dropped unfinished).
 struct TieredMiss {
     writers: Vec<(TierName, Box<dyn TierWriter>)>,
     size: usize,
+    lease: Option<Lease>,
 }
 
 #[async_trait]
@@ -275,11 +357,18 @@ impl HandleMiss for TieredMiss {
 
     async fn finish(self: Box<Self>) -> Result<MissFinishType> {
         let mut stored = false;
+        let mut shared = false;
         for (tier, writer) in self.writers {
             match writer.commit().await {
-                Ok(_) => stored = true,
+                Ok(_) => {
+                    stored = true;
+                    shared |= tier == TierName::Redis;
+                }
                 Err(e) => failed(tier, "store an entry", &e),
             }
+        }
+        if let Some(lease) = self.lease {
+            lease.release(shared).await;
         }
         if !stored {
             return Err(Error::explain(

@@ -516,6 +516,11 @@ pub struct RawRedisTier {
     pub key_prefix: Option<String>,
     /// Longest a Redis call may take before the tier is skipped for a second (default 250ms).
     pub timeout: Option<String>,
+    /// One gateway of the fleet fetches a missed key while the others wait (default true).
+    pub fill_lock: Option<bool>,
+    /// How long a fill lock lasts unless renewed (default 5s; renewed every third of it while
+    /// the fill runs, so it only lapses when its owner is gone).
+    pub lock_lease: Option<String>,
 }
 
 /// `[cache.memory]`.

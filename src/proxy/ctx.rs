@@ -39,6 +39,8 @@ pub struct CacheCtx {
     pub stored_ttl: Option<i64>,
     /// Why the response was not stored.
     pub not_stored: Option<&'static str>,
+    /// How long this request waited for another gateway's fill before a tier answered.
+    pub fleet_wait: Option<std::time::Duration>,
     /// A fresh memory entry answered directly, with this many seconds of freshness left
     /// (pingora-cache was not involved).
     pub direct_hit_ttl: Option<i64>,

@@ -536,9 +536,12 @@ fn observe_cache(session: &Session, ctx: &RequestCtx, elapsed: std::time::Durati
         m.hits.inc();
         return true;
     }
-    if let Some(waited) = session.cache.lock_duration() {
+    if let Some(waited) = session.cache.lock_duration().or(ctx.cache.fleet_wait) {
         m.lock_waits.inc();
         m.lock_wait.observe(waited.as_secs_f64());
+    }
+    if let Some(key) = session.cache.maybe_cache_key() {
+        cache.storage.abandon(&crate::cache::key::EntryKey::of(key));
     }
     let phase = session.cache.phase();
     let from_cache = matches!(
@@ -589,15 +592,17 @@ fn cache_report<'a>(session: &Session, ctx: &'a RequestCtx, status: u16) -> Repo
         };
     }
     match cache.phase() {
-        CachePhase::Hit if cache.lock_duration().is_some() => Report::Forward {
-            why: "uri-miss",
-            status: cache
-                .maybe_cache_meta()
-                .map(|m| m.response_header().status.as_u16()),
-            stored_ttl: None,
-            collapsed: true,
-            not_stored: None,
-        },
+        CachePhase::Hit if cache.lock_duration().is_some() || ctx.cache.fleet_wait.is_some() => {
+            Report::Forward {
+                why: "uri-miss",
+                status: cache
+                    .maybe_cache_meta()
+                    .map(|m| m.response_header().status.as_u16()),
+                stored_ttl: None,
+                collapsed: true,
+                not_stored: None,
+            }
+        }
         CachePhase::Hit | CachePhase::StaleUpdating | CachePhase::Stale => Report::Hit {
             tier: ctx.cache.tier,
             ttl: remaining(),
@@ -742,10 +747,9 @@ impl ProxyHttp for Gateway {
         _is_fresh: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<ForcedFreshness>> {
-        ctx.cache.tier = hit_handler
-            .as_any()
-            .downcast_ref::<TieredHit>()
-            .map(TieredHit::tier);
+        let hit = hit_handler.as_any().downcast_ref::<TieredHit>();
+        ctx.cache.tier = hit.map(TieredHit::tier);
+        ctx.cache.fleet_wait = hit.and_then(TieredHit::waited);
         Ok(None)
     }
 

@@ -736,10 +736,15 @@ cache_control = "public, max-age=300"
 
 /// A gateway whose route uses memory then the Redis at `redis`.
 fn with_redis(origin: &origin::Origin, redis: &Redis) -> Gateway {
+    with_redis_and(origin, redis, "")
+}
+
+/// Like [`with_redis`], with more `[cache.redis]` lines.
+fn with_redis_and(origin: &origin::Origin, redis: &Redis, extra: &str) -> Gateway {
     cached_with(
         origin,
         &format!(
-            "[cache.redis]\nurl = \"{}\"\nkey_prefix = \"t:\"",
+            "[cache.redis]\nurl = \"{}\"\nkey_prefix = \"t:\"\n{extra}",
             redis.url()
         ),
         "tiers = [\"memory\", \"redis\"]\ndefault_ttl = \"1m\"\nstale_if_error = \"1h\"",
@@ -811,4 +816,85 @@ async fn a_redis_that_goes_away_is_skipped_and_used_again_when_back() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no redis errors counted:\n{metrics}"));
     assert!(errors > 0);
+}
+
+/// Two gateways on one Redis, the origin slowed to 500 ms, 200 concurrent requests for one
+/// cold key split between them, all in flight before it answers: one origin request; every
+/// other request waited for that fill and says so.
+#[tokio::test]
+async fn two_gateways_on_one_redis_fetch_a_cold_key_once() {
+    let origin = origin::start();
+    let redis = Redis::start();
+    let a = with_redis(&origin, &redis);
+    let b = with_redis(&origin, &redis);
+    let path = "/fleet/delay-500/with-headers";
+    let requests = (0..200).map(|i| {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        async move { cache_status(&get(gw, path).await) }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert_eq!(origin.hits(), 1, "{statuses:?}");
+    let stored = statuses.iter().filter(|s| s.contains("; stored;")).count();
+    let collapsed = statuses
+        .iter()
+        .filter(|s| s.ends_with("; collapsed"))
+        .count();
+    assert_eq!(stored, 1, "{statuses:?}");
+    assert!(collapsed >= 190, "{collapsed} of 199 waited: {statuses:?}");
+    // The lock is gone once the fill is done.
+    assert_eq!(redis.cli(&["--scan", "--pattern", "t:lock:*"]).trim(), "");
+}
+
+/// A fill that fails frees the lock at once, and the next request fetches again.
+#[tokio::test]
+async fn a_failed_fill_frees_the_fleet_lock() {
+    let origin = origin::start();
+    let redis = Redis::start();
+    let a = with_redis(&origin, &redis);
+    let r = get(&a, "/bad/status/503").await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(redis.cli(&["--scan", "--pattern", "t:lock:*"]).trim(), "");
+    let r = get(&a, "/bad/status/503").await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(origin.hits(), 2);
+}
+
+/// A gateway that dies mid-fill never releases its lock: once the lease lapses, a waiter on
+/// another gateway takes over and fills.
+#[tokio::test]
+async fn a_waiter_takes_over_from_a_gateway_that_died_mid_fill() {
+    let origin = origin::start();
+    let redis = Redis::start();
+    let a = with_redis_and(&origin, &redis, "lock_lease = \"1s\"");
+    let b = with_redis_and(&origin, &redis, "lock_lease = \"1s\"");
+    let path = "/orphan/delay-3000/with-headers";
+    let url = a.url(path);
+    let doomed = tokio::spawn(async move {
+        let _ = client().get(url).header("host", "cdn.test").send().await;
+    });
+    eventually("A to hold the lock", Duration::from_secs(5), || async {
+        (!redis
+            .cli(&["--scan", "--pattern", "t:lock:*"])
+            .trim()
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    drop(a);
+    let started = std::time::Instant::now();
+    let r = get(&b, path).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        cache_status(&r).contains("; stored;"),
+        "{}",
+        cache_status(&r)
+    );
+    // B waited for the lapse of A's lease (renewals stopped with A), not for its timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(origin.hits(), 2);
+    doomed.abort();
 }

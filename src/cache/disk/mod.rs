@@ -98,6 +98,7 @@ impl DiskTier {
             serial: AtomicU64::new(0),
             metrics,
         });
+        store.clear_tmp();
         let scanner = store.clone();
         std::thread::Builder::new()
             .name("disk-cache-scan".into())
@@ -106,6 +107,7 @@ impl DiskTier {
     }
 
     /// Rebuilds the accounting now (tests; `open` does it in the background).
+    #[cfg(test)]
     pub fn scan_now(&self) {
         self.0.scan();
     }
@@ -126,13 +128,18 @@ impl Store {
         self.root.join(&hex[..2]).join(hex)
     }
 
-    /// Removes leftover temporary files, then accounts for every entry file found.
-    fn scan(&self) {
+    /// Removes temporary files left by an earlier process. Runs in `open`, before this
+    /// process writes any: the background scan must never touch a write in progress.
+    fn clear_tmp(&self) {
         if let Ok(tmp) = fs::read_dir(self.root.join("tmp")) {
             for f in tmp.flatten() {
                 let _ = fs::remove_file(f.path());
             }
         }
+    }
+
+    /// Accounts for every entry file found.
+    fn scan(&self) {
         let Ok(dirs) = fs::read_dir(&self.root) else {
             return;
         };
@@ -245,15 +252,7 @@ impl Store {
 
 /// An entry file's key, from its name.
 fn parse_key(name: &std::ffi::OsStr) -> Option<EntryKey> {
-    let name = name.to_str()?;
-    if name.len() != 64 {
-        return None;
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(name.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(EntryKey(key))
+    EntryKey::from_hex(name.to_str()?)
 }
 
 #[async_trait]
@@ -791,6 +790,23 @@ mod tests {
             .sum();
         assert!(on_disk <= size, "{on_disk} bytes on disk");
         assert!(on_disk > size / 2);
+    }
+
+    /// Regression: the accounting scan used to empty `tmp/`, so a write in progress while it
+    /// ran (at every start) failed at its rename.
+    #[tokio::test]
+    async fn the_accounting_scan_leaves_writes_in_progress_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tier(dir.path(), 64 << 20);
+        let mut w = t
+            .writer(key(1), &meta("\"x\""), None)
+            .await
+            .unwrap()
+            .unwrap();
+        w.write(Bytes::from_static(b"in progress")).await.unwrap();
+        t.scan_now();
+        w.commit().await.unwrap();
+        assert_eq!(read_all(&t, key(1)).await.unwrap().unwrap(), b"in progress");
     }
 
     #[tokio::test]

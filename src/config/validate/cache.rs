@@ -121,12 +121,19 @@ impl Validator<'_> {
             r.timeout.as_deref(),
             Duration::from_millis(250),
         );
+        let lease = self.duration(
+            "cache.redis.lock_lease",
+            r.lock_lease.as_deref(),
+            Duration::from_secs(5),
+        );
         Some(crate::cache::redis::RedisSettings {
             url: r.url,
             password,
             max_entry,
             key_prefix: r.key_prefix.unwrap_or_else(|| "assetgate:".to_string()),
             timeout,
+            fill_lock: r.fill_lock.unwrap_or(true),
+            lease,
         })
     }
 
