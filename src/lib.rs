@@ -3,17 +3,20 @@
 //! ```text
 //! client ─▶ listener ─▶ host check ─▶ path normaliser ─▶ route (host, path) ─▶ access policy
 //!     ─▶ steering rules (first match → its group, else the route's target)
-//!     ─▶ group (weighted, sticky) ─▶ backend: S3/R2 (SigV4, proxied) · HTTP pool (proxied,
-//!        health-checked, members ejected on failures) · local dir (served here)
+//!     ─▶ group (weighted, sticky)
+//!     ─▶ cache (cached routes): memory → disk → Redis, one fill per miss in a gateway and
+//!        across gateways sharing Redis; the steering choice is part of the key
+//!     ─▶ backend: S3/R2 (SigV4, proxied) · HTTP pool (proxied, health-checked, members
+//!        ejected on failures) · local dir (served here, or through the in-process origin on
+//!        a cached route)
 //!     ─▶ on refusal, timeout or 5xx of a GET/HEAD: the group's next backend, then the backup
 //!
-//! planned on this path: cache lookup with one filler per miss (after steering, before the
-//! backend; the steering choice is part of its key), variant builder (a backend)
+//! planned on this path: the object-store cache tier, purge, variant builder (a backend)
 //! ```
 //!
 //! The proxy ([`proxy::Gateway`]) calls one interface for every backend kind
 //! ([`backend::Backend`]) and asks the request's [`routing::Plan`] which backend to try next, so
-//! the planned steps arrive as modules on this path rather than as new branches in each phase.
+//! new steps arrive as modules on this path rather than as new branches in each phase.
 //!
 //! Module map:
 //! - [`config`]: TOML → validated, typed, immutable [`config::Config`]; every error with its key path.
@@ -26,8 +29,10 @@
 //! - [`proxy`]: the Pingora `ProxyHttp` implementation ([`proxy::Gateway`]), the request context,
 //!   response decoration and the answers the gateway makes itself.
 //! - [`backend`]: the one interface to S3/R2 (SigV4, health-checked), HTTP origin pools
-//!   (round robin or consistent hashing, active and passive health), and local directories.
-//! - [`cache`]: each route's intended freshness; the tiered cache itself is planned.
+//!   (round robin or consistent hashing, active and passive health), local directories, and
+//!   the in-process origin that serves directory files to cached routes.
+//! - [`cache`]: the shared cache — route policy, RFC 9111 admission, keys, the memory, disk
+//!   and Redis tiers behind one pingora-cache `Storage`, the fleet fill lock, `Cache-Status`.
 //! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself.
 //! - [`error`]: the one table from failures to statuses.
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener.

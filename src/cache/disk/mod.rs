@@ -11,12 +11,13 @@
 //!   the backend: a damaged byte is never served.
 //! - **Restart:** entries are found by name (`aa/<sha256 hex>`), so a restarted gateway serves
 //!   them at once; its accounting (bytes, entries, last use) is rebuilt by a background scan
-//!   of the folder, which also removes leftover temporary files.
+//!   of the folder; temporary files an earlier process left are removed when the tier opens.
 //! - **Full disk:** the tier stops admitting when the filesystem has less than `min_free`
 //!   left, or for a while after a write failed for lack of space; requests are still served.
 //!
-//! The file layout is in [`format`], the accounting in [`index`]. Reads and writes are plain blocking file calls on the worker thread, as for `dir`
-//! backends: on a local disk they are page-cache copies.
+//! The file layout is in `format.rs`, the accounting in `index.rs`. Reads and writes are
+//! plain blocking file calls on the worker thread, as for `dir` backends: on a local disk
+//! they are page-cache copies.
 
 mod format;
 mod index;
