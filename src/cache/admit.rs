@@ -65,7 +65,7 @@ pub fn decide(
     if varies_on_everything(resp) {
         return Err("vary_star");
     }
-    if declared_length(resp).is_some_and(|l| l > policy.max_size) {
+    if declared_length(&resp.headers).is_some_and(|l| l > policy.max_size) {
         return Err("too_large");
     }
     let cc = CacheControl::from_resp_headers(resp);
@@ -130,8 +130,9 @@ fn secs(d: Duration) -> u32 {
     d.as_secs().min(u32::MAX as u64) as u32
 }
 
-fn declared_length(resp: &ResponseHeader) -> Option<usize> {
-    resp.headers
+/// The body length a header map declares (`Content-Length`), when it declares one.
+pub fn declared_length(headers: &http::HeaderMap) -> Option<usize> {
+    headers
         .get(http::header::CONTENT_LENGTH)?
         .to_str()
         .ok()?

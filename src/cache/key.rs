@@ -91,9 +91,10 @@ impl KeyParts<'_> {
             self.object.as_bytes(),
             query.as_bytes(),
         ];
-        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 4).sum());
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 6).sum());
         for part in parts {
-            out.extend_from_slice(format!("{}:", part.len()).as_bytes());
+            use std::io::Write;
+            let _ = write!(out, "{}:", part.len());
             out.extend_from_slice(part);
         }
         out

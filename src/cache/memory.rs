@@ -155,11 +155,7 @@ impl FreshHit {
 
     /// Seconds of freshness left.
     pub fn ttl(&self, now: SystemTime) -> i64 {
-        self.0
-            .meta
-            .fresh_until
-            .duration_since(now)
-            .map_or(0, |d| d.as_secs() as i64)
+        super::status::seconds_left(self.0.meta.fresh_until, now)
     }
 }
 

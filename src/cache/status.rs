@@ -8,6 +8,7 @@
 use super::tier::TierName;
 use http::HeaderValue;
 use std::fmt::Write;
+use std::time::SystemTime;
 
 /// The name this cache reports under.
 pub const CACHE_NAME: &str = "assetgate";
@@ -83,8 +84,15 @@ impl Report<'_> {
         out
     }
 
-    /// The header value: `existing` (the backend's) followed by this cache's entry.
+    /// The header value: `existing` (the backend's) followed by this cache's entry. The
+    /// bypass entries of uncached traffic are static values: no allocation per response.
     pub fn header_value(&self, existing: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let existing = existing.filter(|v| !v.is_empty());
+        if let (None, Report::Bypass { detail }) = (existing, self) {
+            if let Some(v) = static_bypass(detail) {
+                return Some(v);
+            }
+        }
         let entry = self.entry();
         let text = match existing
             .and_then(|v| v.to_str().ok())
@@ -94,6 +102,26 @@ impl Report<'_> {
             None => entry,
         };
         HeaderValue::from_str(&text).ok()
+    }
+}
+
+/// The bypass entries every uncached request carries, prebuilt.
+fn static_bypass(detail: &str) -> Option<HeaderValue> {
+    Some(HeaderValue::from_static(match detail {
+        "uncached-route" => "assetgate; fwd=bypass; detail=uncached-route",
+        "method" => "assetgate; fwd=bypass; detail=method",
+        "no-route" => "assetgate; fwd=bypass; detail=no-route",
+        "request" => "assetgate; fwd=bypass; detail=request",
+        _ => return None,
+    }))
+}
+
+/// Seconds from `now` to `fresh_until`: positive while fresh, negative once stale (RFC 9211
+/// `ttl`).
+pub fn seconds_left(fresh_until: SystemTime, now: SystemTime) -> i64 {
+    match fresh_until.duration_since(now) {
+        Ok(left) => left.as_secs() as i64,
+        Err(past) => -(past.duration().as_secs() as i64),
     }
 }
 
@@ -174,5 +202,24 @@ mod tests {
             "origin-cache; hit, assetgate; hit; ttl=1"
         );
         assert_eq!(hit.header_value(None).unwrap(), "assetgate; hit; ttl=1");
+    }
+
+    #[test]
+    fn prebuilt_bypass_values_match_what_entry_writes() {
+        for detail in ["uncached-route", "method", "no-route", "request"] {
+            let report = Report::Bypass { detail };
+            assert_eq!(static_bypass(detail).unwrap(), report.entry().as_str());
+            assert_eq!(report.header_value(None).unwrap(), report.entry().as_str());
+            let before = HeaderValue::from_static("up; hit");
+            assert_eq!(
+                report.header_value(Some(&before)).unwrap(),
+                format!("up; hit, {}", report.entry()).as_str()
+            );
+        }
+        assert!(static_bypass("auth_denied").is_none());
+        let now = SystemTime::now();
+        let d = std::time::Duration::from_secs(30);
+        assert_eq!(seconds_left(now + d, now), 30);
+        assert_eq!(seconds_left(now - d, now), -30);
     }
 }

@@ -23,9 +23,6 @@ pub enum TierName {
 }
 
 impl TierName {
-    /// Every tier, top first.
-    pub const ALL: [TierName; 3] = [TierName::Memory, TierName::Disk, TierName::Redis];
-
     /// Stable label for metrics, `Cache-Status` and config.
     pub fn label(self) -> &'static str {
         match self {

@@ -5,6 +5,7 @@
 //!
 //! A tier that errors is skipped and counted; the request goes on with the others.
 
+use super::admit::declared_length;
 use super::fleet::{FleetLock, Lease, Turn};
 use super::key::EntryKey;
 use super::tier::{Tier, TierBody, TierName, TierWriter};
@@ -52,8 +53,11 @@ impl TieredStorage {
 
     /// Frees a fleet lease a lookup took for `key` when no fill claimed it (the response was
     /// not stored, or the backend failed): other gateways stop waiting at once.
-    pub fn abandon(&self, key: &EntryKey) {
-        let lease = self.leases().remove(key);
+    pub fn abandon(&self, key: &CacheKey) {
+        if self.fleet.is_none() {
+            return;
+        }
+        let lease = self.leases().remove(&EntryKey::of(key));
         drop(lease);
     }
 
@@ -62,7 +66,7 @@ impl TieredStorage {
         for (i, tier) in self.tiers.iter().enumerate() {
             match tier.lookup(entry).await {
                 Ok(Some(found)) => {
-                    let size = declared_size(&found.meta);
+                    let size = declared_length(found.meta.headers());
                     let promote = Self::writers(&self.tiers[..i], *entry, &found.meta, size).await;
                     return Some(TieredHit {
                         tier: tier.name(),
@@ -106,11 +110,6 @@ impl TieredStorage {
         }
     }
 
-    /// The tiers, top first.
-    pub fn tiers(&self) -> impl Iterator<Item = TierName> + '_ {
-        self.tiers.iter().map(|t| t.name())
-    }
-
     /// Removes the entry under `key` from every tier; true when any held it.
     pub async fn remove(&self, key: &EntryKey) -> bool {
         let mut removed = false;
@@ -149,16 +148,6 @@ fn failed(tier: TierName, what: &str, e: &Error) {
         .with_label_values(&[tier.label()])
         .inc();
     tracing::warn!(tier = tier.label(), error = %e, "cache tier could not {what}; skipped");
-}
-
-/// The body length a response header declares.
-fn declared_size(meta: &CacheMeta) -> Option<usize> {
-    meta.headers()
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 /// Writes `data` to every writer; a writer that fails is dropped (its tier keeps nothing).
@@ -201,7 +190,8 @@ impl Storage for TieredStorage {
     ) -> Result<MissHandler> {
         let entry = EntryKey::of(key);
         let lease = self.leases().remove(&entry);
-        let writers = Self::writers(&self.tiers, entry, meta, declared_size(meta)).await;
+        let writers =
+            Self::writers(&self.tiers, entry, meta, declared_length(meta.headers())).await;
         if writers.is_empty() {
             return Err(Error::explain(
                 ErrorType::InternalError,

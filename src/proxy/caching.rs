@@ -5,7 +5,7 @@
 use super::{is_read, RequestCtx};
 use crate::backend::Ask;
 use crate::cache::key::KeyParts;
-use crate::cache::status::Report;
+use crate::cache::status::{seconds_left, Report};
 use pingora::cache::CachePhase;
 use pingora::proxy::Session;
 use std::time::SystemTime;
@@ -45,8 +45,7 @@ pub(super) async fn invalidate_after_unsafe(session: &Session, ctx: &RequestCtx,
     };
     for served_by in ctx.upstream.served_by_all() {
         if let Some(parts) = key_parts(ctx, &served_by) {
-            let key = crate::cache::key::EntryKey::of(&parts.cache_key());
-            cache.storage.remove(&key).await;
+            cache.storage.remove(&parts.entry_key()).await;
         }
     }
 }
@@ -74,7 +73,7 @@ pub(super) fn observe_cache(
         m.lock_wait.observe(waited.as_secs_f64());
     }
     if let Some(key) = session.cache.maybe_cache_key() {
-        cache.storage.abandon(&crate::cache::key::EntryKey::of(key));
+        cache.storage.abandon(key);
     }
     let phase = session.cache.phase();
     let from_cache = matches!(
@@ -103,13 +102,9 @@ pub(super) const CACHE_STATUS: &str = "cache-status";
 pub(super) fn cache_report<'a>(session: &Session, ctx: &'a RequestCtx, status: u16) -> Report<'a> {
     let cache = &session.cache;
     let remaining = || {
-        cache.maybe_cache_meta().map_or(0, |m| {
-            let now = SystemTime::now();
-            match m.fresh_until().duration_since(now) {
-                Ok(left) => left.as_secs() as i64,
-                Err(past) => -(past.duration().as_secs() as i64),
-            }
-        })
+        cache
+            .maybe_cache_meta()
+            .map_or(0, |m| seconds_left(m.fresh_until(), SystemTime::now()))
     };
     let forward = |why, status| Report::Forward {
         why,

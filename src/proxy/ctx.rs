@@ -9,6 +9,7 @@ use crate::client::ClientInfo;
 use crate::error::GatewayError;
 use crate::routing::{Plan, RouteMatch};
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -87,20 +88,23 @@ pub struct Upstream {
 impl Upstream {
     /// Who served, as the steering header shows it and the cache key holds it:
     /// `group/backend` when a group served, the backend's name otherwise.
-    pub fn served_by(&self) -> Option<String> {
+    pub fn served_by(&self) -> Option<Cow<'_, str>> {
         let backend = self.backend.as_ref()?;
         let group = self
             .plan
             .as_ref()
             .filter(|p| !p.is_backup(backend))
             .and_then(|p| p.group());
-        Some(served_label(group.map(|g| &*g.name), backend.name()))
+        Some(match group {
+            Some(g) => Cow::Owned(served_label(Some(&g.name), backend.name())),
+            None => Cow::Borrowed(backend.name()),
+        })
     }
 
     /// Every `served_by` the plan's target can produce: the one serving, and each member of
     /// its group (a write invalidates the entries of all of them).
     pub fn served_by_all(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.served_by().into_iter().collect();
+        let mut out: Vec<String> = self.served_by().into_iter().map(Cow::into_owned).collect();
         if let Some(g) = self.plan.as_ref().and_then(|p| p.group()) {
             for b in g.backends() {
                 let label = served_label(Some(&g.name), b.name());

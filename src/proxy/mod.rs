@@ -17,6 +17,7 @@ use crate::auth::{unix_now, AccessRequest, Authenticator, Scheme};
 use crate::backend::dir::{DirBackend, FileAnswer};
 use crate::backend::{Ask, Backend, MemberOutcome, Verdict};
 use crate::cache::admit::{self, Circumstances};
+use crate::cache::status::seconds_left;
 use crate::cache::tiered::TieredHit;
 use crate::cache::CacheLayer;
 use crate::client::{ClientInfo, TrustedProxies};
@@ -443,7 +444,7 @@ fn steering_headers(
     // Only with a configured header: naming who served allocates.
     if let Some(name) = header {
         if let Some(who) = ctx.upstream.served_by() {
-            let _ = resp.insert_header(name.clone(), who);
+            let _ = resp.insert_header(name.clone(), who.into_owned());
         }
     }
 }
@@ -560,7 +561,7 @@ impl ProxyHttp for Gateway {
 
     /// Turns the cache on for reads on a cached route.
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.clone()) else {
+        let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.as_ref()) else {
             return Ok(());
         };
         if !is_read(&session.req_header().method) || ctx.upstream.backend.is_none() {
@@ -620,8 +621,7 @@ impl ProxyHttp for Gateway {
         let now = SystemTime::now();
         match admit::decide(&cache.policy, resp, now, circumstances) {
             Ok(meta) => {
-                let ttl = meta.fresh_until().duration_since(now).unwrap_or_default();
-                ctx.cache.stored_ttl = Some(ttl.as_secs() as i64);
+                ctx.cache.stored_ttl = Some(seconds_left(meta.fresh_until(), now));
                 ctx.cache.not_stored = None;
                 Ok(RespCacheable::Cacheable(meta))
             }

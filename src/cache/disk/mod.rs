@@ -114,6 +114,7 @@ impl DiskTier {
     }
 
     /// Bytes the tier accounts for.
+    #[cfg(test)]
     pub fn bytes(&self) -> u64 {
         self.0.lock().bytes
     }
@@ -225,6 +226,37 @@ impl Store {
             .store(unix_now() + FULL_PAUSE.as_secs(), Ordering::Relaxed);
     }
 
+    /// The intact entry under `key`, if there is one; a damaged one is removed on the way.
+    fn found(self: &Arc<Self>, key: &EntryKey) -> Option<Found> {
+        let (file, head, meta) = match self.open_entry(key) {
+            Ok(opened) => opened?,
+            Err(why) => {
+                self.drop_corrupt(key, why);
+                return None;
+            }
+        };
+        let mut body = DiskBody {
+            file,
+            key: *key,
+            store: self.clone(),
+            start: head.body_start(),
+            len: head.body_len,
+            next_block: 0,
+            skip: 0,
+            remaining: head.body_len,
+            first: None,
+        };
+        if head.body_len as usize <= BLOCK {
+            // A body of one block is checked whole before anything is sent.
+            body.first = body.read_block().ok()?;
+        }
+        self.lock().touch(*key, None);
+        Some(Found {
+            meta,
+            body: Box::new(body),
+        })
+    }
+
     /// Opens and checks an entry: lengths, header and metadata checksums, and (for a body of
     /// one block) the body. `Ok(None)`: no such entry; `Err`: damaged (already removed).
     fn open_entry(&self, key: &EntryKey) -> Result<Option<(File, Head, CacheMeta)>, &'static str> {
@@ -263,47 +295,9 @@ impl Tier for DiskTier {
     }
 
     async fn lookup(&self, key: &EntryKey) -> Result<Option<Found>> {
-        let store = &self.0;
-        let opened = match store.open_entry(key) {
-            Ok(Some(o)) => o,
-            Ok(None) => {
-                store.metrics.misses.inc();
-                return Ok(None);
-            }
-            Err(why) => {
-                store.drop_corrupt(key, why);
-                store.metrics.misses.inc();
-                return Ok(None);
-            }
-        };
-        let (file, head, meta) = opened;
-        let mut body = DiskBody {
-            file,
-            key: *key,
-            store: store.clone(),
-            start: head.body_start(),
-            len: head.body_len,
-            next_block: 0,
-            skip: 0,
-            remaining: head.body_len,
-            first: None,
-        };
-        if head.body_len as usize <= BLOCK {
-            // A body of one block is checked whole before anything is sent.
-            match body.read_block() {
-                Ok(block) => body.first = block,
-                Err(_) => {
-                    store.metrics.misses.inc();
-                    return Ok(None);
-                }
-            }
-        }
-        store.lock().touch(*key, None);
-        store.metrics.hits.inc();
-        Ok(Some(Found {
-            meta,
-            body: Box::new(body),
-        }))
+        let found = self.0.found(key);
+        self.0.metrics.looked_up(found.is_some());
+        Ok(found)
     }
 
     async fn writer(
