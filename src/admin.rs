@@ -6,16 +6,27 @@
 //! - `POST /v1/sign`: mint a credential (`scheme`: `hmac`, `cloudfront`, `s3`), answer
 //!   `{"url": ...}` (or `{"cookies": {...}}` for CloudFront cookies);
 //! - `POST /v1/resolve`: `{"key", "visibility", "user"?, "ttl_seconds"?}` → `{"url": ...}`
-//!   (see [`crate::auth::resolve`]).
+//!   (see [`crate::auth::resolve`]);
+//! - `POST /v1/purge`: one of `{"url"}`, `{"prefix"}`, `{"tag"}`, `{"everything": true}`
+//!   (see [`crate::cache::purge`]): removed from this gateway's tiers and the shared Redis
+//!   tier, and sent to every gateway sharing the Redis → `{"removed": {tier: n}, "fleet"}`;
+//!   502 when the shared tier or the fleet could not be reached (this gateway's tiers were
+//!   purged; the call can be repeated);
+//! - `POST /v1/revoke`: `{"kind": "token"|"key"|"user", "id"}`: refused from now on by this
+//!   gateway and every gateway sharing the Redis (see [`crate::cache::feed`]).
 
 use crate::audit::AuditLog;
 use crate::auth::admin::AdminTokens;
 use crate::auth::mint::{self, CloudFrontOptions, HmacOptions, MintError};
 use crate::auth::resolve::{resolve_url, ResolveRequest};
+use crate::auth::revocation::Revocations;
 use crate::auth::unix_now;
 use crate::backend::Backend;
+use crate::cache::feed::{Feed, Message};
+use crate::cache::purge::{PurgeRequest, Purger, Selector};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::routing::Router;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -34,6 +45,29 @@ pub struct AdminApp {
     tokens: AdminTokens,
     metrics_token: Option<AdminTokens>,
     audit: Option<Arc<AuditLog>>,
+    control: CacheControl,
+}
+
+/// What the admin API purges and revokes with.
+pub struct CacheControl {
+    /// This gateway's tiers.
+    pub purger: Arc<Purger>,
+    /// The fleet feed, when the gateway shares a Redis.
+    pub feed: Option<Arc<Feed>>,
+    /// The revocations in force.
+    pub revocations: Arc<Revocations>,
+    /// The hosts, to name a purged URL's host by its label.
+    pub hosts: Router<Backend>,
+}
+
+/// `POST /v1/revoke`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    /// `token`, `key` or `user`.
+    kind: String,
+    /// The id to refuse.
+    id: String,
 }
 
 /// Largest admin API request body accepted.
@@ -84,12 +118,13 @@ fn error_json(status: StatusCode, message: &str) -> Response<Vec<u8>> {
 
 impl AdminApp {
     /// An admin app reporting on these backends and listeners, serving the admin API with the
-    /// config's tokens, keys and audit log.
+    /// config's tokens, keys and audit log, purging and revoking through `control`.
     pub fn new(
         config: Arc<Config>,
         backends: HashMap<String, Arc<Backend>>,
         listeners: Vec<SocketAddr>,
         audit: Option<Arc<AuditLog>>,
+        control: CacheControl,
     ) -> AdminApp {
         let access = &config.admin_access;
         let tokens = AdminTokens::new(
@@ -110,6 +145,7 @@ impl AdminApp {
             metrics_token,
             audit,
             config,
+            control,
         }
     }
 
@@ -189,6 +225,14 @@ impl AdminApp {
                 }
                 Err(e) => (String::new(), Err(ApiError::BadRequest(e.to_string()))),
             },
+            "purge" => match serde_json::from_slice::<PurgeRequest>(&body) {
+                Ok(req) => self.purge(&req).await,
+                Err(e) => (String::new(), Err(ApiError::BadRequest(e.to_string()))),
+            },
+            "revoke" => match serde_json::from_slice::<RevokeRequest>(&body) {
+                Ok(req) => self.revoke(&req).await,
+                Err(e) => (String::new(), Err(ApiError::BadRequest(e.to_string()))),
+            },
             _ => match serde_json::from_slice::<ResolveRequest>(&body) {
                 Ok(req) => {
                     let url = resolve_url(&self.config, &self.backends, &req, unix_now()).await;
@@ -208,12 +252,97 @@ impl AdminApp {
             }
             (target, Err(e)) => {
                 self.audit(session, &token_id, action, &target, "error");
-                match &e {
-                    ApiError::BadRequest(m) => error_json(StatusCode::BAD_REQUEST, m),
+                match e {
+                    ApiError::BadRequest(m) => error_json(StatusCode::BAD_REQUEST, &m),
                     ApiError::Mint(m) => {
                         error_json(StatusCode::UNPROCESSABLE_ENTITY, &m.to_string())
                     }
+                    ApiError::Incomplete(value) => json(StatusCode::BAD_GATEWAY, value),
                 }
+            }
+        }
+    }
+
+    /// `POST /v1/purge`: this gateway's tiers, the shared tier, then the fleet.
+    async fn purge(&self, req: &PurgeRequest) -> (String, Result<serde_json::Value, ApiError>) {
+        let hosts = &self.control.hosts;
+        let selector = match Selector::parse(req, &|h| hosts.host_label(h).map(|l| l.to_string())) {
+            Ok(s) => s,
+            Err(e) => return (String::new(), Err(ApiError::BadRequest(e))),
+        };
+        let target = format!("{selector:?}");
+        let purger = &self.control.purger;
+        let local = purger.local(&selector).await;
+        self.metrics
+            .purges
+            .with_label_values(&[selector.kind(), "admin"])
+            .inc();
+        let shared = purger.shared(&selector).await;
+        let fleet = match &self.control.feed {
+            Some(feed) => feed
+                .publish(&Message::Purge(selector.clone()))
+                .await
+                .map(|_| "sent"),
+            None => Ok("none"),
+        };
+        let mut value = serde_json::json!({
+            "removed": {
+                "memory": local.memory,
+                "disk": local.disk,
+                "redis": shared.as_ref().copied().unwrap_or(0),
+            },
+            "fleet": fleet.as_ref().copied().unwrap_or("not sent"),
+        });
+        let problems: Vec<String> = [
+            shared.err().map(|e| format!("shared tier: {e}")),
+            fleet.err().map(|e| format!("fleet: {e}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if problems.is_empty() {
+            return (target, Ok(value));
+        }
+        value["error"] = format!(
+            "purged on this gateway, but not everywhere: {}; repeat the purge",
+            problems.join("; ")
+        )
+        .into();
+        (target, Err(ApiError::Incomplete(value)))
+    }
+
+    /// `POST /v1/revoke`: in force here at once, then sent to the fleet.
+    async fn revoke(&self, req: &RevokeRequest) -> (String, Result<serde_json::Value, ApiError>) {
+        let line = format!("{} {}", req.kind, req.id);
+        if req.id.is_empty() || req.id.contains(char::is_whitespace) {
+            return (
+                line,
+                Err(ApiError::BadRequest("`id` is one non-empty word".into())),
+            );
+        }
+        if let Err(e) = self.control.revocations.revoke_line(&line) {
+            return (line, Err(ApiError::BadRequest(e)));
+        }
+        let Some(feed) = &self.control.feed else {
+            let value = serde_json::json!({
+                "revoked": line,
+                "fleet": "none",
+                "note": "in force on this gateway until it restarts; add it to the revocation file to keep it",
+            });
+            return (line, Ok(value));
+        };
+        match feed.publish(&Message::Revoke(line.clone())).await {
+            Ok(()) => (
+                line.clone(),
+                Ok(serde_json::json!({ "revoked": line, "fleet": "sent" })),
+            ),
+            Err(e) => {
+                let value = serde_json::json!({
+                    "revoked": line,
+                    "fleet": "not sent",
+                    "error": format!("in force on this gateway only: fleet: {e}; repeat the call"),
+                });
+                (line, Err(ApiError::Incomplete(value)))
             }
         }
     }
@@ -336,7 +465,7 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         if let Some(action) = path.strip_prefix("/v1/") {
             return match action {
-                "sign" | "resolve" => self.api(session, action).await,
+                "sign" | "resolve" | "purge" | "revoke" => self.api(session, action).await,
                 _ => error_json(StatusCode::NOT_FOUND, "no such admin API call"),
             };
         }
@@ -378,4 +507,6 @@ enum ApiError {
     BadRequest(String),
     /// Minting or resolving refused it.
     Mint(MintError),
+    /// Done here but not everywhere (answered 502 with this body).
+    Incomplete(serde_json::Value),
 }

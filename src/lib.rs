@@ -11,7 +11,8 @@
 //!        a cached route)
 //!     ─▶ on refusal, timeout or 5xx of a GET/HEAD: the group's next backend, then the backup
 //!
-//! planned on this path: the object-store cache tier, purge, variant builder (a backend)
+//! beside it: purges and revocations reach every gateway sharing the Redis (the fleet feed)
+//! planned on this path: the object-store cache tier, variant builder (a backend)
 //! ```
 //!
 //! The proxy ([`proxy::Gateway`]) calls one interface for every backend kind
@@ -32,13 +33,16 @@
 //!   (round robin or consistent hashing, active and passive health), local directories, and
 //!   the in-process origin that serves directory files to cached routes.
 //! - [`cache`]: the shared cache — route policy, RFC 9111 admission, keys, the memory, disk
-//!   and Redis tiers behind one pingora-cache `Storage`, the fleet fill lock, `Cache-Status`.
+//!   and Redis tiers behind one pingora-cache `Storage`, the fleet fill lock, `Cache-Status`,
+//!   purge (by URL, prefix, tag) and the fleet feed that carries purges and revocations.
 //! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself.
 //! - [`error`]: the one table from failures to statuses.
-//! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener.
+//! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener; [`admin_client`]: the
+//!   command line's calls to it (`assetgate purge`, `assetgate revoke`).
 //! - [`server`]: assembling the Pingora server; [`logging`]: tracing setup.
 
 pub mod admin;
+pub mod admin_client;
 pub mod audit;
 pub mod auth;
 pub mod backend;

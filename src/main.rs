@@ -44,6 +44,58 @@ enum Command {
         #[command(subcommand)]
         what: Box<Sign>,
     },
+    /// Purge cached entries on a running gateway and every gateway sharing its Redis (through
+    /// its admin API; prints what was removed).
+    Purge {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(flatten)]
+        what: PurgeWhat,
+    },
+    /// Revoke a token, key or user id on a running gateway and every gateway sharing its
+    /// Redis (through its admin API).
+    Revoke {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// What the id names.
+        #[arg(long, value_parser = ["token", "key", "user"])]
+        kind: String,
+        /// The id to refuse from now on.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+/// Where the admin API is and how to authenticate to it.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// Config file (TOML) of the gateway: its `admin` address and first admin token.
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// Admin listener address instead of the config's `admin` (e.g. 127.0.0.1:9090).
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<std::net::SocketAddr>,
+    /// Admin token instead of the config's first one.
+    #[arg(long, env = "ASSETGATE_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+/// What to purge: exactly one.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct PurgeWhat {
+    /// Every cached variant of this URL (any query), e.g. https://img.example.com/a.jpg.
+    #[arg(long)]
+    url: Option<String>,
+    /// Every URL starting with this, e.g. https://img.example.com/photos/ (not just a host).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Every entry the origin tagged with this (Surrogate-Key / Cache-Tag).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Everything, in every tier.
+    #[arg(long)]
+    everything: bool,
 }
 
 #[derive(Subcommand)]
@@ -138,8 +190,61 @@ fn load_or_report(path: &Path) -> Option<config::Config> {
     }
 }
 
+/// Calls the admin API as `admin` says; prints the answer; exit 0 on 200.
+fn admin_call(admin: AdminArgs, action: &str, body: serde_json::Value) -> ExitCode {
+    let Some(cfg) = load_or_report(&admin.config) else {
+        return ExitCode::from(2);
+    };
+    let Some(addr) = admin.admin.or(cfg.admin) else {
+        eprintln!("assetgate {action}: the config has no `admin` address; give --admin");
+        return ExitCode::from(2);
+    };
+    let token = admin.token.or_else(|| {
+        cfg.admin_access
+            .tokens
+            .first()
+            .map(|(_, s)| s.expose().to_string())
+    });
+    let Some(token) = token else {
+        eprintln!("assetgate {action}: no admin token in the config; give --token");
+        return ExitCode::from(2);
+    };
+    match assetgate::admin_client::call(addr, &token, action, &body) {
+        Ok(answer) => {
+            println!("{}", answer.body);
+            if answer.status == 200 {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("assetgate {action}: the gateway answered {}", answer.status);
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("assetgate {action}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Purge { admin, what } => {
+            let body = match what {
+                PurgeWhat { url: Some(url), .. } => serde_json::json!({ "url": url }),
+                PurgeWhat {
+                    prefix: Some(prefix),
+                    ..
+                } => serde_json::json!({ "prefix": prefix }),
+                PurgeWhat { tag: Some(tag), .. } => serde_json::json!({ "tag": tag }),
+                PurgeWhat { .. } => serde_json::json!({ "everything": true }),
+            };
+            admin_call(admin, "purge", body)
+        }
+        Command::Revoke { admin, kind, id } => admin_call(
+            admin,
+            "revoke",
+            serde_json::json!({ "kind": kind, "id": id }),
+        ),
         Command::Sign { what } => match sign(*what) {
             Ok(url) => {
                 println!("{url}");

@@ -97,6 +97,17 @@ pub struct Metrics {
     /// `assetgate_cache_tier_corrupt_total{tier}`: entries found damaged (length or checksum)
     /// and dropped.
     pub tier_corrupt: IntCounterVec,
+    /// `assetgate_cache_tier_purged_total{tier}`: entries a purge removed from a tier.
+    pub tier_purged: IntCounterVec,
+    /// `assetgate_cache_purges_total{kind,origin}`: purges applied on this gateway, by kind
+    /// (`url`, `prefix`, `tag`, `everything`) and origin (`admin`: asked of this gateway;
+    /// `fleet`: sent by another gateway).
+    pub purges: IntCounterVec,
+    /// `assetgate_fleet_feed_resyncs_total{outcome}`: reconnections to the fleet feed that
+    /// could not replay what was missed (`dropped`: node-local tiers dropped).
+    pub feed_resyncs: IntCounterVec,
+    /// `assetgate_fleet_feed_connected`: 1 while this gateway follows the fleet feed.
+    pub feed_connected: IntGauge,
     /// `assetgate_cache_tier_errors_total{tier}`: tier operations that failed and were skipped.
     pub tier_errors: IntCounterVec,
 }
@@ -341,6 +352,35 @@ impl Metrics {
                 "Entries found damaged (length or checksum) and dropped.",
                 &["tier"],
             ),
+            tier_purged: counter(
+                &registry,
+                "assetgate_cache_tier_purged_total",
+                "Entries a purge removed from a cache tier.",
+                &["tier"],
+            ),
+            purges: counter(
+                &registry,
+                "assetgate_cache_purges_total",
+                "Purges applied on this gateway, by kind and by who asked (admin: this gateway's admin API; fleet: another gateway).",
+                &["kind", "origin"],
+            ),
+            feed_resyncs: counter(
+                &registry,
+                "assetgate_fleet_feed_resyncs_total",
+                "Reconnections to the fleet feed that could not replay what was missed.",
+                &["outcome"],
+            ),
+            feed_connected: {
+                let g = IntGauge::new(
+                    "assetgate_fleet_feed_connected",
+                    "1 while this gateway follows the fleet feed of purges and revocations.",
+                )
+                .expect("valid metric definition");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("metric registered once");
+                g
+            },
             tier_errors: counter(
                 &registry,
                 "assetgate_cache_tier_errors_total",

@@ -1,8 +1,8 @@
 //! Assembles the Pingora server from a validated config: the proxy service on every listener,
-//! background services (origin health checks, endpoint name refreshes, revocation list reloads),
-//! and the admin service.
+//! background services (origin health checks, endpoint name refreshes, revocation list reloads,
+//! cache fill notifications, the fleet feed of purges and revocations), and the admin service.
 
-use crate::admin::AdminApp;
+use crate::admin::{AdminApp, CacheControl};
 use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::backend;
@@ -79,7 +79,9 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         None => None,
     };
     let revocation_reload = auth.reload_service();
+    let revocations = auth.revocations.clone();
     let cache = crate::cache::CacheLayer::new(&config.cache).map_err(StartError::Cache)?;
+    let feed = cache.feed();
     let gateway = Gateway::new(config, &backends, Arc::new(auth), audit.clone(), &cache);
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "assetgate");
@@ -130,14 +132,31 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             notifications,
         ));
     }
+    if let Some(feed) = &feed {
+        let service =
+            crate::cache::feed::FeedService::new(feed.clone(), cache.purger(), revocations.clone());
+        server.add_service(background_service("fleet feed", service));
+    }
     if let Some(reload) = revocation_reload {
         server.add_service(background_service("revocation list", reload));
     }
     if let Some(admin) = config.admin {
         let listeners = config.listeners.iter().map(|l| l.address).collect();
+        let control = CacheControl {
+            purger: cache.purger(),
+            feed,
+            revocations,
+            hosts: crate::routing::Router::new(config, &backends),
+        };
         let mut service = Service::new(
             "admin".to_string(),
-            AdminApp::new(Arc::new(config.clone()), backends, listeners, audit),
+            AdminApp::new(
+                Arc::new(config.clone()),
+                backends,
+                listeners,
+                audit,
+                control,
+            ),
         );
         service.add_tcp(&admin.to_string());
         server.add_service(service);

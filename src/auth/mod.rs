@@ -436,7 +436,7 @@ impl Authenticator {
                 }
             }
         };
-        let revoked = self.revocations.current().refuses(
+        let revoked = self.revocations.refuses(
             grant.key_id.as_deref(),
             grant.token_id.as_deref(),
             grant.user.as_deref(),

@@ -1,5 +1,9 @@
 //! The revocation list: token ids, key ids and user ids refused on every request.
 //!
+//! Two lists are in force together: the operator's file, and the revocations shared by the
+//! fleet (made through the admin API on any gateway and carried by the fleet feed,
+//! `crate::cache::feed`).
+//!
 //! The file has one entry per line, `token ID`, `key ID` or `user ID`; blank lines and lines
 //! starting with `#` are ignored. [`ReloadService`] checks the file's modification time and
 //! size every [`CHECK_EVERY`] and swaps in the new list whole; a file that fails to parse or
@@ -20,7 +24,7 @@ use std::time::{Duration, SystemTime};
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// One parsed revocation list.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RevokedSet {
     tokens: HashSet<String>,
     keys: HashSet<String>,
@@ -68,6 +72,18 @@ impl RevokedSet {
             || user.is_some_and(|u| self.users.contains(u))
     }
 
+    /// Adds one `kind ID` entry.
+    fn add(&mut self, line: &str) -> Result<(), String> {
+        let one = RevokedSet::parse(line)?;
+        if one.is_empty() {
+            return Err("expected `token|key|user ID`".into());
+        }
+        self.tokens.extend(one.tokens);
+        self.keys.extend(one.keys);
+        self.users.extend(one.users);
+        Ok(())
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.tokens.len() + self.keys.len() + self.users.len()
@@ -101,6 +117,10 @@ pub struct Revocations {
     file: Option<PathBuf>,
     current: ArcSwap<RevokedSet>,
     seen: Mutex<Option<Stamp>>,
+    /// Revocations shared by the fleet.
+    shared: ArcSwap<RevokedSet>,
+    /// Serialises changes to `shared` (readers never wait).
+    sharing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -119,6 +139,8 @@ impl Revocations {
             file: None,
             current: ArcSwap::from_pointee(RevokedSet::default()),
             seen: Mutex::new(None),
+            shared: ArcSwap::from_pointee(RevokedSet::default()),
+            sharing: Mutex::new(()),
         }
     }
 
@@ -128,6 +150,8 @@ impl Revocations {
             file: Some(file.to_path_buf()),
             current: ArcSwap::from_pointee(RevokedSet::default()),
             seen: Mutex::new(None),
+            shared: ArcSwap::from_pointee(RevokedSet::default()),
+            sharing: Mutex::new(()),
         };
         r.reload()?;
         Ok(r)
@@ -138,9 +162,42 @@ impl Revocations {
         self.file.is_some()
     }
 
-    /// The list in force now.
+    /// The file's list in force now.
     pub fn current(&self) -> arc_swap::Guard<Arc<RevokedSet>> {
         self.current.load()
+    }
+
+    /// Whether the file's list or the fleet's refuses any of the given ids.
+    pub fn refuses(
+        &self,
+        key_id: Option<&str>,
+        token_id: Option<&str>,
+        user: Option<&str>,
+    ) -> bool {
+        self.current.load().refuses(key_id, token_id, user)
+            || self.shared.load().refuses(key_id, token_id, user)
+    }
+
+    /// Adds a fleet revocation (`token ID`, `key ID` or `user ID`) to those in force.
+    pub fn revoke_line(&self, line: &str) -> Result<(), String> {
+        let _changing = self.sharing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = RevokedSet::clone(&self.shared.load());
+        next.add(line)?;
+        self.shared.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Adds the fleet's revocations as Redis holds them (lines that do not parse are
+    /// skipped and logged); those already in force stay.
+    pub fn set_shared(&self, lines: &[String]) {
+        let _changing = self.sharing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = RevokedSet::clone(&self.shared.load());
+        for line in lines {
+            if let Err(e) = next.add(line) {
+                tracing::warn!(error = %e, "shared revocation skipped");
+            }
+        }
+        self.shared.store(Arc::new(next));
     }
 
     /// Reads the file again if it changed; `Ok(true)` when a new list is in force.

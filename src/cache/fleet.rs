@@ -157,7 +157,8 @@ impl FleetLock {
     }
 }
 
-fn rand_u64() -> u64 {
+/// A random 64-bit value (lock tokens, gateway ids).
+pub(crate) fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -7,7 +7,9 @@
 //! files entries under a 64-bit hash of the key; each entry keeps its full [`EntryKey`] and a
 //! lookup that finds another key's entry there is a miss, never that entry.
 
+use super::index::PurgeIndex;
 use super::key::EntryKey;
+use super::labels::Labels;
 use super::tier::{Found, Tier, TierName, TierWriter, WholeBody};
 use crate::metrics::TierMetrics;
 use async_trait::async_trait;
@@ -87,6 +89,7 @@ struct Entry {
     key: EntryKey,
     meta: StoredMeta,
     body: Bytes,
+    labels: Arc<Labels>,
 }
 
 impl Entry {
@@ -103,11 +106,19 @@ struct Store {
     entries: TinyUfo<EntryKey, Arc<Entry>>,
     max_entry: usize,
     metrics: TierMetrics,
+    /// Where this tier's entries are recorded for purges.
+    index: Arc<PurgeIndex>,
 }
 
 impl MemoryTier {
-    /// A tier holding at most `size` bytes, entries of at most `max_entry` bytes each.
-    pub fn new(size: usize, max_entry: usize, metrics: TierMetrics) -> MemoryTier {
+    /// A tier holding at most `size` bytes, entries of at most `max_entry` bytes each,
+    /// recording what it holds in `index`.
+    pub fn new(
+        size: usize,
+        max_entry: usize,
+        metrics: TierMetrics,
+        index: Arc<PurgeIndex>,
+    ) -> MemoryTier {
         let units = (size / UNIT).max(1);
         // TinyLFU's sketch and the bucket map are sized for the entries expected: assume
         // 8 KiB on average, at least a thousand.
@@ -116,6 +127,7 @@ impl MemoryTier {
             entries: TinyUfo::new(units, expected),
             max_entry: max_entry.min(MAX_ENTRY),
             metrics,
+            index,
         }))
     }
 }
@@ -170,17 +182,23 @@ impl Store {
         let key = entry.key;
         if let Some(old) = self.entries.remove(&key) {
             self.forget(&old);
+            if old.key != key {
+                self.index.forget(&old.key, TierName::Memory);
+            }
         }
         let bytes = entry.bytes();
         let weight = bytes.div_ceil(UNIT).min(u16::MAX as usize) as u16;
         self.metrics.bytes.add(bytes as i64);
         self.metrics.entries.inc();
+        self.index.record(key, TierName::Memory, &entry.labels);
         for evicted in self.entries.put(key, Arc::new(entry), weight) {
             self.forget(&evicted.data);
+            self.index.forget(&evicted.data.key, TierName::Memory);
             self.metrics.evictions.inc();
         }
     }
 
+    /// Takes an entry out of the accounting (the index is the caller's).
     fn forget(&self, entry: &Entry) {
         self.metrics.bytes.sub(entry.bytes() as i64);
         self.metrics.entries.dec();
@@ -207,12 +225,14 @@ impl Tier for MemoryTier {
         key: EntryKey,
         meta: &CacheMeta,
         size: Option<usize>,
+        labels: &Arc<Labels>,
     ) -> Result<Option<Box<dyn TierWriter>>> {
         if size.is_some_and(|s| s > self.0.max_entry) {
             return Ok(None);
         }
         Ok(Some(Box::new(MemoryWriter {
             key,
+            labels: labels.clone(),
             meta: StoredMeta::of(meta),
             body: BytesMut::with_capacity(size.unwrap_or(0)),
             store: self.0.clone(),
@@ -227,6 +247,7 @@ impl Tier for MemoryTier {
             key: *key,
             meta: StoredMeta::of(meta),
             body: old.body.clone(),
+            labels: old.labels.clone(),
         });
         Ok(true)
     }
@@ -238,6 +259,7 @@ impl Tier for MemoryTier {
         if let Some(old) = self.0.entries.remove(key) {
             self.0.forget(&old);
         }
+        self.0.index.forget(key, TierName::Memory);
         Ok(true)
     }
 }
@@ -245,6 +267,7 @@ impl Tier for MemoryTier {
 /// Collects a new entry's body; stored whole at commit.
 struct MemoryWriter {
     key: EntryKey,
+    labels: Arc<Labels>,
     meta: StoredMeta,
     body: BytesMut,
     store: Arc<Store>,
@@ -266,6 +289,7 @@ impl TierWriter for MemoryWriter {
     async fn commit(self: Box<Self>) -> Result<usize> {
         let MemoryWriter {
             key,
+            labels,
             meta,
             body,
             store,
@@ -275,6 +299,7 @@ impl TierWriter for MemoryWriter {
             key,
             meta,
             body: body.freeze(),
+            labels,
         });
         store.metrics.writes.inc();
         Ok(len)
@@ -301,7 +326,7 @@ mod tests {
 
     async fn put(tier: &MemoryTier, n: u64, size: usize) {
         let mut w = tier
-            .writer(key(n), &meta(), Some(size))
+            .writer(key(n), &meta(), Some(size), &Arc::default())
             .await
             .unwrap()
             .unwrap();
@@ -314,7 +339,12 @@ mod tests {
     }
 
     fn tier(size: usize) -> MemoryTier {
-        MemoryTier::new(size, size, Metrics::global().tier("memory-test"))
+        MemoryTier::new(
+            size,
+            size,
+            Metrics::global().tier("memory-test"),
+            Arc::default(),
+        )
     }
 
     #[tokio::test]
@@ -334,13 +364,23 @@ mod tests {
 
     #[tokio::test]
     async fn declines_entries_over_max_entry() {
-        let t = MemoryTier::new(1 << 20, 4096, Metrics::global().tier("memory-test"));
+        let t = MemoryTier::new(
+            1 << 20,
+            4096,
+            Metrics::global().tier("memory-test"),
+            Arc::default(),
+        );
+        let none = Arc::default();
         assert!(t
-            .writer(key(1), &meta(), Some(5000))
+            .writer(key(1), &meta(), Some(5000), &none)
             .await
             .unwrap()
             .is_none());
-        let mut w = t.writer(key(1), &meta(), None).await.unwrap().unwrap();
+        let mut w = t
+            .writer(key(1), &meta(), None, &none)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(w.write(Bytes::from(vec![0; 5000])).await.is_err());
     }
 
@@ -357,6 +397,19 @@ mod tests {
             .sum();
         assert!(weight_units * UNIT <= size, "{weight_units} KiB held");
         assert!(weight_units * UNIT > size / 2, "{weight_units} KiB held");
+    }
+
+    /// The purge index holds exactly what the tier holds, through churn and removals.
+    #[tokio::test]
+    async fn the_purge_index_follows_what_the_tier_holds() {
+        let t = tier(64 * 1024);
+        for n in 0..500 {
+            put(&t, n, 2000).await;
+        }
+        assert!(t.remove(&key(499)).await.unwrap() || !hit(&t, 499).await);
+        let held = (0..500u64).filter(|&n| t.0.get(&key(n)).is_some()).count();
+        assert!(held > 0 && held < 500);
+        assert_eq!(t.0.index.len(), held);
     }
 
     /// A hot set that fits survives a one-off scan of twice the capacity: at least 80% of it

@@ -8,18 +8,25 @@
 //!   files; [`redis`]: shared by the fleet;
 //! - [`tiered`]: the tiers as one pingora-cache `Storage`, with promotion;
 //! - [`fleet`]: the fill lock across gateways sharing a Redis, woken by pub/sub;
+//! - [`labels`]: what an entry is purged by (URL, tags); [`index`]: the node-local purge
+//!   index; [`purge`]: what a purge selects and removing it; [`feed`]: purges and
+//!   revocations carried to every gateway sharing the Redis;
 //! - [`status`]: the RFC 9211 `Cache-Status` entry.
 //!
-//! Today the memory, disk and Redis tiers and the fleet-wide fill lock exist; the object-store
-//! tier and purge are planned (tiered-cache issue). A route without `[hosts.routes.cache]` is
-//! never stored.
+//! Today the memory, disk and Redis tiers, the fleet-wide fill lock and purge exist; the
+//! object-store tier is planned (tiered-cache issue). A route without `[hosts.routes.cache]`
+//! is never stored.
 
 pub mod admit;
 pub mod disk;
+pub mod feed;
 pub mod fleet;
+pub mod index;
 pub mod key;
+pub mod labels;
 pub mod memory;
 pub mod policy;
+pub mod purge;
 pub mod redis;
 pub mod status;
 pub mod tier;
@@ -50,22 +57,28 @@ pub struct CacheLayer {
     fleet: Option<Arc<fleet::FleetLock>>,
     lock: &'static CacheKeyLockImpl,
     lock_timeout: Duration,
+    tag_headers: Arc<[http::HeaderName]>,
+    purger: Arc<purge::Purger>,
+    /// Where the disk tier keeps the fleet feed's position, when there is one.
+    feed_cursor: Option<std::path::PathBuf>,
 }
 
 impl CacheLayer {
     /// The tiers `[cache]` configures; fails when the disk tier's folder cannot be created.
     pub fn new(settings: &CacheSettings) -> Result<CacheLayer, String> {
         let metrics = Metrics::global();
+        let index: Arc<index::PurgeIndex> = Arc::default();
         let memory = settings.memory.as_ref().map(|m| {
             Arc::new(memory::MemoryTier::new(
                 m.size,
                 m.max_entry,
                 metrics.tier(TierName::Memory.label()),
+                index.clone(),
             ))
         });
         let disk = match &settings.disk {
             Some(d) => Some(Arc::new(
-                disk::DiskTier::open(d, metrics.tier(TierName::Disk.label()))
+                disk::DiskTier::open(d, metrics.tier(TierName::Disk.label()), index.clone())
                     .map_err(|e| format!("cache.disk.path: {}: {e}", d.path.display()))?,
             )),
             None => None,
@@ -84,6 +97,12 @@ impl CacheLayer {
             .zip(redis.clone())
             .map(|(r, tier)| fleet::FleetLock::new(tier, r.lease));
         let lock: &'static CacheLock = Box::leak(Box::new(CacheLock::new(settings.lock_timeout)));
+        let purger = Arc::new(purge::Purger::new(
+            index,
+            memory.clone(),
+            disk.clone(),
+            redis.clone(),
+        ));
         Ok(CacheLayer {
             memory,
             disk,
@@ -91,7 +110,25 @@ impl CacheLayer {
             fleet,
             lock,
             lock_timeout: settings.lock_timeout,
+            tag_headers: settings.tag_headers.clone().into(),
+            purger,
+            feed_cursor: settings
+                .disk
+                .as_ref()
+                .map(|d| d.path.join(feed::CURSOR_FILE)),
         })
+    }
+
+    /// Removes purged entries from this gateway's tiers.
+    pub fn purger(&self) -> Arc<purge::Purger> {
+        self.purger.clone()
+    }
+
+    /// The fleet feed (purges and revocations shared through Redis), when a Redis tier is
+    /// configured.
+    pub fn feed(&self) -> Option<Arc<feed::Feed>> {
+        let redis = self.redis.clone()?;
+        Some(Arc::new(feed::Feed::new(redis, self.feed_cursor.clone())))
     }
 
     fn tier(&self, name: TierName) -> Option<Arc<dyn Tier>> {
@@ -120,7 +157,11 @@ impl CacheLayer {
             .clone()
             .filter(|_| policy.tiers.contains(&TierName::Redis))
             .map(|f| (f, self.lock_timeout));
-        let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::new(tiers, fleet)));
+        let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::new(
+            tiers,
+            fleet,
+            self.tag_headers.clone(),
+        )));
         let memory = match policy.tiers.first() {
             Some(TierName::Memory) => self.memory.clone(),
             _ => None,

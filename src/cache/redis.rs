@@ -2,13 +2,19 @@
 //! responses up to `max_entry` bytes, each kept for its freshness plus its stale windows.
 //!
 //! An entry is one hash, `{prefix}e:{sha256 hex}`, with field `m` (pingora's serialised
-//! metadata, length-prefixed) and `b` (the body), written in one `MULTI` with its expiry. A
+//! metadata, length-prefixed) and `b` (the body), written in one `MULTI` with its expiry,
+//! together with its purge index: the entry's hex is added to the set `{prefix}u:{url label}`
+//! and to `{prefix}t:{tag}` for each tag, and each set lives as long as its longest-lived
+//! entry. A purge by URL or tag reads one set; by prefix, it `SCAN`s the URL sets (a walk of
+//! the keyspace, fine for an operator's call, not for every request). A
 //! Redis that is down, slow or refusing costs a request at most `timeout`: the failed call is
 //! counted, the tier is skipped for the next second (no 5xx, no waiting on every request), and
 //! the connection manager reconnects in the background; the tier is used again once Redis
 //! answers.
 
 use super::key::EntryKey;
+use super::labels::Labels;
+use super::purge::Selector;
 use super::tier::{Found, Tier, TierName, TierWriter, WholeBody};
 use crate::metrics::TierMetrics;
 use arc_swap::ArcSwapOption;
@@ -124,6 +130,14 @@ impl Shared {
         format!("{}e:{}", self.key_prefix, key.hex())
     }
 
+    fn url_set(&self, url: &str) -> String {
+        format!("{}u:{url}", self.key_prefix)
+    }
+
+    fn tag_set(&self, tag: &str) -> String {
+        format!("{}t:{tag}", self.key_prefix)
+    }
+
     fn skipping(&self) -> bool {
         unix_ms() < self.paused_until.load(Ordering::Relaxed)
     }
@@ -213,6 +227,104 @@ fn decode_meta(raw: &[u8]) -> Option<CacheMeta> {
     CacheMeta::deserialize(internal, header).ok()
 }
 
+/// Removes the entries listed in the sets `KEYS` (hex keys; `ARGV[1]` is the entry key
+/// prefix) and the sets; the number of entries removed.
+const PURGE_SETS: &str = r#"
+local n = 0
+for _, set in ipairs(KEYS) do
+  for _, hex in ipairs(redis.call('SMEMBERS', set)) do
+    n = n + redis.call('DEL', ARGV[1] .. hex)
+  end
+  redis.call('DEL', set)
+end
+return n
+"#;
+
+/// Sets removed by one `PURGE_SETS` call.
+const SETS_PER_CALL: usize = 100;
+
+/// `text` with Redis glob characters escaped, for a `MATCH` pattern.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl RedisTier {
+    /// Removes what `selector` names from Redis, for every gateway sharing it; the number
+    /// of entries removed.
+    pub async fn purge(&self, selector: &Selector) -> Result<usize> {
+        let s = &self.0;
+        match selector {
+            Selector::Url(url) => self.purge_sets(vec![s.url_set(url)]).await,
+            Selector::Tag(tag) => self.purge_sets(vec![s.tag_set(tag)]).await,
+            Selector::Prefix(prefix) => {
+                let pattern = format!("{}*", glob_escape(&s.url_set(prefix)));
+                let sets = self.scan(&pattern).await?;
+                self.purge_sets(sets).await
+            }
+            Selector::All => {
+                let mut removed = 0;
+                for (kind, counted) in [("e", true), ("u", false), ("t", false)] {
+                    let pattern = format!("{}{kind}:*", glob_escape(&s.key_prefix));
+                    for chunk in self.scan(&pattern).await?.chunks(500) {
+                        let mut cmd = redis::pipe();
+                        cmd.cmd("DEL").arg(chunk);
+                        let (n,): (usize,) = s.run("purge", &cmd).await?;
+                        if counted {
+                            removed += n;
+                        }
+                    }
+                }
+                Ok(removed)
+            }
+        }
+    }
+
+    async fn purge_sets(&self, sets: Vec<String>) -> Result<usize> {
+        let s = &self.0;
+        let entry_prefix = format!("{}e:", s.key_prefix);
+        let mut removed = 0;
+        for chunk in sets.chunks(SETS_PER_CALL) {
+            let mut cmd = redis::pipe();
+            cmd.cmd("EVAL")
+                .arg(PURGE_SETS)
+                .arg(chunk.len())
+                .arg(chunk)
+                .arg(&entry_prefix);
+            let (n,): (usize,) = s.run("purge", &cmd).await?;
+            removed += n;
+        }
+        Ok(removed)
+    }
+
+    /// Every key matching `pattern`.
+    async fn scan(&self, pattern: &str) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let mut cmd = redis::pipe();
+            cmd.cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let ((next, keys),): ((u64, Vec<String>),) = self.0.run("purge", &cmd).await?;
+            found.extend(keys);
+            if next == 0 {
+                return Ok(found);
+            }
+            cursor = next;
+        }
+    }
+}
+
 /// Replaces the metadata and expiry of an entry that exists; 1 when it did.
 const UPDATE_META: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -264,6 +376,7 @@ impl Tier for RedisTier {
         key: EntryKey,
         meta: &CacheMeta,
         size: Option<usize>,
+        labels: &Arc<Labels>,
     ) -> Result<Option<Box<dyn TierWriter>>> {
         let s = &self.0;
         if size.is_some_and(|n| n > s.max_entry) || s.skipping() {
@@ -272,6 +385,7 @@ impl Tier for RedisTier {
         Ok(Some(Box::new(RedisWriter {
             shared: s.clone(),
             key,
+            labels: labels.clone(),
             meta: encode_meta(meta)?,
             keep_ms: Shared::keep_ms(meta),
             body: BytesMut::with_capacity(size.unwrap_or(0)),
@@ -307,6 +421,7 @@ impl Tier for RedisTier {
 struct RedisWriter {
     shared: Arc<Shared>,
     key: EntryKey,
+    labels: Arc<Labels>,
     meta: Vec<u8>,
     keep_ms: u64,
     body: BytesMut,
@@ -339,6 +454,21 @@ impl TierWriter for RedisWriter {
             .arg(&key)
             .arg(self.keep_ms)
             .ignore();
+        let hex = self.key.hex();
+        let url = (!self.labels.url.is_empty()).then(|| s.url_set(&self.labels.url));
+        let tags = self.labels.tags.iter().map(|t| s.tag_set(t));
+        for set in url.into_iter().chain(tags) {
+            // The set lives as long as its longest-lived entry: NX gives a new set a
+            // lifetime, GT lengthens an existing one.
+            cmd.cmd("SADD").arg(&set).arg(&hex).ignore();
+            for when in ["NX", "GT"] {
+                cmd.cmd("PEXPIRE")
+                    .arg(&set)
+                    .arg(self.keep_ms)
+                    .arg(when)
+                    .ignore();
+            }
+        }
         s.run::<()>("store", &cmd).await?;
         s.metrics.writes.inc();
         Ok(len)

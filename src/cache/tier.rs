@@ -6,10 +6,12 @@
 //! other tiers could have avoided.
 
 use super::key::EntryKey;
+use super::labels::Labels;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::cache::CacheMeta;
 use pingora::Result;
+use std::sync::Arc;
 
 /// Which tier, top (fastest) first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -67,12 +69,14 @@ pub trait Tier: Send + Sync {
     async fn lookup(&self, key: &EntryKey) -> Result<Option<Found>>;
 
     /// A writer for a new entry; `None` when the tier declines it (too large, no space).
-    /// `size` is the body length when the response declared one.
+    /// `size` is the body length when the response declared one; `labels` are what the
+    /// entry can be purged by.
     async fn writer(
         &self,
         key: EntryKey,
         meta: &CacheMeta,
         size: Option<usize>,
+        labels: &Arc<Labels>,
     ) -> Result<Option<Box<dyn TierWriter>>>;
 
     /// Replaces the metadata of the entry under `key` (a 304 revalidation); false when the

@@ -8,6 +8,7 @@
 use super::admit::declared_length;
 use super::fleet::{FleetLock, Lease, Turn};
 use super::key::EntryKey;
+use super::labels::Labels;
 use super::tier::{Tier, TierBody, TierName, TierWriter};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
@@ -32,18 +33,23 @@ pub struct TieredStorage {
     fleet: Option<(Arc<FleetLock>, Duration)>,
     /// Fleet leases taken by lookups, claimed by the fill that follows.
     leases: Mutex<HashMap<EntryKey, Lease>>,
+    /// Response headers whose values tag an entry for purges.
+    tag_headers: Arc<[http::HeaderName]>,
 }
 
 impl TieredStorage {
-    /// Storage over `tiers`, top first (at least one), with the fleet lock when given.
+    /// Storage over `tiers`, top first (at least one), with the fleet lock when given,
+    /// tagging entries from the headers `tag_headers`.
     pub fn new(
         tiers: Vec<Arc<dyn Tier>>,
         fleet: Option<(Arc<FleetLock>, Duration)>,
+        tag_headers: Arc<[http::HeaderName]>,
     ) -> TieredStorage {
         TieredStorage {
             tiers,
             fleet,
             leases: Mutex::new(HashMap::new()),
+            tag_headers,
         }
     }
 
@@ -61,13 +67,19 @@ impl TieredStorage {
         drop(lease);
     }
 
-    /// The first tier holding `entry`, as a hit that promotes into the tiers above it.
-    async fn find(&self, entry: &EntryKey) -> Option<TieredHit> {
+    /// The first tier holding `entry` (filed under `key`), as a hit that promotes into the
+    /// tiers above it.
+    async fn find(&self, key: &CacheKey, entry: &EntryKey) -> Option<TieredHit> {
         for (i, tier) in self.tiers.iter().enumerate() {
             match tier.lookup(entry).await {
                 Ok(Some(found)) => {
                     let size = declared_length(found.meta.headers());
-                    let promote = Self::writers(&self.tiers[..i], *entry, &found.meta, size).await;
+                    let promote = if i == 0 {
+                        Vec::new()
+                    } else {
+                        let labels = Arc::new(Labels::of(key, &found.meta, &self.tag_headers));
+                        Self::writers(&self.tiers[..i], *entry, &found.meta, size, &labels).await
+                    };
                     return Some(TieredHit {
                         tier: tier.name(),
                         meta: Some(found.meta),
@@ -85,7 +97,7 @@ impl TieredStorage {
 
     /// After a miss in every tier: lead the fill (`None`: go to the backend), or wait for the
     /// gateway that leads it and answer from the shared tier.
-    async fn wait_for_fleet(&self, entry: &EntryKey) -> Option<TieredHit> {
+    async fn wait_for_fleet(&self, key: &CacheKey, entry: &EntryKey) -> Option<TieredHit> {
         let (fleet, patience) = self.fleet.as_ref()?;
         let started = Instant::now();
         let deadline = started + *patience;
@@ -98,7 +110,7 @@ impl TieredStorage {
                 Turn::Alone => return None,
                 Turn::Follow(ticket) => {
                     let gave_up = fleet.wait(ticket, deadline).await;
-                    if let Some(mut hit) = self.find(entry).await {
+                    if let Some(mut hit) = self.find(key, entry).await {
                         hit.waited = Some(started.elapsed());
                         return Some(hit);
                     }
@@ -128,10 +140,11 @@ impl TieredStorage {
         key: EntryKey,
         meta: &CacheMeta,
         size: Option<usize>,
+        labels: &Arc<Labels>,
     ) -> Vec<(TierName, Box<dyn TierWriter>)> {
         let mut out = Vec::with_capacity(tiers.len());
         for tier in tiers {
-            match tier.writer(key, meta, size).await {
+            match tier.writer(key, meta, size, labels).await {
                 Ok(Some(w)) => out.push((tier.name(), w)),
                 Ok(None) => {}
                 Err(e) => failed(tier.name(), "open a writer", &e),
@@ -172,9 +185,9 @@ impl Storage for TieredStorage {
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let entry = EntryKey::of(key);
-        let hit = match self.find(&entry).await {
+        let hit = match self.find(key, &entry).await {
             Some(hit) => Some(hit),
-            None => self.wait_for_fleet(&entry).await,
+            None => self.wait_for_fleet(key, &entry).await,
         };
         Ok(hit.map(|mut hit| {
             let meta = hit.meta.take().expect("a found entry has its metadata");
@@ -190,8 +203,9 @@ impl Storage for TieredStorage {
     ) -> Result<MissHandler> {
         let entry = EntryKey::of(key);
         let lease = self.leases().remove(&entry);
-        let writers =
-            Self::writers(&self.tiers, entry, meta, declared_length(meta.headers())).await;
+        let labels = Arc::new(Labels::of(key, meta, &self.tag_headers));
+        let size = declared_length(meta.headers());
+        let writers = Self::writers(&self.tiers, entry, meta, size, &labels).await;
         if writers.is_empty() {
             return Err(Error::explain(
                 ErrorType::InternalError,

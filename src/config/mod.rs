@@ -238,6 +238,8 @@ pub struct CacheSettings {
     pub redis: Option<crate::cache::redis::RedisSettings>,
     /// How long a request waits for another's fill of the same key.
     pub lock_timeout: Duration,
+    /// Response headers whose values tag entries for purges.
+    pub tag_headers: Vec<http::HeaderName>,
 }
 
 impl CacheSettings {

@@ -484,6 +484,9 @@ pub struct RawCache {
     /// How long a request waits for another request's fill of the same key before it asks
     /// the backend itself (default 10s).
     pub lock_timeout: Option<String>,
+    /// Response headers whose values tag an entry for purges by tag (default
+    /// `["Surrogate-Key", "Cache-Tag"]`; split on commas and whitespace).
+    pub tag_headers: Option<Vec<String>>,
 }
 
 /// `[cache.disk]`.

@@ -575,9 +575,16 @@ impl ProxyHttp for Gateway {
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
         let served_by = ctx.upstream.served_by().unwrap_or_default();
-        key_parts(ctx, &served_by)
+        let mut key = key_parts(ctx, &served_by)
             .map(|parts| parts.cache_key())
-            .ok_or_else(|| internal("no route or backend for the cache key"))
+            .ok_or_else(|| internal("no route or backend for the cache key"))?;
+        if let Some(m) = &ctx.matched {
+            // What a purge by URL or prefix finds the stored entry by.
+            let url = crate::cache::labels::url_label(&m.route.host_label, &m.path);
+            key.extensions
+                .insert(crate::cache::labels::UrlLabel(url.into()));
+        }
+        Ok(key)
     }
 
     async fn cache_hit_filter(

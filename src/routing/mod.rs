@@ -177,6 +177,8 @@ impl<B> Plan<B> {
 }
 
 struct CompiledHost<B> {
+    /// The host's label (its first configured name).
+    label: Arc<str>,
     routes: Vec<RouteMatch<B>>,
 }
 
@@ -244,6 +246,19 @@ impl<B> Router<B> {
     /// Finds the route for a host (without port, as [`host::request_host`] returns it; case
     /// and a trailing dot ignored) and a normalised path.
     pub fn find(&self, host: &str, path: &str) -> Option<RouteMatch<B>> {
+        self.host(host)?
+            .routes
+            .iter()
+            .find(|r| matches(&r.route.matcher, path))
+            .cloned()
+    }
+
+    /// The label of the host that serves `host` (cache keys and purges name hosts by it).
+    pub fn host_label(&self, host: &str) -> Option<Arc<str>> {
+        self.host(host).map(|h| h.label.clone())
+    }
+
+    fn host(&self, host: &str) -> Option<&CompiledHost<B>> {
         let host = host::canonical(host);
         let host = host.as_ref();
         let index = self.exact.get(host).copied().or_else(|| {
@@ -253,11 +268,7 @@ impl<B> Router<B> {
                 .map(|(_, i)| *i)
                 .or(self.any)
         })?;
-        self.hosts[index]
-            .routes
-            .iter()
-            .find(|r| matches(&r.route.matcher, path))
-            .cloned()
+        self.hosts.get(index)
     }
 }
 
@@ -292,6 +303,7 @@ fn compile_host<B>(
         header: host.steering_header.clone(),
     });
     CompiledHost {
+        label: label.clone(),
         routes: host
             .routes
             .iter()

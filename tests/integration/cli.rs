@@ -580,7 +580,7 @@ backend = "a"
 #[test]
 fn cache_problems_are_reported_with_their_key_paths() {
     let (ok, text) = check(&cached_route(
-        "[cache]\nlock_timeout = \"soon\"\n[cache.memory]\nsize = \"12 parsecs\"",
+        "[cache]\nlock_timeout = \"soon\"\ntag_headers = [\"Surrogate Key\"]\n[cache.memory]\nsize = \"12 parsecs\"",
         "tiers = [\"memory\"]",
     ));
     assert!(!ok, "{text}");
@@ -588,6 +588,7 @@ fn cache_problems_are_reported_with_their_key_paths() {
         &text,
         &[
             "cache.lock_timeout: \"soon\"",
+            "cache.tag_headers: \"Surrogate Key\" is not a header name",
             "cache.memory.size: \"12 parsecs\" has an unknown unit",
             // The memory tier was refused, so the route names no configured tier.
             "hosts[0].routes[0].cache: no cache tiers are configured",

@@ -575,6 +575,77 @@ impl Redis {
     }
 }
 
+/// A TCP relay to `target` that a test can cut (every connection closed, new ones refused)
+/// and restore: a network partition between a gateway and a server, without stopping the
+/// server for everyone else.
+pub struct Relay {
+    /// The port to point a client at instead of the target's.
+    pub port: u16,
+    state: std::sync::Arc<RelayState>,
+}
+
+#[derive(Default)]
+struct RelayState {
+    cut: std::sync::atomic::AtomicBool,
+    open: std::sync::Mutex<Vec<std::net::TcpStream>>,
+}
+
+impl Relay {
+    /// Starts relaying connections on a free port to `target`.
+    pub fn start(target: SocketAddr) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let port = listener.local_addr().expect("relay address").port();
+        let state = std::sync::Arc::new(RelayState::default());
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if shared.cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                let pipes = [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ];
+                {
+                    let mut open = shared.open.lock().unwrap();
+                    open.extend(client.try_clone());
+                    open.extend(server.try_clone());
+                }
+                for pipe in pipes {
+                    if let (Ok(mut from), Ok(mut to)) = pipe {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+            }
+        });
+        Relay { port, state }
+    }
+
+    /// Closes every relayed connection and refuses new ones until [`Relay::restore`].
+    pub fn cut(&self) {
+        self.state
+            .cut
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.state.open.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Relays new connections again.
+    pub fn restore(&self) {
+        self.state
+            .cut
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();

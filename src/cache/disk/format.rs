@@ -1,18 +1,22 @@
 //! The entry file format of the disk tier (integers little-endian):
 //! ```text
-//! 0   magic "AGD1"
+//! 0   magic "AGD2"
 //! 4   u32 internal meta length     8   u32 header meta length
 //! 12  u32 meta region capacity     16  u64 body length
-//! 24  u32 CRC-32 of the meta bytes 28  u32 CRC-32 of bytes 0..28
-//! 32  meta region: internal meta, header meta (pingora's serialised CacheMeta), padding
+//! 24  u32 CRC-32 of the meta bytes 28  u32 labels length
+//! 32  u32 CRC-32 of the labels     36  u32 CRC-32 of bytes 0..36
+//! 40  meta region: labels (what the entry is purged by, `Labels::encode`), internal meta,
+//!     header meta (pingora's serialised CacheMeta), padding
 //! ..  body blocks: up to BLOCK bytes each, each followed by its u32 CRC-32
 //! ```
+//! Files of the first format (`AGD1`, without labels) fail the magic check and are dropped
+//! and fetched again like any damaged entry.
 
 /// Body bytes per checksummed block.
 pub const BLOCK: usize = 256 * 1024;
-const MAGIC: &[u8; 4] = b"AGD1";
+const MAGIC: &[u8; 4] = b"AGD2";
 /// Bytes of the fixed header.
-pub const HEADER: usize = 32;
+pub const HEADER: usize = 40;
 
 /// CRC-32 of `parts`, in order.
 pub fn crc(parts: &[&[u8]]) -> u32 {
@@ -47,6 +51,10 @@ pub struct Head {
     pub body_len: u64,
     /// See the layout.
     pub meta_crc: u32,
+    /// See the layout.
+    pub labels_len: u32,
+    /// See the layout.
+    pub labels_crc: u32,
 }
 
 impl Head {
@@ -59,15 +67,17 @@ impl Head {
         out[12..16].copy_from_slice(&self.meta_capacity.to_le_bytes());
         out[16..24].copy_from_slice(&self.body_len.to_le_bytes());
         out[24..28].copy_from_slice(&self.meta_crc.to_le_bytes());
-        let check = crc(&[&out[..28]]);
-        out[28..32].copy_from_slice(&check.to_le_bytes());
+        out[28..32].copy_from_slice(&self.labels_len.to_le_bytes());
+        out[32..36].copy_from_slice(&self.labels_crc.to_le_bytes());
+        let check = crc(&[&out[..36]]);
+        out[36..40].copy_from_slice(&check.to_le_bytes());
         out
     }
 
     /// The header these bytes hold, if they are one (magic, checksum, lengths).
     pub fn decode(raw: &[u8; HEADER]) -> Option<Head> {
         let u32_at = |i: usize| u32::from_le_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
-        if &raw[0..4] != MAGIC || crc(&[&raw[..28]]) != u32_at(28) {
+        if &raw[0..4] != MAGIC || crc(&[&raw[..36]]) != u32_at(36) {
             return None;
         }
         let mut body = [0u8; 8];
@@ -78,9 +88,16 @@ impl Head {
             meta_capacity: u32_at(12),
             body_len: u64::from_le_bytes(body),
             meta_crc: u32_at(24),
+            labels_len: u32_at(28),
+            labels_crc: u32_at(32),
         };
-        (head.internal_len as u64 + head.header_len as u64 <= head.meta_capacity as u64)
-            .then_some(head)
+        let used = head.labels_len as u64 + head.internal_len as u64 + head.header_len as u64;
+        (used <= head.meta_capacity as u64).then_some(head)
+    }
+
+    /// Offset of the internal meta (after the labels).
+    pub fn meta_start(&self) -> u64 {
+        HEADER as u64 + self.labels_len as u64
     }
 
     /// Offset of the first body block.

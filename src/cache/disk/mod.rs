@@ -10,8 +10,10 @@
 //!   torn or corrupted file is removed and counted, and the request goes to the next tier or
 //!   the backend: a damaged byte is never served.
 //! - **Restart:** entries are found by name (`aa/<sha256 hex>`), so a restarted gateway serves
-//!   them at once; its accounting (bytes, entries, last use) is rebuilt by a background scan
-//!   of the folder; temporary files an earlier process left are removed when the tier opens.
+//!   them at once; its accounting (bytes, entries, last use) and its part of the purge index
+//!   (each file's labels) are rebuilt by a background scan of the folder; a purge made while
+//!   the scan runs is applied again to what it read back. Temporary files an earlier process
+//!   left are removed when the tier opens.
 //! - **Full disk:** the tier stops admitting when the filesystem has less than `min_free`
 //!   left, or for a while after a write failed for lack of space; requests are still served.
 //!
@@ -22,7 +24,9 @@
 mod format;
 mod index;
 
+use super::index::PurgeIndex;
 use super::key::EntryKey;
+use super::labels::Labels;
 use super::tier::{Found, Tier, TierBody, TierName, TierWriter};
 use crate::metrics::TierMetrics;
 use async_trait::async_trait;
@@ -72,6 +76,8 @@ struct Store {
     /// Names temporary files uniquely within this process.
     serial: AtomicU64,
     metrics: TierMetrics,
+    /// Where this tier's entries are recorded for purges.
+    purge_index: Arc<PurgeIndex>,
 }
 
 fn unix_now() -> u64 {
@@ -86,8 +92,12 @@ fn storage_error(what: &'static str, e: impl std::fmt::Display) -> Box<Error> {
 
 impl DiskTier {
     /// Opens (creating) the tier's folder and starts the background scan that rebuilds its
-    /// accounting from the files already there.
-    pub fn open(settings: &DiskSettings, metrics: TierMetrics) -> io::Result<DiskTier> {
+    /// accounting and its entries in `purge_index` from the files already there.
+    pub fn open(
+        settings: &DiskSettings,
+        metrics: TierMetrics,
+        purge_index: Arc<PurgeIndex>,
+    ) -> io::Result<DiskTier> {
         fs::create_dir_all(settings.path.join("tmp"))?;
         let store = Arc::new(Store {
             root: settings.path.clone(),
@@ -98,8 +108,10 @@ impl DiskTier {
             paused_until: AtomicU64::new(0),
             serial: AtomicU64::new(0),
             metrics,
+            purge_index,
         });
         store.clear_tmp();
+        store.purge_index.begin_rebuild();
         let scanner = store.clone();
         std::thread::Builder::new()
             .name("disk-cache-scan".into())
@@ -110,7 +122,25 @@ impl DiskTier {
     /// Rebuilds the accounting now (tests; `open` does it in the background).
     #[cfg(test)]
     pub fn scan_now(&self) {
+        self.0.purge_index.begin_rebuild();
         self.0.scan();
+    }
+
+    /// Removes every entry file (a purge of everything, or a gateway that may have missed
+    /// purges); the number removed.
+    pub fn clear(&self) -> usize {
+        let store = &self.0;
+        let mut removed = 0;
+        for (key, path) in store.entry_files() {
+            if fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+            store.purge_index.forget(&key, TierName::Disk);
+            let mut index = store.lock();
+            index.forget(&key);
+            store.publish(&index);
+        }
+        removed
     }
 
     /// Bytes the tier accounts for.
@@ -140,12 +170,12 @@ impl Store {
         }
     }
 
-    /// Accounts for every entry file found.
-    fn scan(&self) {
+    /// Every entry file in the folder, with its key.
+    fn entry_files(&self) -> Vec<(EntryKey, PathBuf)> {
         let Ok(dirs) = fs::read_dir(&self.root) else {
-            return;
+            return Vec::new();
         };
-        let mut found: Vec<(SystemTime, EntryKey, u64)> = Vec::new();
+        let mut out = Vec::new();
         for dir in dirs.flatten() {
             let name = dir.file_name();
             if name.len() != 2 || !dir.path().is_dir() {
@@ -155,12 +185,47 @@ impl Store {
                 continue;
             };
             for f in files.flatten() {
-                let (Some(key), Ok(meta)) = (parse_key(&f.file_name()), f.metadata()) else {
-                    continue;
-                };
-                let used = meta.modified().unwrap_or(UNIX_EPOCH);
-                found.push((used, key, meta.len()));
+                if let Some(key) = parse_key(&f.file_name()) {
+                    out.push((key, f.path()));
+                }
             }
+        }
+        out
+    }
+
+    /// The labels stored in an entry file; `None` when they cannot be read intact.
+    fn read_labels(path: &std::path::Path) -> Option<Labels> {
+        let file = File::open(path).ok()?;
+        let mut raw = [0u8; HEADER];
+        file.read_exact_at(&mut raw, 0).ok()?;
+        let head = Head::decode(&raw)?;
+        let mut labels = vec![0u8; head.labels_len as usize];
+        file.read_exact_at(&mut labels, HEADER as u64).ok()?;
+        if crc(&[&labels]) != head.labels_crc {
+            return None;
+        }
+        Labels::decode(&labels)
+    }
+
+    /// Accounts for every entry file found and records its labels in the purge index, then
+    /// applies the purges made meanwhile to what was read back.
+    fn scan(&self) {
+        let mut found: Vec<(SystemTime, EntryKey, u64)> = Vec::new();
+        for (key, path) in self.entry_files() {
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            match Self::read_labels(&path) {
+                Some(labels) => self
+                    .purge_index
+                    .record(key, TierName::Disk, &Arc::new(labels)),
+                None => {
+                    self.drop_corrupt(&key, "unreadable header or labels");
+                    continue;
+                }
+            }
+            let used = meta.modified().unwrap_or(UNIX_EPOCH);
+            found.push((used, key, meta.len()));
         }
         // Oldest first, so the ones written or used last are the last evicted.
         found.sort_unstable_by_key(|(used, _, _)| *used);
@@ -173,7 +238,27 @@ impl Store {
             }
             self.publish(&index);
         }
+        for selector in self.purge_index.finish_rebuild() {
+            for key in self.purge_index.select(&selector, TierName::Disk) {
+                let _ = self.remove_entry(&key);
+            }
+        }
         self.evict();
+    }
+
+    /// Removes an entry's file, its accounting and its index entry; whether the file was
+    /// there.
+    fn remove_entry(&self, key: &EntryKey) -> io::Result<bool> {
+        let removed = match fs::remove_file(self.path_of(key)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        self.purge_index.forget(key, TierName::Disk);
+        let mut index = self.lock();
+        index.forget(key);
+        self.publish(&index);
+        Ok(removed)
     }
 
     fn publish(&self, index: &Index) {
@@ -193,6 +278,7 @@ impl Store {
         };
         for key in victims {
             let _ = fs::remove_file(self.path_of(&key));
+            self.purge_index.forget(&key, TierName::Disk);
             let mut index = self.lock();
             if index.forget(&key).is_some() {
                 self.metrics.evictions.inc();
@@ -204,11 +290,8 @@ impl Store {
     /// Removes a damaged entry and counts it.
     fn drop_corrupt(&self, key: &EntryKey, why: &str) {
         tracing::warn!(key = %key.hex(), why, "disk cache entry damaged; removed");
-        let _ = fs::remove_file(self.path_of(key));
         self.metrics.corrupt.inc();
-        let mut index = self.lock();
-        index.forget(key);
-        self.publish(&index);
+        let _ = self.remove_entry(key);
     }
 
     fn admitting(&self) -> bool {
@@ -272,6 +355,8 @@ impl Store {
         if len != file_len(head.meta_capacity as u64, head.body_len) {
             return Err("length does not match its header");
         }
+        file.seek(SeekFrom::Start(head.meta_start()))
+            .map_err(|_| "short labels")?;
         let mut meta = vec![0u8; (head.internal_len + head.header_len) as usize];
         file.read_exact(&mut meta).map_err(|_| "short metadata")?;
         if crc(&[&meta]) != head.meta_crc {
@@ -305,6 +390,7 @@ impl Tier for DiskTier {
         key: EntryKey,
         meta: &CacheMeta,
         size: Option<usize>,
+        labels: &Arc<Labels>,
     ) -> Result<Option<Box<dyn TierWriter>>> {
         let store = &self.0;
         if size.is_some_and(|s| s as u64 > store.max_entry) || !store.admitting() {
@@ -317,18 +403,22 @@ impl Tier for DiskTier {
                 .root
                 .join("tmp")
                 .join(format!("{}.{}.{serial}", key.hex(), std::process::id()));
-        let capacity = meta_capacity(internal.len() + header.len());
+        let encoded = labels.encode();
+        let capacity = meta_capacity(encoded.len() + internal.len() + header.len());
         let head = Head {
             internal_len: internal.len() as u32,
             header_len: header.len() as u32,
             meta_capacity: capacity,
             body_len: 0,
             meta_crc: crc(&[&internal, &header]),
+            labels_len: encoded.len() as u32,
+            labels_crc: crc(&[&encoded]),
         };
         let opened = (|| -> io::Result<File> {
             let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             let mut region = Vec::with_capacity(HEADER + capacity as usize);
             region.extend_from_slice(&head.encode());
+            region.extend_from_slice(&encoded);
             region.extend_from_slice(&internal);
             region.extend_from_slice(&header);
             region.resize(HEADER + capacity as usize, 0);
@@ -348,6 +438,7 @@ impl Tier for DiskTier {
         Ok(Some(Box::new(DiskWriter {
             store: store.clone(),
             key,
+            labels: labels.clone(),
             tmp,
             file: Some(file),
             head,
@@ -368,7 +459,8 @@ impl Tier for DiskTier {
         };
         drop(file);
         let (internal, header) = meta.serialize()?;
-        if internal.len() + header.len() > head.meta_capacity as usize {
+        if (head.labels_len as usize) + internal.len() + header.len() > head.meta_capacity as usize
+        {
             // No room in place: drop it; the next request stores a whole new entry.
             let _ = self.remove(key).await;
             return Ok(false);
@@ -385,7 +477,7 @@ impl Tier for DiskTier {
             let file = OpenOptions::new().write(true).open(store.path_of(key))?;
             let mut region = internal;
             region.extend_from_slice(&header);
-            file.write_all_at(&region, HEADER as u64)?;
+            file.write_all_at(&region, head.meta_start())?;
             file.write_all_at(&new_head.encode(), 0)
         })();
         written.map_err(|e| storage_error("cannot rewrite metadata", e))?;
@@ -393,16 +485,9 @@ impl Tier for DiskTier {
     }
 
     async fn remove(&self, key: &EntryKey) -> Result<bool> {
-        let store = &self.0;
-        let removed = match fs::remove_file(store.path_of(key)) {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(storage_error("cannot remove an entry", e)),
-        };
-        let mut index = store.lock();
-        index.forget(key);
-        store.publish(&index);
-        Ok(removed)
+        self.0
+            .remove_entry(key)
+            .map_err(|e| storage_error("cannot remove an entry", e))
     }
 }
 
@@ -503,6 +588,7 @@ impl TierBody for DiskBody {
 struct DiskWriter {
     store: Arc<Store>,
     key: EntryKey,
+    labels: Arc<Labels>,
     tmp: PathBuf,
     file: Option<File>,
     head: Head,
@@ -584,6 +670,9 @@ impl TierWriter for DiskWriter {
         }
         self.file = None;
         let bytes = file_len(head.meta_capacity as u64, head.body_len);
+        self.store
+            .purge_index
+            .record(self.key, TierName::Disk, &self.labels);
         {
             let mut index = self.store.lock();
             index.touch(self.key, Some(bytes));
@@ -612,7 +701,12 @@ mod tests {
     }
 
     fn tier(dir: &Path, size: u64) -> DiskTier {
-        let t = DiskTier::open(&settings(dir, size), Metrics::global().tier("disk-test")).unwrap();
+        let t = DiskTier::open(
+            &settings(dir, size),
+            Metrics::global().tier("disk-test"),
+            Arc::default(),
+        )
+        .unwrap();
         t.scan_now();
         t
     }
@@ -636,7 +730,7 @@ mod tests {
 
     async fn put(t: &DiskTier, k: EntryKey, data: &[u8]) {
         let mut w = t
-            .writer(k, &meta("\"v1\""), Some(data.len()))
+            .writer(k, &meta("\"v1\""), Some(data.len()), &Arc::default())
             .await
             .unwrap()
             .unwrap();
@@ -668,6 +762,53 @@ mod tests {
         let mut b = [0u8; 1];
         f.read_exact_at(&mut b, at).unwrap();
         f.write_all_at(&[b[0] ^ 0x55], at).unwrap();
+    }
+
+    async fn put_labelled(t: &DiskTier, k: EntryKey, url: &str, tag: &str) {
+        let labels = Arc::new(Labels {
+            url: url.into(),
+            tags: vec![tag.into()],
+        });
+        let mut w = t
+            .writer(k, &meta("\"v1\""), Some(3), &labels)
+            .await
+            .unwrap()
+            .unwrap();
+        w.write(Bytes::from_static(b"abc")).await.unwrap();
+        w.commit().await.unwrap();
+    }
+
+    /// A restarted tier indexes its files again, and a purge made before the scan read them
+    /// back still removes them.
+    #[tokio::test]
+    async fn labels_survive_a_restart_and_purges_during_the_scan_apply() {
+        use crate::cache::purge::Selector;
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let t = tier(dir.path(), 64 << 20);
+            put_labelled(&t, key(1), "h/a/1", "red").await;
+            put_labelled(&t, key(2), "h/b/2", "blue").await;
+        }
+        let index: Arc<PurgeIndex> = Arc::default();
+        let s = settings(dir.path(), 64 << 20);
+        let t = DiskTier::open(&s, Metrics::global().tier("disk-test"), index.clone()).unwrap();
+        // A purge that arrives before the scan has read the entries back (the background
+        // scan `open` started may have finished already: start a rebuild again).
+        index.begin_rebuild();
+        let _ = index.select(&Selector::Tag("red".into()), TierName::Disk);
+        t.0.scan();
+        assert!(
+            t.lookup(&key(1)).await.unwrap().is_none(),
+            "purged entry kept"
+        );
+        assert!(t.lookup(&key(2)).await.unwrap().is_some());
+        assert_eq!(
+            index.select(&Selector::Prefix("h/b/".into()), TierName::Disk),
+            [key(2)]
+        );
+        assert_eq!(t.clear(), 1);
+        assert!(t.lookup(&key(2)).await.unwrap().is_none());
+        assert!(index.is_empty());
     }
 
     #[tokio::test]
@@ -714,7 +855,8 @@ mod tests {
         put(&t, key(3), &body(10)).await;
         let path = t.0.path_of(&key(3));
         let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.write_all_at(b"X", HEADER as u64 + 3).unwrap();
+        let meta_at = HEADER + Labels::default().encode().len();
+        f.write_all_at(b"X", meta_at as u64 + 3).unwrap();
         assert!(t.lookup(&key(3)).await.unwrap().is_none());
     }
 
@@ -745,7 +887,7 @@ mod tests {
             put(&t, key(2), &body(BLOCK + 1)).await;
             // An abandoned write leaves a file in tmp/ only until the next scan.
             let mut w = t
-                .writer(key(3), &meta("\"x\""), None)
+                .writer(key(3), &meta("\"x\""), None, &Arc::default())
                 .await
                 .unwrap()
                 .unwrap();
@@ -794,7 +936,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = tier(dir.path(), 64 << 20);
         let mut w = t
-            .writer(key(1), &meta("\"x\""), None)
+            .writer(key(1), &meta("\"x\""), None, &Arc::default())
             .await
             .unwrap()
             .unwrap();
@@ -809,16 +951,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(dir.path(), 64 << 20);
         s.min_free = u64::MAX;
-        let t = DiskTier::open(&s, Metrics::global().tier("disk-test")).unwrap();
+        let t = DiskTier::open(&s, Metrics::global().tier("disk-test"), Arc::default()).unwrap();
         assert!(t
-            .writer(key(1), &meta("\"x\""), Some(10))
+            .writer(key(1), &meta("\"x\""), Some(10), &Arc::default())
             .await
             .unwrap()
             .is_none());
         let t = tier(dir.path(), 64 << 20);
         t.0.pause();
         assert!(t
-            .writer(key(1), &meta("\"x\""), Some(10))
+            .writer(key(1), &meta("\"x\""), Some(10), &Arc::default())
             .await
             .unwrap()
             .is_none());
@@ -846,14 +988,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(dir.path(), 64 << 20);
         s.max_entry = 1000;
-        let t = DiskTier::open(&s, Metrics::global().tier("disk-test")).unwrap();
+        let t = DiskTier::open(&s, Metrics::global().tier("disk-test"), Arc::default()).unwrap();
         assert!(t
-            .writer(key(1), &meta("\"x\""), Some(2000))
+            .writer(key(1), &meta("\"x\""), Some(2000), &Arc::default())
             .await
             .unwrap()
             .is_none());
         let mut w = t
-            .writer(key(1), &meta("\"x\""), None)
+            .writer(key(1), &meta("\"x\""), None, &Arc::default())
             .await
             .unwrap()
             .unwrap();

@@ -83,11 +83,22 @@ impl Validator<'_> {
             raw.lock_timeout.as_deref(),
             DEFAULT_LOCK_TIMEOUT,
         );
+        let names = raw.tag_headers.unwrap_or_else(|| {
+            crate::cache::labels::DEFAULT_TAG_HEADERS
+                .iter()
+                .map(|n| n.to_string())
+                .collect()
+        });
+        let tag_headers = crate::cache::labels::tag_header_names(&names).unwrap_or_else(|e| {
+            self.problems.add("cache.tag_headers", e);
+            Vec::new()
+        });
         CacheSettings {
             memory,
             disk,
             redis,
             lock_timeout,
+            tag_headers,
         }
     }
 
