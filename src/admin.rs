@@ -289,12 +289,14 @@ impl AdminApp {
             "removed": {
                 "memory": local.memory,
                 "disk": local.disk,
-                "redis": shared.as_ref().copied().unwrap_or(0),
+                "redis": shared.redis.as_ref().copied().unwrap_or(0),
+                "object": shared.object.as_ref().copied().unwrap_or(0),
             },
             "fleet": fleet.as_ref().copied().unwrap_or("not sent"),
         });
         let problems: Vec<String> = [
-            shared.err().map(|e| format!("shared tier: {e}")),
+            shared.redis.err().map(|e| format!("redis tier: {e}")),
+            shared.object.err().map(|e| format!("object tier: {e}")),
             fleet.err().map(|e| format!("fleet: {e}")),
         ]
         .into_iter()

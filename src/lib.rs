@@ -4,15 +4,15 @@
 //! client ─▶ listener ─▶ host check ─▶ path normaliser ─▶ route (host, path) ─▶ access policy
 //!     ─▶ steering rules (first match → its group, else the route's target)
 //!     ─▶ group (weighted, sticky)
-//!     ─▶ cache (cached routes): memory → disk → Redis, one fill per miss in a gateway and
-//!        across gateways sharing Redis; the steering choice is part of the key
+//!     ─▶ cache (cached routes): memory → disk → Redis → object store, one fill per miss in a
+//!        gateway and across gateways sharing Redis; the steering choice is part of the key
 //!     ─▶ backend: S3/R2 (SigV4, proxied) · HTTP pool (proxied, health-checked, members
 //!        ejected on failures) · local dir (served here, or through the in-process origin on
 //!        a cached route)
 //!     ─▶ on refusal, timeout or 5xx of a GET/HEAD: the group's next backend, then the backup
 //!
 //! beside it: purges and revocations reach every gateway sharing the Redis (the fleet feed)
-//! planned on this path: the object-store cache tier, variant builder (a backend)
+//! planned on this path: the variant builder (a backend)
 //! ```
 //!
 //! The proxy ([`proxy::Gateway`]) calls one interface for every backend kind
@@ -32,9 +32,10 @@
 //! - [`backend`]: the one interface to S3/R2 (SigV4, health-checked), HTTP origin pools
 //!   (round robin or consistent hashing, active and passive health), local directories, and
 //!   the in-process origin that serves directory files to cached routes.
-//! - [`cache`]: the shared cache — route policy, RFC 9111 admission, keys, the memory, disk
-//!   and Redis tiers behind one pingora-cache `Storage`, the fleet fill lock, `Cache-Status`,
-//!   purge (by URL, prefix, tag) and the fleet feed that carries purges and revocations.
+//! - [`cache`]: the shared cache — route policy, RFC 9111 admission, keys, the memory, disk,
+//!   Redis and object-store tiers behind one pingora-cache `Storage`, the fleet fill lock,
+//!   `Cache-Status`, purge (by URL, prefix, tag) and the fleet feed that carries purges and
+//!   revocations.
 //! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself.
 //! - [`error`]: the one table from failures to statuses.
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener; [`admin_client`]: the

@@ -80,7 +80,8 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     };
     let revocation_reload = auth.reload_service();
     let revocations = auth.revocations.clone();
-    let cache = crate::cache::CacheLayer::new(&config.cache).map_err(StartError::Cache)?;
+    let cache =
+        crate::cache::CacheLayer::new(&config.cache, &backends).map_err(StartError::Cache)?;
     let feed = cache.feed();
     let gateway = Gateway::new(config, &backends, Arc::new(auth), audit.clone(), &cache);
     let mut proxy =

@@ -92,6 +92,14 @@ impl Backend {
         }
     }
 
+    /// The bucket, for an `s3` backend.
+    pub fn s3(&self) -> Option<&s3::S3Backend> {
+        match &self.kind {
+            Kind::S3(b) => Some(b),
+            Kind::Http(_) | Kind::Dir(_) => None,
+        }
+    }
+
     /// The directory whose files the gateway serves itself; `None` for proxied backends.
     pub fn local(&self) -> Option<&dir::DirBackend> {
         match &self.kind {

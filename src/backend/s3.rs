@@ -212,7 +212,7 @@ impl S3Backend {
     /// Lists zero keys under the prefix with the gateway's credentials; `None` when the bucket
     /// did not answer within `limit`.
     async fn list_nothing(&self, limit: Duration) -> Option<Result<(), Box<ListError>>> {
-        let client = self.client().await;
+        let client = self.sdk_client().await;
         let mut list = client
             .list_objects_v2()
             .bucket(&self.spec.bucket)
@@ -466,7 +466,13 @@ impl S3Backend {
         Ok(format!("{url}?{}", query.join("&")))
     }
 
-    async fn client(&self) -> aws_sdk_s3::Client {
+    /// The bucket's name.
+    pub fn bucket(&self) -> &str {
+        &self.spec.bucket
+    }
+
+    /// An SDK client for the bucket, with the backend's credentials (built once).
+    pub async fn sdk_client(&self) -> aws_sdk_s3::Client {
         self.client
             .get_or_init(|| async {
                 let mut conf = aws_sdk_s3::Config::builder()

@@ -36,12 +36,12 @@ struct Held {
     tiers: u8,
 }
 
-/// The bit of a local tier; Redis is indexed in Redis.
+/// The bit of a local tier; the shared tiers index themselves.
 fn bit(tier: TierName) -> u8 {
     match tier {
         TierName::Memory => 1,
         TierName::Disk => 2,
-        TierName::Redis => 0,
+        TierName::Redis | TierName::Object => 0,
     }
 }
 

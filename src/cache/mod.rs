@@ -5,7 +5,7 @@
 //! - [`admit`]: whether a response is stored and for how long (RFC 9111, RFC 5861, route);
 //! - [`key`]: what a stored response is filed under;
 //! - [`tier`]: the seam one tier implements; [`memory`]: the in-process tier; [`disk`]: local
-//!   files; [`redis`]: shared by the fleet;
+//!   files; [`redis`]: shared by the fleet; [`object`]: a cache bucket shared by the fleet;
 //! - [`tiered`]: the tiers as one pingora-cache `Storage`, with promotion;
 //! - [`fleet`]: the fill lock across gateways sharing a Redis, woken by pub/sub;
 //! - [`labels`]: what an entry is purged by (URL, tags); [`index`]: the node-local purge
@@ -13,9 +13,7 @@
 //!   revocations carried to every gateway sharing the Redis;
 //! - [`status`]: the RFC 9211 `Cache-Status` entry.
 //!
-//! Today the memory, disk and Redis tiers, the fleet-wide fill lock and purge exist; the
-//! object-store tier is planned (tiered-cache issue). A route without `[hosts.routes.cache]`
-//! is never stored.
+//! A route without `[hosts.routes.cache]` is never stored.
 
 pub mod admit;
 pub mod disk;
@@ -25,6 +23,7 @@ pub mod index;
 pub mod key;
 pub mod labels;
 pub mod memory;
+pub mod object;
 pub mod policy;
 pub mod purge;
 pub mod redis;
@@ -54,6 +53,7 @@ pub struct CacheLayer {
     memory: Option<Arc<memory::MemoryTier>>,
     disk: Option<Arc<disk::DiskTier>>,
     redis: Option<Arc<redis::RedisTier>>,
+    object: Option<Arc<object::ObjectTier>>,
     fleet: Option<Arc<fleet::FleetLock>>,
     lock: &'static CacheKeyLockImpl,
     lock_timeout: Duration,
@@ -64,8 +64,12 @@ pub struct CacheLayer {
 }
 
 impl CacheLayer {
-    /// The tiers `[cache]` configures; fails when the disk tier's folder cannot be created.
-    pub fn new(settings: &CacheSettings) -> Result<CacheLayer, String> {
+    /// The tiers `[cache]` configures over the live `backends` (the object tier's bucket);
+    /// fails when the disk tier's folder cannot be created.
+    pub fn new(
+        settings: &CacheSettings,
+        backends: &std::collections::HashMap<String, Arc<crate::backend::Backend>>,
+    ) -> Result<CacheLayer, String> {
         let metrics = Metrics::global();
         let index: Arc<index::PurgeIndex> = Arc::default();
         let memory = settings.memory.as_ref().map(|m| {
@@ -90,6 +94,22 @@ impl CacheLayer {
             )),
             None => None,
         };
+        let object = match &settings.object {
+            Some(o) => {
+                let backend = backends
+                    .get(&o.backend)
+                    .filter(|b| b.s3().is_some())
+                    .ok_or_else(|| {
+                        format!("cache.object.backend: no s3 backend \"{}\"", o.backend)
+                    })?;
+                Some(Arc::new(object::ObjectTier::new(
+                    o,
+                    backend.clone(),
+                    metrics.tier(TierName::Object.label()),
+                )))
+            }
+            None => None,
+        };
         let fleet = settings
             .redis
             .as_ref()
@@ -102,11 +122,13 @@ impl CacheLayer {
             memory.clone(),
             disk.clone(),
             redis.clone(),
+            object.clone(),
         ));
         Ok(CacheLayer {
             memory,
             disk,
             redis,
+            object,
             fleet,
             lock,
             lock_timeout: settings.lock_timeout,
@@ -136,6 +158,7 @@ impl CacheLayer {
             TierName::Memory => self.memory.clone().map(|m| m as Arc<dyn Tier>),
             TierName::Disk => self.disk.clone().map(|d| d as Arc<dyn Tier>),
             TierName::Redis => self.redis.clone().map(|r| r as Arc<dyn Tier>),
+            TierName::Object => self.object.clone().map(|o| o as Arc<dyn Tier>),
         }
     }
 

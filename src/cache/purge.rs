@@ -13,6 +13,7 @@ use super::disk::DiskTier;
 use super::index::PurgeIndex;
 use super::labels::url_label;
 use super::memory::MemoryTier;
+use super::object::ObjectTier;
 use super::redis::RedisTier;
 use super::tier::{Tier, TierName};
 use crate::metrics::Metrics;
@@ -125,6 +126,17 @@ pub struct Removed {
     pub disk: usize,
     /// Entries removed from the shared Redis tier.
     pub redis: usize,
+    /// Entries removed from the shared object-store tier.
+    pub object: usize,
+}
+
+/// What a purge removed from the shared tiers, or why it could not.
+#[derive(Debug)]
+pub struct SharedRemoved {
+    /// The Redis tier.
+    pub redis: Result<usize, String>,
+    /// The object-store tier.
+    pub object: Result<usize, String>,
 }
 
 /// Removes purged entries from this gateway's tiers.
@@ -133,6 +145,7 @@ pub struct Purger {
     memory: Option<Arc<MemoryTier>>,
     disk: Option<Arc<DiskTier>>,
     redis: Option<Arc<RedisTier>>,
+    object: Option<Arc<ObjectTier>>,
 }
 
 impl Purger {
@@ -142,12 +155,14 @@ impl Purger {
         memory: Option<Arc<MemoryTier>>,
         disk: Option<Arc<DiskTier>>,
         redis: Option<Arc<RedisTier>>,
+        object: Option<Arc<ObjectTier>>,
     ) -> Purger {
         Purger {
             index,
             memory,
             disk,
             redis,
+            object,
         }
     }
 
@@ -179,18 +194,23 @@ impl Purger {
         removed.memory + removed.disk
     }
 
-    /// Removes what `selector` names from the shared Redis tier (once, by the gateway the
-    /// purge was asked of); `Ok(0)` without one.
-    pub async fn shared(&self, selector: &Selector) -> Result<usize, String> {
-        let Some(redis) = &self.redis else {
-            return Ok(0);
+    /// Removes what `selector` names from the shared tiers, Redis and the object store
+    /// (once, by the gateway the purge was asked of): what each removed, or why it could not.
+    pub async fn shared(&self, selector: &Selector) -> SharedRemoved {
+        let redis = match &self.redis {
+            Some(r) => r.purge(selector).await.map_err(|e| e.to_string()),
+            None => Ok(0),
         };
-        let n = redis.purge(selector).await.map_err(|e| e.to_string())?;
+        let object = match &self.object {
+            Some(o) => o.purge(selector).await.map_err(|e| e.to_string()),
+            None => Ok(0),
+        };
         count(&Removed {
-            redis: n,
+            redis: *redis.as_ref().unwrap_or(&0),
+            object: *object.as_ref().unwrap_or(&0),
             ..Removed::default()
         });
-        Ok(n)
+        SharedRemoved { redis, object }
     }
 }
 
@@ -215,6 +235,7 @@ fn count(removed: &Removed) {
         (TierName::Memory, removed.memory),
         (TierName::Disk, removed.disk),
         (TierName::Redis, removed.redis),
+        (TierName::Object, removed.object),
     ] {
         if n > 0 {
             m.tier_purged

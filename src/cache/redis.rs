@@ -15,7 +15,9 @@
 use super::key::EntryKey;
 use super::labels::Labels;
 use super::purge::Selector;
-use super::tier::{Found, Tier, TierName, TierWriter, WholeBody};
+use super::tier::{
+    decode_meta, encode_meta, Backoff, Found, Tier, TierName, TierWriter, WholeBody,
+};
 use crate::metrics::TierMetrics;
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
@@ -23,12 +25,8 @@ use bytes::{Bytes, BytesMut};
 use pingora::cache::CacheMeta;
 use pingora::{Error, ErrorType, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// How long the tier is skipped after a failed call.
-const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+use std::time::{Duration, SystemTime};
 
 /// `[cache.redis]` as the tier uses it.
 #[derive(Debug, Clone)]
@@ -57,18 +55,12 @@ struct Shared {
     connection: ArcSwapOption<ConnectionManager>,
     /// Held while the connection is being opened: concurrent first requests wait for it.
     connecting: tokio::sync::Mutex<()>,
-    /// Unix milliseconds until which the tier is skipped.
-    paused_until: AtomicU64,
+    /// Skips the tier for a second after a failed call.
+    backoff: Backoff,
     max_entry: usize,
     key_prefix: String,
     timeout: Duration,
     metrics: TierMetrics,
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn tier_error(what: &str, e: impl std::fmt::Display) -> Box<Error> {
@@ -91,7 +83,7 @@ impl RedisTier {
             client,
             connection: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
-            paused_until: AtomicU64::new(0),
+            backoff: Backoff::default(),
             max_entry: settings.max_entry,
             key_prefix: settings.key_prefix.clone(),
             timeout: settings.timeout,
@@ -139,14 +131,11 @@ impl Shared {
     }
 
     fn skipping(&self) -> bool {
-        unix_ms() < self.paused_until.load(Ordering::Relaxed)
+        self.backoff.skipping()
     }
 
     fn failed(&self, what: &str, e: impl std::fmt::Display) -> Box<Error> {
-        self.paused_until.store(
-            unix_ms() + PAUSE_AFTER_FAILURE.as_millis() as u64,
-            Ordering::Relaxed,
-        );
+        self.backoff.failed();
         tier_error(what, e)
     }
 
@@ -208,23 +197,6 @@ impl Shared {
             .as_millis()
             .max(1000) as u64
     }
-}
-
-/// `m`: u32 length of the internal metadata, then it, then the header metadata.
-fn encode_meta(meta: &CacheMeta) -> Result<Vec<u8>> {
-    let (internal, header) = meta.serialize()?;
-    let mut out = Vec::with_capacity(4 + internal.len() + header.len());
-    out.extend_from_slice(&(internal.len() as u32).to_le_bytes());
-    out.extend_from_slice(&internal);
-    out.extend_from_slice(&header);
-    Ok(out)
-}
-
-fn decode_meta(raw: &[u8]) -> Option<CacheMeta> {
-    let len = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
-    let internal = raw.get(4..4 + len)?;
-    let header = raw.get(4 + len..)?;
-    CacheMeta::deserialize(internal, header).ok()
 }
 
 /// Removes the entries listed in the sets `KEYS` (hex keys; `ARGV[1]` is the entry key

@@ -22,6 +22,8 @@ pub enum TierName {
     Disk,
     /// A Redis shared by the fleet ([`super::redis`]).
     Redis,
+    /// An object-store bucket shared by the fleet ([`super::object`]).
+    Object,
 }
 
 impl TierName {
@@ -31,23 +33,26 @@ impl TierName {
             TierName::Memory => "memory",
             TierName::Disk => "disk",
             TierName::Redis => "redis",
+            TierName::Object => "object",
         }
     }
 
-    /// The tier a config name means; the planned tiers are named in the error.
+    /// The tier a config name means.
     pub fn parse(text: &str) -> Result<TierName, String> {
         match text {
             "memory" => Ok(TierName::Memory),
             "disk" => Ok(TierName::Disk),
             "redis" => Ok(TierName::Redis),
-            "object" => Err(
-                "the object tier is not available yet (planned); use memory, disk or redis"
-                    .to_string(),
-            ),
+            "object" => Ok(TierName::Object),
             other => Err(format!(
-                "\"{other}\" is not a cache tier; use memory, disk or redis"
+                "\"{other}\" is not a cache tier; use memory, disk, redis or object"
             )),
         }
+    }
+
+    /// Whether every gateway pointing at the same store shares this tier's entries.
+    pub fn is_shared(self) -> bool {
+        matches!(self, TierName::Redis | TierName::Object)
     }
 }
 
@@ -111,6 +116,66 @@ pub trait TierWriter: Send + Sync {
 
     /// Makes the entry visible to lookups; returns the body length stored.
     async fn commit(self: Box<Self>) -> Result<usize>;
+}
+
+/// pingora's serialised metadata as one byte string (the Redis tier's `m` field, the object
+/// tier's metadata object): u32 length of the internal metadata, then it, then the header
+/// metadata.
+pub fn encode_meta(meta: &CacheMeta) -> Result<Vec<u8>> {
+    let (internal, header) = meta.serialize()?;
+    let mut out = Vec::with_capacity(4 + internal.len() + header.len());
+    out.extend_from_slice(&(internal.len() as u32).to_le_bytes());
+    out.extend_from_slice(&internal);
+    out.extend_from_slice(&header);
+    Ok(out)
+}
+
+/// The metadata [`encode_meta`] wrote; `None` when damaged.
+pub fn decode_meta(raw: &[u8]) -> Option<CacheMeta> {
+    let len = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
+    let internal = raw.get(4..4 + len)?;
+    let header = raw.get(4 + len..)?;
+    CacheMeta::deserialize(internal, header).ok()
+}
+
+/// A shared tier's back-off: after a failed call the tier is skipped for a second (no
+/// request waits on a store that is down), then tried again.
+#[derive(Default)]
+pub struct Backoff {
+    /// Unix milliseconds until which the tier is skipped.
+    until_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Backoff {
+    /// How long the tier is skipped after a failure.
+    pub const PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// Whether the tier is being skipped now.
+    pub fn skipping(&self) -> bool {
+        Self::now_ms() < self.until_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A call failed: skip the tier for [`Backoff::PAUSE`].
+    pub fn failed(&self) {
+        self.until_ms.store(
+            Self::now_ms() + Self::PAUSE.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+/// The bytes `start..end` (`end` exclusive, `None`: to the end) of a body of `len` bytes, as
+/// [`TierBody::seek`] takes them; `None` when `start` is past the end.
+pub fn seek_range(start: usize, end: Option<usize>, len: u64) -> Option<(u64, u64)> {
+    let end = end.map_or(len, |e| (e as u64).min(len));
+    let start = start as u64;
+    (start <= end).then_some((start, end))
 }
 
 /// A body held whole in memory (memory and Redis entries), seekable.

@@ -366,7 +366,7 @@ impl HandleMiss for TieredMiss {
             match writer.commit().await {
                 Ok(_) => {
                     stored = true;
-                    shared |= tier == TierName::Redis;
+                    shared |= tier.is_shared();
                 }
                 Err(e) => failed(tier, "store an entry", &e),
             }

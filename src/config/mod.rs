@@ -236,6 +236,8 @@ pub struct CacheSettings {
     pub disk: Option<crate::cache::disk::DiskSettings>,
     /// The Redis tier, when configured.
     pub redis: Option<crate::cache::redis::RedisSettings>,
+    /// The object-store tier, when configured.
+    pub object: Option<crate::cache::object::ObjectSettings>,
     /// How long a request waits for another's fill of the same key.
     pub lock_timeout: Duration,
     /// Response headers whose values tag entries for purges.
@@ -255,6 +257,9 @@ impl CacheSettings {
         }
         if self.redis.is_some() {
             tiers.push(TierName::Redis);
+        }
+        if self.object.is_some() {
+            tiers.push(TierName::Object);
         }
         tiers
     }

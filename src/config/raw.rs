@@ -481,12 +481,24 @@ pub struct RawCache {
     pub disk: Option<RawDiskTier>,
     /// `[cache.redis]`: the tier shared by the fleet ([`RawRedisTier`]).
     pub redis: Option<RawRedisTier>,
+    /// `[cache.object]`: the cache-bucket tier ([`RawObjectTier`]).
+    pub object: Option<RawObjectTier>,
     /// How long a request waits for another request's fill of the same key before it asks
     /// the backend itself (default 10s).
     pub lock_timeout: Option<String>,
     /// Response headers whose values tag an entry for purges by tag (default
     /// `["Surrogate-Key", "Cache-Tag"]`; split on commas and whitespace).
     pub tag_headers: Option<Vec<String>>,
+}
+
+/// `[cache.object]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjectTier {
+    /// The `s3` backend whose bucket (under its `key_prefix`) holds the entries.
+    pub backend: String,
+    /// Largest body stored, e.g. `5GiB` (default 5GiB).
+    pub max_entry: Option<String>,
 }
 
 /// `[cache.disk]`.

@@ -624,6 +624,18 @@ fn cache_problems_are_reported_with_their_key_paths() {
         ],
     );
     let (ok, text) = check(&cached_route(
+        "[cache.object]\nbackend = \"a\"\nmax_entry = \"huge\"",
+        "tiers = [\"object\"]",
+    ));
+    assert!(!ok, "{text}");
+    assert_reports(
+        &text,
+        &[
+            "cache.object.backend: \"a\" is a http backend; the object tier needs an s3 backend",
+            "cache.object.max_entry: \"huge\"",
+        ],
+    );
+    let (ok, text) = check(&cached_route(
         "[cache.memory]\nsize = \"64MiB\"\nmax_entry = \"1GiB\"",
         "surprise = true",
     ));

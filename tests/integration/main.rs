@@ -13,6 +13,7 @@ mod cli;
 mod dir;
 mod http_origin;
 mod metrics;
+mod object_tier;
 mod purge;
 mod request_path;
 mod s3;

@@ -565,11 +565,8 @@ impl TierBody for DiskBody {
     }
 
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let end = end.map_or(self.len, |e| (e as u64).min(self.len));
-        let start = start as u64;
-        if start > end {
-            return Err(storage_error("seek", "start past the end"));
-        }
+        let (start, end) = super::tier::seek_range(start, end, self.len)
+            .ok_or_else(|| storage_error("seek", "start past the end"))?;
         let block = start / BLOCK as u64;
         // The first block read at lookup is kept when the range starts in it.
         if block != 0 {

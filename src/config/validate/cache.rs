@@ -6,11 +6,19 @@ use crate::cache::policy::{Freshness, RoutePolicy, DEFAULT_MAX_SIZE};
 use crate::cache::tier::TierName;
 use crate::config::units::parse_size;
 
+/// The default `[cache.object] max_entry`.
+const DEFAULT_OBJECT_MAX_ENTRY: u64 = 5 << 30;
+
 /// The default `[cache] lock_timeout`.
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Validator<'_> {
-    pub(super) fn cache(&mut self, value: Option<toml::Value>) -> CacheSettings {
+    /// `[cache]`; `declared` maps backend names to their kinds.
+    pub(super) fn cache(
+        &mut self,
+        value: Option<toml::Value>,
+        declared: &BTreeMap<String, String>,
+    ) -> CacheSettings {
         let raw = value
             .and_then(|v| item::<RawCache>(self.problems, "cache", v))
             .unwrap_or_default();
@@ -78,6 +86,30 @@ impl Validator<'_> {
             })
         });
         let redis = raw.redis.and_then(|r| self.redis_tier(r));
+        let object = raw.object.and_then(|o| {
+            match declared.get(&o.backend).map(String::as_str) {
+                Some("s3") => {}
+                Some(other) => self.problems.add(
+                    "cache.object.backend",
+                    format!(
+                        "\"{}\" is a {other} backend; the object tier needs an s3 backend",
+                        o.backend
+                    ),
+                ),
+                None => self.problems.add(
+                    "cache.object.backend",
+                    format!("no backend \"{}\"", o.backend),
+                ),
+            }
+            let max_entry = match o.max_entry {
+                None => DEFAULT_OBJECT_MAX_ENTRY,
+                Some(text) => self.size("cache.object.max_entry", &text)? as u64,
+            };
+            Some(crate::cache::object::ObjectSettings {
+                backend: o.backend,
+                max_entry,
+            })
+        });
         let lock_timeout = self.duration(
             "cache.lock_timeout",
             raw.lock_timeout.as_deref(),
@@ -97,6 +129,7 @@ impl Validator<'_> {
             memory,
             disk,
             redis,
+            object,
             lock_timeout,
             tag_headers,
         }

@@ -185,7 +185,7 @@ impl Validator<'_> {
         let groups = self.groups(raw.groups, &declared);
         let auth = self.auth(raw.auth);
         let resolve = self.resolve_settings(raw.resolve, &declared);
-        let cache = self.cache(raw.cache);
+        let cache = self.cache(raw.cache, &declared);
         self.cache_tiers = cache.tiers();
         let hosts = self.hosts(raw.hosts, &declared, &declared_groups, &auth);
         Config {
