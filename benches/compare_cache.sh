@@ -9,6 +9,7 @@
 #   benches/compare_cache.sh            # defaults: RUNS=3 DURATION=10s CONNECTIONS=64 THREADS=2
 #   SIZES="1k" RUNS=1 benches/compare_cache.sh
 #   MEMORY_ONLY=1 benches/compare_cache.sh   # just the memory tier against the peers
+#   BEFORE_BIN=/path/to/old/assetgate benches/compare_cache.sh   # an older build's memory tier too
 #
 # Needs: nginx, varnishd, redis-server, wrk, curl (apt-get install nginx-light varnish
 # redis-server wrk curl), a release build.
@@ -33,6 +34,7 @@ start_bg origin.log nginx -c "$DIR/origin.conf" -p "$DIR"
 start_bg redis.log redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --logfile "$DIR/redis.out"
 wait_port "$REDIS_PORT"
 export TIERS='["memory"]'; start_assetgate assetgate "$BIN" benches/peers/assetgate-cache.toml
+if [ -n "${BEFORE_BIN:-}" ]; then start_assetgate before "$BEFORE_BIN" benches/peers/assetgate-cache.toml; fi
 if [ -z "${MEMORY_ONLY:-}" ]; then
   export TIERS='["disk"]'; start_assetgate assetgate-disk "$BIN" benches/peers/assetgate-cache.toml
   export TIERS='["redis"]'; start_assetgate assetgate-redis "$BIN" benches/peers/assetgate-cache.toml

@@ -9,8 +9,9 @@
 //!   [`PART`]-sized parts for larger bodies, so no more than a part is ever held in memory);
 //!   the metadata object is written once the body is complete, so a lookup sees a whole entry
 //!   or none. A 304 rewrites only the metadata object;
-//! - `u/{url label}/@{hex}` and `t/{tag}/@{hex}`: empty marker objects a purge by URL, prefix
-//!   or tag lists (`ListObjectsV2` by prefix), for every gateway sharing the bucket.
+//! - `u/{url label}/@{hex}` and `t/{tag in hex}/@{hex}`: empty marker objects a purge by URL,
+//!   prefix or tag lists (`ListObjectsV2` by prefix), for every gateway sharing the bucket
+//!   (URL labels are normalised paths: no dot segments, no empty segments).
 //!
 //! A lookup reads the metadata object, then streams the body object chunk by chunk as the
 //! store sends it; its length is checked against the metadata's. A Range request asks the
@@ -130,12 +131,25 @@ fn keep_until(meta: &CacheMeta) -> u64 {
     fresh + stale as u64
 }
 
+/// The marker prefix of a tag: the tag in hex, so no tag (an origin's header value) can add
+/// a `/`, a dot segment or a character a store treats specially to an object key.
+fn tag_marker(tag: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(4 + 2 * tag.len());
+    out.push_str("t/");
+    for b in tag.bytes() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out.push_str("/@");
+    out
+}
+
 /// The marker prefixes of an entry's labels (URL first).
 fn marker_prefixes(labels: &Labels) -> Vec<String> {
     let url = (!labels.url.is_empty() && labels.url.len() <= MAX_MARKED_URL)
         .then(|| format!("u/{}/@", labels.url));
     url.into_iter()
-        .chain(labels.tags.iter().map(|t| format!("t/{t}/@")))
+        .chain(labels.tags.iter().map(|t| tag_marker(t)))
         .collect()
 }
 
@@ -176,7 +190,7 @@ impl ObjectTier {
                 let (prefix, exact) = match selector {
                     Selector::Url(url) => (format!("u/{url}/@"), true),
                     Selector::Prefix(prefix) => (format!("u/{prefix}"), false),
-                    Selector::Tag(tag) => (format!("t/{tag}/@"), true),
+                    Selector::Tag(tag) => (tag_marker(tag), true),
                     Selector::All => unreachable!("handled above"),
                 };
                 let full = s.listing_prefix(&prefix)?;
@@ -726,7 +740,7 @@ mod tests {
         };
         assert_eq!(
             marker_prefixes(&labels),
-            ["u/cdn.test/a/b.jpg/@", "t/red/@"]
+            ["u/cdn.test/a/b.jpg/@", "t/726564/@"]
         );
         let long = Labels {
             url: "x".repeat(MAX_MARKED_URL + 1).into(),
