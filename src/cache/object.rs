@@ -742,6 +742,14 @@ mod tests {
             marker_prefixes(&labels),
             ["u/cdn.test/a/b.jpg/@", "t/726564/@"]
         );
+        // An origin's tag never adds a path segment or a dot segment to a key.
+        let hostile = Labels {
+            url: "".into(),
+            tags: vec!["../../etc".into()],
+        };
+        let markers = marker_prefixes(&hostile);
+        assert_eq!(markers, ["t/2e2e2f2e2e2f657463/@"]);
+        assert_eq!(markers[0].matches('/').count(), 2);
         let long = Labels {
             url: "x".repeat(MAX_MARKED_URL + 1).into(),
             tags: vec![],
