@@ -39,6 +39,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Size of each part of a multipart upload (S3 wants at least 5 MiB but for the last).
 pub const PART: usize = 8 << 20;
 const MAGIC: &[u8; 4] = b"AGO1";
+/// Largest metadata object read (headers, labels and names are far smaller).
+const MAX_META: usize = 1 << 20;
 /// Longest URL label that gets a marker (S3 keys are at most 1024 bytes).
 const MAX_MARKED_URL: usize = 700;
 
@@ -236,7 +238,9 @@ impl Shared {
         Ok(self.s3()?.key_in_prefix(name))
     }
 
-    /// The object's bytes; `None` when there is none.
+    /// A metadata object's bytes; `None` when there is none. One larger than [`MAX_META`]
+    /// is not read (it cannot be one of this tier's): it comes back empty, so it fails to
+    /// decode and is dropped as damaged.
     async fn get_small(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let (client, bucket) = self.client().await?;
         let got = client
@@ -246,6 +250,7 @@ impl Shared {
             .send()
             .await;
         match got {
+            Ok(out) if out.content_length().unwrap_or(0) > MAX_META as i64 => Ok(Some(Vec::new())),
             Ok(out) => {
                 let data = out
                     .body

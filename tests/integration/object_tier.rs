@@ -247,3 +247,33 @@ secret_access_key = {{ file = "{secret}" }}
         "{metrics}"
     );
 }
+
+/// A damaged metadata object (here: 2 MiB of garbage) is never served: the request is
+/// answered from the origin, the damage counted, the entry stored afresh.
+#[tokio::test]
+async fn a_damaged_metadata_object_is_dropped_and_refetched() {
+    let g = garage().await;
+    let origin = origin::start();
+    let root = tempfile::tempdir().unwrap();
+    let prefix = "objcache-damaged";
+    let bucket = g.backend_toml("cachebucket", prefix, GARAGE_SECRET);
+    let gw = Gateway::start(&gateway_body(&bucket, root.path(), &origin));
+    let path = "/damaged/with-headers";
+    get(&gw, path, None).await;
+    let meta = objects(g, &format!("{prefix}/m/")).await;
+    assert_eq!(meta.len(), 1, "{meta:?}");
+    g.put(&meta[0], vec![0x5a; 2 << 20], "application/octet-stream")
+        .await;
+    let (status, cache, body) = get(&gw, path, None).await;
+    assert_eq!(status, 200);
+    assert!(cache.contains("fwd=uri-miss"), "{cache}");
+    assert!(String::from_utf8_lossy(&body).contains("serial=2"));
+    assert_eq!(origin.hits(), 2);
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("assetgate_cache_tier_corrupt_total{tier=\"object\"} 1"),
+        "{metrics}"
+    );
+    let (_, hit, _) = get(&gw, path, None).await;
+    assert!(hit.ends_with("detail=object"), "{hit}");
+}

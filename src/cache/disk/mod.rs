@@ -199,6 +199,10 @@ impl Store {
         let mut raw = [0u8; HEADER];
         file.read_exact_at(&mut raw, 0).ok()?;
         let head = Head::decode(&raw)?;
+        // The file must be as long as its header says before anything it sizes is read.
+        if file.metadata().ok()?.len() != file_len(head.meta_capacity as u64, head.body_len) {
+            return None;
+        }
         let mut labels = vec![0u8; head.labels_len as usize];
         file.read_exact_at(&mut labels, HEADER as u64).ok()?;
         if crc(&[&labels]) != head.labels_crc {
@@ -805,6 +809,25 @@ mod tests {
         );
         assert_eq!(t.clear(), 1);
         assert!(t.lookup(&key(2)).await.unwrap().is_none());
+        assert!(index.is_empty());
+    }
+
+    /// The start-up scan drops a truncated file instead of indexing it.
+    #[tokio::test]
+    async fn the_scan_drops_truncated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let t = tier(dir.path(), 64 << 20);
+            put_labelled(&t, key(1), "h/a/1", "red").await;
+            let path = t.0.path_of(&key(1));
+            let f = OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(f.metadata().unwrap().len() - 1).unwrap();
+        }
+        let index: Arc<PurgeIndex> = Arc::default();
+        let s = settings(dir.path(), 64 << 20);
+        let t = DiskTier::open(&s, Metrics::global().tier("disk-test"), index.clone()).unwrap();
+        t.0.scan();
+        assert!(!t.0.path_of(&key(1)).exists());
         assert!(index.is_empty());
     }
 
