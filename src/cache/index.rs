@@ -13,8 +13,14 @@ use super::key::EntryKey;
 use super::labels::Labels;
 use super::purge::Selector;
 use super::tier::TierName;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a purge is remembered for fills that were already running when it came.
+pub const PURGE_MEMORY: Duration = Duration::from_secs(300);
+/// Most purges remembered (older ones are forgotten first).
+const MAX_REMEMBERED: usize = 4096;
 
 /// The index (one per process, shared by the memory and disk tiers).
 #[derive(Default)]
@@ -28,6 +34,8 @@ struct Inner {
     /// Purges made while the disk tier's entries were still being read back after a start;
     /// `None` when no rebuild runs.
     deferred: Option<Vec<Selector>>,
+    /// Recent purges, oldest first, for fills that began before them.
+    recent: VecDeque<(Instant, Selector)>,
 }
 
 struct Held {
@@ -162,6 +170,34 @@ impl PurgeIndex {
         keys
     }
 
+    /// Remembers that `selector` was purged now (for [`PurgeIndex::purged_since`]).
+    pub fn note_purge(&self, selector: &Selector) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        while inner.recent.len() >= MAX_REMEMBERED
+            || inner
+                .recent
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > PURGE_MEMORY)
+        {
+            inner.recent.pop_front();
+        }
+        inner.recent.push_back((now, selector.clone()));
+    }
+
+    /// Whether a purge since `since` named an entry with `labels` (a fill that began then
+    /// may hold what the purge removed). Purges are remembered for [`PURGE_MEMORY`] (at most
+    /// the last 4096).
+    pub fn purged_since(&self, labels: &Labels, since: Instant) -> bool {
+        let inner = self.lock();
+        inner
+            .recent
+            .iter()
+            .rev()
+            .take_while(|(at, _)| *at >= since)
+            .any(|(_, selector)| selector.names(labels))
+    }
+
     /// Starts a rebuild: purges are remembered until [`PurgeIndex::finish_rebuild`].
     pub fn begin_rebuild(&self) {
         self.lock().deferred.get_or_insert_with(Vec::new);
@@ -266,6 +302,19 @@ mod tests {
             index.select(&Selector::Tag("new".into()), TierName::Memory),
             [key(1)]
         );
+    }
+
+    #[test]
+    fn fills_that_began_before_a_purge_of_them_are_told() {
+        let index = PurgeIndex::default();
+        let before = Instant::now();
+        index.note_purge(&Selector::Prefix("h/a/".into()));
+        let after = Instant::now();
+        assert!(index.purged_since(&labels("h/a/1", &[]), before));
+        assert!(!index.purged_since(&labels("h/b/1", &[]), before));
+        assert!(!index.purged_since(&labels("h/a/1", &[]), after));
+        index.note_purge(&Selector::Tag("t".into()));
+        assert!(index.purged_since(&labels("h/z", &["t"]), after));
     }
 
     #[test]

@@ -21,9 +21,16 @@ pub const MAX_TAGS: usize = 64;
 /// Longest tag kept, in bytes; longer ones are ignored.
 pub const MAX_TAG_BYTES: usize = 256;
 
-/// The URL label of a request, attached to its cache key by the proxy.
+/// The URL label of a request and when the request arrived, attached to its cache key by
+/// the proxy (a fill that began before a purge of its URL is not stored: it may hold what the
+/// purge was meant to remove).
 #[derive(Debug, Clone)]
-pub struct UrlLabel(pub Arc<str>);
+pub struct UrlLabel {
+    /// The URL label ([`url_label`]).
+    pub url: Arc<str>,
+    /// When the request arrived.
+    pub asked_at: std::time::Instant,
+}
 
 /// The URL label of a host label and a normalised path.
 pub fn url_label(host_label: &str, path: &str) -> String {
@@ -49,7 +56,7 @@ impl Labels {
         let url = key
             .extensions
             .get::<UrlLabel>()
-            .map(|u| u.0.clone())
+            .map(|u| u.url.clone())
             .unwrap_or_else(|| Arc::from(""));
         Labels {
             url,

@@ -58,6 +58,7 @@ pub struct CacheLayer {
     lock: &'static CacheKeyLockImpl,
     lock_timeout: Duration,
     tag_headers: Arc<[http::HeaderName]>,
+    index: Arc<index::PurgeIndex>,
     purger: Arc<purge::Purger>,
     /// Where the disk tier keeps the fleet feed's position, when there is one.
     feed_cursor: Option<std::path::PathBuf>,
@@ -118,7 +119,7 @@ impl CacheLayer {
             .map(|(r, tier)| fleet::FleetLock::new(tier, r.lease));
         let lock: &'static CacheLock = Box::leak(Box::new(CacheLock::new(settings.lock_timeout)));
         let purger = Arc::new(purge::Purger::new(
-            index,
+            index.clone(),
             memory.clone(),
             disk.clone(),
             redis.clone(),
@@ -133,6 +134,7 @@ impl CacheLayer {
             lock,
             lock_timeout: settings.lock_timeout,
             tag_headers: settings.tag_headers.clone().into(),
+            index,
             purger,
             feed_cursor: settings
                 .disk
@@ -184,6 +186,7 @@ impl CacheLayer {
             tiers,
             fleet,
             self.tag_headers.clone(),
+            self.index.clone(),
         )));
         let memory = match policy.tiers.first() {
             Some(TierName::Memory) => self.memory.clone(),

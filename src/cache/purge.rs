@@ -89,6 +89,16 @@ impl Selector {
         Ok(Selector::All)
     }
 
+    /// Whether this selector names an entry with `labels`.
+    pub fn names(&self, labels: &super::labels::Labels) -> bool {
+        match self {
+            Selector::Url(url) => *labels.url == **url,
+            Selector::Prefix(prefix) => labels.url.starts_with(prefix.as_str()),
+            Selector::Tag(tag) => labels.tags.iter().any(|t| **t == **tag),
+            Selector::All => true,
+        }
+    }
+
     /// The metrics label of the selector's kind.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -168,6 +178,7 @@ impl Purger {
 
     /// Removes what `selector` names from the memory and disk tiers of this gateway.
     pub async fn local(&self, selector: &Selector) -> Removed {
+        self.index.note_purge(selector);
         let mut removed = Removed::default();
         if let Some(memory) = &self.memory {
             removed.memory = remove_all(

@@ -7,8 +7,9 @@
 
 use super::admit::declared_length;
 use super::fleet::{FleetLock, Lease, Turn};
+use super::index::PurgeIndex;
 use super::key::EntryKey;
-use super::labels::Labels;
+use super::labels::{Labels, UrlLabel};
 use super::tier::{Tier, TierBody, TierName, TierWriter};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
@@ -35,21 +36,26 @@ pub struct TieredStorage {
     leases: Mutex<HashMap<EntryKey, Lease>>,
     /// Response headers whose values tag an entry for purges.
     tag_headers: Arc<[http::HeaderName]>,
+    /// The node's purge index (recent purges keep fills that began before them out).
+    index: Arc<PurgeIndex>,
 }
 
 impl TieredStorage {
     /// Storage over `tiers`, top first (at least one), with the fleet lock when given,
-    /// tagging entries from the headers `tag_headers`.
+    /// tagging entries from the headers `tag_headers`, checking fills against the purges
+    /// `index` remembers.
     pub fn new(
         tiers: Vec<Arc<dyn Tier>>,
         fleet: Option<(Arc<FleetLock>, Duration)>,
         tag_headers: Arc<[http::HeaderName]>,
+        index: Arc<PurgeIndex>,
     ) -> TieredStorage {
         TieredStorage {
             tiers,
             fleet,
             leases: Mutex::new(HashMap::new()),
             tag_headers,
+            index,
         }
     }
 
@@ -74,17 +80,26 @@ impl TieredStorage {
             match tier.lookup(entry).await {
                 Ok(Some(found)) => {
                     let size = declared_length(found.meta.headers());
-                    let promote = if i == 0 {
-                        Vec::new()
+                    let (promote, guard) = if i == 0 {
+                        (Vec::new(), None)
                     } else {
                         let labels = Arc::new(Labels::of(key, &found.meta, &self.tag_headers));
-                        Self::writers(&self.tiers[..i], *entry, &found.meta, size, &labels).await
+                        let writers =
+                            Self::writers(&self.tiers[..i], *entry, &found.meta, size, &labels)
+                                .await;
+                        let guard = key.extensions.get::<UrlLabel>().map(|u| PurgeGuard {
+                            index: self.index.clone(),
+                            labels,
+                            asked_at: u.asked_at,
+                        });
+                        (writers, guard)
                     };
                     return Some(TieredHit {
                         tier: tier.name(),
                         meta: Some(found.meta),
                         body: found.body,
                         promote,
+                        guard,
                         waited: None,
                     });
                 }
@@ -216,6 +231,11 @@ impl Storage for TieredStorage {
             writers,
             size: 0,
             lease,
+            guard: key.extensions.get::<UrlLabel>().map(|u| PurgeGuard {
+                index: self.index.clone(),
+                labels,
+                asked_at: u.asked_at,
+            }),
         }))
     }
 
@@ -264,8 +284,23 @@ pub struct TieredHit {
     meta: Option<CacheMeta>,
     body: Box<dyn TierBody>,
     promote: Vec<(TierName, Box<dyn TierWriter>)>,
+    /// Keeps the copies out when a purge of the entry came while it was read.
+    guard: Option<PurgeGuard>,
     /// How long this request waited for another gateway's fill of the key.
     waited: Option<Duration>,
+}
+
+/// Whether an entry read or fetched for a request was purged since the request arrived.
+struct PurgeGuard {
+    index: Arc<PurgeIndex>,
+    labels: Arc<Labels>,
+    asked_at: Instant,
+}
+
+impl PurgeGuard {
+    fn purged(&self) -> bool {
+        self.index.purged_since(&self.labels, self.asked_at)
+    }
 }
 
 impl TieredHit {
@@ -288,7 +323,12 @@ impl HandleHit for TieredHit {
             Some(data) if !self.promote.is_empty() => write_all(&mut self.promote, data).await,
             Some(_) => {}
             None => {
-                for (tier, writer) in std::mem::take(&mut self.promote) {
+                let promote = std::mem::take(&mut self.promote);
+                if self.guard.as_ref().is_some_and(PurgeGuard::purged) {
+                    // Read from a lower tier before a purge of it came: not copied up.
+                    return Ok(chunk);
+                }
+                for (tier, writer) in promote {
                     tokio::spawn(async move {
                         match writer.commit().await {
                             Ok(_) => Metrics::global()
@@ -343,6 +383,8 @@ struct TieredMiss {
     writers: Vec<(TierName, Box<dyn TierWriter>)>,
     size: usize,
     lease: Option<Lease>,
+    /// A purge since the request arrived keeps the entry out of every tier.
+    guard: Option<PurgeGuard>,
 }
 
 #[async_trait]
@@ -360,6 +402,14 @@ impl HandleMiss for TieredMiss {
     }
 
     async fn finish(self: Box<Self>) -> Result<MissFinishType> {
+        if self.guard.as_ref().is_some_and(PurgeGuard::purged) {
+            // Fetched before a purge of it arrived: it may be what the purge removed.
+            // Dropping the writers stores nothing; dropping the lease frees the fleet lock.
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "purged while it was being fetched; not stored",
+            ));
+        }
         let mut stored = false;
         let mut shared = false;
         for (tier, writer) in self.writers {

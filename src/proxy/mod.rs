@@ -581,8 +581,10 @@ impl ProxyHttp for Gateway {
         if let Some(m) = &ctx.matched {
             // What a purge by URL or prefix finds the stored entry by.
             let url = crate::cache::labels::url_label(&m.route.host_label, &m.path);
-            key.extensions
-                .insert(crate::cache::labels::UrlLabel(url.into()));
+            key.extensions.insert(crate::cache::labels::UrlLabel {
+                url: url.into(),
+                asked_at: ctx.started,
+            });
         }
         Ok(key)
     }

@@ -265,6 +265,42 @@ async fn the_purge_command_purges_through_the_admin_api() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A fill that was already fetching when a purge of its URL came is not stored: it may be
+/// the very content the purge was meant to remove.
+#[tokio::test]
+async fn a_fill_running_when_its_url_is_purged_is_not_stored() {
+    let origin = origin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&origin, dir.path(), "", r#"["memory"]"#, "");
+    let path = "/race/delay-800/with-headers";
+    let slow = {
+        let url = gw.url(path);
+        tokio::spawn(async move {
+            let r = client()
+                .get(url)
+                .header("host", "cdn.test")
+                .send()
+                .await
+                .unwrap();
+            r.text().await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = purge(
+        &gw,
+        serde_json::json!({ "url": format!("https://cdn.test{path}") }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let old = slow.await.unwrap();
+    assert!(old.contains("serial=1"), "{old}");
+    // The next request is fetched again, not answered with what was fetched before the purge.
+    let (cache, body) = get(&gw, path).await;
+    assert!(cache.contains("fwd=uri-miss"), "{cache}");
+    assert!(body.contains("serial=2"), "{body}");
+    assert_eq!(answered_from(&gw, path).await, "memory");
+}
+
 /// After a restart the disk tier's entries are indexed again from their files, so a purge
 /// by tag still finds them.
 #[tokio::test]
