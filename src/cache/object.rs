@@ -24,7 +24,8 @@ use super::key::EntryKey;
 use super::labels::Labels;
 use super::purge::Selector;
 use super::tier::{
-    decode_meta, encode_meta, seek_range, Backoff, Found, Tier, TierBody, TierName, TierWriter,
+    decode_meta, encode_meta, kept_until, seek_range, Backoff, Found, Tier, TierBody, TierName,
+    TierWriter,
 };
 use crate::backend::Backend;
 use crate::metrics::TierMetrics;
@@ -121,16 +122,13 @@ impl MetaObject {
     }
 }
 
-/// Seconds since the Unix epoch until which an entry with `meta` is kept.
+/// Unix seconds until which an entry with `meta` is kept ([`kept_until`]).
 fn keep_until(meta: &CacheMeta) -> u64 {
-    let fresh = meta
-        .fresh_until()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let stale = meta
-        .stale_while_revalidate_sec()
-        .max(meta.stale_if_error_sec());
-    fresh + stale as u64
+    unix_seconds(kept_until(meta))
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The marker prefix of a tag: the tag in hex, so no tag (an origin's header value) can add
@@ -177,14 +175,11 @@ impl ObjectTier {
         let mut removed = 0;
         match selector {
             Selector::All => {
-                for key in s.list("m/").await? {
-                    if let Some(hex) = key.rsplit('/').next() {
-                        removed += usize::from(s.remove_hex(hex).await?);
-                    }
-                }
-                for prefix in ["u/", "t/", "b/"] {
+                // Every object of the tier goes; an entry is counted by its metadata object.
+                for prefix in ["m/", "b/", "u/", "t/"] {
                     for key in s.list(prefix).await? {
                         s.delete(&key).await?;
+                        removed += usize::from(prefix == "m/");
                     }
                 }
             }
@@ -387,11 +382,7 @@ impl Tier for ObjectTier {
             let _ = s.remove_hex(&hex).await;
             return Ok(None);
         };
-        if object.keep_until
-            < SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        {
+        if object.keep_until < unix_seconds(SystemTime::now()) {
             s.metrics.looked_up(false);
             let shared = s.clone();
             tokio::spawn(async move {

@@ -16,7 +16,7 @@ use super::key::EntryKey;
 use super::labels::Labels;
 use super::purge::Selector;
 use super::tier::{
-    decode_meta, encode_meta, Backoff, Found, Tier, TierName, TierWriter, WholeBody,
+    decode_meta, encode_meta, kept_until, Backoff, Found, Tier, TierName, TierWriter, WholeBody,
 };
 use crate::metrics::TierMetrics;
 use arc_swap::ArcSwapOption;
@@ -184,16 +184,11 @@ impl Shared {
         }
     }
 
-    /// Seconds an entry is kept: until its freshness and stale windows have passed.
+    /// Milliseconds an entry is kept ([`kept_until`]), at least a second.
     fn keep_ms(meta: &CacheMeta) -> u64 {
-        let fresh = meta
-            .fresh_until()
+        kept_until(meta)
             .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        let stale = meta
-            .stale_while_revalidate_sec()
-            .max(meta.stale_if_error_sec());
-        (fresh + Duration::from_secs(stale as u64))
+            .unwrap_or_default()
             .as_millis()
             .max(1000) as u64
     }

@@ -170,6 +170,15 @@ impl Backoff {
     }
 }
 
+/// Until when a shared tier keeps an entry: its freshness plus the longer of its stale
+/// windows, so stale serving works from those tiers too.
+pub fn kept_until(meta: &CacheMeta) -> std::time::SystemTime {
+    let stale = meta
+        .stale_while_revalidate_sec()
+        .max(meta.stale_if_error_sec());
+    meta.fresh_until() + std::time::Duration::from_secs(stale as u64)
+}
+
 /// The bytes `start..end` (`end` exclusive, `None`: to the end) of a body of `len` bytes, as
 /// [`TierBody::seek`] takes them; `None` when `start` is past the end.
 pub fn seek_range(start: usize, end: Option<usize>, len: u64) -> Option<(u64, u64)> {
@@ -205,14 +214,13 @@ impl TierBody for WholeBody {
     }
 
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let end = end.unwrap_or(self.body.len()).min(self.body.len());
-        if start > end {
-            return Err(pingora::Error::explain(
+        let (start, end) = seek_range(start, end, self.body.len() as u64).ok_or_else(|| {
+            pingora::Error::explain(
                 pingora::ErrorType::InternalError,
                 "seek past the end of an entry",
-            ));
-        }
-        self.body = self.body.slice(start..end);
+            )
+        })?;
+        self.body = self.body.slice(start as usize..end as usize);
         self.done = false;
         Ok(())
     }
