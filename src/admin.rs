@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (alive), `/readyz` (config
-//! loaded and every listener accepting connections), open (`/metrics` requires
+//! loaded, the asset store connected when configured, and every listener accepting
+//! connections), open (`/metrics` requires
 //! `admin.metrics_token` when one is set); and the admin API, which requires an admin token (`Authorization: Bearer`) and audits
 //! every call:
 //!
@@ -46,6 +47,8 @@ pub struct AdminApp {
     metrics_token: Option<AdminTokens>,
     audit: Option<Arc<AuditLog>>,
     control: CacheControl,
+    /// The asset store, when configured: not ready until it is connected.
+    assets: Option<Arc<crate::assets::lookup::AccessCache>>,
 }
 
 /// What the admin API purges and revokes with.
@@ -125,6 +128,7 @@ impl AdminApp {
         listeners: Vec<SocketAddr>,
         audit: Option<Arc<AuditLog>>,
         control: CacheControl,
+        assets: Option<Arc<crate::assets::lookup::AccessCache>>,
     ) -> AdminApp {
         let access = &config.admin_access;
         let tokens = AdminTokens::new(
@@ -144,6 +148,7 @@ impl AdminApp {
             tokens,
             metrics_token,
             audit,
+            assets,
             config,
             control,
         }
@@ -488,7 +493,13 @@ impl ServeHttp for AdminApp {
             }
             "/healthz" => answer(StatusCode::OK, text, b"ok\n".to_vec()),
             "/readyz" => {
-                if self.listeners_up().await {
+                if self.assets.as_ref().is_some_and(|a| !a.ready()) {
+                    answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        text,
+                        b"asset store not connected yet\n".to_vec(),
+                    )
+                } else if self.listeners_up().await {
                     answer(StatusCode::OK, text, b"ready\n".to_vec())
                 } else {
                     answer(

@@ -78,6 +78,12 @@ pub enum GatewayError {
     /// The client was too slow sending its request.
     #[error("request timeout")]
     ClientTimeout,
+    /// An image variant could not be made or was refused ([`crate::variants::VariantError`]).
+    #[error("{0}")]
+    Variant(#[from] crate::variants::VariantError),
+    /// The asset metadata store is not connected yet, or failed.
+    #[error("the asset store is unavailable; retry shortly")]
+    StoreUnavailable,
 }
 
 /// Status recorded for [`GatewayError::ClientGone`] (never sent: the client is gone).
@@ -103,6 +109,19 @@ impl GatewayError {
             GatewayError::Internal => 500,
             GatewayError::ClientGone => CLIENT_CLOSED_STATUS,
             GatewayError::ClientTimeout => 408,
+            GatewayError::Variant(v) => variant_status(v),
+            GatewayError::StoreUnavailable => 503,
+        }
+    }
+
+    /// Whether the answer carries `Retry-After` (the gateway is busy, not the request wrong).
+    pub fn retry_after(&self) -> Option<u32> {
+        use crate::variants::VariantError as V;
+        match self {
+            GatewayError::Throttled
+            | GatewayError::StoreUnavailable
+            | GatewayError::Variant(V::Busy | V::TimedOut) => Some(1),
+            _ => None,
         }
     }
 
@@ -183,7 +202,22 @@ impl GatewayError {
             GatewayError::Internal => "internal",
             GatewayError::ClientGone => "client_aborted",
             GatewayError::ClientTimeout => "client_timeout",
+            GatewayError::Variant(_) => "variant",
+            GatewayError::StoreUnavailable => "store_unavailable",
         }
+    }
+}
+
+/// The status of each variant failure: the URL's fault 400, the original's 422, the
+/// gateway being busy 503, a broken original store 502, a codec failure 500.
+fn variant_status(e: &crate::variants::VariantError) -> u16 {
+    use crate::variants::VariantError as V;
+    match e {
+        V::Grammar | V::BadHash | V::BadFormat | V::BadFit | V::NotAllowed(_) => 400,
+        V::SourceTooLarge(_) | V::Undecodable(_) => 422,
+        V::Busy | V::TimedOut => 503,
+        V::SourceUnavailable => 502,
+        V::Encode(_) | V::Panicked => 500,
     }
 }
 
@@ -200,6 +234,22 @@ mod tests {
         assert_eq!(GatewayError::BadPath(PathError::TooLong).status(), 414);
         assert_eq!(GatewayError::KeyTooLong.status(), 414);
         assert_eq!(GatewayError::BadHost(HostError::Malformed).status(), 400);
+        use crate::variants::VariantError as V;
+        assert_eq!(
+            GatewayError::from(V::NotAllowed(String::new())).status(),
+            400
+        );
+        assert_eq!(
+            GatewayError::from(V::Undecodable(String::new())).status(),
+            422
+        );
+        assert_eq!(
+            GatewayError::from(V::SourceTooLarge(String::new())).status(),
+            422
+        );
+        assert_eq!(GatewayError::from(V::Busy).status(), 503);
+        assert_eq!(GatewayError::from(V::Busy).retry_after(), Some(1));
+        assert_eq!(GatewayError::from(V::Panicked).status(), 500);
     }
 
     fn failure(etype: ErrorType, source: ErrorSource) -> PingoraError {

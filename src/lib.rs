@@ -8,11 +8,13 @@
 //!        gateway and across gateways sharing Redis; the steering choice is part of the key
 //!     ─▶ backend: S3/R2 (SigV4, proxied) · HTTP pool (proxied, health-checked, members
 //!        ejected on failures) · local dir (served here, or through the in-process origin on
-//!        a cached route)
+//!        a cached route) · variant builder (image variants of originals in the asset store,
+//!        through the in-process origin; on a variants route the asset store decides access
+//!        before the cache is asked)
 //!     ─▶ on refusal, timeout or 5xx of a GET/HEAD: the group's next backend, then the backup
 //!
-//! beside it: purges and revocations reach every gateway sharing the Redis (the fleet feed)
-//! planned on this path: the variant builder (a backend)
+//! beside it: purges and revocations reach every gateway sharing the Redis (the fleet feed);
+//! the asset store connects and migrates in the background (`/readyz` waits for it)
 //! ```
 //!
 //! The proxy ([`proxy::Gateway`]) calls one interface for every backend kind
@@ -36,6 +38,10 @@
 //!   Redis and object-store tiers behind one pingora-cache `Storage`, the fleet fill lock,
 //!   `Cache-Status`, purge (by URL, prefix, tag) and the fleet feed that carries purges and
 //!   revocations.
+//! - [`assets`]: the asset metadata store (sqlx over SQLite or PostgreSQL): blobs by content
+//!   hash, assets by owner, ingest (`assetgate assets add`), cached lookups.
+//! - [`variants`]: image variants — URL grammar, allowlists, the decode/resize/encode
+//!   pipeline, the bounded worker pool and the builder behind the in-process origin.
 //! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself.
 //! - [`error`]: the one table from failures to statuses.
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener; [`admin_client`]: the
@@ -44,6 +50,7 @@
 
 pub mod admin;
 pub mod admin_client;
+pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod backend;
@@ -58,3 +65,4 @@ pub mod proxy;
 pub mod range;
 pub mod routing;
 pub mod server;
+pub mod variants;

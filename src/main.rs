@@ -1,4 +1,4 @@
-//! The `assetgate` command line: `run`, `check`, `sign`.
+//! The `assetgate` command line: `run`, `check`, `sign`, `purge`, `revoke`, `assets`.
 
 use anyhow::Context;
 use assetgate::config;
@@ -63,6 +63,54 @@ enum Command {
         /// The id to refuse from now on.
         #[arg(long)]
         id: String,
+    },
+    /// Make one variant of a local file as the gateway would, e.g. `640x480/80.webp` (no
+    /// allowlists apply); prints the time per variant and the output size.
+    Variant {
+        /// The original.
+        file: PathBuf,
+        /// `{w}x{h}[-fit]/{q}.{ext}`, e.g. `1024x768/85.jpeg` or `640x480-inside/80.webp`.
+        spec: String,
+        /// Where to write the variant.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Make it this many times (on each thread) and report the mean.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Threads making variants at once (throughput under load).
+        #[arg(long, default_value_t = 1)]
+        parallel: u32,
+        /// rav1e speed for AVIF, 1–10.
+        #[arg(long, default_value_t = 8)]
+        avif_speed: u8,
+    },
+    /// Manage the asset metadata store of a config's `[assets]`.
+    Assets {
+        #[command(subcommand)]
+        what: AssetsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AssetsCommand {
+    /// Hash, upload (to `[assets] originals`, under a key derived from the hash) and register
+    /// originals, idempotently; prints `HASH  FILE` per file.
+    Add {
+        /// Config file (TOML) with `[assets]`.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Files (or folders, whose files are added).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Owner of the assets (a credential's user).
+        #[arg(long, default_value = "admin")]
+        owner: String,
+        /// Product part the assets belong to.
+        #[arg(long, default_value = "default")]
+        module: String,
+        /// Who may see them.
+        #[arg(long, default_value = "private", value_parser = ["public", "private", "admin-private"])]
+        visibility: String,
     },
 }
 
@@ -245,6 +293,34 @@ fn main() -> ExitCode {
             "revoke",
             serde_json::json!({ "kind": kind, "id": id }),
         ),
+        Command::Variant {
+            file,
+            spec,
+            output,
+            repeat,
+            parallel,
+            avif_speed,
+        } => match variant(
+            &file,
+            &spec,
+            output.as_deref(),
+            repeat,
+            parallel,
+            avif_speed,
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("assetgate variant: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Assets { what } => match assets(what) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("assetgate assets: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Sign { what } => match sign(*what) {
             Ok(url) => {
                 println!("{url}");
@@ -370,6 +446,112 @@ fn sign(what: Sign) -> anyhow::Result<String> {
             }
         }
     }
+}
+
+fn variant(
+    file: &Path,
+    spec: &str,
+    output: Option<&Path>,
+    repeat: u32,
+    parallel: u32,
+    avif_speed: u8,
+) -> anyhow::Result<()> {
+    use assetgate::variants::{encode::EncodeSettings, pipeline, spec::parse_canonical};
+    let bytes = std::sync::Arc::new(
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?,
+    );
+    let hash = assetgate::assets::ingest::content_hash(&bytes);
+    let spec = parse_canonical(&format!("/{hash}/{}", spec.trim_start_matches('/')))?;
+    let limits = assetgate::variants::VariantLimits::default();
+    let settings = EncodeSettings { avif_speed };
+    let started = std::time::Instant::now();
+    let threads: Vec<_> = (0..parallel.max(1))
+        .map(|_| {
+            let (bytes, spec, limits) = (bytes.clone(), spec.clone(), limits.clone());
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                for _ in 0..repeat.max(1) {
+                    out = pipeline::make(&bytes, &spec, &limits, settings)?;
+                }
+                Ok::<_, assetgate::variants::VariantError>(out)
+            })
+        })
+        .collect();
+    let mut made = Vec::new();
+    for t in threads {
+        made = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("the pipeline panicked"))??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let count = f64::from(repeat.max(1) * parallel.max(1));
+    println!(
+        "ms_per_variant={:.2} variants_per_s={:.2} bytes={}",
+        elapsed * 1000.0 * f64::from(parallel.max(1)) / count,
+        count / elapsed,
+        made.len()
+    );
+    if let Some(out) = output {
+        std::fs::write(out, &made).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    Ok(())
+}
+
+fn assets(what: AssetsCommand) -> anyhow::Result<()> {
+    use assetgate::assets::ingest::{self, Ownership};
+    use assetgate::assets::store::AssetStore;
+    use assetgate::assets::Visibility;
+    let AssetsCommand::Add {
+        config,
+        files,
+        owner,
+        module,
+        visibility,
+    } = what;
+    let cfg = load_or_report(&config)
+        .with_context(|| format!("{} is not a valid config", config.display()))?;
+    let settings = cfg
+        .assets
+        .as_ref()
+        .with_context(|| format!("{} has no [assets] section", config.display()))?;
+    let who = Ownership {
+        owner,
+        module,
+        visibility: Visibility::parse(&visibility).context("unknown visibility")?,
+    };
+    let (backends, _) = assetgate::backend::build(&cfg).map_err(anyhow::Error::msg)?;
+    let originals = backends
+        .get(&settings.originals)
+        .with_context(|| format!("no backend \"{}\"", settings.originals))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = AssetStore::connect(settings.database.expose()).await?;
+        let mut failed = 0;
+        for file in ingest::files_of(&files)? {
+            let name = file.display().to_string();
+            let added = match tokio::fs::read(&file).await {
+                Ok(bytes) => {
+                    let placement = ingest::Placement::Upload(&settings.key_prefix);
+                    ingest::add(&store, originals, placement, bytes, &name, &who).await
+                }
+                Err(e) => Err(assetgate::assets::StoreError::Ingest(format!(
+                    "{name}: {e}"
+                ))),
+            };
+            match added {
+                Ok(a) => println!("{}  {name}", a.hash),
+                Err(e) => {
+                    eprintln!("{name}: {e}");
+                    failed += 1;
+                }
+            }
+        }
+        store.close().await;
+        anyhow::ensure!(failed == 0, "{failed} file(s) not added");
+        Ok(())
+    })
 }
 
 fn run(cfg: config::Config, options: RunOptions) -> anyhow::Result<()> {

@@ -1,13 +1,18 @@
 //! Assembles the Pingora server from a validated config: the proxy service on every listener,
 //! background services (origin health checks, endpoint name refreshes, revocation list reloads,
-//! cache fill notifications, the fleet feed of purges and revocations), and the admin service.
+//! cache fill notifications, the fleet feed of purges and revocations, the asset store's
+//! start-up), the in-process origin (directory files, image variants) and the admin service.
 
 use crate::admin::{AdminApp, CacheControl};
+use crate::assets::lookup::AccessCache;
+use crate::assets::service::StoreService;
 use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::backend;
 use crate::config::Config;
 use crate::proxy::Gateway;
+use crate::variants::builder::VariantBuilder;
+use crate::variants::encode::EncodeSettings;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -83,7 +88,46 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     let cache =
         crate::cache::CacheLayer::new(&config.cache, &backends).map_err(StartError::Cache)?;
     let feed = cache.feed();
-    let gateway = Gateway::new(config, &backends, Arc::new(auth), audit.clone(), &cache);
+    let assets = config
+        .assets
+        .as_ref()
+        .map(|a| Arc::new(AccessCache::new(a.lookup_ttl, a.lookup_entries)));
+    let mut builder = None;
+    if let (Some(settings), Some(lookups)) = (&config.assets, &assets) {
+        let originals = backends.get(&settings.originals).cloned().ok_or_else(|| {
+            StartError::Backend(format!(
+                "assets.originals: no backend \"{}\"",
+                settings.originals
+            ))
+        })?;
+        builder = Some(Arc::new(VariantBuilder::new(
+            lookups.clone(),
+            originals.clone(),
+            settings.workers,
+            settings.queue,
+            EncodeSettings {
+                avif_speed: settings.avif_speed,
+            },
+        )));
+        server.add_service(background_service(
+            "asset store",
+            StoreService::new(
+                settings.database.expose().to_string(),
+                lookups.clone(),
+                originals,
+                settings.key_prefix.clone(),
+                settings.register.clone(),
+            ),
+        ));
+    }
+    let gateway = Gateway::new(
+        config,
+        &backends,
+        Arc::new(auth),
+        audit.clone(),
+        &cache,
+        assets.clone(),
+    );
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "assetgate");
     for (index, listener) in config.listeners.iter().enumerate() {
@@ -107,18 +151,18 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         }
     }
     server.add_service(proxy);
-    if config
+    let cached_dirs = config
         .hosts
         .iter()
         .flat_map(|h| &h.routes)
         .any(|r| r.cache.is_some())
-        && backends.values().any(|b| b.local().is_some())
-    {
+        && backends.values().any(|b| b.local().is_some());
+    if cached_dirs || builder.is_some() {
         let socket = backend::local::socket_path();
         backend::local::LocalOrigin::clear(&socket);
         let mut origin = Service::new(
             "in-process origin".to_string(),
-            backend::local::LocalOrigin::new(&backends),
+            backend::local::LocalOrigin::new(&backends, builder),
         );
         origin.add_uds(
             &socket.to_string_lossy(),
@@ -157,6 +201,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
                 listeners,
                 audit,
                 control,
+                assets,
             ),
         );
         service.add_tcp(&admin.to_string());

@@ -474,6 +474,7 @@ pub fn verify(
         key_id: Some(cred.key_id.into_owned()),
         user: None,
         token_id: None,
+        expires_at: Some(policy.date_less_than),
     })
 }
 

@@ -301,6 +301,7 @@ pub fn verify(keys: &HmacKeys, req: &AccessRequest<'_>, limits: Limits) -> Resul
         key_id: Some(claims.key_id.into_owned()),
         user: claims.user.map(Cow::into_owned),
         token_id: claims.token_id.map(Cow::into_owned),
+        expires_at: Some(claims.expires_at),
     })
 }
 

@@ -398,6 +398,7 @@ pub fn verify(
             .get("jti")
             .and_then(Value::as_str)
             .map(str::to_string),
+        expires_at: Some(exp),
     })
 }
 

@@ -221,6 +221,9 @@ pub struct Grant {
     pub user: Option<String>,
     /// Its id, for revocation.
     pub token_id: Option<String>,
+    /// When it expires (Unix seconds); `None` for credentials without an expiry (admin
+    /// tokens). Bounds how long a client may keep what it granted (private variants).
+    pub expires_at: Option<u64>,
 }
 
 /// The parts of a request the verifiers read.
@@ -433,6 +436,7 @@ impl Authenticator {
                     key_id: Some(id.to_string()),
                     user: None,
                     token_id: None,
+                    expires_at: None,
                 }
             }
         };

@@ -16,6 +16,7 @@
 //! A file replaced or removed is therefore served as it was for at most that long. Bodies are
 //! read with `pread`, so requests sharing an open file never share a file position.
 
+use super::OriginalError;
 use crate::conditional::{evaluate, if_range_allows, Precondition};
 use crate::config::{DirSpec, Route};
 use crate::error::GatewayError;
@@ -207,6 +208,71 @@ impl DirBackend {
                 offset: start,
                 remaining: length,
             }),
+        })
+    }
+
+    /// Reads the whole file `key` (relative to the backend's `key_prefix`) for the variant
+    /// builder; a file longer than `max` is refused before it is read.
+    pub fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {
+        use std::io::Read;
+        let key = crate::routing::join_key(&[&self.spec.key_prefix, key]);
+        let file = self.open(&key).map_err(|_| OriginalError::Missing)?;
+        let meta = file
+            .metadata()
+            .map_err(|e| OriginalError::Failed(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(OriginalError::Missing);
+        }
+        if meta.len() > max {
+            return Err(OriginalError::TooLarge(meta.len()));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| OriginalError::Failed(e.to_string()))?;
+        if bytes.len() as u64 > max {
+            return Err(OriginalError::TooLarge(bytes.len() as u64));
+        }
+        Ok(bytes)
+    }
+
+    /// The key (relative to `key_prefix`) of the file at `path`, when it lies inside.
+    pub fn key_of_local_file(&self, path: &std::path::Path) -> Option<String> {
+        let real = std::fs::canonicalize(path).ok()?;
+        let mut base = self.spec.root.clone();
+        base.extend(self.spec.key_prefix.split('/').filter(|s| !s.is_empty()));
+        let rel = real.strip_prefix(&base).ok()?;
+        let key = rel
+            .components()
+            .map(|c| c.as_os_str().to_str())
+            .collect::<Option<Vec<_>>>()?
+            .join("/");
+        (!key.is_empty()).then_some(key)
+    }
+
+    /// Stores `bytes` as the file `key` (relative to `key_prefix`; plain segments only),
+    /// creating folders; written to a temporary file and renamed, so a reader never sees half.
+    pub fn write_original(&self, key: &str, bytes: &[u8]) -> Result<(), OriginalError> {
+        if key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return Err(OriginalError::Failed(format!(
+                "\"{key}\" is not a plain key"
+            )));
+        }
+        let mut path = self.spec.root.clone();
+        path.extend(self.spec.key_prefix.split('/').filter(|s| !s.is_empty()));
+        path.extend(key.split('/'));
+        let failed = |e: std::io::Error| OriginalError::Failed(format!("{}: {e}", path.display()));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(failed)?;
+        }
+        let temp = path.with_extension(format!("part-{}", std::process::id()));
+        std::fs::write(&temp, bytes).map_err(failed)?;
+        std::fs::rename(&temp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&temp);
+            failed(e)
         })
     }
 

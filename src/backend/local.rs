@@ -1,6 +1,7 @@
-//! The in-process origin: answers the gateway's own content (files of `dir` backends) over a
-//! Unix socket inside the process, so a cached route reaches it through the proxy path like
-//! any other backend and gets the same cache tiers, fill locks and stale handling.
+//! The in-process origin: answers the gateway's own content (files of `dir` backends, image
+//! variants) over a Unix socket inside the process, so a cached route reaches it through the
+//! proxy path like any other backend and gets the same cache tiers, fill locks and stale
+//! handling.
 //!
 //! The proxy asks `GET /<percent-encoded key>` with [`BACKEND_HEADER`] naming the `dir`
 //! backend; the answer is the file (validators, type, ranges, conditions) or the gateway's own
@@ -10,6 +11,7 @@
 use crate::backend::Backend;
 use crate::error::GatewayError;
 use crate::proxy::respond::Answer;
+use crate::variants::builder::{VariantBuilder, LIMITS_HEADER};
 use async_trait::async_trait;
 use http::header;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
@@ -44,20 +46,58 @@ pub fn request(req: &RequestHeader, name: &str, key: &str) -> Result<RequestHead
     Ok(out)
 }
 
+/// The request the proxy sends the in-process origin for the variant at canonical `path`,
+/// with the route's source `limits`.
+pub fn variant_request(
+    req: &RequestHeader,
+    path: &str,
+    limits: &str,
+) -> Result<RequestHeader, GatewayError> {
+    let encoded = crate::routing::path::encode(path).to_string();
+    let mut out = RequestHeader::build(req.method.clone(), encoded.as_bytes(), None)
+        .map_err(|_| GatewayError::Internal)?;
+    let _ = out.insert_header(header::HOST, "localhost");
+    let _ = out.insert_header(LIMITS_HEADER, limits);
+    if let Some(v) = req.headers.get(header::IF_NONE_MATCH) {
+        let _ = out.insert_header(header::IF_NONE_MATCH, v.clone());
+    }
+    Ok(out)
+}
+
 /// The in-process origin's server app.
 pub struct LocalOrigin {
     dirs: HashMap<String, Arc<Backend>>,
+    variants: Option<Arc<VariantBuilder>>,
 }
 
 impl LocalOrigin {
-    /// The origin for every `dir` backend among `backends`.
-    pub fn new(backends: &HashMap<String, Arc<Backend>>) -> LocalOrigin {
+    /// The origin for every `dir` backend among `backends`, and for variants when a
+    /// builder is given.
+    pub fn new(
+        backends: &HashMap<String, Arc<Backend>>,
+        variants: Option<Arc<VariantBuilder>>,
+    ) -> LocalOrigin {
         let dirs = backends
             .iter()
             .filter(|(_, b)| b.local().is_some())
             .map(|(n, b)| (n.clone(), b.clone()))
             .collect();
-        LocalOrigin { dirs }
+        LocalOrigin { dirs, variants }
+    }
+
+    /// Writes the builder's answer for a variant request; false when the connection broke.
+    async fn answer_variant(&self, http: &mut ServerSession, builder: &VariantBuilder) -> bool {
+        let (header, body) = match builder.answer(http.req_header()).await {
+            Ok(made) => (made.header, made.body),
+            Err(err) => {
+                let Answer { header, body } = Answer::error(&err);
+                (header, body)
+            }
+        };
+        if http.write_response_header(Box::new(header)).await.is_err() {
+            return false;
+        }
+        body.is_empty() || http.write_response_body(body, true).await.is_ok()
     }
 
     /// Removes a socket file left by an earlier process with this pid.
@@ -67,6 +107,16 @@ impl LocalOrigin {
 
     /// Writes the answer for the session's request; false when the connection broke.
     async fn answer(&self, http: &mut ServerSession) -> bool {
+        if http.req_header().headers.contains_key(LIMITS_HEADER) {
+            return match &self.variants {
+                Some(builder) => self.answer_variant(http, &builder.clone()).await,
+                None => {
+                    let Answer { header, body } = Answer::error(&GatewayError::Internal);
+                    http.write_response_header(Box::new(header)).await.is_ok()
+                        && http.write_response_body(body, true).await.is_ok()
+                }
+            };
+        }
         let req = http.req_header();
         let name = req
             .headers

@@ -4,6 +4,8 @@
 //! - [`http::HttpBackend`]: a pool of HTTP origins: round robin or consistent hashing, active
 //!   health checks, passive ejection.
 //! - [`dir::DirBackend`]: a local directory served by the gateway itself.
+//! - `variants`: the image variant builder ([`crate::variants::builder`]), reached through the
+//!   in-process origin like a cached `dir` backend.
 //!
 //! [`Backend`] is the one interface the proxy sees: what to ask ([`Backend::ask`]), whether the
 //! gateway answers itself ([`Backend::local`]), where to connect ([`Backend::peer`]), how to
@@ -46,6 +48,31 @@ pub enum Ask {
         /// Raw query string without `?`.
         query: Option<String>,
     },
+    /// An image variant: its canonical path (concrete format, fit spelled out), which is also
+    /// what the cache key holds, and the route's source limits for the builder.
+    Variant {
+        /// [`crate::variants::VariantSpec::canonical_path`].
+        path: String,
+        /// [`crate::variants::builder::limits_header`] of the route.
+        limits: String,
+    },
+}
+
+/// Why an original could not be read or written by key (the asset store's bytes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginalError {
+    /// No object or file has the key.
+    #[error("the original is missing from its backend")]
+    Missing,
+    /// It is longer than the limit (its length).
+    #[error("the original is {0} bytes, over the route's limit")]
+    TooLarge(u64),
+    /// The backend kind stores no originals (http).
+    #[error("backend kind {0} cannot hold originals; use an s3 or dir backend")]
+    Unsupported(&'static str),
+    /// The backend failed.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// What the proxy does with an upstream response header.
@@ -70,6 +97,7 @@ enum Kind {
     S3(Arc<s3::S3Backend>),
     Http(Box<http::HttpBackend>),
     Dir(dir::DirBackend),
+    Variants,
 }
 
 impl Backend {
@@ -80,11 +108,26 @@ impl Backend {
 
     /// What a request for `path` (normalised) with `query` on `route` asks of this backend.
     /// Buckets and directories never see the query; an origin sees it without the route's
-    /// credential parameters.
-    pub fn ask(&self, route: &Route, path: &str, query: Option<&str>) -> Result<Ask, GatewayError> {
+    /// credential parameters; the variant builder gets the variant `path` names, checked
+    /// against the route's allowlists, in the format `accept` prefers for `auto`.
+    pub fn ask(
+        &self,
+        route: &Route,
+        path: &str,
+        query: Option<&str>,
+        accept: Option<&str>,
+    ) -> Result<Ask, GatewayError> {
         match &self.kind {
             Kind::S3(b) => b.object_key(route, path).map(Ask::Object),
             Kind::Dir(b) => b.object_key(route, path).map(Ask::Object),
+            Kind::Variants => {
+                let limits = route.variants.as_ref().ok_or(GatewayError::Internal)?;
+                let spec = crate::variants::spec::parse(&origin_path(route, path), limits, accept)?;
+                Ok(Ask::Variant {
+                    path: spec.canonical_path(),
+                    limits: crate::variants::builder::limits_header(limits),
+                })
+            }
             Kind::Http(_) => Ok(Ask::Origin {
                 path: origin_path(route, path),
                 query: route.access.strip(query).map(|q| q.into_owned()),
@@ -92,11 +135,46 @@ impl Backend {
         }
     }
 
+    /// Reads the original stored as `key` (relative to the backend's key prefix), refusing
+    /// one longer than `max` bytes before reading its body.
+    pub async fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {
+        match &self.kind {
+            Kind::S3(b) => b.read_original(key, max).await,
+            Kind::Dir(b) => b.read_original(key, max),
+            Kind::Http(_) => Err(OriginalError::Unsupported("http")),
+            Kind::Variants => Err(OriginalError::Unsupported("variants")),
+        }
+    }
+
+    /// The key of a local file inside a `dir` backend's root and key prefix (its original
+    /// can be registered where it lies); `None` for other kinds and files elsewhere.
+    pub fn key_of_local_file(&self, path: &std::path::Path) -> Option<String> {
+        match &self.kind {
+            Kind::Dir(b) => b.key_of_local_file(path),
+            Kind::S3(_) | Kind::Http(_) | Kind::Variants => None,
+        }
+    }
+
+    /// Stores an original as `key` (relative to the backend's key prefix).
+    pub async fn write_original(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), OriginalError> {
+        match &self.kind {
+            Kind::S3(b) => b.write_original(key, bytes, content_type).await,
+            Kind::Dir(b) => b.write_original(key, &bytes),
+            Kind::Http(_) => Err(OriginalError::Unsupported("http")),
+            Kind::Variants => Err(OriginalError::Unsupported("variants")),
+        }
+    }
+
     /// The bucket, for an `s3` backend.
     pub fn s3(&self) -> Option<&s3::S3Backend> {
         match &self.kind {
             Kind::S3(b) => Some(b),
-            Kind::Http(_) | Kind::Dir(_) => None,
+            Kind::Http(_) | Kind::Dir(_) | Kind::Variants => None,
         }
     }
 
@@ -104,7 +182,7 @@ impl Backend {
     pub fn local(&self) -> Option<&dir::DirBackend> {
         match &self.kind {
             Kind::Dir(b) => Some(b),
-            Kind::S3(_) | Kind::Http(_) => None,
+            Kind::S3(_) | Kind::Http(_) | Kind::Variants => None,
         }
     }
 
@@ -124,7 +202,7 @@ impl Backend {
                 let peer = b.peer(member).ok_or(GatewayError::Unreachable)?;
                 Ok((peer, Some(member)))
             }
-            Kind::Dir(_) => {
+            Kind::Dir(_) | Kind::Variants => {
                 let path = local::socket_path();
                 let peer = HttpPeer::new_uds(&path.to_string_lossy(), false, String::new())
                     .map_err(|_| GatewayError::Internal)?;
@@ -139,7 +217,7 @@ impl Backend {
         match &self.kind {
             Kind::S3(b) => b.may_retry_connect(attempts),
             Kind::Http(b) => b.may_retry_connect(tried),
-            Kind::Dir(_) => false,
+            Kind::Dir(_) | Kind::Variants => false,
         }
     }
 
@@ -147,7 +225,7 @@ impl Backend {
     pub fn has_untried_member(&self, tried: &[usize]) -> bool {
         match &self.kind {
             Kind::Http(b) => b.may_retry_connect(tried),
-            Kind::S3(_) | Kind::Dir(_) => false,
+            Kind::S3(_) | Kind::Dir(_) | Kind::Variants => false,
         }
     }
 
@@ -158,7 +236,7 @@ impl Backend {
         match &self.kind {
             Kind::S3(b) => b.health().healthy() && b.credentials_accepted(),
             Kind::Http(b) => b.usable(),
-            Kind::Dir(_) => true,
+            Kind::Dir(_) | Kind::Variants => true,
         }
     }
 
@@ -171,7 +249,7 @@ impl Backend {
     pub fn affinity(&self) -> Option<&crate::routing::affinity::AffinityKey> {
         match &self.kind {
             Kind::Http(b) => b.affinity(),
-            Kind::S3(_) | Kind::Dir(_) => None,
+            Kind::S3(_) | Kind::Dir(_) | Kind::Variants => None,
         }
     }
 
@@ -180,7 +258,7 @@ impl Backend {
         match &self.kind {
             Kind::Http(b) => b.total_timeout(),
             Kind::S3(b) => b.total_timeout(),
-            Kind::Dir(_) => None,
+            Kind::Dir(_) | Kind::Variants => None,
         }
     }
 
@@ -218,6 +296,10 @@ impl Backend {
                 *req = local::request(req, &self.name, key)?;
                 Ok(())
             }
+            (Kind::Variants, Ask::Variant { path, limits }) => {
+                *req = local::variant_request(req, path, limits)?;
+                Ok(())
+            }
             _ => Err(GatewayError::Internal),
         }
     }
@@ -239,6 +321,7 @@ impl Backend {
             )],
             Kind::Http(b) => b.member_health(),
             Kind::Dir(b) => vec![(b.root().display().to_string(), b.root().is_dir())],
+            Kind::Variants => vec![("in-process".to_string(), true)],
         }
     }
 
@@ -263,7 +346,7 @@ impl Backend {
                 tracing::error!(backend = %self.name, error = %e, "cannot presign");
                 GatewayError::from(e)
             }),
-            Kind::Http(_) | Kind::Dir(_) => Err(GatewayError::Internal),
+            Kind::Http(_) | Kind::Dir(_) | Kind::Variants => Err(GatewayError::Internal),
         }
     }
 
@@ -278,7 +361,7 @@ impl Backend {
     pub fn never_store(&self, resp: &ResponseHeader) -> Option<NeverStore> {
         let degraded = match &self.kind {
             Kind::Http(b) => b.degraded_marker(),
-            Kind::S3(_) | Kind::Dir(_) => None,
+            Kind::S3(_) | Kind::Dir(_) | Kind::Variants => None,
         };
         never_store(&resp.headers, degraded)
     }
@@ -288,7 +371,7 @@ impl Backend {
         match &self.kind {
             Kind::S3(b) => b.strip_headers(),
             Kind::Http(b) => b.strip_headers(),
-            Kind::Dir(_) => &[],
+            Kind::Dir(_) | Kind::Variants => &[],
         }
     }
 }
@@ -315,6 +398,7 @@ pub fn build(
                 Kind::S3(bucket)
             }
             BackendSpec::Dir(d) => Kind::Dir(dir::DirBackend::new(name, d)),
+            BackendSpec::Variants => Kind::Variants,
             BackendSpec::Http(h) => {
                 let (backend, check) = http::HttpBackend::new(name, h)?;
                 services.extend(check);

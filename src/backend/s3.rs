@@ -9,6 +9,7 @@
 //! returned [`Verdict`].
 
 use super::resolve::Resolver;
+use super::OriginalError;
 use super::Verdict;
 use crate::config::{CredentialSpec, Route, S3Spec};
 use crate::error::GatewayError;
@@ -466,6 +467,56 @@ impl S3Backend {
         Ok(format!("{url}?{}", query.join("&")))
     }
 
+    /// Reads the object `key` (relative to `key_prefix`) whole for the variant builder; one
+    /// longer than `max` is refused from its `Content-Length`, before the body is read.
+    pub async fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {
+        let client = self.sdk_client().await;
+        let out = client
+            .get_object()
+            .bucket(&self.spec.bucket)
+            .key(self.key_in_prefix(key))
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_no_such_key() => OriginalError::Missing,
+                _ => OriginalError::Failed(error_chain(&e)),
+            })?;
+        let length = out.content_length().unwrap_or(0).max(0) as u64;
+        if length > max {
+            return Err(OriginalError::TooLarge(length));
+        }
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| OriginalError::Failed(e.to_string()))?
+            .into_bytes();
+        if bytes.len() as u64 > max {
+            return Err(OriginalError::TooLarge(bytes.len() as u64));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Uploads `bytes` as the object `key` (relative to `key_prefix`).
+    pub async fn write_original(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), OriginalError> {
+        let client = self.sdk_client().await;
+        client
+            .put_object()
+            .bucket(&self.spec.bucket)
+            .key(self.key_in_prefix(key))
+            .content_type(content_type)
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(|e| OriginalError::Failed(error_chain(&e)))?;
+        Ok(())
+    }
+
     /// The bucket's name.
     pub fn bucket(&self) -> &str {
         &self.spec.bucket
@@ -573,6 +624,19 @@ fn signing_settings() -> SigningSettings {
     settings.percent_encoding_mode = PercentEncodingMode::Single;
     settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
     settings
+}
+
+/// An SDK error with its cause chain, for logs (the SDK's own `Display` says only "service
+/// error").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]

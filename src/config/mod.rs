@@ -45,6 +45,8 @@ pub struct Config {
     pub hosts: Vec<Host>,
     /// The shared cache's tiers and fill lock.
     pub cache: CacheSettings,
+    /// The asset metadata store and variant workers, when configured.
+    pub assets: Option<AssetSettings>,
     /// Things that are valid but probably not meant (a rule no request can reach); `check`
     /// prints them, `run` logs them.
     pub warnings: Vec<Problem>,
@@ -292,6 +294,31 @@ pub enum BackendSpec {
     Http(HttpSpec),
     /// A local directory.
     Dir(DirSpec),
+    /// The image variant builder (originals from `[assets]`).
+    Variants,
+}
+
+/// `[assets]`, validated.
+#[derive(Debug, Clone)]
+pub struct AssetSettings {
+    /// Database URL (may hold a password: never logged unredacted).
+    pub database: Secret,
+    /// The `s3` or `dir` backend holding originals.
+    pub originals: String,
+    /// Key prefix of originals in it.
+    pub key_prefix: String,
+    /// How long a lookup is remembered.
+    pub lookup_ttl: Duration,
+    /// Most lookups remembered.
+    pub lookup_entries: usize,
+    /// Decode/encode workers.
+    pub workers: usize,
+    /// Jobs that may wait for a worker.
+    pub queue: usize,
+    /// rav1e speed for AVIF.
+    pub avif_speed: u8,
+    /// Originals registered at start.
+    pub register: Option<crate::assets::service::StartupOriginals>,
 }
 
 /// Where an S3 endpoint lives.
@@ -488,6 +515,8 @@ pub struct Route {
     pub cors: Option<Cors>,
     /// Who may read the route.
     pub access: crate::auth::AccessPolicy,
+    /// Allowlists and source limits, on a route of a `variants` backend.
+    pub variants: Option<crate::variants::VariantLimits>,
 }
 
 /// Which origins a CORS policy allows.

@@ -135,7 +135,8 @@ pub struct RawCredentials {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBackend {
-    /// `s3`, `http` or `dir`.
+    /// `s3`, `http`, `dir`, or `variants` (the image variant builder, reading the originals of
+    /// `[assets]`; it takes no other keys).
     pub kind: String,
     // --- s3 ---
     /// Bucket name (s3).
@@ -443,6 +444,79 @@ pub struct RawRoute {
     /// Store this route's responses in the shared cache ([`RawRouteCache`]); absent: never
     /// stored, every request goes to the backend. Kept raw for precise error paths.
     pub cache: Option<toml::Value>,
+    /// What a route on a `variants` backend allows ([`RawRouteVariants`]); absent: the safe
+    /// defaults. Kept raw for precise error paths.
+    pub variants: Option<toml::Value>,
+}
+
+/// `[hosts.routes.variants]`: the allowlists and source limits of a variants route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteVariants {
+    /// Widths a variant may have (default 320, 640, 1024, 1920).
+    pub widths: Option<Vec<u32>>,
+    /// Heights a variant may have (default 240, 480, 768, 1080).
+    pub heights: Option<Vec<u32>>,
+    /// Qualities a variant may be encoded at, 1–100 (default 50, 60, 70, 75, 80, 85).
+    pub qualities: Option<Vec<u32>>,
+    /// Output formats a URL may name: `webp`, `jpeg`, `png`, `avif` (default all four).
+    pub formats: Option<Vec<String>>,
+    /// Formats `auto` chooses from by `Accept`, in preference order (default `webp`, `jpeg`;
+    /// empty: `auto` is refused).
+    pub auto: Option<Vec<String>>,
+    /// Largest original read, e.g. `50MiB` (default 50MiB).
+    pub max_source_bytes: Option<String>,
+    /// Most pixels an original's header may declare (default 50000000); larger ones are
+    /// refused with 422 before anything is decoded.
+    pub max_source_pixels: Option<u64>,
+    /// Time one variant may take, waiting for a worker included, e.g. `10s` (default 10s).
+    pub timeout: Option<String>,
+}
+
+/// `[assets]`: the asset metadata store, where originals live, and the variant workers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssets {
+    /// Database URL: `sqlite://PATH` (created on first start; a relative path is relative to
+    /// the config file's folder) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`, or
+    /// `{ env = "VAR" }` / `{ file = "PATH" }` holding one. Default:
+    /// `sqlite://{state_dir}/assets.db`.
+    pub database: Option<toml::Value>,
+    /// Folder for the gateway's own state, such as the default SQLite file (default
+    /// `/var/lib/assetgate`; relative to the config file's folder).
+    pub state_dir: Option<PathBuf>,
+    /// The `s3` or `dir` backend originals are uploaded to and read from.
+    pub originals: String,
+    /// Key prefix of originals in that backend (default `originals`); each is stored as
+    /// `PREFIX/ab/cd/HASH`.
+    pub key_prefix: Option<String>,
+    /// How long a hash's lookup is remembered on the request path, e.g. `5s` (default 5s).
+    pub lookup_ttl: Option<String>,
+    /// Most lookups remembered (default 10000).
+    pub lookup_entries: Option<usize>,
+    /// Decode/encode workers (default: one per core).
+    pub workers: Option<usize>,
+    /// Variant jobs that may wait for a worker before requests get 503 (default 4 per
+    /// worker).
+    pub queue: Option<usize>,
+    /// rav1e speed of AVIF variants, 1 (slow, small) to 10 (fast) (default 8).
+    pub avif_speed: Option<u8>,
+    /// Originals registered at every start ([`RawRegister`]), e.g. the quick start's samples.
+    pub register: Option<RawRegister>,
+}
+
+/// `[assets.register]`: files registered (idempotently) at every start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegister {
+    /// Files, or folders whose files are added (relative to the config file's folder).
+    pub paths: Vec<PathBuf>,
+    /// Owner of the assets (default `quickstart`).
+    pub owner: Option<String>,
+    /// Module of the assets (default `samples`).
+    pub module: Option<String>,
+    /// `public` (default), `private` or `admin-private`.
+    pub visibility: Option<String>,
 }
 
 /// `[hosts.routes.cache]`: how a route uses the shared cache tiers of `[cache]`.
@@ -596,4 +670,6 @@ pub struct RawConfig {
     pub hosts: Vec<toml::Value>,
     /// `[cache]`.
     pub cache: Option<toml::Value>,
+    /// `[assets]`.
+    pub assets: Option<toml::Value>,
 }

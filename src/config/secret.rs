@@ -28,6 +28,11 @@ impl Secret {
         }
     }
 
+    /// A value written in the config itself (still never printed).
+    pub fn plain(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
     /// The secret value, for handing to a signer.
     pub fn expose(&self) -> &str {
         &self.0

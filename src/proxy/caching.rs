@@ -16,6 +16,7 @@ pub(super) fn key_parts<'a>(ctx: &'a RequestCtx, served_by: &'a str) -> Option<K
     let (object, query) = match ctx.upstream.ask.as_ref()? {
         Ask::Object(key) => (key.as_str(), None),
         Ask::Origin { path, query } => (path.as_str(), query.as_deref()),
+        Ask::Variant { path, .. } => (path.as_str(), None),
     };
     Some(KeyParts {
         host: &m.route.host_label,

@@ -12,6 +12,7 @@ pub mod respond;
 
 pub use ctx::{CacheCtx, Matched, Outcome, RequestCtx, Upstream};
 
+use crate::assets::lookup::AccessCache;
 use crate::audit::AuditLog;
 use crate::auth::{unix_now, AccessRequest, Authenticator, Scheme};
 use crate::backend::dir::{DirBackend, FileAnswer};
@@ -59,6 +60,8 @@ pub struct Gateway {
     metrics: &'static Metrics,
     /// Request metrics for requests that matched no route.
     unmatched: RouteMetrics,
+    /// The asset store's lookups (variants routes).
+    assets: Option<Arc<AccessCache>>,
 }
 
 impl Gateway {
@@ -69,6 +72,7 @@ impl Gateway {
         auth: Arc<Authenticator>,
         audit: Option<Arc<AuditLog>>,
         cache: &CacheLayer,
+        assets: Option<Arc<AccessCache>>,
     ) -> Gateway {
         let metrics = Metrics::global();
         Gateway {
@@ -81,6 +85,7 @@ impl Gateway {
             access_log: config.log.access_log,
             unmatched: metrics.route(UNMATCHED, UNMATCHED),
             metrics,
+            assets,
         }
     }
 
@@ -118,6 +123,9 @@ impl Gateway {
         if let Some(m) = &ctx.matched {
             let backend = ctx.upstream.backend.as_deref();
             decorate::decorate(resp, &m.route.route, backend, session.req_header(), &m.path);
+            if let Some(access) = &m.variant {
+                crate::variants::access::decorate(resp, access, unix_now());
+            }
             steering_headers(resp, ctx, m.route.steering.header.as_ref());
         }
         let report = cache_report(session, ctx, resp.status.as_u16());
@@ -207,6 +215,58 @@ impl Gateway {
         }
     }
 
+    /// The access check of a variants route: the URL is checked against the route's
+    /// allowlists first (400 costs no lookup), then the hash in the asset store (404 when
+    /// nothing references it). A public asset needs no credential; otherwise the route's
+    /// policy must grant one naming an owner (or an admin token), else 403; a route that
+    /// takes no credentials hides private hashes (404).
+    async fn authorize_variant(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let m = ctx.matched.as_ref().ok_or(GatewayError::Internal)?;
+        let route = &m.route.route;
+        let limits = route.variants.as_ref().ok_or(GatewayError::Internal)?;
+        let accept = accept_of(req);
+        let spec = crate::variants::spec::parse(
+            &crate::routing::origin_path(route, &m.path),
+            limits,
+            accept.as_deref(),
+        )?;
+        let assets = self.assets.as_ref().ok_or(GatewayError::StoreUnavailable)?;
+        let access = assets
+            .access(&spec.hash)
+            .await
+            .map_err(|_| GatewayError::StoreUnavailable)?
+            .ok_or(GatewayError::NotFound)?;
+        let public_route = route.access.is_public();
+        let mut established = crate::variants::access::VariantAccess {
+            public: access.public,
+            expires_at: None,
+            negotiated: spec.negotiated,
+        };
+        if !access.public {
+            if public_route {
+                return Err(GatewayError::NotFound);
+            }
+            self.authorize(req, ctx)?;
+            let grant = ctx
+                .matched
+                .as_ref()
+                .and_then(|m| m.grant.as_ref())
+                .ok_or(GatewayError::Internal)?;
+            if !crate::variants::access::permits(&access, grant) {
+                return Err(GatewayError::Forbidden);
+            }
+            established.expires_at = grant.expires_at;
+        }
+        if let Some(m) = ctx.matched.as_mut() {
+            m.variant = Some(established);
+        }
+        Ok(())
+    }
+
     /// Appends an admin action to the audit log (when one is configured).
     fn audit(&self, action: &str, token_id: &str, target: &str, result: &str, client: &ClientInfo) {
         if let Some(log) = &self.audit {
@@ -260,6 +320,7 @@ impl Gateway {
         ctx: &mut RequestCtx,
         method: &Method,
         query: Option<&str>,
+        accept: Option<&str>,
     ) -> Result<Arc<Backend>, GatewayError> {
         let m = ctx.matched.as_ref().ok_or(GatewayError::Internal)?;
         let plan = ctx.upstream.plan.as_ref().ok_or(GatewayError::Internal)?;
@@ -271,7 +332,7 @@ impl Gateway {
                 allow: "GET, HEAD".to_string(),
             });
         }
-        let ask = backend.ask(&m.route.route, &m.path, query)?;
+        let ask = backend.ask(&m.route.route, &m.path, query, accept)?;
         ctx.upstream.backend = Some(backend.clone());
         ctx.upstream.ask = Some(ask);
         ctx.upstream.connect_failures = 0;
@@ -449,6 +510,28 @@ fn steering_headers(
     }
 }
 
+/// Every `Accept` header of the request as one list (RFC 9110 §5.3: several lines of a list
+/// header mean their values joined by commas); `None` without one.
+fn accept_of(req: &RequestHeader) -> Option<std::borrow::Cow<'_, str>> {
+    let mut values = req
+        .headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    match values.next() {
+        None => Some(first.into()),
+        Some(second) => {
+            let mut joined = format!("{first}, {second}");
+            for v in values {
+                joined.push_str(", ");
+                joined.push_str(v);
+            }
+            Some(joined.into())
+        }
+    }
+}
+
 /// The Host header as sent, for the access log.
 fn host_as_sent(req: &RequestHeader) -> std::borrow::Cow<'_, str> {
     match req.uri.authority() {
@@ -519,6 +602,7 @@ impl ProxyHttp for Gateway {
             route: route.clone(),
             path,
             grant: None,
+            variant: None,
         });
         if let Some(answer) = self.preflight(session, ctx).await {
             return answer;
@@ -530,12 +614,19 @@ impl ProxyHttp for Gateway {
                 .reject(session, ctx, GatewayError::MethodNotAllowed { allow })
                 .await;
         }
-        if let Err(e) = self.authorize(session.req_header(), ctx) {
+        let authorized = if route.route.variants.is_some() {
+            self.authorize_variant(session.req_header(), ctx).await
+        } else {
+            self.authorize(session.req_header(), ctx)
+        };
+        if let Err(e) = authorized {
             return self.reject(session, ctx, e).await;
         }
         let req = session.req_header();
-        let chosen = Self::steer(req, ctx)
-            .and_then(|()| Self::choose_backend(ctx, &req.method, req.uri.query()));
+        let accept = accept_of(req);
+        let chosen = Self::steer(req, ctx).and_then(|()| {
+            Self::choose_backend(ctx, &req.method, req.uri.query(), accept.as_deref())
+        });
         let backend = match chosen {
             Ok(backend) => backend,
             Err(e) => return self.reject(session, ctx, e).await,
@@ -682,7 +773,12 @@ impl ProxyHttp for Gateway {
                 .filter(|b| !ctx.upstream.tried.iter().any(|t| Arc::ptr_eq(t, b)));
             let backend = match current {
                 Some(b) => b,
-                None => match Self::choose_backend(ctx, &req.method, req.uri.query()) {
+                None => match Self::choose_backend(
+                    ctx,
+                    &req.method,
+                    req.uri.query(),
+                    accept_of(req).as_deref(),
+                ) {
                     Ok(b) => b,
                     Err(e) => {
                         ctx.outcome.error = Some(e);

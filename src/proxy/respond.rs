@@ -35,6 +35,9 @@ impl Answer {
         );
         let h = &mut a.header;
         let _ = h.insert_header(header::CACHE_CONTROL, "no-store");
+        if let Some(seconds) = err.retry_after() {
+            let _ = h.insert_header(header::RETRY_AFTER, seconds);
+        }
         let _ = h.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
         match err {
             GatewayError::MethodNotAllowed { allow } => {
@@ -42,9 +45,6 @@ impl Answer {
             }
             GatewayError::RangeNotSatisfiable { size: Some(size) } => {
                 let _ = h.insert_header(header::CONTENT_RANGE, format!("bytes */{size}"));
-            }
-            GatewayError::Throttled => {
-                let _ = h.insert_header(header::RETRY_AFTER, "1");
             }
             GatewayError::Denied(crate::auth::Denied {
                 challenge: Some(challenge),

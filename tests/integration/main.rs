@@ -20,3 +20,4 @@ mod s3;
 mod steering;
 mod tls;
 mod traversal;
+mod variants;

@@ -93,7 +93,7 @@ impl Validator<'_> {
     }
 
     pub(super) fn backend(&mut self, path: &str, raw: RawBackend) -> Option<BackendSpec> {
-        if matches!(raw.kind.as_str(), "s3" | "http" | "dir") {
+        if matches!(raw.kind.as_str(), "s3" | "http" | "dir" | "variants") {
             self.foreign_keys(path, &raw);
         }
         let connect_timeout = self.duration(
@@ -255,10 +255,11 @@ impl Validator<'_> {
                     strip_response_headers: self.strip_list(raw.strip_response_headers, &[]),
                 }))
             }
+            "variants" => Some(BackendSpec::Variants),
             other => {
                 self.problems.add(
                     format!("{path}.kind"),
-                    format!("unknown backend kind \"{other}\"; use s3, http or dir"),
+                    format!("unknown backend kind \"{other}\"; use s3, http, dir or variants"),
                 );
                 None
             }

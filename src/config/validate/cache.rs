@@ -181,7 +181,7 @@ impl Validator<'_> {
         })
     }
 
-    fn size(&mut self, path: &str, text: &str) -> Option<usize> {
+    pub(super) fn size(&mut self, path: &str, text: &str) -> Option<usize> {
         match parse_size(text).map(usize::try_from) {
             Ok(Ok(n)) if n > 0 => Some(n),
             Ok(_) => {

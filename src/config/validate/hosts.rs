@@ -254,6 +254,29 @@ impl Validator<'_> {
                 .or(kinds.first())
                 .map(String::as_str),
         );
+        let variants = if kinds.iter().any(|k| k == "variants") {
+            if matches!(target, Some(RouteTarget::Group(_))) {
+                self.problems.add(
+                    format!("{path}.group"),
+                    "a variants backend serves a route directly (`backend = ...`), not in a group",
+                );
+            }
+            if raw.cache_control.is_some() {
+                self.problems.add(
+                    format!("{path}.cache_control"),
+                    "variants carry their own Cache-Control (immutable, or private for private originals)",
+                );
+            }
+            Some(self.route_variants(path, raw.variants.clone()))
+        } else {
+            if raw.variants.is_some() {
+                self.problems.add(
+                    format!("{path}.variants"),
+                    "only a route whose backend is a variants backend has variant limits",
+                );
+            }
+            None
+        };
         let name = raw
             .name
             .clone()
@@ -272,6 +295,7 @@ impl Validator<'_> {
             download: raw.download.unwrap_or(false),
             cors: cors.flatten(),
             access,
+            variants,
         })
     }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
 
+mod assets;
 mod auth;
 mod backend;
 mod cache;
@@ -188,6 +189,17 @@ impl Validator<'_> {
         let cache = self.cache(raw.cache, &declared);
         self.cache_tiers = cache.tiers();
         let hosts = self.hosts(raw.hosts, &declared, &declared_groups, &auth);
+        let assets = self.assets(raw.assets, &declared);
+        if assets.is_none() {
+            for (name, kind) in &declared {
+                if kind == "variants" {
+                    self.problems.add(
+                        format!("backends.{name}.kind"),
+                        "a variants backend needs [assets] (the store its originals come from)",
+                    );
+                }
+            }
+        }
         Config {
             server,
             listeners,
@@ -201,6 +213,7 @@ impl Validator<'_> {
             groups,
             hosts,
             cache,
+            assets,
             warnings: std::mem::take(&mut self.warnings),
         }
     }

@@ -1,0 +1,75 @@
+//! The asset metadata store: which originals exist (blobs, keyed by content hash) and who owns
+//! them (assets), in SQL through `sqlx` — SQLite as the embedded default, PostgreSQL for a
+//! fleet, chosen by one URL.
+//!
+//! - [`store::AssetStore`]: the pool, migrations (`migrations/`, embedded at build time and run
+//!   at start), registration and lookups.
+//! - [`lookup::AccessCache`]: what the request path asks of a hash (may it be served, to whom,
+//!   where its bytes are), kept in memory for a short, bounded time.
+//! - [`ingest`]: hashing files, uploading them under a key derived from the hash to the
+//!   configured originals backend, and registering them (`assetgate assets add`, and the
+//!   quick start's sample images at start).
+//! - [`service::StoreService`]: connects and migrates in the background (the server's build is
+//!   synchronous); `/readyz` answers ready only once the store is up.
+
+pub mod ingest;
+pub mod lookup;
+pub mod service;
+pub mod store;
+
+use std::fmt;
+
+/// Who may see an asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    /// Anyone.
+    Public,
+    /// Its owner, with a credential naming them.
+    Private,
+    /// Only holders of an admin token.
+    AdminPrivate,
+}
+
+impl Visibility {
+    /// The name stored in the `visibility` column and written in configs and on the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+            Visibility::AdminPrivate => "admin-private",
+        }
+    }
+
+    /// The visibility a stored or written name means.
+    pub fn parse(text: &str) -> Option<Visibility> {
+        match text {
+            "public" => Some(Visibility::Public),
+            "private" => Some(Visibility::Private),
+            "admin-private" => Some(Visibility::AdminPrivate),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Visibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused a statement.
+    #[error("asset store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("asset store migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The store is not connected yet (the start-up service is still connecting).
+    #[error("asset store not ready")]
+    NotReady,
+    /// An original could not be read, hashed or uploaded.
+    #[error("{0}")]
+    Ingest(String),
+}

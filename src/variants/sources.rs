@@ -1,0 +1,185 @@
+//! Originals shared between the variants of them made at the same time: one fetch of the
+//! bytes per original, one decode per original and shrink factor, for every variant asked
+//! while it is under way or within a moment after. A variant that needs no more pixels than
+//! a decode already made (or making) has takes that one: after a 1024×768 variant, a 640×480
+//! one of the same original decodes nothing. Entries are kept briefly and bounded in number,
+//! so a burst shares and nothing accumulates.
+
+use super::decode::Decoded;
+use super::VariantError;
+use crate::metrics::Metrics;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a fetched or decoded original stays shareable.
+pub const KEEP: Duration = Duration::from_secs(2);
+/// Most originals kept at once (bytes, and decodes, each).
+pub const MAX_KEPT: usize = 16;
+
+type Fetched = Arc<tokio::sync::OnceCell<Result<Arc<Vec<u8>>, VariantError>>>;
+type DecodeSlot = Arc<OnceLock<Result<Arc<Decoded>, VariantError>>>;
+
+/// The shared fetches and decodes.
+pub struct Sources {
+    fetches: Mutex<HashMap<String, (Instant, Fetched)>>,
+    decodes: Mutex<Vec<(String, u32, Instant, DecodeSlot)>>,
+    metrics: &'static Metrics,
+}
+
+impl Default for Sources {
+    fn default() -> Sources {
+        Sources {
+            fetches: Mutex::new(HashMap::new()),
+            decodes: Mutex::new(Vec::new()),
+            metrics: Metrics::global(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sources {
+    /// The bytes of original `hash`, fetched by `fetch` unless a fetch of it is under way
+    /// or just finished.
+    pub async fn bytes<F, Fut>(&self, hash: &str, fetch: F) -> Result<Arc<Vec<u8>>, VariantError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, VariantError>>,
+    {
+        let now = Instant::now();
+        let cell = {
+            let mut fetches = lock(&self.fetches);
+            fetches.retain(|_, (at, _)| now.duration_since(*at) < KEEP);
+            if fetches.len() >= MAX_KEPT && !fetches.contains_key(hash) {
+                fetches.clear();
+            }
+            fetches
+                .entry(hash.to_string())
+                .or_insert_with(|| (now, Fetched::default()))
+                .1
+                .clone()
+        };
+        let mut fetched_here = false;
+        let result = cell
+            .get_or_init(|| {
+                fetched_here = true;
+                async move { fetch().await.map(Arc::new) }
+            })
+            .await
+            .clone();
+        let outcome = if fetched_here { "done" } else { "shared" };
+        self.metrics
+            .variant_shared
+            .with_label_values(&["fetch", outcome])
+            .inc();
+        result
+    }
+
+    /// Original `hash` decoded with a shrink of at most `shrink` (blocking: call on a
+    /// worker). `decode` runs only when no decode of it at `shrink` or finer is at hand.
+    pub fn decoded(
+        &self,
+        hash: &str,
+        shrink: u32,
+        decode: impl FnOnce(u32) -> Result<Decoded, VariantError>,
+    ) -> Result<Arc<Decoded>, VariantError> {
+        let now = Instant::now();
+        let (slot, at_shrink) = {
+            let mut decodes = lock(&self.decodes);
+            decodes.retain(|(_, _, at, _)| now.duration_since(*at) < KEEP);
+            let usable = decodes
+                .iter()
+                .filter(|(h, s, _, _)| h == hash && *s <= shrink)
+                .max_by_key(|(_, s, _, _)| *s)
+                .map(|(_, s, _, slot)| (slot.clone(), *s));
+            match usable {
+                Some(found) => found,
+                None => {
+                    if decodes.len() >= MAX_KEPT {
+                        decodes.remove(0);
+                    }
+                    let slot = DecodeSlot::default();
+                    decodes.push((hash.to_string(), shrink, now, slot.clone()));
+                    (slot, shrink)
+                }
+            }
+        };
+        let mut decoded_here = false;
+        let result = slot
+            .get_or_init(|| {
+                decoded_here = true;
+                decode(at_shrink).map(Arc::new)
+            })
+            .clone();
+        let outcome = if decoded_here { "done" } else { "shared" };
+        self.metrics
+            .variant_shared
+            .with_label_values(&["decode", outcome])
+            .inc();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::variants::pixels::Pixels;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn decoded() -> Decoded {
+        Decoded {
+            pixels: Pixels {
+                width: 1,
+                height: 1,
+                channels: 3,
+                data: vec![0, 0, 0],
+            },
+            orientation: 1,
+            icc: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_fetches_share_one() {
+        let sources = Arc::new(Sources::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let (sources, calls) = (sources.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                sources
+                    .bytes("h", || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(vec![1, 2, 3])
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(*t.await.unwrap().unwrap(), vec![1, 2, 3]);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_finer_decode_serves_a_coarser_variant() {
+        let sources = Sources::default();
+        let calls = AtomicUsize::new(0);
+        let decode = |s: u32| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            assert!(s == 2 || s == 8);
+            Ok(decoded())
+        };
+        sources.decoded("h", 2, decode).unwrap();
+        // Shrink 4 may use the shrink-2 decode; shrink 1 may not.
+        sources.decoded("h", 4, decode).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        sources.decoded("other", 8, decode).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
