@@ -5,7 +5,7 @@
              [--color R,G,B | --halves R,G,B:R,G,B | --photo]
       writes a test image; the format follows OUT's extension (.jpg, .png, .webp, .gif).
       --halves paints the left half in the first colour, the right half in the second;
-      --photo paints smooth gradients with fine noise (compresses like a photograph).
+      --photo paints gradients with detail at every scale (compresses like a photograph).
   imgtool.py info FILE
       prints JSON: format, width, height, mode, and the RGB of the centre, top-centre and
       bottom-centre pixels, as Pillow decodes them (no colour management).
@@ -33,14 +33,21 @@ def make(args):
         img = Image.new("RGB", (w, h), right)
         img.paste(Image.new("RGB", (w // 2, h), left), (0, 0))
     elif "--photo" in opts:
-        # Smooth gradients plus noise: entropy like a photograph's.
-        base = Image.linear_gradient("L").resize((w, h))
-        r = base
-        g = base.rotate(90).resize((w, h))
-        b = Image.radial_gradient("L").resize((w, h))
-        img = Image.merge("RGB", (r, g, b))
-        noise = Image.effect_noise((w, h), 24).convert("RGB")
-        img = Image.blend(img, noise, 0.15)
+        # Detail at every scale (noise octaves from coarse to fine, as natural images have:
+        # a 1/f spectrum) over colour gradients: compresses like a photograph.
+        def octaves():
+            layer = Image.effect_noise((max(w >> 7, 2), max(h >> 7, 2)), 90).resize((w, h), Image.BICUBIC)
+            for k in range(6, -1, -1):
+                fine = Image.effect_noise((max(w >> k, 2), max(h >> k, 2)), 60)
+                layer = Image.blend(layer, fine.resize((w, h), Image.BICUBIC), 0.3)
+            return layer
+        base = Image.merge("RGB", (
+            Image.linear_gradient("L").resize((w, h)),
+            Image.linear_gradient("L").rotate(90).resize((w, h)),
+            Image.radial_gradient("L").resize((w, h)),
+        ))
+        detail = Image.merge("RGB", (octaves(), octaves(), octaves()))
+        img = Image.blend(base, detail, 0.6)
     else:
         img = Image.new("RGB", (w, h), parse_rgb(opts.get("--color", "128,128,128")))
     save = {}
