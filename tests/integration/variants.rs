@@ -127,6 +127,16 @@ fn local_gateway(o: &Originals, store: &tempfile::TempDir, extra: &str) -> Gatew
     )
 }
 
+/// The value of the metric line starting with `name` (0 when absent).
+fn series(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The body of a GET that must succeed.
 async fn fetched(url: &str) -> bytes::Bytes {
     let r = get(url, &[]).await;
@@ -679,13 +689,7 @@ async fn a_cold_variant_is_computed_once_across_two_gateways() {
         1,
         "every answer is the same variant: {sizes:?}"
     );
-    let count = |m: &str, series: &str| -> u64 {
-        m.lines()
-            .find(|l| l.starts_with(series))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let count = series;
     let (ma, mb) = (a.metrics().await, b.metrics().await);
     let computed = "assetgate_variant_compute_seconds_count{format=\"webp\"}";
     let total = count(&ma, computed) + count(&mb, computed);
@@ -779,4 +783,40 @@ async fn readiness_waits_for_the_asset_store() {
     gw.wait_until_ready();
     let served = get(&gw.url(&format!("/v/{photo}/640x480/80.webp")), &[]).await;
     assert_eq!(served.status(), 200);
+}
+
+#[tokio::test]
+async fn variants_of_one_original_asked_together_share_its_fetch_and_decode() {
+    let o = Originals::new();
+    let photo = o.make("photo.jpg", &["--size", "3200x2400", "--photo", "1"]);
+    let store = tempfile::tempdir().unwrap();
+    let gw = local_gateway(&o, &store, "");
+    // One box in four formats, asked at once: one fetch and one shrink-on-load decode serve
+    // all four (a variant needing a finer scale than the decode at hand would decode again).
+    let paths = [
+        "640x480/80.webp",
+        "640x480/80.jpeg",
+        "640x480/80.png",
+        "640x480/80.avif",
+    ];
+    let tasks: Vec<_> = paths
+        .iter()
+        .map(|p| {
+            let url = gw.url(&format!("/v/{photo}/{p}"));
+            tokio::spawn(async move { fetched(&url).await.len() })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap() > 0);
+    }
+    let m = gw.metrics().await;
+    let count = |name: &str| series(&m, name);
+    let fetched_once = "assetgate_variant_shared_total{outcome=\"done\",step=\"fetch\"}";
+    let decoded_once = "assetgate_variant_shared_total{outcome=\"done\",step=\"decode\"}";
+    assert_eq!(count(fetched_once), 1, "{m}");
+    assert_eq!(count(decoded_once), 1, "{m}");
+    assert_eq!(
+        count("assetgate_variant_shared_total{outcome=\"shared\",step=\"decode\"}"),
+        3
+    );
 }
