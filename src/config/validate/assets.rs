@@ -41,20 +41,19 @@ impl Validator<'_> {
             None => Secret::plain(format!("sqlite://{}/assets.db", state_dir.display())),
             Some(toml::Value::String(url)) => Secret::plain(self.database_url(&url)),
             Some(other) => {
+                // An unreadable secret is reported here, once; the rest is still checked.
                 let secret =
                     item::<RawSecret>(self.problems, "assets.database", other).and_then(|raw| {
                         Secret::resolve(&raw, self.base)
                             .map_err(|e| self.problems.add("assets.database", e))
                             .ok()
-                    })?;
-                Secret::plain(self.database_url(secret.expose()))
+                    });
+                Secret::plain(secret.map_or(String::new(), |s| self.database_url(s.expose())))
             }
         };
         let url = database.expose();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if !url.is_empty() && !known.iter().any(|k| url.starts_with(k)) {
             self.problems.add(
                 "assets.database",
                 "must be a sqlite://PATH or postgres://USER@HOST/DB URL",
@@ -229,5 +228,82 @@ impl Validator<'_> {
                 defaults.timeout,
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::from_toml_str;
+
+    const BASE: &str = r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+[backends.files]
+kind = "dir"
+root = "."
+[backends.variants]
+kind = "variants"
+[[hosts]]
+names = ["*"]
+"#;
+
+    fn problems(extra: &str) -> Vec<String> {
+        match from_toml_str(&format!("{BASE}{extra}"), std::path::Path::new(".")) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.0.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    const ROUTE: &str = "[[hosts.routes]]\npath = \"/img\"\nbackend = \"variants\"\n";
+
+    #[test]
+    fn a_variants_route_with_its_store_is_valid() {
+        let ok = format!("{ROUTE}[assets]\noriginals = \"files\"\ndatabase = \"sqlite://a.db\"\n");
+        assert_eq!(problems(&ok), Vec::<String>::new());
+        let dir = tempfile::tempdir().unwrap();
+        let config = from_toml_str(&format!("{BASE}{ok}"), dir.path()).unwrap();
+        let assets = config.assets.unwrap();
+        let expected = format!("sqlite://{}/a.db", dir.path().display());
+        assert_eq!(assets.database.expose(), expected);
+        assert_eq!(assets.key_prefix, "originals");
+        let limits = config.hosts[0].routes[0].variants.clone().unwrap();
+        assert_eq!(limits.widths, [320, 640, 1024, 1920]);
+    }
+
+    #[test]
+    fn mistakes_are_reported_at_their_keys() {
+        let no_store = problems(ROUTE);
+        assert!(
+            no_store.iter().any(|p| p.starts_with("backends.variants.kind: a variants backend needs [assets]")),
+            "{no_store:?}"
+        );
+        let bad = problems(&format!(
+            "{ROUTE}cache_control = \"public\"\n[hosts.routes.variants]\nwidths = [0]\nqualities = [101]\nformats = [\"gif\"]\nauto = [\"avif\"]\n\
+             [assets]\noriginals = \"variants\"\ndatabase = \"mysql://x\"\navif_speed = 11\n"
+        ));
+        for expected in [
+            "hosts[0].routes[0].cache_control:",
+            "hosts[0].routes[0].variants.widths: 0 is out of range",
+            "hosts[0].routes[0].variants.qualities: 101 is out of range",
+            "hosts[0].routes[0].variants.formats: \"gif\" is not a format",
+            "hosts[0].routes[0].variants.auto: avif is not in `formats`",
+            "assets.originals: backend \"variants\" is a variants backend",
+            "assets.database: must be a sqlite://PATH or postgres://",
+            "assets.avif_speed:",
+        ] {
+            assert!(
+                bad.iter().any(|p| p.starts_with(expected)),
+                "{expected} in {bad:?}"
+            );
+        }
+        let stray = problems(
+            "[[hosts.routes]]\npath = \"/\"\nbackend = \"files\"\n[hosts.routes.variants]\nwidths = [1]\n",
+        );
+        assert!(
+            stray
+                .iter()
+                .any(|p| p.starts_with("hosts[0].routes[0].variants: only a route")),
+            "{stray:?}"
+        );
     }
 }
