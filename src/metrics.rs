@@ -129,6 +129,10 @@ pub struct Metrics {
     /// done (`outcome="done"`) or taken from another variant of the same original made at
     /// the same time (`"shared"`).
     pub variant_shared: IntCounterVec,
+    /// `assetgate_asset_lookups_total{outcome}`: asset store lookups on the request path,
+    /// answered from memory (`memory`), by a query (`query`), or by waiting for another
+    /// request's query of the same hash (`shared`).
+    pub asset_lookups: IntCounterVec,
 }
 
 /// Buckets of byte-size histograms: 1 KiB to 256 MiB in powers of four.
@@ -473,6 +477,12 @@ impl Metrics {
                 "assetgate_variant_shared_total",
                 "Source fetches and decodes done, or shared with another variant of the same original.",
                 &["step", "outcome"],
+            ),
+            asset_lookups: counter(
+                &registry,
+                "assetgate_asset_lookups_total",
+                "Asset store lookups on the request path, by how they were answered.",
+                &["outcome"],
             ),
             registry,
         };

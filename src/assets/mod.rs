@@ -66,6 +66,10 @@ pub enum StoreError {
     /// A migration could not be applied.
     #[error("asset store migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A lookup failed (the driver's error, as text: shared by every request that waited
+    /// for the same query).
+    #[error("asset store lookup failed: {0}")]
+    Lookup(String),
     /// The store is not connected yet (the start-up service is still connecting).
     #[error("asset store not ready")]
     NotReady,
