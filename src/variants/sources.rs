@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 pub const KEEP: Duration = Duration::from_secs(2);
 /// Most originals kept at once (bytes, and decodes, each).
 pub const MAX_KEPT: usize = 16;
+/// Most bytes kept at once (fetched originals, and decoded pixels, each). What a job in
+/// flight holds stays alive through its own reference; this bounds what waits for sharing.
+pub const KEEP_BYTES: usize = 256 << 20;
 
 type Fetched = Arc<tokio::sync::OnceCell<Result<Arc<Vec<u8>>, VariantError>>>;
 type DecodeSlot = Arc<OnceLock<Result<Arc<Decoded>, VariantError>>>;
@@ -25,16 +28,13 @@ type DecodeSlot = Arc<OnceLock<Result<Arc<Decoded>, VariantError>>>;
 pub struct Sources {
     fetches: Mutex<HashMap<String, (Instant, Fetched)>>,
     decodes: Mutex<Vec<(String, u32, Instant, DecodeSlot)>>,
+    keep_bytes: usize,
     metrics: &'static Metrics,
 }
 
 impl Default for Sources {
     fn default() -> Sources {
-        Sources {
-            fetches: Mutex::new(HashMap::new()),
-            decodes: Mutex::new(Vec::new()),
-            metrics: Metrics::global(),
-        }
+        Sources::with_budget(KEEP_BYTES)
     }
 }
 
@@ -43,6 +43,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Sources {
+    /// Shared fetches and decodes keeping at most `keep_bytes` of each for sharing.
+    pub fn with_budget(keep_bytes: usize) -> Sources {
+        Sources {
+            fetches: Mutex::new(HashMap::new()),
+            decodes: Mutex::new(Vec::new()),
+            keep_bytes,
+            metrics: Metrics::global(),
+        }
+    }
+
     /// The bytes of original `hash`, fetched by `fetch` unless a fetch of it is under way
     /// or just finished.
     pub async fn bytes<F, Fut>(&self, hash: &str, fetch: F) -> Result<Arc<Vec<u8>>, VariantError>
@@ -54,7 +64,13 @@ impl Sources {
         let cell = {
             let mut fetches = lock(&self.fetches);
             fetches.retain(|_, (at, _)| now.duration_since(*at) < KEEP);
-            if fetches.len() >= MAX_KEPT && !fetches.contains_key(hash) {
+            let kept: usize = fetches
+                .values()
+                .filter_map(|(_, cell)| cell.get())
+                .map(|r| r.as_ref().map_or(0, |b| b.len()))
+                .sum();
+            if (fetches.len() >= MAX_KEPT || kept > self.keep_bytes) && !fetches.contains_key(hash)
+            {
                 fetches.clear();
             }
             fetches
@@ -99,8 +115,16 @@ impl Sources {
             match usable {
                 Some(found) => found,
                 None => {
-                    if decodes.len() >= MAX_KEPT {
-                        decodes.remove(0);
+                    let size = |slot: &DecodeSlot| {
+                        slot.get()
+                            .and_then(|r| r.as_ref().ok())
+                            .map_or(0, |d| d.pixels.data.len())
+                    };
+                    let mut kept: usize = decodes.iter().map(|(_, _, _, slot)| size(slot)).sum();
+                    while !decodes.is_empty()
+                        && (decodes.len() >= MAX_KEPT || kept > self.keep_bytes)
+                    {
+                        kept -= size(&decodes.remove(0).3);
                     }
                     let slot = DecodeSlot::default();
                     decodes.push((hash.to_string(), shrink, now, slot.clone()));
@@ -131,12 +155,17 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn decoded() -> Decoded {
+        sized(1)
+    }
+
+    /// A decode of `pixels` RGB pixels.
+    fn sized(pixels: usize) -> Decoded {
         Decoded {
             pixels: Pixels {
-                width: 1,
+                width: pixels as u32,
                 height: 1,
                 channels: 3,
-                data: vec![0, 0, 0],
+                data: vec![0; pixels * 3],
             },
             orientation: 1,
             icc: None,
@@ -181,5 +210,26 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         sources.decoded("other", 8, decode).unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn what_is_kept_for_sharing_is_bounded_by_bytes() {
+        // Room for one 1000-pixel decode (3000 bytes) at a time.
+        let sources = Sources::with_budget(3_500);
+        let calls = AtomicUsize::new(0);
+        let decode = |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok(sized(1000))
+        };
+        sources.decoded("a", 1, decode).unwrap();
+        sources.decoded("b", 1, decode).unwrap();
+        // "a" is still kept (one over the budget is dropped only when the next is added).
+        sources.decoded("a", 1, decode).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        sources.decoded("c", 1, decode).unwrap();
+        // Adding "c" dropped the oldest until the rest fit: "a" is gone, decoded again.
+        sources.decoded("a", 1, decode).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert!(lock(&sources.decodes).len() <= 2);
     }
 }
