@@ -2,8 +2,8 @@
 //! bytes per original, one decode per original and shrink factor, for every variant asked
 //! while it is under way or within a moment after. A variant that needs no more pixels than
 //! a decode already made (or making) has takes that one: after a 1024×768 variant, a 640×480
-//! one of the same original decodes nothing. Entries are kept briefly and bounded in number,
-//! so a burst shares and nothing accumulates.
+//! one of the same original decodes nothing. Entries are kept briefly after their last use
+//! and bounded in number and bytes, so a burst shares and nothing accumulates.
 
 use super::decode::Decoded;
 use super::VariantError;
@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long a fetched or decoded original stays shareable.
+/// How long a fetched or decoded original stays shareable after its last use.
 pub const KEEP: Duration = Duration::from_secs(2);
 /// Most originals kept at once (bytes, and decodes, each).
 pub const MAX_KEPT: usize = 16;
@@ -28,13 +28,14 @@ type DecodeSlot = Arc<OnceLock<Result<Arc<Decoded>, VariantError>>>;
 pub struct Sources {
     fetches: Mutex<HashMap<String, (Instant, Fetched)>>,
     decodes: Mutex<Vec<(String, u32, Instant, DecodeSlot)>>,
+    keep: Duration,
     keep_bytes: usize,
     metrics: &'static Metrics,
 }
 
 impl Default for Sources {
     fn default() -> Sources {
-        Sources::with_budget(KEEP_BYTES)
+        Sources::new(KEEP, KEEP_BYTES)
     }
 }
 
@@ -43,11 +44,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Sources {
-    /// Shared fetches and decodes keeping at most `keep_bytes` of each for sharing.
-    pub fn with_budget(keep_bytes: usize) -> Sources {
+    /// Shared fetches and decodes, each kept `keep` after its last use and at most
+    /// `keep_bytes` of each for sharing.
+    pub fn new(keep: Duration, keep_bytes: usize) -> Sources {
         Sources {
             fetches: Mutex::new(HashMap::new()),
             decodes: Mutex::new(Vec::new()),
+            keep,
             keep_bytes,
             metrics: Metrics::global(),
         }
@@ -63,7 +66,7 @@ impl Sources {
         let now = Instant::now();
         let cell = {
             let mut fetches = lock(&self.fetches);
-            fetches.retain(|_, (at, _)| now.duration_since(*at) < KEEP);
+            fetches.retain(|_, (at, _)| now.duration_since(*at) < self.keep);
             let kept: usize = fetches
                 .values()
                 .filter_map(|(_, cell)| cell.get())
@@ -73,11 +76,16 @@ impl Sources {
             {
                 fetches.clear();
             }
-            fetches
+            let entry = fetches
                 .entry(hash.to_string())
-                .or_insert_with(|| (now, Fetched::default()))
-                .1
-                .clone()
+                .or_insert_with(|| (now, Fetched::default()));
+            // A failed fetch is tried again by the next request; a good one is shareable for
+            // `keep` after its last use.
+            if entry.1.get().is_some_and(|r| r.is_err()) {
+                entry.1 = Fetched::default();
+            }
+            entry.0 = now;
+            entry.1.clone()
         };
         let mut fetched_here = false;
         let result = cell
@@ -106,12 +114,17 @@ impl Sources {
         let now = Instant::now();
         let (slot, at_shrink) = {
             let mut decodes = lock(&self.decodes);
-            decodes.retain(|(_, _, at, _)| now.duration_since(*at) < KEEP);
+            decodes.retain(|(_, _, at, _)| now.duration_since(*at) < self.keep);
+            // A decode in use stays shareable for `keep` after its last use, so a burst longer
+            // than that (jobs waiting for a worker) still shares it.
             let usable = decodes
-                .iter()
+                .iter_mut()
                 .filter(|(h, s, _, _)| h == hash && *s <= shrink)
                 .max_by_key(|(_, s, _, _)| *s)
-                .map(|(_, s, _, slot)| (slot.clone(), *s));
+                .map(|(_, s, at, slot)| {
+                    *at = now;
+                    (slot.clone(), *s)
+                });
             match usable {
                 Some(found) => found,
                 None => {
@@ -195,6 +208,17 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
+    #[tokio::test]
+    async fn a_failed_fetch_is_tried_again() {
+        let sources = Sources::default();
+        let failed = sources
+            .bytes("h", || async { Err(VariantError::SourceUnavailable) })
+            .await;
+        assert_eq!(failed, Err(VariantError::SourceUnavailable));
+        let again = sources.bytes("h", || async { Ok(vec![7]) }).await;
+        assert_eq!(again.unwrap().as_slice(), [7]);
+    }
+
     #[test]
     fn a_finer_decode_serves_a_coarser_variant() {
         let sources = Sources::default();
@@ -213,9 +237,33 @@ mod tests {
     }
 
     #[test]
+    fn a_decode_in_use_stays_shareable() {
+        let sources = Sources::new(Duration::from_millis(300), KEEP_BYTES);
+        let calls = AtomicUsize::new(0);
+        let decode = |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok(decoded())
+        };
+        sources.decoded("a", 1, decode).unwrap();
+        for _ in 0..3 {
+            // Each use is within the keep time of the last, though not of the first.
+            std::thread::sleep(Duration::from_millis(200));
+            sources.decoded("a", 1, decode).unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        std::thread::sleep(Duration::from_millis(400));
+        sources.decoded("a", 1, decode).unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "unused for longer than keep: decoded again"
+        );
+    }
+
+    #[test]
     fn what_is_kept_for_sharing_is_bounded_by_bytes() {
         // Room for one 1000-pixel decode (3000 bytes) at a time.
-        let sources = Sources::with_budget(3_500);
+        let sources = Sources::new(KEEP, 3_500);
         let calls = AtomicUsize::new(0);
         let decode = |_| {
             calls.fetch_add(1, Ordering::SeqCst);

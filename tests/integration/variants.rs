@@ -791,13 +791,14 @@ async fn variants_of_one_original_asked_together_share_its_fetch_and_decode() {
     let photo = o.make("photo.jpg", &["--size", "3200x2400", "--photo", "1"]);
     let store = tempfile::tempdir().unwrap();
     let gw = local_gateway(&o, &store, "");
-    // One box in four formats, asked at once: one fetch and one shrink-on-load decode serve
-    // all four (a variant needing a finer scale than the decode at hand would decode again).
+    // One box in three formats and two qualities, asked at once: one fetch and one
+    // shrink-on-load decode serve all four (a variant needing a finer scale than the decode
+    // at hand would decode again).
     let paths = [
         "640x480/80.webp",
         "640x480/80.jpeg",
         "640x480/80.png",
-        "640x480/80.avif",
+        "640x480/60.webp",
     ];
     let tasks: Vec<_> = paths
         .iter()
