@@ -67,6 +67,17 @@ fn secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether `If-None-Match` names the representation's `etag` (or is `*`), compared weakly:
+/// for answers with no modification date (image variants), where only this condition
+/// applies.
+pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|list| list_matches(list, etag, Comparison::Weak))
+}
+
 /// Evaluates If-Match, If-Unmodified-Since, If-None-Match and If-Modified-Since in RFC order.
 pub fn evaluate(headers: &HeaderMap, etag: &str, modified: SystemTime) -> Precondition {
     use http::header::*;
@@ -107,6 +118,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::time::Duration;
+
+    #[test]
+    fn none_match_compares_weakly_across_lines() {
+        let mut h = HeaderMap::new();
+        assert!(!none_match(&h, "\"a\""));
+        h.append(http::header::IF_NONE_MATCH, "\"x\"".parse().unwrap());
+        h.append(
+            http::header::IF_NONE_MATCH,
+            "W/\"a\", \"y\"".parse().unwrap(),
+        );
+        assert!(none_match(&h, "\"a\""));
+        assert!(!none_match(&h, "\"b\""));
+        let mut any = HeaderMap::new();
+        any.insert(http::header::IF_NONE_MATCH, "*".parse().unwrap());
+        assert!(none_match(&any, "\"b\""));
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

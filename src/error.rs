@@ -208,6 +208,17 @@ impl GatewayError {
     }
 }
 
+/// A store failure on the request path is the store being unavailable (503 with
+/// `Retry-After`); one that is not just "still connecting" is logged once, here.
+impl From<crate::assets::StoreError> for GatewayError {
+    fn from(e: crate::assets::StoreError) -> GatewayError {
+        if !matches!(e, crate::assets::StoreError::NotReady) {
+            tracing::error!(error = %e, "asset store lookup failed");
+        }
+        GatewayError::StoreUnavailable
+    }
+}
+
 /// The status of each variant failure: the URL's fault 400, the original's 422, the
 /// gateway being busy 503, a broken original store 502, a codec failure 500.
 fn variant_status(e: &crate::variants::VariantError) -> u16 {

@@ -43,7 +43,8 @@
 //! - [`variants`]: image variants — URL grammar, allowlists, the decode/resize/encode
 //!   pipeline, the bounded worker pool and the builder behind the in-process origin.
 //! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself.
-//! - [`error`]: the one table from failures to statuses.
+//! - [`error`]: the one table from failures to statuses; [`hex`]: the one text encoding of
+//!   bytes.
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener; [`admin_client`]: the
 //!   command line's calls to it (`assetgate purge`, `assetgate revoke`).
 //! - [`server`]: assembling the Pingora server; [`logging`]: tracing setup.
@@ -59,6 +60,7 @@ pub mod client;
 pub mod conditional;
 pub mod config;
 pub mod error;
+pub mod hex;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

@@ -62,17 +62,10 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A random id: 128 bits from the OS, as hex.
+/// A random 128-bit id as 32 hex digits (unique, not secret: the row's key).
 fn new_id() -> String {
-    let mut bytes = [0u8; 16];
-    // openssl is linked already; its RNG is the OS's.
-    if openssl::rand::rand_bytes(&mut bytes).is_err() {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        bytes = nanos.to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use crate::cache::fleet::rand_u64;
+    format!("{:016x}{:016x}", rand_u64(), rand_u64())
 }
 
 /// The database URL with a password, if any, replaced by `***` (for logs and errors).

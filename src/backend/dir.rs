@@ -236,12 +236,17 @@ impl DirBackend {
         Ok(bytes)
     }
 
+    /// The folder `key_prefix` names under the root (originals' keys are relative to it).
+    fn prefix_dir(&self) -> PathBuf {
+        let mut dir = self.spec.root.clone();
+        dir.extend(self.spec.key_prefix.split('/').filter(|s| !s.is_empty()));
+        dir
+    }
+
     /// The key (relative to `key_prefix`) of the file at `path`, when it lies inside.
     pub fn key_of_local_file(&self, path: &std::path::Path) -> Option<String> {
         let real = std::fs::canonicalize(path).ok()?;
-        let mut base = self.spec.root.clone();
-        base.extend(self.spec.key_prefix.split('/').filter(|s| !s.is_empty()));
-        let rel = real.strip_prefix(&base).ok()?;
+        let rel = real.strip_prefix(self.prefix_dir()).ok()?;
         let key = rel
             .components()
             .map(|c| c.as_os_str().to_str())
@@ -261,8 +266,7 @@ impl DirBackend {
                 "\"{key}\" is not a plain key"
             )));
         }
-        let mut path = self.spec.root.clone();
-        path.extend(self.spec.key_prefix.split('/').filter(|s| !s.is_empty()));
+        let mut path = self.prefix_dir();
         path.extend(key.split('/'));
         let failed = |e: std::io::Error| OriginalError::Failed(format!("{}: {e}", path.display()));
         if let Some(parent) = path.parent() {

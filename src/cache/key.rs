@@ -54,12 +54,7 @@ impl EntryKey {
 
     /// Lower-case hex (file names, Redis keys, logs).
     pub fn hex(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::with_capacity(64);
-        for b in self.0 {
-            let _ = write!(out, "{b:02x}");
-        }
-        out
+        crate::hex::encode(&self.0)
     }
 }
 

@@ -134,12 +134,9 @@ fn unix_seconds(t: SystemTime) -> u64 {
 /// The marker prefix of a tag: the tag in hex, so no tag (an origin's header value) can add
 /// a `/`, a dot segment or a character a store treats specially to an object key.
 fn tag_marker(tag: &str) -> String {
-    use std::fmt::Write;
     let mut out = String::with_capacity(4 + 2 * tag.len());
     out.push_str("t/");
-    for b in tag.bytes() {
-        let _ = write!(out, "{b:02x}");
-    }
+    crate::hex::push(&mut out, tag.as_bytes());
     out.push_str("/@");
     out
 }

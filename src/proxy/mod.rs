@@ -237,8 +237,7 @@ impl Gateway {
         let assets = self.assets.as_ref().ok_or(GatewayError::StoreUnavailable)?;
         let access = assets
             .access(&spec.hash)
-            .await
-            .map_err(|_| GatewayError::StoreUnavailable)?
+            .await?
             .ok_or(GatewayError::NotFound)?;
         let public_route = route.access.is_public();
         let mut established = crate::variants::access::VariantAccess {

@@ -14,7 +14,6 @@ use super::sources::Sources;
 use super::spec::{parse_canonical, VariantSpec};
 use super::VariantError;
 use crate::assets::lookup::AccessCache;
-use crate::assets::StoreError;
 use crate::backend::{Backend, OriginalError};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
@@ -121,19 +120,13 @@ impl VariantBuilder {
         let limits =
             parse_limits_header(req.headers.get(LIMITS_HEADER).and_then(|v| v.to_str().ok()));
         let etag = spec.etag();
-        let access = self.assets.access(&spec.hash).await.map_err(|e| match e {
-            StoreError::NotReady => GatewayError::StoreUnavailable,
-            other => {
-                tracing::error!(error = %other, "asset store lookup failed");
-                GatewayError::StoreUnavailable
-            }
-        })?;
+        let access = self.assets.access(&spec.hash).await?;
         let blob = access.ok_or(GatewayError::NotFound)?.blob.clone();
         let mut header = ResponseHeader::build(200, Some(6)).map_err(|_| GatewayError::Internal)?;
         let _ = header.insert_header(header::ETAG, etag.as_str());
         let _ = header.insert_header(header::CACHE_CONTROL, IMMUTABLE);
         let _ = header.insert_header(header::CONTENT_TYPE, spec.format.mime());
-        if if_none_match(req, &etag) {
+        if crate::conditional::none_match(&req.headers, &etag) {
             header.set_status(304).map_err(|_| GatewayError::Internal)?;
             return Ok(Made {
                 header,
@@ -208,17 +201,6 @@ impl VariantBuilder {
             })
             .await
     }
-}
-
-/// Whether the request's `If-None-Match` lists `etag` (or is `*`).
-fn if_none_match(req: &RequestHeader, etag: &str) -> bool {
-    req.headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == etag || t == "*")
 }
 
 #[cfg(test)]
