@@ -20,6 +20,10 @@ pub enum GatewayError {
     /// The request is malformed in a way other than its path or host.
     #[error("bad request")]
     BadRequest,
+    /// A GET or HEAD with a body on a cached route: a shared cache would store what an
+    /// unkeyed body made the backend answer, so such a request is refused.
+    #[error("a GET or HEAD request with a body is not accepted on a cached route")]
+    BodyOnRead,
     /// The object key the path maps to is longer than the backend allows (S3: 1024 bytes).
     #[error("request path too long for an object key")]
     KeyTooLong,
@@ -94,7 +98,10 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::BadPath(PathError::TooLong) | GatewayError::KeyTooLong => 414,
-            GatewayError::BadPath(_) | GatewayError::BadHost(_) | GatewayError::BadRequest => 400,
+            GatewayError::BadPath(_)
+            | GatewayError::BadHost(_)
+            | GatewayError::BadRequest
+            | GatewayError::BodyOnRead => 400,
             GatewayError::NoRoute | GatewayError::NotFound => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::Forbidden | GatewayError::CorsRejected => 403,
@@ -185,6 +192,7 @@ impl GatewayError {
             GatewayError::BadPath(_) => "bad_path",
             GatewayError::BadHost(_) => "bad_host",
             GatewayError::BadRequest => "bad_request",
+            GatewayError::BodyOnRead => "body_on_read",
             GatewayError::KeyTooLong => "key_too_long",
             GatewayError::NoRoute => "no_route",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",

@@ -42,7 +42,8 @@
 //!   hash, assets by owner, ingest (`assetgate assets add`), cached lookups.
 //! - [`variants`]: image variants — URL grammar, allowlists, the decode/resize/encode
 //!   pipeline, the bounded worker pool and the builder behind the in-process origin.
-//! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself.
+//! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself;
+//!   [`hop`]: the hop-by-hop fields removed from every backend answer.
 //! - [`error`]: the one table from failures to statuses; [`hex`]: the one text encoding of
 //!   bytes.
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener; [`admin_client`]: the
@@ -61,6 +62,7 @@ pub mod conditional;
 pub mod config;
 pub mod error;
 pub mod hex;
+pub mod hop;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

@@ -73,6 +73,75 @@ pub fn decide(header: Option<&str>, len: u64) -> RangeDecision {
     }
 }
 
+/// How a `Range` header reads as RFC 9110 §14.1 writes it, before the body's length is known
+/// (cached routes, whose ranges Pingora serves from the stored body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeSyntax {
+    /// `bytes=` and a list of well-formed ranges: served by the body's length.
+    Ranges,
+    /// Well-formed, but only zero-length suffix ranges (`bytes=-0`): no body can satisfy it
+    /// (RFC 9110 §14.1.1: a suffix range is satisfiable only when its length is above zero).
+    Unsatisfiable,
+    /// Another unit, or not the grammar: the header is ignored (RFC 9110 §14.2).
+    Ignored,
+}
+
+/// Reads a `Range` header value against RFC 9110's `ranges-specifier` for bytes:
+/// `bytes=` then a comma-separated list (with optional white space, empty elements allowed)
+/// of `first-last`, `first-` or `-suffix`, with `first <= last`.
+pub fn syntax(value: &[u8]) -> RangeSyntax {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return RangeSyntax::Ignored;
+    };
+    let Some((unit, set)) = text.split_once('=') else {
+        return RangeSyntax::Ignored;
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") || unit.trim().len() != unit.len() {
+        return RangeSyntax::Ignored;
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut any = false;
+    let mut satisfiable = false;
+    for spec in set.split(',').map(|s| s.trim_matches([' ', '\t'])) {
+        if spec.is_empty() {
+            continue;
+        }
+        let Some((first, last)) = spec.split_once('-') else {
+            return RangeSyntax::Ignored;
+        };
+        let well_formed = match (first.is_empty(), last.is_empty()) {
+            (true, false) if digits(last) => {
+                satisfiable |= last.bytes().any(|b| b != b'0');
+                true
+            }
+            (false, true) if digits(first) => {
+                satisfiable = true;
+                true
+            }
+            (false, false) if digits(first) && digits(last) => {
+                satisfiable = true;
+                less_or_equal(first, last)
+            }
+            _ => false,
+        };
+        if !well_formed {
+            return RangeSyntax::Ignored;
+        }
+        any = true;
+    }
+    match (any, satisfiable) {
+        (false, _) => RangeSyntax::Ignored,
+        (true, false) => RangeSyntax::Unsatisfiable,
+        (true, true) => RangeSyntax::Ranges,
+    }
+}
+
+/// `a <= b` for two strings of decimal digits of any length.
+fn less_or_equal(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    (a.len(), a) <= (b.len(), b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +166,45 @@ mod tests {
         assert_eq!(decide(Some("bytes=4-2"), 10), Full);
         assert_eq!(decide(Some("items=0-1"), 10), Full);
         assert_eq!(decide(Some("bytes=a-b"), 10), Full);
+    }
+
+    #[test]
+    fn range_syntax() {
+        use super::RangeSyntax::*;
+        for ok in [
+            "bytes=0-4",
+            "bytes=5-",
+            "bytes=-3",
+            "bytes=0-0,-1",
+            "bytes= 0-1 , 3-4",
+            "bytes=,0-1,",
+            "Bytes=1-1",
+            "bytes=007-10",
+            "bytes=0-99999999999999999999999",
+        ] {
+            assert_eq!(syntax(ok.as_bytes()), Ranges, "{ok}");
+        }
+        for unsatisfiable in ["bytes=-0", "bytes=-000", "bytes=-0,-0"] {
+            assert_eq!(syntax(unsatisfiable.as_bytes()), Unsatisfiable);
+        }
+        for ignored in [
+            "bytes=4-2",
+            "bytes=a-b",
+            "bytes=",
+            "bytes=,",
+            "bytes=1",
+            "bytes=--1",
+            "bytes=1-2-3",
+            "bytes =0-1",
+            "items=0-1",
+            "0-1",
+            "bytes=0x1-2",
+            "bytes=-",
+            "bytes=10-9",
+        ] {
+            assert_eq!(syntax(ignored.as_bytes()), Ignored, "{ignored}");
+        }
+        assert_eq!(syntax(b"\xff"), Ignored);
     }
 
     fn hostile_range() -> impl Strategy<Value = String> {
@@ -124,6 +232,7 @@ mod tests {
                 Partial { start, end } => prop_assert!(start <= end && end < len),
                 Full | Unsatisfiable => {}
             }
+            let _ = syntax(header.as_bytes());
         }
     }
 }

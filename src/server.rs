@@ -61,6 +61,7 @@ fn server_conf(config: &Config, options: RunOptions) -> ServerConf {
         grace_period_seconds: Some(s.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
         upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
+        max_retries: s.upstream_attempts,
         daemon: options.daemon,
         ..ServerConf::default()
     }

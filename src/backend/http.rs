@@ -275,20 +275,18 @@ impl HttpBackend {
     }
 
     /// Rewrites the client's request for the origin: the (decoded) `path` re-encoded, `query`
-    /// as given, Host, and X-Forwarded-For/-Host/-Proto from what the gateway knows of the
-    /// client (a client's own X-Forwarded-For is only kept behind a trusted proxy).
+    /// as given, `Host` (the backend's `host_header`, else `host`), `X-Forwarded-Host` (`host`,
+    /// the canonical name the client asked for: never a port or a spelling the cache key does
+    /// not hold) and X-Forwarded-For/-Proto from what the gateway knows of the client (a
+    /// client's own X-Forwarded-For is only kept behind a trusted proxy).
     pub fn prepare_request(
         &self,
         req: &mut RequestHeader,
         path: &str,
         query: Option<&str>,
+        host: &str,
         client: &ClientInfo,
     ) -> pingora::Result<()> {
-        let original_host = req.headers.get(header::HOST).cloned().or_else(|| {
-            req.uri
-                .authority()
-                .and_then(|a| header::HeaderValue::from_str(a.as_str()).ok())
-        });
         let mut target = encode(path).to_string();
         if let Some(q) = query {
             target.push('?');
@@ -298,13 +296,16 @@ impl HttpBackend {
             pingora::Error::because(pingora::ErrorType::InternalError, "origin uri", e)
         })?;
         req.set_uri(uri);
-        if let Some(host) = &self.spec.host_header {
-            req.insert_header(header::HOST, host.as_str())?;
-        } else if let Some(h) = &original_host {
-            req.insert_header(header::HOST, h.clone())?;
+        let sent_host = self.spec.host_header.as_deref().unwrap_or(host);
+        if sent_host.is_empty() {
+            req.remove_header(&header::HOST);
+        } else {
+            req.insert_header(header::HOST, sent_host)?;
         }
-        if let Some(h) = original_host {
-            req.insert_header("x-forwarded-host", h)?;
+        if host.is_empty() {
+            req.remove_header("x-forwarded-host");
+        } else {
+            req.insert_header("x-forwarded-host", host)?;
         }
         match client.forwarded_for() {
             Some(value) => {

@@ -40,13 +40,18 @@ use std::sync::Arc;
 pub enum Ask {
     /// An object key in a bucket or directory (no leading `/`, under the backend's prefix).
     Object(String),
-    /// A path (decoded; encoded when sent) and the raw query for an HTTP origin. Kept apart so
-    /// an access policy can remove its own query parameters before anything goes upstream.
+    /// A path (decoded; encoded when sent), the query and the host for an HTTP origin. Kept
+    /// apart so an access policy can remove its own query parameters before anything goes
+    /// upstream, and so the cache key holds exactly what the origin is sent.
     Origin {
         /// Decoded URL path.
         path: String,
-        /// Raw query string without `?`.
+        /// Query string without `?`, as sent: without the route's credential parameters, and
+        /// on a cached route as [`crate::cache::key::forwarded_query`] keys it.
         query: Option<String>,
+        /// The host the client asked for (canonical, without port): the origin's `Host`
+        /// (unless the backend sets `host_header`) and `X-Forwarded-Host`.
+        host: String,
     },
     /// An image variant: its canonical path (concrete format, fit spelled out), which is also
     /// what the cache key holds, and the route's source limits for the builder.
@@ -106,13 +111,16 @@ impl Backend {
         &self.name
     }
 
-    /// What a request for `path` (normalised) with `query` on `route` asks of this backend.
-    /// Buckets and directories never see the query; an origin sees it without the route's
-    /// credential parameters; the variant builder gets the variant `path` names, checked
-    /// against the route's allowlists, in the format `accept` prefers for `auto`.
+    /// What a request for `host` (canonical, no port) and `path` (normalised) with `query` on
+    /// `route` asks of this backend. Buckets and directories never see the query or the host;
+    /// an origin sees the query without the route's credential parameters (on a cached route,
+    /// in the form its key holds: only `query_keys`, normalised); the variant builder gets
+    /// the variant `path` names, checked against the route's allowlists, in the format
+    /// `accept` prefers for `auto`.
     pub fn ask(
         &self,
         route: &Route,
+        host: &str,
         path: &str,
         query: Option<&str>,
         accept: Option<&str>,
@@ -128,10 +136,21 @@ impl Backend {
                     limits: crate::variants::builder::limits_header(limits),
                 })
             }
-            Kind::Http(_) => Ok(Ask::Origin {
-                path: origin_path(route, path),
-                query: route.access.strip(query).map(|q| q.into_owned()),
-            }),
+            Kind::Http(_) => {
+                let query = route.access.strip(query);
+                let query = match &route.cache {
+                    Some(policy) => crate::cache::key::forwarded_query(
+                        query.as_deref(),
+                        policy.query_keys.as_deref(),
+                    ),
+                    None => query.map(|q| q.into_owned()),
+                };
+                Ok(Ask::Origin {
+                    path: origin_path(route, path),
+                    query,
+                    host: host.to_string(),
+                })
+            }
         }
     }
 
@@ -289,8 +308,8 @@ impl Backend {
                 tracing::error!(backend = %self.name, error = %e, "cannot prepare S3 request");
                 GatewayError::from(e)
             }),
-            (Kind::Http(b), Ask::Origin { path, query }) => b
-                .prepare_request(req, path, query.as_deref(), client)
+            (Kind::Http(b), Ask::Origin { path, query, host }) => b
+                .prepare_request(req, path, query.as_deref(), host, client)
                 .map_err(|_| GatewayError::Internal),
             (Kind::Dir(_), Ask::Object(key)) => {
                 *req = local::request(req, &self.name, key)?;

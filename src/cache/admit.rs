@@ -2,9 +2,10 @@
 //! §3.5 requests with `Authorization`), RFC 5861 stale windows, then the route's policy (TTL
 //! override and default, size limit, the query rule) and the gateway's own never-store rules.
 
+use super::freshness::{self, Exchange};
 use super::policy::{NeverStore, RoutePolicy};
-use pingora::cache::cache_control::{CacheControl, Cacheable, InterpretCacheControl};
-use pingora::cache::filters::{calculate_fresh_until, calculate_serve_stale_durations};
+use pingora::cache::cache_control::{CacheControl, DirectiveKey, InterpretCacheControl};
+use pingora::cache::filters::calculate_serve_stale_durations;
 use pingora::cache::{CacheMeta, CacheMetaDefaults};
 use pingora::http::ResponseHeader;
 use std::time::{Duration, SystemTime};
@@ -22,18 +23,20 @@ pub struct Circumstances<'a> {
     pub authorization_forwarded: bool,
     /// The request's query (for the route's `store_if_query` rule).
     pub query: Option<&'a str>,
+    /// When the request was sent to the backend (the response's age counts the time since);
+    /// the decision's `now` when unknown.
+    pub sent_at: Option<SystemTime>,
 }
 
 /// Why a response was not stored (the `reason` label of `assetgate_cache_not_stored_total`).
 pub type NotStored = &'static str;
 
-/// Statuses stored when their freshness is known (RFC 9111 §3 and the heuristically
-/// cacheable list of RFC 9110 §15.1, less the ones a gateway produces itself).
-fn storable_status(status: u16) -> bool {
-    matches!(status, 200 | 203 | 204 | 300 | 301 | 308 | 404 | 410)
-}
-
 /// Decides whether `resp` is stored under `policy`; its metadata when it is.
+///
+/// Any final status is stored when the response gives its own lifetime (RFC 9111 §3); the
+/// heuristically cacheable ones also with the route's `default_ttl`, a heuristic lifetime
+/// from `Last-Modified`, or the route's `ttl`. The entry's age starts at the response's
+/// corrected initial age (RFC 9111 §4.2.3), so an `Age` from upstream counts against it.
 pub fn decide(
     policy: &RoutePolicy,
     resp: &ResponseHeader,
@@ -53,7 +56,7 @@ pub fn decide(
     if status == 206 {
         return Err("partial");
     }
-    if !storable_status(status) {
+    if !(200..600).contains(&status) || status == 304 {
         return Err("status");
     }
     if c.from_backup {
@@ -65,65 +68,97 @@ pub fn decide(
     if varies_on_everything(resp) {
         return Err("vary_star");
     }
+    if vary_names(resp) > super::MAX_VARY_HEADERS {
+        // The key could hold only the first of them: later requests differing in the
+        // rest would be answered with this response.
+        return Err("vary_too_many");
+    }
     if declared_length(&resp.headers).is_some_and(|l| l > policy.max_size) {
         return Err("too_large");
     }
     let cc = CacheControl::from_resp_headers(resp);
+    // `must-understand` (RFC 9111 §5.2.2.3): stored only if the status's caching rules are
+    // known here, and then its `no-store` (there for caches that do not know it) is ignored.
+    let must_understand = cc
+        .as_ref()
+        .is_some_and(|cc| cc.has_directive(&DirectiveKey::MustUnderstand));
+    if must_understand && resp.status.canonical_reason().is_none() {
+        return Err("must_understand");
+    }
+    let forbidden = cc
+        .as_ref()
+        .is_some_and(|cc| cc.private() || (cc.no_store() && !must_understand));
+    if forbidden {
+        return Err("origin_no_store");
+    }
+    if c.authorization_forwarded
+        && !cc
+            .as_ref()
+            .is_some_and(|cc| cc.allow_caching_authorized_req())
+    {
+        return Err("authorization");
+    }
+    let exchange = Exchange {
+        sent: c.sent_at.unwrap_or(now).min(now),
+        received: now,
+    };
+    let lifetime = lifetime(policy, cc.as_ref(), resp, now).ok_or(
+        if freshness::heuristically_cacheable(status) || cc.as_ref().is_some_and(|cc| cc.public()) {
+            "no_freshness"
+        } else {
+            "status"
+        },
+    )?;
+    // An invalid `Age` makes the response too old to be fresh.
+    let age = freshness::initial_age(&resp.headers, exchange);
+    let epoch = now
+        .checked_sub(age.unwrap_or_default())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let fresh_until = match (policy.ttl, age) {
+        (Some(ttl), _) => now + ttl,
+        (None, Some(_)) if !lifetime.is_zero() => epoch + lifetime,
+        // Stale on arrival: stored, to be revalidated before use.
+        _ => now - Duration::from_secs(1),
+    };
     let defaults = CacheMetaDefaults::new(
         |_| None,
         secs(policy.stale_while_revalidate),
         secs(policy.stale_if_error),
     );
-    let fresh_until = match policy.ttl {
-        Some(ttl) => {
-            let refused = cc
-                .as_ref()
-                .is_some_and(|cc| cc.is_cacheable() == Cacheable::No)
-                || (c.authorization_forwarded
-                    && !cc
-                        .as_ref()
-                        .is_some_and(|cc| cc.allow_caching_authorized_req()));
-            (!refused).then(|| now + ttl)
-        }
-        None => calculate_fresh_until(now, cc.as_ref(), resp, c.authorization_forwarded, &defaults)
-            .or_else(|| default_freshness(policy, cc.as_ref(), c, now)),
-    };
-    let Some(fresh_until) = fresh_until else {
-        return Err(if c.authorization_forwarded {
-            "authorization"
-        } else if cc
-            .as_ref()
-            .is_some_and(|cc| cc.is_cacheable() == Cacheable::No)
-        {
-            "origin_no_store"
-        } else {
-            "no_freshness"
-        });
-    };
     let (swr, sie) = calculate_serve_stale_durations(cc.as_ref(), &defaults);
     let mut header = resp.clone();
     if let Some(cc) = &cc {
         cc.strip_private_headers(&mut header);
     }
-    Ok(CacheMeta::new(fresh_until, now, swr, sie, header))
+    let mut meta = CacheMeta::new(fresh_until, now, swr, sie, header);
+    if epoch < now {
+        meta.set_epoch_override(epoch);
+    }
+    Ok(meta)
 }
 
-/// The route's default lifetime for a response with no freshness of its own, unless the
-/// response forbids storing or an `Authorization` was forwarded without permission.
-fn default_freshness(
+/// The response's freshness lifetime under `policy`: the route's `ttl`; else the response's
+/// own; else, for a heuristically cacheable status (or a `public` response), the route's
+/// `default_ttl`, then a heuristic one from `Last-Modified`. `None`: not storable.
+fn lifetime(
     policy: &RoutePolicy,
     cc: Option<&CacheControl>,
-    c: Circumstances<'_>,
+    resp: &ResponseHeader,
     now: SystemTime,
-) -> Option<SystemTime> {
-    let ttl = policy.default_ttl?;
-    if cc.is_some_and(|cc| cc.is_cacheable() == Cacheable::No) {
-        return None;
+) -> Option<Duration> {
+    let explicit = freshness::explicit_lifetime(cc, &resp.headers, now);
+    let guessable = freshness::heuristically_cacheable(resp.status.as_u16())
+        || cc.is_some_and(|cc| cc.public());
+    if let Some(ttl) = policy.ttl {
+        return (explicit.is_some() || guessable).then_some(ttl);
     }
-    if c.authorization_forwarded && !cc.is_some_and(|cc| cc.allow_caching_authorized_req()) {
-        return None;
-    }
-    Some(now + ttl)
+    explicit.or_else(|| {
+        guessable.then(|| {
+            policy
+                .default_ttl
+                .or_else(|| freshness::heuristic_lifetime(&resp.headers, now, policy.heuristic_max))
+        })?
+    })
 }
 
 fn secs(d: Duration) -> u32 {
@@ -151,6 +186,17 @@ fn varies_on_everything(resp: &ResponseHeader) -> bool {
         .any(|t| t.trim() == "*")
 }
 
+/// How many header names `Vary` lists (RFC 9111 §4.1).
+fn vary_names(resp: &ResponseHeader) -> usize {
+    resp.headers
+        .get_all(http::header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter(|t| !t.trim().is_empty())
+        .count()
+}
+
 /// Every `name=value` pair of `rule` is in `query` (values compared after decoding).
 fn query_rule_holds(rule: &[(String, String)], query: Option<&str>) -> bool {
     if rule.is_empty() {
@@ -171,8 +217,10 @@ mod tests {
             tiers: vec![TierName::Memory],
             default_ttl: None,
             ttl: None,
+            heuristic_max: crate::cache::policy::DEFAULT_HEURISTIC_MAX,
             max_size: 1 << 20,
             query_keys: None,
+            key_headers: vec![],
             store_if_query: vec![],
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
@@ -287,13 +335,17 @@ mod tests {
             Some("partial")
         );
         assert_eq!(
-            decide(&p, &resp(502, &fresh), now, ok()).err(),
+            decide(&p, &resp(304, &fresh), now, ok()).err(),
             Some("status")
         );
-        assert_eq!(
-            decide(&p, &resp(403, &fresh), now, ok()).err(),
-            Some("status")
-        );
+        // Without a lifetime of its own, only a heuristically cacheable status is guessed.
+        let modified = [("last-modified", "Wed, 01 Jan 2020 00:00:00 GMT")];
+        for status in [403, 502] {
+            assert_eq!(
+                decide(&p, &resp(status, &modified), now, ok()).err(),
+                Some("status")
+            );
+        }
         let vary = resp(200, &[("cache-control", "max-age=60"), ("vary", "*")]);
         assert_eq!(decide(&p, &vary, now, ok()).err(), Some("vary_star"));
         let big = resp(
@@ -391,5 +443,111 @@ mod tests {
         let r = resp(200, &[("cache-control", "no-cache"), ("etag", "\"v1\"")]);
         let m = decide(&policy(), &r, now, ok()).unwrap();
         assert!(!m.is_fresh(now));
+    }
+
+    #[test]
+    fn more_vary_names_than_the_key_holds_are_not_stored() {
+        let now = SystemTime::now();
+        let names: Vec<String> = (0..=crate::cache::MAX_VARY_HEADERS)
+            .map(|i| format!("x-h{i}"))
+            .collect();
+        let many = names.join(", ");
+        let r = resp(200, &[("cache-control", "max-age=60"), ("vary", &many)]);
+        assert_eq!(
+            decide(&policy(), &r, now, ok()).err(),
+            Some("vary_too_many")
+        );
+        let few = names[..crate::cache::MAX_VARY_HEADERS].join(", ");
+        let r = resp(200, &[("cache-control", "max-age=60"), ("vary", &few)]);
+        assert!(decide(&policy(), &r, now, ok()).is_ok());
+    }
+
+    #[test]
+    fn any_final_status_with_its_own_lifetime_is_stored() {
+        let now = SystemTime::now();
+        for status in [201, 302, 403, 500, 502, 599] {
+            let r = resp(status, &[("cache-control", "max-age=60")]);
+            assert_eq!(
+                fresh_secs(&decide(&policy(), &r, now, ok()).unwrap(), now),
+                60
+            );
+        }
+        let r = resp(
+            599,
+            &[
+                ("cache-control", "public"),
+                ("last-modified", &ago(now, 1000)),
+            ],
+        );
+        assert_eq!(
+            fresh_secs(&decide(&policy(), &r, now, ok()).unwrap(), now),
+            100
+        );
+    }
+
+    fn ago(now: SystemTime, secs: u64) -> String {
+        httpdate::fmt_http_date(now - Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn upstream_age_counts_against_the_lifetime() {
+        let now = SystemTime::now();
+        let r = resp(200, &[("cache-control", "max-age=3600"), ("age", "7200")]);
+        let m = decide(&policy(), &r, now, ok()).unwrap();
+        assert!(!m.is_fresh(now));
+        assert_eq!(m.age().as_secs() / 10, 720);
+        let r = resp(200, &[("cache-control", "max-age=3600"), ("age", "600")]);
+        let m = decide(&policy(), &r, now, ok()).unwrap();
+        assert!(m.is_fresh(now));
+        assert_eq!(fresh_secs(&m, now) / 10, 300);
+        // An invalid Age: too old to be fresh, but kept for revalidation.
+        let r = resp(200, &[("cache-control", "max-age=3600"), ("age", "abc")]);
+        assert!(!decide(&policy(), &r, now, ok()).unwrap().is_fresh(now));
+        // Expires is measured against the response's Date, not our clock.
+        let r = resp(
+            200,
+            &[("date", &ago(now, 3600)), ("expires", &ago(now, 3000))],
+        );
+        let m = decide(&policy(), &r, now, ok()).unwrap();
+        assert!(!m.is_fresh(now));
+    }
+
+    #[test]
+    fn heuristic_freshness_from_last_modified() {
+        let now = SystemTime::now();
+        let r = resp(200, &[("last-modified", &ago(now, 10_000))]);
+        assert_eq!(
+            fresh_secs(&decide(&policy(), &r, now, ok()).unwrap(), now),
+            1000
+        );
+        let off = RoutePolicy {
+            heuristic_max: Duration::ZERO,
+            ..policy()
+        };
+        assert_eq!(decide(&off, &r, now, ok()).err(), Some("no_freshness"));
+        let with_default = RoutePolicy {
+            default_ttl: Some(Duration::from_secs(30)),
+            ..policy()
+        };
+        assert_eq!(
+            fresh_secs(&decide(&with_default, &r, now, ok()).unwrap(), now),
+            30
+        );
+    }
+
+    #[test]
+    fn must_understand_stores_only_known_statuses_and_overrides_no_store() {
+        let now = SystemTime::now();
+        let cc = [("cache-control", "max-age=60, must-understand, no-store")];
+        assert!(decide(&policy(), &resp(200, &cc), now, ok()).is_ok());
+        assert_eq!(
+            decide(&policy(), &resp(599, &cc), now, ok()).err(),
+            Some("must_understand")
+        );
+        let private = [("cache-control", "max-age=60, must-understand, private")];
+        assert_eq!(
+            decide(&policy(), &resp(200, &private), now, ok()).err(),
+            Some("origin_no_store")
+        );
     }
 }

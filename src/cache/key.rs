@@ -58,7 +58,9 @@ impl EntryKey {
     }
 }
 
-/// The parts of a request that decide which stored response answers it.
+/// The parts of a request that decide which stored response answers it. Everything of the
+/// client's request that reaches the backend is here, so what the backend answered is only
+/// ever replayed to requests it would have answered the same way.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyParts<'a> {
     /// The host's metrics label (its first configured name).
@@ -69,22 +71,26 @@ pub struct KeyParts<'a> {
     pub served_by: &'a str,
     /// The object key (buckets, directories) or decoded origin path.
     pub object: &'a str,
-    /// The query the backend sees (origins only; credential parameters already removed).
-    pub query: Option<&'a str>,
-    /// Query parameter names allowed into the key; `None`: every parameter the backend sees.
-    pub query_keys: Option<&'a [String]>,
+    /// The host an origin is told the client asked for (`Host`, `X-Forwarded-Host`); empty for
+    /// backends that never see the client's host (buckets, directories, variants).
+    pub authority: &'a str,
+    /// The query exactly as the backend is sent it ([`forwarded_query`]); empty when none.
+    pub query: &'a str,
+    /// The route's `key_headers` that reach the origin, framed by [`keyed_headers`].
+    pub headers: &'a str,
 }
 
 impl KeyParts<'_> {
     /// The framed primary key bytes.
     pub fn primary(&self) -> Vec<u8> {
-        let query = normalised_query(self.query, self.query_keys);
-        let parts: [&[u8]; 5] = [
+        let parts: [&[u8]; 7] = [
             self.host.as_bytes(),
             self.route.as_bytes(),
             self.served_by.as_bytes(),
             self.object.as_bytes(),
-            query.as_bytes(),
+            self.authority.as_bytes(),
+            self.query.as_bytes(),
+            self.headers.as_bytes(),
         ];
         let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 6).sum());
         for part in parts {
@@ -112,26 +118,112 @@ impl KeyParts<'_> {
     }
 }
 
-/// The query's parameters (only `allowed` ones, when given), each decoded then re-encoded
-/// the same way, sorted: `?b=2&a=1` and `?a=%31&b=2` share a key.
-fn normalised_query(query: Option<&str>, allowed: Option<&[String]>) -> String {
-    let mut pairs: Vec<(String, String)> = query_pairs(query)
-        .filter(|(n, _)| allowed.is_none_or(|a| a.iter().any(|k| k == n)))
-        .collect();
-    pairs.sort();
+/// The values of `names` in `headers`, framed for the key: each name, then every value of it
+/// length-prefixed, so no two different header sets frame alike. Empty when `names` is.
+pub fn keyed_headers(headers: &http::HeaderMap, names: &[http::HeaderName]) -> String {
+    use std::fmt::Write;
     let mut out = String::new();
-    for (i, (n, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
+    for name in names {
+        let _ = write!(out, "{}", name.as_str());
+        for value in headers.get_all(name) {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            let _ = write!(out, "|{}:{value}", value.len());
         }
-        out.push_str(&encode(n));
-        out.push('=');
-        out.push_str(&encode(v));
+        out.push('\n');
     }
     out
 }
 
-/// A query's `name=value` pairs, each side decoded (`%XX`, and `+` as a space).
+/// The query an origin is sent, which is also the query in the key: the parameters (only
+/// `allowed` ones, when given) with their percent-encoding normalised (RFC 3986 §6.2.2:
+/// escapes of unreserved characters decoded, other escapes in upper case, every other byte
+/// kept as sent), ordered by name. Parameters of one name keep the order they came in, since
+/// an origin may read the first or the last of them: `?a=evil&a=good` is never the key of
+/// `?a=good&a=evil`. Bytes are never decoded into text, so `%FF` and `%FE` stay two keys.
+/// `None` when no parameter is left.
+pub fn forwarded_query(query: Option<&str>, allowed: Option<&[String]>) -> Option<String> {
+    let mut pairs: Vec<(String, &str)> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| (normalise_escapes(p), p))
+        .filter(|(pair, _)| {
+            allowed.is_none_or(|a| a.iter().any(|k| k.as_bytes() == name_bytes(pair)))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    // A stable sort by name alone: parameters of one name keep their order.
+    pairs.sort_by(|(a, _), (b, _)| name_bytes(a).cmp(name_bytes(b)));
+    let mut out = String::with_capacity(query.map_or(0, str::len));
+    for (i, (pair, _)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(pair);
+    }
+    Some(out)
+}
+
+/// The name of a normalised `name=value` pair (escapes of unreserved characters decoded, as
+/// `query_keys` names are compared).
+fn name_bytes(pair: &str) -> &[u8] {
+    pair.split_once('=').map_or(pair, |(n, _)| n).as_bytes()
+}
+
+/// RFC 3986 §6.2.2.1-2 on one query component: `%XX` of an unreserved character becomes the
+/// character, any other `%XX` is written in upper case, a `%` that starts no escape becomes
+/// `%25`; every other byte is kept.
+fn normalise_escapes(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(decoded) if is_unreserved(decoded) => out.push(decoded as char),
+                Some(decoded) => out.push_str(&format!("%{decoded:02X}")),
+                None => {
+                    out.push_str("%25");
+                    i += 1;
+                    continue;
+                }
+            }
+            i += 3;
+        } else {
+            // Multi-byte UTF-8 is copied whole: `text` is a `str`, so its bytes are valid.
+            let len = utf8_len(b);
+            out.push_str(&text[i..i + len]);
+            i += len;
+        }
+    }
+    out
+}
+
+/// RFC 3986 `unreserved`: ALPHA / DIGIT / "-" / "." / "_" / "~".
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Length of the UTF-8 sequence that starts with `lead`.
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xF0..=0xFF => 4,
+        0xE0..=0xEF => 3,
+        0xC0..=0xDF => 2,
+        _ => 1,
+    }
+}
+
+/// A query's `name=value` pairs, each side decoded (`%XX`, and `+` as a space), for rules
+/// that compare values (`store_if_query`); never used to build what is sent or keyed.
 pub fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
     query
         .unwrap_or_default()
@@ -150,23 +242,24 @@ fn decode(text: &str) -> String {
         .into_owned()
 }
 
-fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parts<'a>(object: &'a str, query: Option<&'a str>) -> KeyParts<'a> {
+    fn parts<'a>(object: &'a str, query: &'a str) -> KeyParts<'a> {
         KeyParts {
             host: "cdn",
             route: "img",
             served_by: "media",
             object,
+            authority: "",
             query,
-            query_keys: None,
+            headers: "",
         }
+    }
+
+    fn forwarded(query: &str) -> Option<String> {
+        forwarded_query(Some(query), None)
     }
 
     #[test]
@@ -174,49 +267,98 @@ mod tests {
         let a = KeyParts {
             route: "ab",
             object: "c",
-            ..parts("", None)
+            ..parts("", "")
         };
         let b = KeyParts {
             route: "a",
             object: "bc",
-            ..parts("", None)
+            ..parts("", "")
         };
         assert_ne!(a.primary(), b.primary());
         assert_ne!(EntryKey::of(&a.cache_key()), EntryKey::of(&b.cache_key()));
-    }
-
-    #[test]
-    fn query_order_and_encoding_do_not_split_the_key() {
-        let one = parts("p", Some("b=2&a=1")).primary();
-        let two = parts("p", Some("a=%31&b=2")).primary();
-        assert_eq!(one, two);
-        assert_ne!(one, parts("p", Some("a=1&b=3")).primary());
-        assert_ne!(one, parts("p", None).primary());
-    }
-
-    #[test]
-    fn only_allowed_parameters_enter_the_key() {
-        let keys = vec!["w".to_string()];
-        let with = |q| KeyParts {
-            query_keys: Some(&keys),
-            ..parts("p", Some(q))
+        let c = KeyParts {
+            authority: "x",
+            ..parts("", "")
         };
-        assert_eq!(with("w=100&cb=1").primary(), with("cb=2&w=100").primary());
-        assert_ne!(with("w=100").primary(), with("w=200").primary());
+        let d = KeyParts {
+            query: "x",
+            ..parts("", "")
+        };
+        assert_ne!(c.primary(), d.primary());
     }
 
     #[test]
-    fn group_and_backend_are_part_of_the_key() {
+    fn query_order_and_encoding_of_one_meaning_share_a_key() {
+        assert_eq!(forwarded("b=2&a=1"), forwarded("a=%31&b=2"));
+        assert_eq!(forwarded("b=2&a=1").as_deref(), Some("a=1&b=2"));
+        assert_ne!(forwarded("a=1&b=2"), forwarded("a=1&b=3"));
+        assert_eq!(forwarded(""), None);
+        assert_eq!(forwarded("&&"), None);
+        // Escapes of reserved characters are kept, in upper case.
+        assert_eq!(forwarded("q=a%2fb").as_deref(), Some("q=a%2Fb"));
+        assert_eq!(forwarded("q=100%").as_deref(), Some("q=100%25"));
+    }
+
+    #[test]
+    fn duplicate_parameters_keep_their_order() {
+        // An origin that reads the first (or the last) value answers these differently.
+        assert_eq!(forwarded("a=evil&a=good").as_deref(), Some("a=evil&a=good"));
+        assert_eq!(forwarded("a=good&a=evil").as_deref(), Some("a=good&a=evil"));
+        assert_eq!(
+            forwarded("z=1&a=evil&b=2&a=good").as_deref(),
+            Some("a=evil&a=good&b=2&z=1")
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_stay_apart() {
+        assert_ne!(forwarded("q=%FF"), forwarded("q=%FE"));
+        assert_eq!(forwarded("q=%ff"), forwarded("q=%FF"));
+        assert_eq!(forwarded("q=caf\u{e9}").as_deref(), Some("q=caf\u{e9}"));
+    }
+
+    #[test]
+    fn only_allowed_parameters_are_forwarded_and_keyed() {
+        let keys = vec!["w".to_string()];
+        let with = |q| forwarded_query(Some(q), Some(&keys));
+        assert_eq!(with("w=100&cb=1"), with("cb=2&w=100"));
+        assert_eq!(with("w=100&cb=1").as_deref(), Some("w=100"));
+        assert_ne!(with("w=100"), with("w=200"));
+        assert_eq!(with("%77=100").as_deref(), Some("w=100"));
+        assert_eq!(with("cb=1"), None);
+    }
+
+    #[test]
+    fn group_backend_and_authority_are_part_of_the_key() {
         let canary = KeyParts {
             served_by: "web/canary",
-            ..parts("p", None)
+            ..parts("p", "")
         };
-        assert_ne!(canary.primary(), parts("p", None).primary());
+        assert_ne!(canary.primary(), parts("p", "").primary());
+        let evil = KeyParts {
+            authority: "evil.example",
+            ..parts("p", "")
+        };
+        let good = KeyParts {
+            authority: "a.test",
+            ..parts("p", "")
+        };
+        assert_ne!(evil.primary(), good.primary());
+    }
+
+    #[test]
+    fn keyed_headers_frame_names_and_values() {
+        let names = [http::HeaderName::from_static("x-forwarded-prefix")];
+        let mut one = http::HeaderMap::new();
+        one.insert("x-forwarded-prefix", "/a".parse().unwrap());
+        let none = http::HeaderMap::new();
+        assert_ne!(keyed_headers(&one, &names), keyed_headers(&none, &names));
+        assert_eq!(keyed_headers(&one, &[]), "");
     }
 
     #[test]
     fn variance_changes_the_entry_key() {
-        let mut key = parts("p", None).cache_key();
+        let mut key = parts("p", "").cache_key();
         let plain = EntryKey::of(&key);
         key.set_variance_key([7; 16]);
         assert_ne!(plain, EntryKey::of(&key));

@@ -2,8 +2,11 @@
 //! route over the process's tiers.
 //!
 //! - [`policy`]: a route's freshness intent and its [`policy::RoutePolicy`];
-//! - [`admit`]: whether a response is stored and for how long (RFC 9111, RFC 5861, route);
-//! - [`key`]: what a stored response is filed under;
+//! - [`admit`]: whether a response is stored and for how long (RFC 9111, RFC 5861, route),
+//!   with [`freshness`] (lifetimes and ages) and [`revalidation`] (what a 304 updates);
+//! - [`key`]: what a stored response is filed under; [`forward`]: what of a request reaches
+//!   the backend of a cached route (everything else of it is keyed or removed);
+//! - [`invalidation`]: the other URIs an unsafe request's response invalidates;
 //! - [`tier`]: the seam one tier implements; [`memory`]: the in-process tier; [`disk`]: local
 //!   files; [`redis`]: shared by the fleet; [`object`]: a cache bucket shared by the fleet;
 //! - [`tiered`]: the tiers as one pingora-cache `Storage`, with promotion;
@@ -19,7 +22,10 @@ pub mod admit;
 pub mod disk;
 pub mod feed;
 pub mod fleet;
+pub mod forward;
+pub mod freshness;
 pub mod index;
+pub mod invalidation;
 pub mod key;
 pub mod labels;
 pub mod memory;
@@ -27,6 +33,7 @@ pub mod object;
 pub mod policy;
 pub mod purge;
 pub mod redis;
+pub mod revalidation;
 pub mod status;
 pub mod tier;
 pub mod tiered;

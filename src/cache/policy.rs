@@ -91,10 +91,17 @@ pub struct RoutePolicy {
     pub default_ttl: Option<Duration>,
     /// Freshness replacing the backend's (`ttl`).
     pub ttl: Option<Duration>,
+    /// Longest lifetime guessed from `Last-Modified` for a response with no lifetime of its
+    /// own and no `default_ttl` (`heuristic_max`); zero turns the guess off.
+    pub heuristic_max: Duration,
     /// Largest body stored, in bytes.
     pub max_size: usize,
-    /// Query parameter names in the key; `None`: every parameter the backend sees.
+    /// Query parameter names in the key; `None`: every parameter the backend sees. Only
+    /// these reach an origin.
     pub query_keys: Option<Vec<String>>,
+    /// Request headers that reach the backend and are part of the key; of the override
+    /// headers ([`super::forward::OVERRIDE_HEADERS`]), only these reach it.
+    pub key_headers: Vec<http::HeaderName>,
     /// Stored only when the query has every one of these `name=value` pairs.
     pub store_if_query: Vec<(String, String)>,
     /// `stale-while-revalidate` when the backend sends none.
@@ -104,6 +111,9 @@ pub struct RoutePolicy {
     /// The route's own `cache_control` says `private` or `no-store`: nothing is stored.
     pub route_forbids: bool,
 }
+
+/// The default `heuristic_max` of a cached route: a day, as Apache Traffic Server's.
+pub const DEFAULT_HEURISTIC_MAX: Duration = Duration::from_secs(86_400);
 
 /// The default `max_size` of a cached route.
 pub const DEFAULT_MAX_SIZE: usize = 64 << 20;

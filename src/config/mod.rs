@@ -115,6 +115,8 @@ pub struct ServerSettings {
     pub graceful_shutdown_timeout_seconds: u64,
     /// Idle upstream connections kept.
     pub upstream_keepalive_pool_size: usize,
+    /// Most upstream attempts for one request, the first included.
+    pub upstream_attempts: usize,
 }
 
 /// One downstream listener.
@@ -283,6 +285,8 @@ pub struct CompressionSettings {
     pub level: u32,
     /// Compressible media types; an entry ending in `*` is a prefix.
     pub types: Vec<String>,
+    /// Bodies declared shorter than this many bytes are sent as they are.
+    pub min_size: usize,
 }
 
 /// A named upstream.

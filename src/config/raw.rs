@@ -26,6 +26,12 @@ pub struct RawServer {
     pub graceful_shutdown_timeout_seconds: Option<u64>,
     /// Idle upstream connections kept for reuse, across all backends.
     pub upstream_keepalive_pool_size: Option<usize>,
+    /// Most upstream attempts for one request, the first included (default 5, 1 to 16):
+    /// connects to the next pool member or backend, a pooled connection the origin had
+    /// closed opened again (once per request), a read failing over to the next backend. A
+    /// request is only sent again when nothing reached the client and its method is
+    /// idempotent.
+    pub upstream_attempts: Option<usize>,
     /// Peers (CIDRs like `10.0.0.0/8`, or single addresses) whose X-Forwarded-For is believed.
     /// Default empty: the TCP peer is the client and a client's own X-Forwarded-For is replaced.
     pub trusted_proxies: Option<Vec<String>>,
@@ -103,6 +109,9 @@ pub struct RawCompression {
     pub level: Option<u32>,
     /// Media types that are compressed; a trailing `*` matches a prefix.
     pub types: Option<Vec<String>>,
+    /// Smallest body compressed, by its `Content-Length`, e.g. `1KiB` (default `1KiB`):
+    /// below it the coding's overhead eats most of the gain.
+    pub min_size: Option<String>,
 }
 
 /// Where a secret comes from: exactly one of `env` or `file`.
@@ -531,11 +540,21 @@ pub struct RawRouteCache {
     pub default_ttl: Option<String>,
     /// Freshness that replaces whatever the backend says (`no-store`/`private` still win).
     pub ttl: Option<String>,
+    /// Longest freshness guessed for a response with no lifetime of its own and no
+    /// `default_ttl`: a tenth of the time since its `Last-Modified`, at most this (default
+    /// `1d`; `0s` stores such responses only with a `default_ttl`).
+    pub heuristic_max: Option<String>,
     /// Largest response body stored, e.g. `64MiB` (default 64MiB); larger ones pass through.
     pub max_size: Option<String>,
-    /// Query parameters that are part of the cache key (default none: the query is ignored).
-    /// Signing parameters of the route's access schemes are refused here.
+    /// Query parameters that are part of the cache key and reach an origin (default: every
+    /// parameter; the others are removed before the request is sent). Signing parameters of
+    /// the route's access schemes are refused here.
     pub query_keys: Option<Vec<String>>,
+    /// Request headers that are part of the cache key, e.g. `["X-Forwarded-Prefix"]`. Of the
+    /// headers that override what an origin takes the request to be (X-Original-URL,
+    /// X-HTTP-Method-Override, X-Forwarded-Port, Forwarded, ...) only the ones named here
+    /// reach the origin of a cached route; the rest are removed (default none).
+    pub key_headers: Option<Vec<String>>,
     /// Store only when the query carries these parameters (`name`/`equals` pairs), e.g.
     /// seed 000's sounds, cached only with `output_format=file`.
     pub store_if_query: Option<Vec<RawValueCondition>>,

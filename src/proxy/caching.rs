@@ -3,50 +3,92 @@
 //! session and the request context; the cache itself lives in [`crate::cache`].
 
 use super::{is_read, RequestCtx};
-use crate::backend::Ask;
+use crate::backend::{Ask, Backend};
+use crate::cache::invalidation::named_targets;
 use crate::cache::key::KeyParts;
 use crate::cache::status::{seconds_left, Report};
+use crate::routing::path::normalise;
+use crate::routing::Router;
 use pingora::cache::CachePhase;
+use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use std::time::SystemTime;
 
-/// What the cache key of this request is made of, for the backend label `served_by`.
+/// What the cache key of this request is made of, for the backend label `served_by`: all of
+/// what the backend is sent that can change its answer (see [`crate::cache::key`]).
 pub(super) fn key_parts<'a>(ctx: &'a RequestCtx, served_by: &'a str) -> Option<KeyParts<'a>> {
+    key_parts_of(ctx, ctx.upstream.ask.as_ref()?, served_by)
+}
+
+/// The key parts of `ask`, made for this request's route, for `served_by`.
+fn key_parts_of<'a>(ctx: &'a RequestCtx, ask: &'a Ask, served_by: &'a str) -> Option<KeyParts<'a>> {
     let m = ctx.matched.as_ref()?;
-    let (object, query) = match ctx.upstream.ask.as_ref()? {
-        Ask::Object(key) => (key.as_str(), None),
-        Ask::Origin { path, query } => (path.as_str(), query.as_deref()),
-        Ask::Variant { path, .. } => (path.as_str(), None),
+    let (object, authority, query) = match ask {
+        Ask::Object(key) => (key.as_str(), "", ""),
+        Ask::Origin { path, query, host } => (
+            path.as_str(),
+            host.as_str(),
+            query.as_deref().unwrap_or_default(),
+        ),
+        Ask::Variant { path, .. } => (path.as_str(), "", ""),
     };
     Some(KeyParts {
         host: &m.route.host_label,
         route: &m.route.route.name,
         served_by,
         object,
+        authority,
         query,
-        query_keys: m
-            .route
-            .cache
-            .as_ref()
-            .and_then(|c| c.policy.query_keys.as_deref()),
+        headers: &ctx.cache.keyed_headers,
     })
 }
 
 /// RFC 9111 §4.4: a successful unsafe request (POST, PUT, DELETE, ...) invalidates what the
-/// cache holds for its target URI, in every tier, for every backend of the route's group.
-/// Removing the entry without variance retires its `Vary` variants too: pingora-cache takes
-/// the primary entry's age as the floor for every variant found after it.
-pub(super) async fn invalidate_after_unsafe(session: &Session, ctx: &RequestCtx, status: u16) {
+/// cache holds for its target URI, and for the URIs its response's `Location` and
+/// `Content-Location` name on the same host and route, in every tier, for every backend of
+/// the route's group. Removing the entry without variance retires its `Vary` variants too:
+/// pingora-cache takes the primary entry's age as the floor for every variant found after it.
+pub(super) async fn invalidate_after_unsafe(
+    session: &Session,
+    ctx: &RequestCtx,
+    resp: &ResponseHeader,
+    router: &Router<Backend>,
+) {
     let method = &session.req_header().method;
+    let status = resp.status.as_u16();
     if method.is_safe() || status >= 400 || ctx.upstream.sent_at.is_none() {
         return;
     }
-    let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.as_ref()) else {
+    let (Some(m), Some(backend)) = (ctx.matched.as_ref(), ctx.upstream.backend.as_ref()) else {
         return;
     };
-    for served_by in ctx.upstream.served_by_all() {
-        if let Some(parts) = key_parts(ctx, &served_by) {
-            cache.storage.remove(&parts.entry_key()).await;
+    let Some(cache) = m.route.cache.as_ref() else {
+        return;
+    };
+    let request_path = session.req_header().uri.path();
+    let named: Vec<Ask> = named_targets(&resp.headers, &m.host, request_path)
+        .into_iter()
+        .filter_map(|target| {
+            let path = normalise(&target.path).ok()?;
+            let route = router.find(&m.host, &path)?;
+            (route.route.name == m.route.route.name).then_some(())?;
+            backend
+                .ask(
+                    &m.route.route,
+                    &m.host,
+                    &path,
+                    target.query.as_deref(),
+                    None,
+                )
+                .ok()
+        })
+        .collect();
+    let asks = ctx.upstream.ask.iter().chain(named.iter());
+    for ask in asks {
+        for served_by in ctx.upstream.served_by_all() {
+            if let Some(parts) = key_parts_of(ctx, ask, &served_by) {
+                cache.storage.remove(&parts.entry_key()).await;
+            }
         }
     }
 }

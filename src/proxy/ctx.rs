@@ -45,6 +45,10 @@ pub struct CacheCtx {
     /// A fresh memory entry answered directly, with this many seconds of freshness left
     /// (pingora-cache was not involved).
     pub direct_hit_ttl: Option<i64>,
+    /// The values of the route's `key_headers`, framed for the key (empty without any).
+    pub keyed_headers: String,
+    /// The backend's `304` to a revalidation, for its fields to update the stored response.
+    pub not_modified: Option<Box<pingora::http::ResponseHeader>>,
 }
 
 /// What the router matched.
@@ -53,6 +57,9 @@ pub struct Matched {
     pub route: RouteMatch<Backend>,
     /// The normalised request path (decoded once; see `routing::path`).
     pub path: String,
+    /// The host the request named, canonical (lower case, no port, no trailing dot): what
+    /// an origin is told the client asked for, and so part of an origin's cache key.
+    pub host: String,
     /// What the route's access policy established (`None` on a public route).
     pub grant: Option<Grant>,
     /// On a variants route: what the asset store said about the hash.
@@ -85,6 +92,13 @@ pub struct Upstream {
     pub retry_elsewhere: bool,
     /// When the upstream request was sent.
     pub sent_at: Option<Instant>,
+    /// A broken exchange on a reused (pooled) connection was already asked again once: the
+    /// next one is not, whatever the origin does (an origin that closes every connection
+    /// without answering gets at most two attempts per member, never a storm).
+    pub reused_retry_spent: bool,
+    /// An upstream attempt of this request failed (refused, broken, timed out): a stale
+    /// answer served for it leaves the client connection to be closed, and says so.
+    pub failed: bool,
 }
 
 impl Upstream {

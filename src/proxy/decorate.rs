@@ -117,10 +117,26 @@ pub fn attachment(path: &str) -> Option<HeaderValue> {
     .ok()
 }
 
-/// Whether a response may be compressed: a 200 of a listed media type that is not already
-/// encoded (Pingora's module checks Accept-Encoding and Content-Encoding itself).
+/// Whether a response may be compressed: a 200 of a listed media type, at least `min_size`
+/// long when its length is declared, that does not forbid transformation (`Cache-Control:
+/// no-transform`, RFC 9110 §7.7). Pingora's module checks Accept-Encoding and
+/// Content-Encoding itself, weakens a strong `ETag` (the coded body is another
+/// representation) and adds `Vary: Accept-Encoding`.
 pub fn compressible(resp: &ResponseHeader, settings: &CompressionSettings) -> bool {
     if settings.level == 0 || resp.status.as_u16() != 200 {
+        return false;
+    }
+    if crate::cache::admit::declared_length(&resp.headers).is_some_and(|l| l < settings.min_size) {
+        return false;
+    }
+    let no_transform = resp
+        .headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("no-transform"));
+    if no_transform {
         return false;
     }
     let Some(ct) = resp
@@ -173,6 +189,7 @@ mod tests {
         let settings = CompressionSettings {
             level: 5,
             types: vec!["text/*".into(), "application/json".into()],
+            min_size: 1024,
         };
         let mut r = ResponseHeader::build(200, None).unwrap();
         r.insert_header("content-type", "text/css; charset=utf-8")
@@ -183,6 +200,31 @@ mod tests {
         let mut partial = ResponseHeader::build(206, None).unwrap();
         partial.insert_header("content-type", "text/css").unwrap();
         assert!(!compressible(&partial, &settings));
+    }
+
+    #[test]
+    fn no_transform_and_small_bodies_are_sent_as_they_are() {
+        let settings = CompressionSettings {
+            level: 5,
+            types: vec!["text/*".into()],
+            min_size: 1024,
+        };
+        let text = |pairs: &[(&str, &str)]| {
+            let mut r = ResponseHeader::build(200, None).unwrap();
+            r.insert_header("content-type", "text/plain").unwrap();
+            for (n, v) in pairs {
+                r.append_header(n.to_string(), *v).unwrap();
+            }
+            compressible(&r, &settings)
+        };
+        assert!(text(&[("content-length", "1024")]));
+        assert!(text(&[]), "unknown length: compressed");
+        assert!(!text(&[("content-length", "1023")]));
+        assert!(!text(&[("cache-control", "public, No-Transform")]));
+        assert!(!text(&[
+            ("cache-control", "max-age=1"),
+            ("cache-control", "no-transform")
+        ]));
     }
 
     #[test]

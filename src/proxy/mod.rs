@@ -25,6 +25,7 @@ use crate::client::{ClientInfo, TrustedProxies};
 use crate::config::{CompressionSettings, Config};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
+use crate::range::RangeSyntax;
 use crate::routing::host::{self, request_host};
 use crate::routing::path::normalise;
 use crate::routing::rules::RequestFacts;
@@ -35,12 +36,14 @@ use caching::{cache_report, invalidate_after_unsafe, key_parts, observe_cache, C
 use http::{header, Method};
 use pingora::cache::key::HashBinary;
 use pingora::cache::storage::HitHandler;
-use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, NoCacheReason, RespCacheable};
+use pingora::cache::{
+    CacheKey, CacheMeta, CachePhase, ForcedFreshness, NoCacheReason, RespCacheable,
+};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::compression::{ResponseCompression, ResponseCompressionBuilder};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{range_header_filter, FailToProxy, ProxyHttp, RangeType, Session};
 use respond::Answer;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -331,7 +334,7 @@ impl Gateway {
                 allow: "GET, HEAD".to_string(),
             });
         }
-        let ask = backend.ask(&m.route.route, &m.path, query, accept)?;
+        let ask = backend.ask(&m.route.route, &m.host, &m.path, query, accept)?;
         ctx.upstream.backend = Some(backend.clone());
         ctx.upstream.ask = Some(ask);
         ctx.upstream.connect_failures = 0;
@@ -410,9 +413,10 @@ impl Gateway {
         let mut header = hit.header().clone();
         header.set_version(http::Version::HTTP_11);
         let _ = header.insert_header(header::AGE, hit.age(now));
-        if !header.headers.contains_key(header::CONTENT_LENGTH) {
-            let _ = header.insert_header(header::CONTENT_LENGTH, hit.body().len());
-        }
+        // The whole body is at hand: it is framed by its length and nothing else (a stored
+        // `Transfer-Encoding` beside a `Content-Length` would desynchronise the client).
+        header.remove_header(&header::TRANSFER_ENCODING);
+        let _ = header.insert_header(header::CONTENT_LENGTH, hit.body().len());
         let body = hit.body().clone();
         self.finish_header(session, ctx, &mut header);
         Some(write_answer(session, Answer { header, body }).await)
@@ -473,6 +477,15 @@ async fn write_answer(session: &mut Session, answer: Answer) -> Result<bool> {
 /// GET and HEAD: the requests a backup may answer and a failed backend may be left for.
 fn is_read(method: &Method) -> bool {
     *method == Method::GET || *method == Method::HEAD
+}
+
+/// Whether a request has a body (a `Transfer-Encoding`, or a `Content-Length` other than 0).
+fn carries_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes().iter().any(|b| *b != b'0'))
 }
 
 /// What steering rules and affinity keys see of a request.
@@ -590,16 +603,17 @@ impl ProxyHttp for Gateway {
             .map_err(GatewayError::from)
             .and_then(|host| {
                 let path = normalise(req.uri.path())?;
-                Ok((self.router.find(host, &path), path))
+                Ok((self.router.find(host, &path), path, host))
             });
-        let (route, path) = match found {
-            Ok((Some(route), path)) => (route, path),
-            Ok((None, _)) => return self.reject(session, ctx, GatewayError::NoRoute).await,
+        let (route, path, host) = match found {
+            Ok((Some(route), path, host)) => (route, path, host::canonical(host).into_owned()),
+            Ok((None, _, _)) => return self.reject(session, ctx, GatewayError::NoRoute).await,
             Err(e) => return self.reject(session, ctx, e).await,
         };
         ctx.matched = Some(Matched {
             route: route.clone(),
             path,
+            host,
             grant: None,
             variant: None,
         });
@@ -612,6 +626,18 @@ impl ProxyHttp for Gateway {
             return self
                 .reject(session, ctx, GatewayError::MethodNotAllowed { allow })
                 .await;
+        }
+        if let Some(cache) = &route.cache {
+            let req = session.req_header();
+            if is_read(&req.method) && carries_body(req) {
+                // Its body is unread: the connection cannot carry another request.
+                session.set_keepalive(None);
+                return self.reject(session, ctx, GatewayError::BodyOnRead).await;
+            }
+            if !cache.policy.key_headers.is_empty() {
+                ctx.cache.keyed_headers =
+                    crate::cache::key::keyed_headers(&req.headers, &cache.policy.key_headers);
+            }
         }
         let authorized = if route.route.variants.is_some() {
             self.authorize_variant(session.req_header(), ctx).await
@@ -710,14 +736,23 @@ impl ProxyHttp for Gateway {
             .backend
             .as_ref()
             .is_some_and(|b| b.forwards_client_headers());
+        let now = SystemTime::now();
         let circumstances = Circumstances {
             gateway_error: ctx.outcome.error.is_some(),
             never_store: ctx.outcome.never_store,
             from_backup: ctx.upstream.on_backup(),
             authorization_forwarded: forwards && req.headers.contains_key(header::AUTHORIZATION),
             query: req.uri.query(),
+            sent_at: ctx.upstream.sent_at.map(|sent| now - sent.elapsed()),
         };
-        let now = SystemTime::now();
+        // A revalidation's 304: the stored response as all of its fields update it.
+        let merged = ctx.cache.not_modified.take().and_then(|fresh| {
+            let stored = session.cache.maybe_cache_meta()?.response_header();
+            Some(crate::cache::revalidation::apply_not_modified(
+                stored, &fresh,
+            ))
+        });
+        let resp = merged.as_ref().unwrap_or(resp);
         match admit::decide(&cache.policy, resp, now, circumstances) {
             Ok(meta) => {
                 ctx.cache.stored_ttl = Some(seconds_left(meta.fresh_until(), now));
@@ -730,6 +765,38 @@ impl ProxyHttp for Gateway {
                 Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(reason)))
             }
         }
+    }
+
+    /// Ranges of stored bodies are Pingora's to serve, after the header was read as RFC 9110
+    /// §14 asks: a malformed one (or another unit) is ignored, so the whole body is sent
+    /// (200), and one asking only for zero-length suffixes (`bytes=-0`) is unsatisfiable
+    /// (416), whatever the body's length.
+    fn range_header_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> RangeType {
+        const MAX_RANGES: Option<usize> = Some(200);
+        let syntax = session
+            .req_header()
+            .headers
+            .get(header::RANGE)
+            .map(|v| crate::range::syntax(v.as_bytes()));
+        match syntax {
+            Some(RangeSyntax::Ignored) => {
+                session.req_header_mut().remove_header(&header::RANGE);
+            }
+            Some(RangeSyntax::Unsatisfiable) => {
+                // A start no body reaches: Pingora answers 416 with `bytes */LENGTH`, after
+                // its own checks (status, If-Range).
+                let _ = session
+                    .req_header_mut()
+                    .insert_header(header::RANGE, format!("bytes={}-", usize::MAX));
+            }
+            Some(RangeSyntax::Ranges) | None => {}
+        }
+        range_header_filter(session.req_header(), resp, MAX_RANGES)
     }
 
     fn cache_vary_filter(
@@ -781,6 +848,7 @@ impl ProxyHttp for Gateway {
                     Ok(b) => b,
                     Err(e) => {
                         ctx.outcome.error = Some(e);
+                        ctx.upstream.failed = true;
                         return Err(Error::explain(ErrorType::ConnectNoRoute, "no backend left"));
                     }
                 },
@@ -801,6 +869,7 @@ impl ProxyHttp for Gateway {
                 Err(e) => {
                     if !Self::give_up(ctx, is_read(&req.method), "unhealthy") {
                         ctx.outcome.error = Some(e);
+                        ctx.upstream.failed = true;
                         return Err(Error::explain(
                             ErrorType::ConnectNoRoute,
                             "no address or member to connect to",
@@ -823,6 +892,7 @@ impl ProxyHttp for Gateway {
     ) -> Box<Error> {
         let up = &mut ctx.upstream;
         up.connect_failures += 1;
+        up.failed = true;
         let Some(backend) = up.backend.clone() else {
             return e;
         };
@@ -854,6 +924,7 @@ impl ProxyHttp for Gateway {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        ctx.upstream.failed = true;
         if std::mem::take(&mut ctx.upstream.retry_elsewhere) {
             e.set_retry(true);
             return e;
@@ -870,7 +941,9 @@ impl ProxyHttp for Gateway {
         );
         if !replayable {
             e.set_retry(false);
-        } else if client_reused && !timeout {
+        } else if client_reused && !timeout && !ctx.upstream.reused_retry_spent {
+            // A pooled connection the origin had closed: opened again, once per request.
+            ctx.upstream.reused_retry_spent = true;
             e.set_retry(true);
         } else if let Some(backend) = ctx.upstream.backend.clone() {
             let up = &mut ctx.upstream;
@@ -898,6 +971,9 @@ impl ProxyHttp for Gateway {
             ctx.outcome.error = Some(e);
             return Err(internal("cannot prepare the upstream request"));
         }
+        if let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.as_ref()) {
+            crate::cache::forward::strip_unkeyed(upstream_request, &cache.policy.key_headers);
+        }
         ctx.upstream.sent_at = Some(Instant::now());
         Ok(())
     }
@@ -913,6 +989,7 @@ impl ProxyHttp for Gateway {
         let (Some(backend), Some(ask)) = (ctx.upstream.backend.clone(), &ctx.upstream.ask) else {
             return Err(internal("no backend chosen"));
         };
+        crate::hop::strip_response(upstream_response);
         let elapsed = ctx
             .upstream
             .sent_at
@@ -948,6 +1025,9 @@ impl ProxyHttp for Gateway {
                 ctx.outcome.replacement = Some(answer.body);
             }
             ctx.outcome.error = Some(err);
+        } else if status == 304 && session.cache.maybe_cache_meta().is_some() {
+            // Pingora merges only a few of its fields; all of them update the stored response.
+            ctx.cache.not_modified = Some(Box::new(upstream_response.clone()));
         }
         Ok(())
     }
@@ -989,7 +1069,17 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        invalidate_after_unsafe(session, ctx, upstream_response.status.as_u16()).await;
+        invalidate_after_unsafe(session, ctx, upstream_response, &self.router).await;
+        if ctx.upstream.failed
+            && matches!(
+                session.cache.phase(),
+                CachePhase::Stale | CachePhase::StaleUpdating
+            )
+        {
+            // A stale answer for a failed upstream: Pingora will not keep this connection, so
+            // the answer says `Connection: close` rather than promise a keep-alive.
+            session.set_keepalive(None);
+        }
         self.finish_header(session, ctx, upstream_response);
         Ok(())
     }

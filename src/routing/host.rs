@@ -8,6 +8,7 @@
 
 use http::{header, Version};
 use pingora::http::RequestHeader;
+use pingora::protocols::http::authority::raw_target_authority;
 
 /// Why a request's authority was refused (always answered with 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -35,8 +36,13 @@ pub fn request_host(req: &RequestHeader) -> Result<&str, HostError> {
     match (values.next(), values.next()) {
         (Some(v), None) => parse_host(v.as_bytes()),
         (Some(_), Some(_)) => Err(HostError::Repeated),
-        (None, _) if req.version <= Version::HTTP_10 => Ok(""),
-        (None, _) => Err(HostError::Missing),
+        // An absolute-form target names its host itself (RFC 9112 §3.2.2); Pingora keeps it
+        // off the parsed URI, and refuses a Host that differs from it.
+        (None, _) => match raw_target_authority(req.raw_path()).authority() {
+            Some(authority) => parse_host(authority),
+            None if req.version <= Version::HTTP_10 => Ok(""),
+            None => Err(HostError::Missing),
+        },
     }
 }
 
@@ -71,7 +77,12 @@ pub fn parse_host(value: &[u8]) -> Result<&str, HostError> {
         };
         (&text[..=close], port)
     } else {
-        let (host, port) = text.rsplit_once(':').unwrap_or((text, ""));
+        let (host, port) = match text.rsplit_once(':') {
+            // A port needs a host: `Host: :` or `Host: :80` names nothing.
+            Some(("", _)) => return Err(HostError::Malformed),
+            Some(split) => split,
+            None => (text, ""),
+        };
         if !host.bytes().all(reg_name_byte) || !valid_escapes(host) {
             return Err(HostError::Malformed);
         }
@@ -151,6 +162,8 @@ mod tests {
             b"a%",
             b"\xff\xfe",
             b"h\x00st",
+            b":",
+            b":80",
         ] {
             assert_eq!(
                 parse_host(bad),

@@ -693,11 +693,14 @@ pub mod origin {
     //! - any path ending in `/encoded` with a body it says is already gzip-encoded;
     //! - any path ending in `/with-headers` with each query pair `name=value` (`%20`-style
     //!   escapes decoded) added as a response header, and a body naming the request's serial
-    //!   number (`serial=N`: the origin's N-th request), so a stored copy is told from a new one;
+    //!   number (`serial=N`: the origin's N-th request), so a stored copy is told from a new one,
+    //!   then `_pad=N` bytes of `x` (that pair is not a header);
     //! - any path containing `/delay-MS/` after MS milliseconds (then as any other path);
     //! - any path containing `/fail-on-NAME` with 503 when NAME is this origin's name;
     //! - any path containing `/slow-on-NAME` after 3 s when NAME is this origin's name;
     //! - any path containing `/hangup` by closing the connection without an answer;
+    //! - a path ending in `/headers` with every request header it received and the length of
+    //!   the body, fresh for 300 s;
     //! - anything else with an echo of the request: method, path, query, Host,
     //!   X-Forwarded-For and the body.
     //!
@@ -826,6 +829,16 @@ pub mod origin {
         (bound, (stop_tx, thread))
     }
 
+    /// The whole body of `req`.
+    async fn read_body(req: Request<hyper::body::Incoming>) -> Result<Bytes, std::io::Error> {
+        Ok(req
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes())
+    }
+
     /// The origin's answer, tagged with its name.
     async fn handle(
         req: Request<hyper::body::Incoming>,
@@ -883,6 +896,7 @@ pub mod origin {
         }
         if path.ends_with("/with-headers") {
             let mut resp = Response::builder().header("content-type", "text/plain");
+            let mut pad = 0;
             for pair in req
                 .uri()
                 .query()
@@ -891,13 +905,28 @@ pub mod origin {
                 .filter(|p| !p.is_empty())
             {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                if name == "_pad" {
+                    pad = value.parse().unwrap_or(0);
+                    continue;
+                }
                 let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
                 resp = resp.header(name, value.as_ref());
             }
-            return Ok(resp
-                .body(Full::new(Bytes::from(format!(
-                    "with headers\nserial={serial}\n"
-                ))))
+            let body = format!("with headers\nserial={serial}\n{}", "x".repeat(pad));
+            return Ok(resp.body(Full::new(Bytes::from(body))).expect("response"));
+        }
+        if path.ends_with("/headers") {
+            // Every request header as received, one `name: value` line each, and the body's
+            // length.
+            let mut lines = String::new();
+            for (n, v) in req.headers() {
+                lines.push_str(&format!("{n}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+            }
+            lines.push_str(&format!("body-length: {}\n", read_body(req).await?.len()));
+            return Ok(Response::builder()
+                .header("content-type", "text/plain")
+                .header("cache-control", "max-age=300")
+                .body(Full::new(Bytes::from(lines)))
                 .expect("response"));
         }
         if path == "/big" {
@@ -920,12 +949,7 @@ pub mod origin {
         };
         let host = header("host");
         let xff = header("x-forwarded-for");
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
+        let body = read_body(req).await?;
         let echo = format!(
             "method={method}\npath={path}\nquery={query}\nhost={host}\nxff={xff}\nbody={}\n",
             String::from_utf8_lossy(&body)

@@ -92,10 +92,20 @@ async fn writes_carry_their_bodies() {
 #[tokio::test]
 async fn origin_text_is_compressed_when_accepted() {
     let (_origin, gw) = start();
-    let r = get(&gw, "/api/compress-me", &[("accept-encoding", "gzip")]).await;
+    let pad = "p".repeat(1100);
+    let r = get(
+        &gw,
+        &format!("/api/compress-me?pad={pad}"),
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
     assert_eq!(r.headers()["content-encoding"], "gzip");
     let text = gunzip(&r.bytes().await.unwrap());
     assert!(text.contains("path=/v1/compress-me\n"), "{text}");
+    // Below `compression.min_size` (1 KiB by default) a body is sent as it is.
+    let r = get(&gw, "/api/compress-me", &[("accept-encoding", "gzip")]).await;
+    assert!(!r.headers().contains_key("content-encoding"));
+    assert!(r.text().await.unwrap().contains("path=/v1/compress-me\n"));
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod auth_cloudfront;
 mod auth_hmac;
 mod auth_jwt;
 mod cache;
+mod cache_safety;
 mod cli;
 mod dir;
 mod http_origin;

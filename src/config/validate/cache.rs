@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::cache::memory::MAX_ENTRY;
-use crate::cache::policy::{Freshness, RoutePolicy, DEFAULT_MAX_SIZE};
+use crate::cache::policy::{Freshness, RoutePolicy, DEFAULT_HEURISTIC_MAX, DEFAULT_MAX_SIZE};
 use crate::cache::tier::TierName;
 use crate::config::units::parse_size;
 
@@ -181,6 +181,25 @@ impl Validator<'_> {
         })
     }
 
+    /// A route's `key_headers`: header names, none that the gateway sets itself, that frame
+    /// the connection or that carry credentials.
+    fn key_headers(&mut self, path: &str, list: Vec<String>) -> Vec<http::HeaderName> {
+        let mut names = Vec::new();
+        for (i, text) in list.iter().enumerate() {
+            let at = format!("{path}.key_headers[{i}]");
+            match http::HeaderName::from_bytes(text.to_ascii_lowercase().as_bytes()) {
+                Err(_) => self
+                    .problems
+                    .add(at, format!("\"{text}\" is not a header name")),
+                Ok(name) => match crate::cache::forward::refused_key_header(name.as_str()) {
+                    Some(why) => self.problems.add(at, format!("{name} {why}")),
+                    None => names.push(name),
+                },
+            }
+        }
+        names
+    }
+
     pub(super) fn size(&mut self, path: &str, text: &str) -> Option<usize> {
         match parse_size(text).map(usize::try_from) {
             Ok(Ok(n)) if n > 0 => Some(n),
@@ -252,6 +271,8 @@ impl Validator<'_> {
         };
         let default_ttl = optional("default_ttl", raw.default_ttl).or(freshness.shared_ttl);
         let ttl = optional("ttl", raw.ttl);
+        let heuristic_max =
+            optional("heuristic_max", raw.heuristic_max).unwrap_or(DEFAULT_HEURISTIC_MAX);
         let stale_while_revalidate = optional("stale_while_revalidate", raw.stale_while_revalidate)
             .or(freshness.stale_while_revalidate)
             .unwrap_or_default();
@@ -272,6 +293,7 @@ impl Validator<'_> {
                 }
             }
         });
+        let key_headers = self.key_headers(&path, raw.key_headers.unwrap_or_default());
         let store_if_query = raw
             .store_if_query
             .unwrap_or_default()
@@ -282,8 +304,10 @@ impl Validator<'_> {
             tiers,
             default_ttl,
             ttl,
+            heuristic_max,
             max_size,
             query_keys,
+            key_headers,
             store_if_query,
             stale_while_revalidate,
             stale_if_error,

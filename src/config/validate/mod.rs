@@ -136,6 +136,15 @@ fn item<T: for<'de> Deserialize<'de>>(
     }
 }
 
+/// `server.upstream_attempts` when not given: a refused member, a pooled connection the
+/// origin had closed and a failover to the backup still fit.
+const DEFAULT_UPSTREAM_ATTEMPTS: usize = 5;
+/// The most `server.upstream_attempts` accepts.
+const MAX_UPSTREAM_ATTEMPTS: usize = 16;
+
+/// `compression.min_size` unless given.
+const DEFAULT_COMPRESSION_MIN_SIZE: usize = 1024;
+
 const DEFAULT_COMPRESSIBLE: &[&str] = &[
     "text/*",
     "application/json",
@@ -218,6 +227,7 @@ impl Validator<'_> {
         }
     }
 
+    /// `[server]`; see [`RawServer`] for each key's meaning and default.
     fn server(&mut self, value: Option<toml::Value>) -> ServerSettings {
         let raw = value
             .and_then(|v| item::<RawServer>(self.problems, "server", v))
@@ -230,6 +240,13 @@ impl Validator<'_> {
         if threads == 0 || threads > 1024 {
             self.problems
                 .add("server.threads", "must be between 1 and 1024");
+        }
+        let upstream_attempts = raw.upstream_attempts.unwrap_or(DEFAULT_UPSTREAM_ATTEMPTS);
+        if !(1..=MAX_UPSTREAM_ATTEMPTS).contains(&upstream_attempts) {
+            self.problems.add(
+                "server.upstream_attempts",
+                format!("must be between 1 and {MAX_UPSTREAM_ATTEMPTS}"),
+            );
         }
         let trusted_proxies = crate::client::TrustedProxies::parse(
             raw.trusted_proxies.iter().flatten().map(String::as_str),
@@ -254,6 +271,7 @@ impl Validator<'_> {
             grace_period_seconds: raw.grace_period_seconds.unwrap_or(0),
             graceful_shutdown_timeout_seconds: raw.graceful_shutdown_timeout_seconds.unwrap_or(5),
             upstream_keepalive_pool_size: raw.upstream_keepalive_pool_size.unwrap_or(1024),
+            upstream_attempts,
         }
     }
 
@@ -363,7 +381,21 @@ impl Validator<'_> {
             .into_iter()
             .map(|t| t.to_ascii_lowercase())
             .collect();
-        CompressionSettings { level, types }
+        let min_size = match raw.min_size {
+            None => DEFAULT_COMPRESSION_MIN_SIZE,
+            Some(text) => match crate::config::units::parse_size(&text) {
+                Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                Err(e) => {
+                    self.problems.add("compression.min_size", e);
+                    DEFAULT_COMPRESSION_MIN_SIZE
+                }
+            },
+        };
+        CompressionSettings {
+            level,
+            types,
+            min_size,
+        }
     }
 
     fn duration(&mut self, path: &str, text: Option<&str>, default: Duration) -> Duration {
