@@ -8,9 +8,10 @@
 //! entry. A purge by URL or tag reads one set; by prefix, it `SCAN`s the URL sets (a walk of
 //! the keyspace, fine for an operator's call, not for every request). A
 //! Redis that is down, slow or refusing costs a request at most `timeout`: the failed call is
-//! counted, the tier is skipped for the next second (no 5xx, no waiting on every request), and
-//! the connection manager reconnects in the background; the tier is used again once Redis
-//! answers.
+//! counted, the tier is skipped (no 5xx, no waiting on every request), and a background task
+//! pings Redis every [`PROBE_EVERY`] until it answers, reconnecting on the way; the tier is
+//! used again from that moment. Purges, which an operator waits for, are not skipped: they
+//! try again for a moment over a connection that just dropped.
 
 use super::key::EntryKey;
 use super::labels::Labels;
@@ -25,8 +26,15 @@ use bytes::{Bytes, BytesMut};
 use pingora::cache::CacheMeta;
 use pingora::{Error, ErrorType, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
+
+/// How often a tier whose Redis failed asks it whether it is back.
+pub const PROBE_EVERY: Duration = Duration::from_millis(100);
+
+/// How many times an operator's purge is tried over a connection that dropped.
+const PURGE_ATTEMPTS: usize = 5;
 
 /// `[cache.redis]` as the tier uses it.
 #[derive(Debug, Clone)]
@@ -55,8 +63,11 @@ struct Shared {
     connection: ArcSwapOption<ConnectionManager>,
     /// Held while the connection is being opened: concurrent first requests wait for it.
     connecting: tokio::sync::Mutex<()>,
-    /// Skips the tier for a second after a failed call.
+    /// Skips the tier for a second after a failed call (sooner used again once a probe
+    /// finds Redis answering).
     backoff: Backoff,
+    /// A background probe is watching for Redis to answer again.
+    probing: AtomicBool,
     max_entry: usize,
     key_prefix: String,
     timeout: Duration,
@@ -84,6 +95,7 @@ impl RedisTier {
             connection: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
             backoff: Backoff::default(),
+            probing: AtomicBool::new(false),
             max_entry: settings.max_entry,
             key_prefix: settings.key_prefix.clone(),
             timeout: settings.timeout,
@@ -134,14 +146,43 @@ impl Shared {
         self.backoff.skipping()
     }
 
-    fn failed(&self, what: &str, e: impl std::fmt::Display) -> Box<Error> {
+    /// A call failed: skip the tier, and watch in the background for Redis to answer again.
+    fn failed(self: &Arc<Self>, what: &str, e: impl std::fmt::Display) -> Box<Error> {
         self.backoff.failed();
+        self.watch_for_recovery();
         tier_error(what, e)
+    }
+
+    /// Starts the probe that pings Redis every [`PROBE_EVERY`] (reconnecting as needed) and
+    /// ends the skipping the moment it answers; one probe at a time.
+    fn watch_for_recovery(self: &Arc<Self>) {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak: Weak<Shared> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_EVERY).await;
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
+                let mut ping = redis::pipe();
+                ping.cmd("PING");
+                if shared.call::<(String,)>(&ping, true).await.is_ok() {
+                    shared.backoff.clear();
+                    shared.probing.store(false, Ordering::Release);
+                    tracing::info!("redis tier: Redis answers again");
+                    return;
+                }
+            }
+        });
     }
 
     /// The shared connection, opened on first use (one attempt at a time; the others wait
     /// for it).
-    async fn connection(&self) -> Result<ConnectionManager> {
+    /// A new connection is not tried while the tier is skipped, unless `despite_backoff` (the
+    /// probe and operators' calls).
+    async fn connection(&self, despite_backoff: bool) -> Result<ConnectionManager> {
         if let Some(c) = self.connection.load_full() {
             return Ok((*c).clone());
         }
@@ -151,7 +192,7 @@ impl Shared {
         if let Some(c) = self.connection.load_full() {
             return Ok((*c).clone());
         }
-        if self.skipping() {
+        if self.skipping() && !despite_backoff {
             return Err(tier_error("connect", "skipped after a recent failure"));
         }
         let config = ConnectionManagerConfig::new()
@@ -169,19 +210,58 @@ impl Shared {
                 self.connection.store(Some(Arc::new(c.clone())));
                 Ok(c)
             }
-            Ok(Err(e)) => Err(self.failed("connect", e)),
-            Err(_) => Err(self.failed("connect", "timed out")),
+            Ok(Err(e)) => Err(tier_error("connect", e)),
+            Err(_) => Err(tier_error("connect", "timed out")),
         }
     }
 
     /// Runs `cmd` with the tier's timeout; a failure pauses the tier.
-    async fn run<T: redis::FromRedisValue>(&self, what: &str, cmd: &redis::Pipeline) -> Result<T> {
-        let mut conn = self.connection().await?;
+    async fn run<T: redis::FromRedisValue>(
+        self: &Arc<Self>,
+        what: &str,
+        cmd: &redis::Pipeline,
+    ) -> Result<T> {
+        self.call(cmd, false)
+            .await
+            .map_err(|e| self.failed(what, e))
+    }
+
+    /// Runs `cmd` with the tier's timeout, and nothing else: why it failed, if it did.
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Pipeline,
+        despite_backoff: bool,
+    ) -> std::result::Result<T, String> {
+        let mut conn = self
+            .connection(despite_backoff)
+            .await
+            .map_err(|e| e.to_string())?;
         match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.failed(what, e)),
-            Err(_) => Err(self.failed(what, "timed out")),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".into()),
         }
+    }
+
+    /// Runs an operator's `cmd` (a purge): not skipped after a recent failure, and tried
+    /// again for a moment when the connection had dropped (a restarted Redis), while the
+    /// connection manager reconnects.
+    async fn run_for_operator<T: redis::FromRedisValue>(
+        self: &Arc<Self>,
+        what: &str,
+        cmd: &redis::Pipeline,
+    ) -> Result<T> {
+        let mut last = String::new();
+        for attempt in 0..PURGE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(PROBE_EVERY).await;
+            }
+            match self.call(cmd, true).await {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e,
+            }
+        }
+        Err(self.failed(what, last))
     }
 
     /// Milliseconds an entry is kept ([`kept_until`]), at least a second.
@@ -242,7 +322,7 @@ impl RedisTier {
                     for chunk in self.scan(&pattern).await?.chunks(500) {
                         let mut cmd = redis::pipe();
                         cmd.cmd("DEL").arg(chunk);
-                        let (n,): (usize,) = s.run("purge", &cmd).await?;
+                        let (n,): (usize,) = s.run_for_operator("purge", &cmd).await?;
                         if counted {
                             removed += n;
                         }
@@ -264,7 +344,7 @@ impl RedisTier {
                 .arg(chunk.len())
                 .arg(chunk)
                 .arg(&entry_prefix);
-            let (n,): (usize,) = s.run("purge", &cmd).await?;
+            let (n,): (usize,) = s.run_for_operator("purge", &cmd).await?;
             removed += n;
         }
         Ok(removed)
@@ -282,7 +362,8 @@ impl RedisTier {
                 .arg(pattern)
                 .arg("COUNT")
                 .arg(1000);
-            let ((next, keys),): ((u64, Vec<String>),) = self.0.run("purge", &cmd).await?;
+            let ((next, keys),): ((u64, Vec<String>),) =
+                self.0.run_for_operator("purge", &cmd).await?;
             found.extend(keys);
             if next == 0 {
                 return Ok(found);

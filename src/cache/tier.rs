@@ -161,6 +161,11 @@ impl Backoff {
         Self::now_ms() < self.until_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The tier answers again: stop skipping it.
+    pub fn clear(&self) {
+        self.until_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A call failed: skip the tier for [`Backoff::PAUSE`].
     pub fn failed(&self) {
         self.until_ms.store(

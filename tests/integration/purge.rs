@@ -537,3 +537,23 @@ async fn a_token_revoked_on_one_gateway_is_refused_by_all() {
     .await;
     assert_eq!(status, 400);
 }
+
+/// A purge is an operator waiting for an answer: a Redis that was restarted since the last
+/// call is reconnected to, not reported as a failure (or skipped) for the next second.
+#[tokio::test]
+async fn the_first_purge_after_redis_restarts_succeeds() {
+    let origin = origin::start();
+    let mut redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = on_redis(&origin, dir.path(), &redis.url());
+    let path = "/restart/with-headers";
+    get(&gw, path).await;
+    assert_eq!(answered_from(&gw, path).await, "memory");
+    redis.stop();
+    redis.restart();
+    let url = format!("http://cdn.test{path}");
+    let (status, answer) = purge(&gw, serde_json::json!({ "url": url })).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = purge(&gw, serde_json::json!({ "url": url })).await;
+    assert_eq!(status, 200, "{answer}");
+}
