@@ -24,6 +24,15 @@ pub enum GatewayError {
     /// unkeyed body made the backend answer, so such a request is refused.
     #[error("a GET or HEAD request with a body is not accepted on a cached route")]
     BodyOnRead,
+    /// The request's head is larger, or has more fields, than `[limits]` allows.
+    #[error("request header fields too large")]
+    HeadersTooLarge,
+    /// A rate limit ran out; ask again after this many seconds.
+    #[error("too many requests")]
+    RateLimited {
+        /// Seconds until the limit allows a request again (`Retry-After`).
+        retry_after: u32,
+    },
     /// The object key the path maps to is longer than the backend allows (S3: 1024 bytes).
     #[error("request path too long for an object key")]
     KeyTooLong,
@@ -104,6 +113,8 @@ impl GatewayError {
             | GatewayError::BodyOnRead => 400,
             GatewayError::NoRoute | GatewayError::NotFound => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
+            GatewayError::HeadersTooLarge => 431,
+            GatewayError::RateLimited { .. } => 429,
             GatewayError::Forbidden | GatewayError::CorsRejected => 403,
             GatewayError::Denied(d) => d.status(),
             GatewayError::RangeNotSatisfiable { .. } => 416,
@@ -125,6 +136,7 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u32> {
         use crate::variants::VariantError as V;
         match self {
+            GatewayError::RateLimited { retry_after } => Some(*retry_after),
             GatewayError::Throttled
             | GatewayError::StoreUnavailable
             | GatewayError::Variant(V::Busy | V::TimedOut) => Some(1),
@@ -193,6 +205,8 @@ impl GatewayError {
             GatewayError::BadHost(_) => "bad_host",
             GatewayError::BadRequest => "bad_request",
             GatewayError::BodyOnRead => "body_on_read",
+            GatewayError::HeadersTooLarge => "headers_too_large",
+            GatewayError::RateLimited { .. } => "rate_limited",
             GatewayError::KeyTooLong => "key_too_long",
             GatewayError::NoRoute => "no_route",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",

@@ -23,7 +23,8 @@
 //!
 //! Module map:
 //! - [`config`]: TOML → validated, typed, immutable [`config::Config`]; every error with its key path.
-//! - [`client`]: who the client is (peer, trusted proxies, X-Forwarded-For).
+//! - [`client`]: who the client is (peer, trusted proxies, X-Forwarded-For); [`limits`]: what
+//!   one request and one client may ask (head size, token-bucket rates).
 //! - [`auth`]: each route's access policy (public, HMAC-signed URLs, CloudFront-compatible
 //!   signed URLs and cookies, JWT), revocation, minting.
 //! - [`routing`]: Host checks ([`routing::host`]), the one path normaliser ([`routing::path`]),
@@ -63,6 +64,7 @@ pub mod config;
 pub mod error;
 pub mod hex;
 pub mod hop;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

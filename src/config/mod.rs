@@ -33,6 +33,8 @@ pub struct Config {
     pub log: LogSettings,
     /// Response compression.
     pub compression: CompressionSettings,
+    /// Request head size and request rate limits.
+    pub limits: crate::limits::LimitSettings,
     /// Keys and lists of the access schemes.
     pub auth: AuthSettings,
     /// How keys and visibilities become client URLs.
@@ -519,6 +521,8 @@ pub struct Route {
     pub cors: Option<Cors>,
     /// Who may read the route.
     pub access: crate::auth::AccessPolicy,
+    /// The route's request rate limit (`None`: unlimited).
+    pub rate_limit: Option<crate::limits::RateLimit>,
     /// Allowlists and source limits, on a route of a `variants` backend.
     pub variants: Option<crate::variants::VariantLimits>,
 }

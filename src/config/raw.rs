@@ -114,6 +114,33 @@ pub struct RawCompression {
     pub min_size: Option<String>,
 }
 
+/// `[limits]`: what one request and one client may ask of the gateway.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Largest request head — target plus header fields — e.g. `32KiB` (default 32KiB, 1KiB
+    /// to 1MiB); a larger one is answered 431.
+    pub header_bytes: Option<String>,
+    /// Most header fields in a request (default 100, 8 to 256); more are answered 431.
+    pub header_count: Option<usize>,
+    /// Each client address's request rate over every route ([`RawRate`]; default none).
+    pub client: Option<RawRate>,
+}
+
+/// A request rate: a token bucket of `burst` requests refilled at `rate` per second. Past it,
+/// requests are answered 429 with `Retry-After`.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    /// Requests per second, sustained (may be fractional: `0.5` is one every two seconds).
+    pub rate: f64,
+    /// Requests allowed at once after a quiet spell (default: `rate`, at least 1).
+    pub burst: Option<f64>,
+    /// On a route: `client` (each client address its own bucket, the default) or `route`
+    /// (one bucket for all of the route's requests).
+    pub per: Option<String>,
+}
+
 /// Where a secret comes from: exactly one of `env` or `file`.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -438,6 +465,8 @@ pub struct RawRoute {
     pub cache_control: Option<String>,
     /// Add `Content-Disposition: attachment` with the key's file name.
     pub download: Option<bool>,
+    /// The route's request rate ([`RawRate`]): past it, 429 with `Retry-After`.
+    pub rate_limit: Option<RawRate>,
     /// Cross-origin resource sharing answered at the gateway ([`RawCors`]). Kept raw for
     /// precise error paths.
     pub cors: Option<toml::Value>,
@@ -674,6 +703,8 @@ pub struct RawConfig {
     pub log: Option<toml::Value>,
     /// `[compression]`.
     pub compression: Option<toml::Value>,
+    /// `[limits]` ([`RawLimits`]).
+    pub limits: Option<toml::Value>,
     /// `[auth]`.
     pub auth: Option<toml::Value>,
     /// `[resolve]`.

@@ -24,6 +24,7 @@ use crate::cache::CacheLayer;
 use crate::client::{ClientInfo, TrustedProxies};
 use crate::config::{CompressionSettings, Config};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
+use crate::limits::{LimitSettings, Limiter};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
 use crate::range::RangeSyntax;
 use crate::routing::host::{self, request_host};
@@ -65,6 +66,10 @@ pub struct Gateway {
     unmatched: RouteMetrics,
     /// The asset store's lookups (variants routes).
     assets: Option<Arc<AccessCache>>,
+    /// Request head limits (`[limits]`).
+    limits: LimitSettings,
+    /// Each client's rate over every route (`limits.client`).
+    client_limit: Option<Limiter>,
 }
 
 impl Gateway {
@@ -89,7 +94,28 @@ impl Gateway {
             unmatched: metrics.route(UNMATCHED, UNMATCHED),
             metrics,
             assets,
+            limits: config.limits.clone(),
+            client_limit: config.limits.client.map(Limiter::new),
         }
+    }
+
+    /// `[limits]` and the route's `rate_limit` for this request: the error to answer with
+    /// when one is exceeded.
+    fn over_limit(&self, ctx: &RequestCtx) -> Option<GatewayError> {
+        let client = ctx.client.addr;
+        let now = Instant::now();
+        if let Some(limit) = &self.client_limit {
+            if let Err(retry_after) = limit.take(client, now) {
+                return Some(GatewayError::RateLimited { retry_after });
+            }
+        }
+        let route = &ctx.matched.as_ref()?.route;
+        if let Some(limit) = &route.rate_limit {
+            if let Err(retry_after) = limit.take(client, now) {
+                return Some(GatewayError::RateLimited { retry_after });
+            }
+        }
+        None
     }
 
     /// Writes an answer the gateway made, with the route's decorations; returns `Ok(true)`.
@@ -599,6 +625,12 @@ impl ProxyHttp for Gateway {
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let req = session.req_header();
         ctx.client = ClientInfo::derive(peer, &req.headers, &self.trusted_proxies, tls);
+        let (head_bytes, head_fields) = crate::limits::head_size(req.raw_path(), &req.headers);
+        if head_bytes > self.limits.header_bytes || head_fields > self.limits.header_count {
+            return self
+                .reject(session, ctx, GatewayError::HeadersTooLarge)
+                .await;
+        }
         let found = request_host(req)
             .map_err(GatewayError::from)
             .and_then(|host| {
@@ -617,6 +649,9 @@ impl ProxyHttp for Gateway {
             grant: None,
             variant: None,
         });
+        if let Some(e) = self.over_limit(ctx) {
+            return self.reject(session, ctx, e).await;
+        }
         if let Some(answer) = self.preflight(session, ctx).await {
             return answer;
         }

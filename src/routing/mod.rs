@@ -86,6 +86,8 @@ pub struct CompiledRoute<B> {
     pub metrics: RouteMetrics,
     /// The route's cache tiers and policy (`None`: not cached).
     pub cache: Option<Arc<crate::cache::RouteCache>>,
+    /// The route's rate limit and its buckets (`None`: unlimited).
+    pub rate_limit: Option<crate::limits::RouteLimiter>,
 }
 
 /// Gives a route its cache, by host label and route (see [`Router::with_caches`]).
@@ -320,6 +322,7 @@ fn compile_host<B>(
                     steering: steering.clone(),
                     metrics: metrics.route(&label, &r.name),
                     cache: caches(&label, r),
+                    rate_limit: r.rate_limit.map(crate::limits::RouteLimiter::new),
                 }))
             })
             .collect(),

@@ -73,7 +73,8 @@ async fn awkward_keys_are_fetched_exactly() {
     // Text from the bucket is compressed for clients that accept it (from 1 KiB, the default
     // `compression.min_size`); ranges never are.
     let large = "text ".repeat(400);
-    g.put("awkward/large text.txt", large.clone(), "text/plain").await;
+    g.put("awkward/large text.txt", large.clone(), "text/plain")
+        .await;
     let r = c
         .get(gw.url("/awkward/large%20text.txt"))
         .header("accept-encoding", "gzip")

@@ -277,6 +277,7 @@ impl Validator<'_> {
             }
             None
         };
+        let rate_limit = self.rate_limit(path, raw.rate_limit.clone());
         let name = raw
             .name
             .clone()
@@ -296,6 +297,7 @@ impl Validator<'_> {
             cors: cors.flatten(),
             access,
             variants,
+            rate_limit,
         })
     }
 

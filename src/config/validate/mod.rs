@@ -13,6 +13,7 @@ mod auth;
 mod backend;
 mod cache;
 mod hosts;
+mod limits;
 mod steering;
 
 /// One configuration problem at a key path, e.g. `hosts[1].routes[0].backend`.
@@ -174,6 +175,7 @@ impl Validator<'_> {
         }
         let log = self.log(raw.log);
         let compression = self.compression(raw.compression);
+        let limits = self.limits(raw.limits);
         let declared: BTreeMap<String, String> = raw
             .backends
             .iter()
@@ -216,6 +218,7 @@ impl Validator<'_> {
             admin_access,
             log,
             compression,
+            limits,
             auth,
             resolve,
             backends,

@@ -1,0 +1,94 @@
+//! `[limits]` and a route's `rate_limit`: request head size and request rates.
+
+use super::*;
+use crate::config::raw::{RawLimits, RawRate};
+use crate::limits::{LimitSettings, Rate, RateLimit, Scope, DEFAULT_HEADER_BYTES};
+
+/// The most `limits.header_count` accepts (Pingora itself reads at most 256 fields).
+const MAX_HEADER_COUNT: usize = 256;
+/// The most `limits.header_bytes` accepts (Pingora itself reads at most 1 MiB of head).
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
+impl Validator<'_> {
+    /// `[limits]`; see [`RawLimits`] for each key's meaning and default.
+    pub(super) fn limits(&mut self, value: Option<toml::Value>) -> LimitSettings {
+        let raw = value
+            .and_then(|v| item::<RawLimits>(self.problems, "limits", v))
+            .unwrap_or_default();
+        let mut settings = LimitSettings::default();
+        if let Some(text) = raw.header_bytes {
+            match crate::config::units::parse_size(&text).map(usize::try_from) {
+                Ok(Ok(n)) if (1024..=MAX_HEADER_BYTES).contains(&n) => settings.header_bytes = n,
+                Ok(_) => self
+                    .problems
+                    .add("limits.header_bytes", "must be 1KiB to 1MiB"),
+                Err(e) => self.problems.add("limits.header_bytes", e),
+            }
+        }
+        if let Some(n) = raw.header_count {
+            if (8..=MAX_HEADER_COUNT).contains(&n) {
+                settings.header_count = n;
+            } else {
+                self.problems.add(
+                    "limits.header_count",
+                    format!("must be 8 to {MAX_HEADER_COUNT}"),
+                );
+            }
+        }
+        if settings.header_bytes < DEFAULT_HEADER_BYTES / 8 {
+            self.problems.add(
+                "limits.header_bytes",
+                "leaves too little room for cookies and tokens",
+            );
+        }
+        settings.client = raw.client.and_then(|r| {
+            if r.per.is_some() {
+                self.problems.add(
+                    "limits.client.per",
+                    "is for a route's rate_limit; limits.client is always per client",
+                );
+            }
+            self.rate("limits.client", &r)
+        });
+        settings
+    }
+
+    /// A route's `rate_limit`.
+    pub(super) fn rate_limit(&mut self, path: &str, raw: Option<RawRate>) -> Option<RateLimit> {
+        let raw = raw?;
+        let at = format!("{path}.rate_limit");
+        let scope = match raw.per.as_deref() {
+            None | Some("client") => Scope::Client,
+            Some("route") => Scope::Route,
+            Some(other) => {
+                self.problems.add(
+                    format!("{at}.per"),
+                    format!("\"{other}\" is not `client` or `route`"),
+                );
+                Scope::Client
+            }
+        };
+        let rate = self.rate(&at, &raw)?;
+        Some(RateLimit { rate, scope })
+    }
+
+    fn rate(&mut self, at: &str, raw: &RawRate) -> Option<Rate> {
+        if !(raw.rate.is_finite() && raw.rate > 0.0) {
+            self.problems.add(
+                format!("{at}.rate"),
+                "must be a number of requests per second above 0",
+            );
+            return None;
+        }
+        let burst = raw.burst.unwrap_or(raw.rate.ceil().max(1.0));
+        if !(burst.is_finite() && burst >= 1.0) {
+            self.problems
+                .add(format!("{at}.burst"), "must be at least 1 request");
+            return None;
+        }
+        Some(Rate {
+            per_second: raw.rate,
+            burst,
+        })
+    }
+}

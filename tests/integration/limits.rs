@@ -1,0 +1,174 @@
+//! `[limits]` and routes' `rate_limit` against the real gateway: oversized request heads get
+//! 431, clients and routes past their token bucket get 429 with `Retry-After`, and the
+//! buckets refill.
+
+use crate::harness::*;
+use std::time::Duration;
+
+/// A gateway with `limits` and a route `/r` (with `route_limit` lines) in front of `origin`;
+/// X-Forwarded-For from loopback is believed, so tests can speak as several clients.
+fn gateway(origin: &origin::Origin, limits: &str, route_limit: &str) -> Gateway {
+    Gateway::start_with_server(
+        "threads = 2\ntrusted_proxies = [\"127.0.0.1\"]",
+        &format!(
+            r#"
+[limits]
+{limits}
+
+[backends.web]
+kind = "http"
+addresses = ["{addr}"]
+
+[[hosts]]
+names = ["cdn.test"]
+
+[[hosts.routes]]
+path = "/r"
+backend = "web"
+{route_limit}
+
+[[hosts.routes]]
+path = "/"
+backend = "web"
+"#,
+            addr = origin.addr
+        ),
+    )
+}
+
+async fn get_as(gw: &Gateway, address: &str, path: &str) -> reqwest::Response {
+    client()
+        .get(gw.url(path))
+        .header("host", "cdn.test")
+        .header("x-forwarded-for", address)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn oversized_request_heads_are_refused_with_431() {
+    let origin = origin::start();
+    let gw = gateway(&origin, "header_bytes = \"8KiB\"\nheader_count = 20", "");
+    let big = "x".repeat(9 * 1024);
+    let r = client()
+        .get(gw.url("/a"))
+        .header("host", "cdn.test")
+        .header("x-big", big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+    let mut req = client().get(gw.url("/a")).header("host", "cdn.test");
+    for i in 0..25 {
+        req = req.header(format!("x-h{i}"), "1");
+    }
+    assert_eq!(req.send().await.unwrap().status(), 431);
+    // A long URL counts as well.
+    let long = format!("/a?{}", "q".repeat(9 * 1024));
+    let r = client()
+        .get(gw.url(&long))
+        .header("host", "cdn.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+    assert_eq!(origin.hits(), 0);
+    let r = client()
+        .get(gw.url("/a"))
+        .header("host", "cdn.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_past_its_rate_waits_and_others_do_not() {
+    let origin = origin::start();
+    let gw = gateway(&origin, "client = { rate = 1, burst = 2 }", "");
+    for _ in 0..2 {
+        assert_eq!(get_as(&gw, "192.0.2.1", "/a").await.status(), 200);
+    }
+    let refused = get_as(&gw, "192.0.2.1", "/a").await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(refused.headers()["cache-control"], "no-store");
+    // Another client has its own bucket.
+    assert_eq!(get_as(&gw, "192.0.2.2", "/a").await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get_as(&gw, "192.0.2.1", "/a").await.status(), 200);
+    assert_eq!(origin.hits(), 4);
+    metrics_when(&gw, "429s counted", |m| {
+        m.lines()
+            .any(|l| l.contains("status=\"429\"") && l.ends_with(" 1"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_route_limit_counts_each_client_or_the_whole_route() {
+    let origin = origin::start();
+    let gw = gateway(&origin, "", "rate_limit = { rate = 0.5, burst = 1 }");
+    assert_eq!(get_as(&gw, "192.0.2.1", "/r/x").await.status(), 200);
+    let refused = get_as(&gw, "192.0.2.1", "/r/x").await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "2");
+    assert_eq!(get_as(&gw, "192.0.2.2", "/r/x").await.status(), 200);
+    // Other routes are not limited.
+    for _ in 0..3 {
+        assert_eq!(get_as(&gw, "192.0.2.1", "/other").await.status(), 200);
+    }
+    drop(gw);
+    let gw = gateway(
+        &origin,
+        "",
+        "rate_limit = { rate = 0.5, burst = 1, per = \"route\" }",
+    );
+    assert_eq!(get_as(&gw, "192.0.2.1", "/r/x").await.status(), 200);
+    assert_eq!(get_as(&gw, "192.0.2.2", "/r/x").await.status(), 429);
+}
+
+#[tokio::test]
+async fn limits_that_make_no_sense_are_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[listeners]]
+address = "127.0.0.1:1"
+[limits]
+header_bytes = "10"
+header_count = 1000
+client = { rate = 0 }
+[backends.web]
+kind = "http"
+addresses = ["127.0.0.1:1"]
+[[hosts]]
+names = ["a.test"]
+[[hosts.routes]]
+path = "/"
+backend = "web"
+rate_limit = { rate = 5, burst = 0.5, per = "planet" }
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_assetgate"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "limits.header_bytes",
+        "limits.header_count",
+        "limits.client.rate",
+        "rate_limit.burst",
+        "rate_limit.per",
+    ] {
+        assert!(text.contains(key), "{key}: {text}");
+    }
+}
