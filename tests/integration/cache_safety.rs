@@ -183,17 +183,8 @@ async fn a_key_header_that_is_a_signing_or_hop_header_is_refused() {
         r#""cdn.test""#,
         r#"key_headers = ["Connection", "Not A Header"]"#,
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.toml");
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_assetgate"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let (passed, text) = check_config(&config);
+    assert!(!passed);
     assert!(text.contains("key_headers[0]"), "{text}");
     assert!(text.contains("key_headers[1]"), "{text}");
 }

@@ -218,6 +218,21 @@ pub fn blocking_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
 }
 
 /// Sends raw request bytes and returns the raw response (for paths no client library would send).
+/// `assetgate check` on `config`: whether it passed, and everything it printed.
+pub fn check_config(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("checked.toml");
+    std::fs::write(&path, config).expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_assetgate"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run assetgate check");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
 pub fn raw_request(addr: SocketAddr, request: &[u8]) -> String {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
