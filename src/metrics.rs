@@ -29,6 +29,9 @@ pub struct Metrics {
     pub backend_errors: IntCounterVec,
     /// `assetgate_rejected_requests_total{reason}`: requests that matched no route.
     pub rejected: IntCounterVec,
+    /// `assetgate_rate_limited_total{limit}`: requests answered 429, by the limit that ran out
+    /// (`client`: `limits.client`; `route`: a route's `rate_limit`).
+    pub rate_limited: IntCounterVec,
     /// `assetgate_auth_denied_total{scheme,reason}`: requests an access policy refused;
     /// `scheme` is `none` when no credential was presented.
     pub auth_denied: IntCounterVec,
@@ -244,8 +247,14 @@ impl Metrics {
             rejected: counter(
                 &registry,
                 "assetgate_rejected_requests_total",
-                "Requests that matched no route, by reason (bad_path, no_route).",
+                "Requests that matched no route, by reason (bad_path, no_route, headers_too_large).",
                 &["reason"],
+            ),
+            rate_limited: counter(
+                &registry,
+                "assetgate_rate_limited_total",
+                "Requests answered 429, by the limit that ran out (client, route).",
+                &["limit"],
             ),
             auth_denied: counter(
                 &registry,

@@ -104,15 +104,19 @@ impl Gateway {
     fn over_limit(&self, ctx: &RequestCtx) -> Option<GatewayError> {
         let client = ctx.client.addr;
         let now = Instant::now();
+        let limited = |limit: &'static str, retry_after: u32| {
+            self.metrics.rate_limited.with_label_values(&[limit]).inc();
+            Some(GatewayError::RateLimited { retry_after })
+        };
         if let Some(limit) = &self.client_limit {
             if let Err(retry_after) = limit.take(client, now) {
-                return Some(GatewayError::RateLimited { retry_after });
+                return limited("client", retry_after);
             }
         }
         let route = &ctx.matched.as_ref()?.route;
         if let Some(limit) = &route.rate_limit {
             if let Err(retry_after) = limit.take(client, now) {
-                return Some(GatewayError::RateLimited { retry_after });
+                return limited("route", retry_after);
             }
         }
         None

@@ -102,6 +102,7 @@ async fn a_client_past_its_rate_waits_and_others_do_not() {
     metrics_when(&gw, "429s counted", |m| {
         m.lines()
             .any(|l| l.contains("status=\"429\"") && l.ends_with(" 1"))
+            && m.contains("assetgate_rate_limited_total{limit=\"client\"} 1")
     })
     .await;
 }
