@@ -24,7 +24,8 @@
 //! Module map:
 //! - [`config`]: TOML → validated, typed, immutable [`config::Config`]; every error with its key path.
 //! - [`client`]: who the client is (peer, trusted proxies, X-Forwarded-For); [`limits`]: what
-//!   one request and one client may ask (head size, token-bucket rates).
+//!   one request and one client may ask (head size, token-bucket rates, connections), and
+//!   [`connections`] counting each client connection around the proxy.
 //! - [`auth`]: each route's access policy (public, HMAC-signed URLs, CloudFront-compatible
 //!   signed URLs and cookies, JWT), revocation, minting.
 //! - [`routing`]: Host checks ([`routing::host`]), the one path normaliser ([`routing::path`]),
@@ -61,6 +62,7 @@ pub mod cache;
 pub mod client;
 pub mod conditional;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod hex;
 pub mod hop;

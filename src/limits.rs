@@ -19,6 +19,10 @@ pub const DEFAULT_HEADER_BYTES: usize = 32 << 10;
 /// Default `limits.header_count`.
 pub const DEFAULT_HEADER_COUNT: usize = 100;
 
+/// Default `limits.connections_per_client`: far above a browser's six per host, low enough
+/// that one address cannot hold the process's file descriptors.
+pub const DEFAULT_CONNECTIONS_PER_CLIENT: usize = 1024;
+
 /// Buckets kept per limit (over all shards) before full ones are dropped.
 const MAX_BUCKETS: usize = 1 << 18;
 const SHARDS: usize = 64;
@@ -59,6 +63,10 @@ pub struct LimitSettings {
     pub header_count: usize,
     /// Each client address's rate over every route (`None`: unlimited).
     pub client: Option<Rate>,
+    /// Most connections open at once from one peer address (0: unlimited).
+    pub connections_per_client: usize,
+    /// Most client connections open at once in all (0: unlimited).
+    pub connections: usize,
 }
 
 impl Default for LimitSettings {
@@ -67,6 +75,8 @@ impl Default for LimitSettings {
             header_bytes: DEFAULT_HEADER_BYTES,
             header_count: DEFAULT_HEADER_COUNT,
             client: None,
+            connections_per_client: DEFAULT_CONNECTIONS_PER_CLIENT,
+            connections: 0,
         }
     }
 }
@@ -94,6 +104,71 @@ impl RouteLimiter {
             Scope::Route => None,
         };
         self.limiter.take(key, now)
+    }
+}
+
+/// Open client connections, in all and per peer address, against their limits.
+#[derive(Debug, Default)]
+pub struct ConnectionCounts {
+    per_client: usize,
+    total: usize,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One admitted connection: counted until dropped.
+#[derive(Debug)]
+pub struct OpenConnection<'a> {
+    counts: &'a ConnectionCounts,
+    peer: Option<IpAddr>,
+}
+
+impl ConnectionCounts {
+    /// Counts against `per_client` and `total` (0: unlimited).
+    pub fn new(per_client: usize, total: usize) -> ConnectionCounts {
+        ConnectionCounts {
+            per_client,
+            total,
+            open: Mutex::default(),
+        }
+    }
+
+    /// Admits a connection from `peer` (`None`: a Unix socket, counted in the total only);
+    /// `None` when a limit is reached.
+    pub fn admit(&self, peer: Option<IpAddr>) -> Option<OpenConnection<'_>> {
+        let peer = peer.map(bucket_address);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if self.total > 0 && open.0 >= self.total {
+            return None;
+        }
+        if let Some(addr) = peer {
+            let n = open.1.entry(addr).or_insert(0);
+            if self.per_client > 0 && *n >= self.per_client {
+                return None;
+            }
+            *n += 1;
+        }
+        open.0 += 1;
+        Some(OpenConnection { counts: self, peer })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(addr) = self.peer {
+            if let Some(n) = open.1.get_mut(&addr) {
+                *n -= 1;
+                if *n == 0 {
+                    open.1.remove(&addr);
+                }
+            }
+        }
     }
 }
 
@@ -265,6 +340,27 @@ mod tests {
         }
         let held: usize = l.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(held <= MAX_BUCKETS, "{held}");
+    }
+
+    #[test]
+    fn connections_are_counted_until_dropped() {
+        let counts = ConnectionCounts::new(2, 3);
+        let a: Option<IpAddr> = Some("192.0.2.1".parse().unwrap());
+        let b: Option<IpAddr> = Some("192.0.2.2".parse().unwrap());
+        let a1 = counts.admit(a).unwrap();
+        let _a2 = counts.admit(a).unwrap();
+        assert!(counts.admit(a).is_none(), "per client");
+        let _b1 = counts.admit(b).unwrap();
+        assert!(counts.admit(b).is_none(), "in total");
+        drop(a1);
+        let b2 = counts.admit(b);
+        assert!(b2.is_some());
+        assert_eq!(counts.open(), 3);
+        let unlimited = ConnectionCounts::new(0, 0);
+        let held: Vec<_> = (0..100).map(|_| unlimited.admit(a).unwrap()).collect();
+        assert_eq!(unlimited.open(), 100);
+        drop(held);
+        assert_eq!(unlimited.open(), 0);
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub struct Metrics {
     pub backend_errors: IntCounterVec,
     /// `assetgate_rejected_requests_total{reason}`: requests that matched no route.
     pub rejected: IntCounterVec,
+    /// `assetgate_client_connections`: client connections open now.
+    pub connections_open: IntGauge,
+    /// `assetgate_client_connections_refused_total`: connections closed on arrival because
+    /// `limits.connections_per_client` or `limits.connections` was reached.
+    pub connections_refused: IntCounterVec,
     /// `assetgate_rate_limited_total{limit}`: requests answered 429, by the limit that ran out
     /// (`client`: `limits.client`; `route`: a route's `rate_limit`).
     pub rate_limited: IntCounterVec,
@@ -249,6 +254,17 @@ impl Metrics {
                 "assetgate_rejected_requests_total",
                 "Requests that matched no route, by reason (bad_path, no_route, headers_too_large).",
                 &["reason"],
+            ),
+            connections_open: plain_gauge(
+                &registry,
+                "assetgate_client_connections",
+                "Client connections open now.",
+            ),
+            connections_refused: counter(
+                &registry,
+                "assetgate_client_connections_refused_total",
+                "Client connections closed on arrival: limits.connections_per_client or limits.connections was reached.",
+                &[],
             ),
             rate_limited: counter(
                 &registry,

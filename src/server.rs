@@ -129,8 +129,15 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         &cache,
         assets.clone(),
     );
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "assetgate");
+    let limits = &config.limits;
+    let mut proxy = Service::new(
+        "assetgate".to_string(),
+        crate::connections::Limited::new(
+            pingora::proxy::http_proxy(&server.configuration, gateway),
+            limits.connections_per_client,
+            limits.connections,
+        ),
+    );
     for (index, listener) in config.listeners.iter().enumerate() {
         let addr = listener.address.to_string();
         match &listener.tls {

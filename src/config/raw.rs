@@ -125,6 +125,11 @@ pub struct RawLimits {
     pub header_count: Option<usize>,
     /// Each client address's request rate over every route ([`RawRate`]; default none).
     pub client: Option<RawRate>,
+    /// Most connections open at once from one address, IPv6 by its /64 (default 1024; 0:
+    /// unlimited); more are closed as they arrive.
+    pub connections_per_client: Option<usize>,
+    /// Most client connections open at once in all (default 0: unlimited).
+    pub connections: Option<usize>,
 }
 
 /// A request rate: a token bucket of `burst` requests refilled at `rate` per second. Past it,

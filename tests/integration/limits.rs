@@ -162,3 +162,45 @@ rate_limit = { rate = 5, burst = 0.5, per = "planet" }
         assert!(text.contains(key), "{key}: {text}");
     }
 }
+
+/// Whether the gateway answers a request on `stream` (a connection over a limit is closed as
+/// it arrives).
+fn answers(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::{Read, Write};
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    if stream
+        .write_all(b"GET /a HTTP/1.1\r\nHost: cdn.test\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    matches!(stream.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200"))
+}
+
+#[tokio::test]
+async fn connections_past_the_per_client_limit_are_closed_on_arrival() {
+    let origin = origin::start();
+    let gw = gateway(&origin, "connections_per_client = 2", "");
+    let addr = gw.addr;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut first = std::net::TcpStream::connect(addr).unwrap();
+        let mut second = std::net::TcpStream::connect(addr).unwrap();
+        let both = answers(&mut first) && answers(&mut second);
+        let mut third = std::net::TcpStream::connect(addr).unwrap();
+        let third_answered = answers(&mut third);
+        drop(first);
+        std::thread::sleep(Duration::from_millis(200));
+        let mut fourth = std::net::TcpStream::connect(addr).unwrap();
+        (both, third_answered, answers(&mut fourth))
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome, (true, false, true));
+    metrics_when(&gw, "the refusal counted", |m| {
+        m.contains("assetgate_client_connections_refused_total 1")
+    })
+    .await;
+}

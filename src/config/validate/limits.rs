@@ -41,6 +41,12 @@ impl Validator<'_> {
                 "leaves too little room for cookies and tokens",
             );
         }
+        if let Some(n) = raw.connections_per_client {
+            settings.connections_per_client = n;
+        }
+        if let Some(n) = raw.connections {
+            settings.connections = n;
+        }
         settings.client = raw.client.and_then(|r| {
             if r.per.is_some() {
                 self.problems.add(
