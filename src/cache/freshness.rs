@@ -283,4 +283,33 @@ mod tests {
             assert!(!heuristically_cacheable(s), "{s}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever bytes Age, Date, Expires and Last-Modified hold: an answer, never a panic,
+        /// and an age no larger than the greatest delta-seconds plus the clock's reach.
+        #[test]
+        fn any_field_values_give_an_answer(
+            age in proptest::collection::vec(proptest::num::u8::ANY, 0..24),
+            date in "[ -~]{0,40}",
+            expires in "[ -~]{0,40}",
+            modified in "[ -~]{0,40}",
+        ) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&age) {
+                h.insert(header::AGE, v);
+            }
+            for (name, text) in [
+                (header::DATE, &date),
+                (header::EXPIRES, &expires),
+                (header::LAST_MODIFIED, &modified),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(text) {
+                    h.insert(name, v);
+                }
+            }
+            let _ = initial_age(&h, exchange(1));
+            let _ = explicit_lifetime(None, &h, at(NOW));
+            let _ = heuristic_lifetime(&h, at(NOW), Duration::from_secs(86_400));
+        }
+    }
 }

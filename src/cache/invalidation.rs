@@ -172,4 +172,32 @@ mod tests {
         assert!(targets(Some(""), None).is_empty());
         assert!(targets(None, None).is_empty());
     }
+
+    proptest::proptest! {
+        /// Any Location value: never a panic, and never a target on another host.
+        #[test]
+        fn any_reference_resolves_to_this_host_or_nothing(
+            reference in proptest::prop_oneof![
+                "[ -~]{0,60}",
+                "(https?:|HTTP:|ftp:)?//[a-zA-Z0-9.:@\\[\\]-]{0,20}([/?#][ -~]{0,20})?",
+            ],
+            request_path in "/[ -~]{0,30}",
+        ) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&reference) {
+                h.insert(header::LOCATION, v);
+            }
+            for target in named_targets(&h, "a.test", &request_path) {
+                proptest::prop_assert!(target.path.starts_with('/'));
+                if let Some(rest) = reference.split("//").nth(1) {
+                    if has_scheme(&reference) || reference.starts_with("//") {
+                        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                        let host = authority.rsplit('@').next().unwrap_or_default();
+                        let host = host.split(':').next().unwrap_or_default();
+                        proptest::prop_assert!(host.eq_ignore_ascii_case("a.test"), "{}", reference);
+                    }
+                }
+            }
+        }
+    }
 }
