@@ -1,4 +1,4 @@
-//! The URL a client should use for an object: seed 001's `AssetService.resolveUrl(asset)` as a
+//! The URL a client should use for an object: what an application's `resolveUrl(asset)` returns, as a
 //! library function (and `POST /v1/resolve` on the admin listener).
 //!
 //! - `public` → `{resolve.public_base}/{key}`, a plain CDN URL;

@@ -590,7 +590,7 @@ pub struct RawRouteCache {
     /// reach the origin of a cached route; the rest are removed (default none).
     pub key_headers: Option<Vec<String>>,
     /// Store only when the query carries these parameters (`name`/`equals` pairs), e.g.
-    /// seed 000's sounds, cached only with `output_format=file`.
+    /// generated sounds, cached only with `output_format=file`.
     pub store_if_query: Option<Vec<RawValueCondition>>,
     /// `stale-while-revalidate` used when the backend sends none, e.g. `30s`.
     pub stale_while_revalidate: Option<String>,
