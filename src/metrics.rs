@@ -70,8 +70,8 @@ pub struct Metrics {
     /// `assetgate_cache_requests_total{host,route}`: requests a cached route looked up.
     pub cache_requests: IntCounterVec,
     /// `assetgate_cache_hits_total{host,route}`: of those, answered from a tier (fresh, or
-    /// stale while revalidating or after an origin error). With `cache_requests` this is seed
-    /// 002's hit ratio.
+    /// stale while revalidating or after an origin error). With `cache_requests` this is the
+    /// hit ratio a dashboard alerts on.
     pub cache_hits: IntCounterVec,
     /// `assetgate_cache_stored_total{host,route}`: responses written to the route's tiers.
     pub cache_stored: IntCounterVec,
@@ -120,7 +120,7 @@ pub struct Metrics {
     pub tier_errors: IntCounterVec,
     /// `assetgate_variant_compute_seconds{format}`: time to make one variant, from the
     /// original's bytes to the encoded output (decode, resize, colour, encode), by output
-    /// format; seed 002 alerts on its p95 over 80 ms.
+    /// format; a typical alert fires on its p95 over 80 ms.
     pub variant_compute: HistogramVec,
     /// `assetgate_variant_source_bytes{format}`: sizes of the originals read, by their format.
     pub variant_source_bytes: HistogramVec,

@@ -8,7 +8,7 @@
 //!
 //! Each part is length-prefixed, so no two different part lists frame to the same bytes. The
 //! tiers store entries under [`EntryKey`], the full SHA-256 of those bytes and the `Vary`
-//! variance, never truncated (seed 000 truncated its prompts and different content shared a
+//! variance, never truncated (a pipeline that truncated its prompts had different content share a
 //! key). pingora-cache's own 128-bit hash is set from the same digest once per request; it only
 //! names the request's fill lock, never a stored entry.
 

@@ -1,5 +1,5 @@
 //! The object-store tier: a "cache bucket" (S3, R2, any S3-compatible store) for large or
-//! long-lived entries, shared by every gateway pointing at it (seed 000's KV + R2 tier).
+//! long-lived entries, shared by every gateway pointing at it (what a KV + R2 tier does behind a CDN worker).
 //!
 //! The bucket is an `s3` backend of the config; entries live under its `key_prefix`:
 //! - `m/{sha256 hex}`: the entry's metadata object: magic `AGO1`, `u64` Unix second until

@@ -17,7 +17,7 @@ pub enum NeverStore {
     SetCookie,
     /// `Cache-Control: private` or `no-store`.
     Private,
-    /// The origin marked the answer as degraded (e.g. seed 000's `x-token-valid: false`).
+    /// The origin marked the answer as degraded (e.g. `x-token-valid: false` on a watermarked fallback).
     Degraded,
 }
 

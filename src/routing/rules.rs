@@ -223,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_001_rules_in_order() {
+    fn migration_rules_in_order() {
         let rules = vec![
             rule(
                 vec![header("X-Dev-Mode", ValueTest::Equals("true".into()))],

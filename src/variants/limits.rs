@@ -7,9 +7,9 @@ use super::spec::{Asked, Format};
 use super::VariantError;
 use std::time::Duration;
 
-/// Seed 002's widths.
+/// The default widths: the sizes a typical product's image grid uses.
 pub const DEFAULT_WIDTHS: [u32; 4] = [320, 640, 1024, 1920];
-/// Seed 002's heights.
+/// The default heights.
 pub const DEFAULT_HEIGHTS: [u32; 4] = [240, 480, 768, 1080];
 /// Qualities allowed by default.
 pub const DEFAULT_QUALITIES: [u32; 6] = [50, 60, 70, 75, 80, 85];

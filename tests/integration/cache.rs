@@ -1,7 +1,7 @@
 //! The shared cache's memory tier in front of a real origin: what is stored and served again
 //! (counted by the origin's own request counter), `Cache-Status`, the cache key (query
 //! allowlist, signing parameters, steering groups), `Vary`, stale serving, and the cache
-//! metrics seed 002's hit-ratio alert reads.
+//! metrics a hit-ratio alert reads.
 
 use crate::harness::*;
 use std::time::Duration;

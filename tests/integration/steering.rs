@@ -1,4 +1,4 @@
-//! Steering against several real origins: seed 001's listener rules, weighted sticky canaries,
+//! Steering against several real origins: a migration's listener rules, weighted sticky canaries,
 //! health-checked pools with passive ejection, retries, and failover to a backup (HTTP pool and
 //! bucket).
 
@@ -61,7 +61,7 @@ fn http_backend(name: &str, members: &[String], extra: &str) -> String {
 }
 
 #[tokio::test]
-async fn seed_001_listener_rules_in_priority_order() {
+async fn migration_listener_rules_in_priority_order() {
     let stable = origin::start_named("ec2");
     let ecs = origin::start_named("ecs");
     let gw = Gateway::start(&format!(
