@@ -23,13 +23,8 @@ const NAMED: [&str; 2] = ["keep-alive", "proxy-connection"];
 /// standard ones. The message's framing is the writer's to set again (Pingora frames what it
 /// sends by `Content-Length`, else chunked).
 pub fn strip_response(resp: &mut ResponseHeader) {
-    let nominated: Vec<HeaderName> = resp
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+    let nominated: Vec<HeaderName> = crate::fields::list_members(&resp.headers, header::CONNECTION)
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
     for name in &nominated {
         resp.remove_header(name);

@@ -44,6 +44,7 @@
 //!   hash, assets by owner, ingest (`assetgate assets add`), cached lookups.
 //! - [`variants`]: image variants — URL grammar, allowlists, the decode/resize/encode
 //!   pipeline, the bounded worker pool and the builder behind the in-process origin.
+//! - [`fields`]: list-valued header fields, parsed one way everywhere.
 //! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself;
 //!   [`hop`]: the hop-by-hop fields removed from every backend answer.
 //! - [`error`]: the one table from failures to statuses; [`hex`]: the one text encoding of
@@ -64,6 +65,7 @@ pub mod conditional;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod fields;
 pub mod hex;
 pub mod hop;
 pub mod limits;

@@ -182,8 +182,7 @@ struct Bucket {
 impl Bucket {
     /// Refills to `now`, then takes one request: `Err(wait)` until one is there.
     fn take(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst);
+        self.tokens = self.refilled(rate, now);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -195,9 +194,14 @@ impl Bucket {
         }
     }
 
-    fn is_full(&self, rate: Rate, now: Instant) -> bool {
+    /// The tokens it holds at `now`.
+    fn refilled(&self, rate: Rate, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens + elapsed * rate.per_second >= rate.burst
+        (self.tokens + elapsed * rate.per_second).min(rate.burst)
+    }
+
+    fn is_full(&self, rate: Rate, now: Instant) -> bool {
+        self.refilled(rate, now) >= rate.burst
     }
 }
 

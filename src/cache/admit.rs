@@ -4,6 +4,7 @@
 
 use super::freshness::{self, Exchange};
 use super::policy::{NeverStore, RoutePolicy};
+use crate::fields::list_members;
 use pingora::cache::cache_control::{CacheControl, DirectiveKey, InterpretCacheControl};
 use pingora::cache::filters::calculate_serve_stale_durations;
 use pingora::cache::{CacheMeta, CacheMetaDefaults};
@@ -178,23 +179,12 @@ pub fn declared_length(headers: &http::HeaderMap) -> Option<usize> {
 
 /// `Vary: *`: no later request can be known to match (RFC 9111 §4.1).
 fn varies_on_everything(resp: &ResponseHeader) -> bool {
-    resp.headers
-        .get_all(http::header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim() == "*")
+    list_members(&resp.headers, http::header::VARY).any(|t| t == "*")
 }
 
 /// How many header names `Vary` lists (RFC 9111 §4.1).
 fn vary_names(resp: &ResponseHeader) -> usize {
-    resp.headers
-        .get_all(http::header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter(|t| !t.trim().is_empty())
-        .count()
+    list_members(&resp.headers, http::header::VARY).count()
 }
 
 /// Every `name=value` pair of `rule` is in `query` (values compared after decoding).

@@ -240,14 +240,8 @@ impl RouteCache {
 /// of the request headers it names; `None` when the response does not vary.
 pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
     let mut builder = VarianceBuilder::new();
-    let names = meta
-        .headers()
-        .get_all(http::header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty())
+    let names = crate::fields::list_members(meta.headers(), http::header::VARY)
+        .map(str::to_ascii_lowercase)
         .take(MAX_VARY_HEADERS);
     for name in names {
         let value: Vec<u8> = req

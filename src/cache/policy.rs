@@ -61,11 +61,7 @@ pub fn never_store(headers: &HeaderMap, degraded: Option<&DegradedMarker>) -> Op
     if headers.contains_key(http::header::SET_COOKIE) {
         return Some(NeverStore::SetCookie);
     }
-    let private = headers
-        .get_all(http::header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+    let private = crate::fields::list_members(headers, http::header::CACHE_CONTROL)
         .map(|d| d.split_once('=').map_or(d, |(n, _)| n).trim())
         .any(|d| d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store"));
     if private {

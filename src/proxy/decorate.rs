@@ -129,13 +129,8 @@ pub fn compressible(resp: &ResponseHeader, settings: &CompressionSettings) -> bo
     if crate::cache::admit::declared_length(&resp.headers).is_some_and(|l| l < settings.min_size) {
         return false;
     }
-    let no_transform = resp
-        .headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|d| d.trim().eq_ignore_ascii_case("no-transform"));
+    let no_transform = crate::fields::list_members(&resp.headers, header::CACHE_CONTROL)
+        .any(|d| d.eq_ignore_ascii_case("no-transform"));
     if no_transform {
         return false;
     }

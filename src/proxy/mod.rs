@@ -102,6 +102,10 @@ impl Gateway {
     /// `[limits]` and the route's `rate_limit` for this request: the error to answer with
     /// when one is exceeded.
     fn over_limit(&self, ctx: &RequestCtx) -> Option<GatewayError> {
+        let route = &ctx.matched.as_ref()?.route;
+        if self.client_limit.is_none() && route.rate_limit.is_none() {
+            return None;
+        }
         let client = ctx.client.addr;
         let now = Instant::now();
         let limited = |limit: &'static str, retry_after: u32| {
@@ -113,7 +117,6 @@ impl Gateway {
                 return limited("client", retry_after);
             }
         }
-        let route = &ctx.matched.as_ref()?.route;
         if let Some(limit) = &route.rate_limit {
             if let Err(retry_after) = limit.take(client, now) {
                 return limited("route", retry_after);
