@@ -1,4 +1,4 @@
-//! HMAC-signed URLs against the real binary: tokens minted by the README's Python function
+//! HMAC-signed URLs against the real binary: tokens minted by the access-control guide's Python function
 //! (standard library only) and by `assetgate sign`, every tampering refused before the origin
 //! is asked, revocation reloaded without a restart.
 
@@ -79,16 +79,19 @@ backend = "origin"
     }
 }
 
-/// The README's `sign_url`, run by `python3` with these keyword arguments (Python literals).
+/// The access-control guide's `sign_url` (docs/access-control.md), run by `python3` with these keyword arguments (Python literals).
 fn python_mint(url: &str, key_id: &str, secret: &str, kwargs: &str) -> String {
     let python = require_binary("python3", "apt-get install python3");
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let code = readme
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/access-control.md"
+    ))
+    .unwrap();
+    let code = guide
         .split("<!-- hmac-python-minter -->\n```python\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("README has the Python minter block");
+        .expect("docs/access-control.md has the Python minter block");
     let script = format!(
         "{code}\nprint(sign_url({url:?}, {key_id:?}, {secret:?}{sep}{kwargs}))\n",
         sep = if kwargs.is_empty() { "" } else { ", " }
