@@ -19,6 +19,10 @@ pub const DEFAULT_HEADER_BYTES: usize = 32 << 10;
 /// Default `limits.header_count`.
 pub const DEFAULT_HEADER_COUNT: usize = 100;
 
+/// Default `limits.header_timeout`: half of nginx's `client_header_timeout`, still ample for
+/// a head of `header_bytes` on the slowest link a person browses with.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default `limits.connections_per_client`: far above a browser's six per host, low enough
 /// that one address cannot hold the process's file descriptors.
 pub const DEFAULT_CONNECTIONS_PER_CLIENT: usize = 1024;
@@ -61,6 +65,8 @@ pub struct LimitSettings {
     pub header_bytes: usize,
     /// Most header fields in a request.
     pub header_count: usize,
+    /// Longest time to receive a request's head (zero: no deadline of the gateway's own).
+    pub header_timeout: Duration,
     /// Each client address's rate over every route (`None`: unlimited).
     pub client: Option<Rate>,
     /// Most connections open at once from one peer address (0: unlimited).
@@ -74,6 +80,7 @@ impl Default for LimitSettings {
         LimitSettings {
             header_bytes: DEFAULT_HEADER_BYTES,
             header_count: DEFAULT_HEADER_COUNT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
             client: None,
             connections_per_client: DEFAULT_CONNECTIONS_PER_CLIENT,
             connections: 0,

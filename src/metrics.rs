@@ -34,6 +34,10 @@ pub struct Metrics {
     /// `assetgate_client_connections_refused_total`: connections closed on arrival because
     /// `limits.connections_per_client` or `limits.connections` was reached.
     pub connections_refused: IntCounterVec,
+    /// `assetgate_request_head_timeouts_total{stage}`: connections closed because a request
+    /// head did not arrive within `limits.header_timeout` (`partial`: part of one came and it
+    /// was answered 408; `idle`: nothing came and it was closed without an answer).
+    pub head_timeouts: IntCounterVec,
     /// `assetgate_rate_limited_total{limit}`: requests answered 429, by the limit that ran out
     /// (`client`: `limits.client`; `route`: a route's `rate_limit`).
     pub rate_limited: IntCounterVec,
@@ -265,6 +269,12 @@ impl Metrics {
                 "assetgate_client_connections_refused_total",
                 "Client connections closed on arrival: limits.connections_per_client or limits.connections was reached.",
                 &[],
+            ),
+            head_timeouts: counter(
+                &registry,
+                "assetgate_request_head_timeouts_total",
+                "Connections closed because a request head did not arrive within limits.header_timeout (partial: answered 408; idle: nothing came).",
+                &["stage"],
             ),
             rate_limited: counter(
                 &registry,

@@ -136,6 +136,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             pingora::proxy::http_proxy(&server.configuration, gateway),
             limits.connections_per_client,
             limits.connections,
+            limits.header_timeout,
         ),
     );
     for (index, listener) in config.listeners.iter().enumerate() {

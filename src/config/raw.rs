@@ -123,6 +123,11 @@ pub struct RawLimits {
     pub header_bytes: Option<String>,
     /// Most header fields in a request (default 100, 8 to 256); more are answered 431.
     pub header_count: Option<usize>,
+    /// Longest time to receive a request's whole head, e.g. `30s` (default 30s, 1s to 1h;
+    /// `0s`: no limit past Pingora's 60 s per read). Counted from the connection's accept for
+    /// its first request and from the first byte of each later one; past it the client is
+    /// answered 408 and the connection closed (closed silently if nothing was sent).
+    pub header_timeout: Option<String>,
     /// Each client address's request rate over every route ([`RawRate`]; default none).
     pub client: Option<RawRate>,
     /// Most connections open at once from one address, IPv6 by its /64 (default 1024; 0:

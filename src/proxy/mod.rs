@@ -625,6 +625,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        crate::connections::head_deadline::head_received(session);
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -1159,6 +1160,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        crate::connections::head_deadline::request_done(session);
         let status = match &ctx.outcome.error {
             Some(GatewayError::ClientGone) => CLIENT_CLOSED_STATUS,
             _ => session

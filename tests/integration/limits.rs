@@ -1,6 +1,6 @@
 //! `[limits]` and routes' `rate_limit` against the real gateway: oversized request heads get
 //! 431, clients and routes past their token bucket get 429 with `Retry-After`, and the
-//! buckets refill.
+//! buckets refill; a request head that trickles in is cut off with 408.
 
 use crate::harness::*;
 use std::time::Duration;
@@ -139,6 +139,7 @@ address = "127.0.0.1:1"
 [limits]
 header_bytes = "10"
 header_count = 1000
+header_timeout = "500ms"
 client = { rate = 0 }
 [backends.web]
 kind = "http"
@@ -155,6 +156,7 @@ rate_limit = { rate = 5, burst = 0.5, per = "planet" }
     for key in [
         "limits.header_bytes",
         "limits.header_count",
+        "limits.header_timeout",
         "limits.client.rate",
         "rate_limit.burst",
         "rate_limit.per",
@@ -192,15 +194,137 @@ async fn connections_past_the_per_client_limit_are_closed_on_arrival() {
         let mut third = std::net::TcpStream::connect(addr).unwrap();
         let third_answered = answers(&mut third);
         drop(first);
-        std::thread::sleep(Duration::from_millis(200));
-        let mut fourth = std::net::TcpStream::connect(addr).unwrap();
-        (both, third_answered, answers(&mut fourth))
+        // The closed connection frees its place as soon as the gateway sees it close (which
+        // on a loaded machine can take a moment).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let fourth_answered = loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let mut fourth = std::net::TcpStream::connect(addr).unwrap();
+            if answers(&mut fourth) {
+                break true;
+            }
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+        };
+        (both, third_answered, fourth_answered)
     })
     .await
     .unwrap();
     assert_eq!(outcome, (true, false, true));
     metrics_when(&gw, "the refusal counted", |m| {
-        m.contains("assetgate_client_connections_refused_total 1")
+        m.lines()
+            .find_map(|l| l.strip_prefix("assetgate_client_connections_refused_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .is_some_and(|n| n >= 1)
+    })
+    .await;
+}
+
+/// What the gateway sends on `stream` until it closes it (or 10 s pass), and how long that
+/// took from `since`.
+fn until_closed(stream: &mut std::net::TcpStream, since: std::time::Instant) -> (String, Duration) {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got);
+    (String::from_utf8_lossy(&got).into_owned(), since.elapsed())
+}
+
+/// Sends `GET /a` on a kept-alive `stream` and reads exactly its answer (framed by
+/// `Content-Length`), so the connection can carry another; gives the status.
+fn status_of_whole_answer(stream: &mut std::net::TcpStream) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nHost: cdn.test\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    assert!(reader.buffer().is_empty(), "nothing past the answer");
+    status
+}
+
+#[tokio::test]
+async fn a_request_head_that_trickles_in_is_cut_off_with_408() {
+    let origin = origin::start();
+    let gw = gateway(&origin, "header_timeout = \"1s\"", "");
+    let addr = gw.addr;
+    let (dripped, silent, kept_alive) = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        // One byte every 100 ms: each read is quick, the whole head never comes.
+        let mut drip = std::net::TcpStream::connect(addr).unwrap();
+        let started = std::time::Instant::now();
+        let writer = {
+            let mut drip = drip.try_clone().unwrap();
+            std::thread::spawn(move || {
+                for byte in b"GET /a HTTP/1.1\r\nHost: cdn.test\r\nX-Slow: "
+                    .iter()
+                    .cycle()
+                    .take(60)
+                {
+                    if drip.write_all(&[*byte]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
+        let dripped = until_closed(&mut drip, started);
+        writer.join().unwrap();
+        // A connection that never sends anything is closed without an answer.
+        let mut silent = std::net::TcpStream::connect(addr).unwrap();
+        let silent = until_closed(&mut silent, std::time::Instant::now());
+        // Idle time between requests is not the head's: a kept-alive connection that waits
+        // longer than the limit is still served.
+        let mut kept = std::net::TcpStream::connect(addr).unwrap();
+        let first = status_of_whole_answer(&mut kept);
+        std::thread::sleep(Duration::from_millis(1500));
+        let second = status_of_whole_answer(&mut kept);
+        (dripped, silent, (first, second))
+    })
+    .await
+    .unwrap();
+    let (answer, took) = dripped;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    let (answer, took) = silent;
+    assert_eq!(answer, "");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert_eq!(kept_alive, (200, 200));
+    assert_eq!(origin.hits(), 2);
+    metrics_when(&gw, "both timeouts counted", |m| {
+        m.contains("assetgate_request_head_timeouts_total{stage=\"partial\"} 1")
+            && m.contains("assetgate_request_head_timeouts_total{stage=\"idle\"} 1")
     })
     .await;
 }

@@ -8,6 +8,11 @@ use crate::limits::{LimitSettings, Rate, RateLimit, Scope, DEFAULT_HEADER_BYTES}
 const MAX_HEADER_COUNT: usize = 256;
 /// The most `limits.header_bytes` accepts (Pingora itself reads at most 1 MiB of head).
 const MAX_HEADER_BYTES: usize = 1 << 20;
+/// The shortest non-zero `limits.header_timeout`: less would cut off real clients on a slow
+/// link.
+const MIN_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest `limits.header_timeout`.
+const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Validator<'_> {
     /// `[limits]`; see [`RawLimits`] for each key's meaning and default.
@@ -33,6 +38,17 @@ impl Validator<'_> {
                     "limits.header_count",
                     format!("must be 8 to {MAX_HEADER_COUNT}"),
                 );
+            }
+        }
+        if let Some(text) = raw.header_timeout {
+            match crate::config::units::parse_duration(&text) {
+                Ok(d) if d.is_zero() || (MIN_HEADER_TIMEOUT..=MAX_HEADER_TIMEOUT).contains(&d) => {
+                    settings.header_timeout = d
+                }
+                Ok(_) => self
+                    .problems
+                    .add("limits.header_timeout", "must be 1s to 1h, or 0s for none"),
+                Err(e) => self.problems.add("limits.header_timeout", e),
             }
         }
         if settings.header_bytes < DEFAULT_HEADER_BYTES / 8 {

@@ -1,27 +1,35 @@
 //! The client connection's life around the proxy: each connection is counted against
 //! `limits.connections_per_client` and `limits.connections` for as long as it is open, and
-//! one over a limit is closed as it arrives (before any TLS handshake or request is read).
+//! one over a limit is closed as it arrives (before any TLS handshake or request is read);
+//! an HTTP/1 connection's request heads must each arrive within `limits.header_timeout`
+//! ([`head_deadline`]).
+
+pub mod head_deadline;
 
 use crate::limits::ConnectionCounts;
 use async_trait::async_trait;
+use head_deadline::HeadDeadline;
 use pingora::apps::ServerApp;
-use pingora::protocols::Stream;
+use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A server app (the proxy) whose connections are counted and limited.
 pub struct Limited<A> {
     inner: Arc<A>,
     counts: ConnectionCounts,
+    header_timeout: Duration,
 }
 
 impl<A> Limited<A> {
     /// `inner` with at most `per_client` connections per address and `total` in all (0:
-    /// unlimited).
-    pub fn new(inner: A, per_client: usize, total: usize) -> Limited<A> {
+    /// unlimited), and HTTP/1 request heads cut off after `header_timeout` (zero: never).
+    pub fn new(inner: A, per_client: usize, total: usize, header_timeout: Duration) -> Limited<A> {
         Limited {
             inner: Arc::new(inner),
             counts: ConnectionCounts::new(per_client, total),
+            header_timeout,
         }
     }
 }
@@ -45,6 +53,14 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
             return None;
         };
         metrics.connections_open.inc();
+        // HTTP/2 frames its own requests (and Pingora bounds their heads); only HTTP/1 heads
+        // arrive byte by byte.
+        let http1 = !matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
+        let stream: Stream = if http1 && !self.header_timeout.is_zero() {
+            Box::new(HeadDeadline::new(stream, self.header_timeout))
+        } else {
+            stream
+        };
         let reusable = self.inner.process_new(stream, shutdown).await;
         metrics.connections_open.dec();
         reusable
