@@ -43,6 +43,30 @@ impl AuditLog {
         })
     }
 
+    /// Whether [`AuditLog::open`] would succeed, found out without creating or changing
+    /// anything: an existing log must open for append, a new one's folder must be writable.
+    /// (`assetgate check` and config validation use this; only the server opens the log.)
+    pub fn check(path: &Path) -> Result<(), String> {
+        let fail =
+            |e: &dyn std::fmt::Display| format!("cannot open audit log {}: {e}", path.display());
+        if path.exists() {
+            return std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map(drop)
+                .map_err(|e| fail(&e));
+        }
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !folder.is_dir() {
+            return Err(fail(&format!("{} is not a folder", folder.display())));
+        }
+        rustix::fs::access(folder, rustix::fs::Access::WRITE_OK)
+            .map_err(|e| fail(&format!("{} is not writable ({e})", folder.display())))
+    }
+
     /// Records an action now, by `token_id`, from `client`.
     pub fn action(
         &self,

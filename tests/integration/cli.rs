@@ -664,3 +664,46 @@ fn cache_problems_are_reported_with_their_key_paths() {
         ],
     );
 }
+
+/// Checking a config changes nothing on disk: the audit log it names is not created (only
+/// `run` opens it), while a log in a folder that does not exist is still reported.
+#[test]
+fn check_creates_no_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t".repeat(40)).unwrap();
+    let config = |audit: &str| {
+        format!(
+            r#"
+[[listeners]]
+address = "127.0.0.1:8080"
+[admin]
+address = "127.0.0.1:9090"
+audit_log = "{audit}"
+[[admin.tokens]]
+id = "ops"
+secret = {{ file = "token" }}
+[backends.files]
+kind = "dir"
+root = "."
+[[hosts]]
+names = ["*"]
+[[hosts.routes]]
+path = "/"
+backend = "files"
+"#
+        )
+    };
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, config("audit.log")).unwrap();
+    let (ok, text) = check_file(&path, dir.path());
+    assert!(ok, "{text}");
+    assert!(
+        !dir.path().join("audit.log").exists(),
+        "check created the audit log"
+    );
+    std::fs::write(&path, config("missing/audit.log")).unwrap();
+    let (ok, text) = check_file(&path, dir.path());
+    assert!(!ok);
+    assert_reports(&text, &["admin.audit_log: cannot open audit log"]);
+    assert!(!dir.path().join("missing").exists());
+}

@@ -245,7 +245,7 @@ impl Validator<'_> {
                 "is required with admin tokens: every admin action is audited",
             ),
             Some(p) => {
-                if let Err(e) = crate::audit::AuditLog::open(p) {
+                if let Err(e) = crate::audit::AuditLog::check(p) {
                     self.problems.add("admin.audit_log", e);
                 }
             }
