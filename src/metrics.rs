@@ -41,6 +41,9 @@ pub struct Metrics {
     /// `assetgate_rate_limited_total{limit}`: requests answered 429, by the limit that ran out
     /// (`client`: `limits.client`; `route`: a route's `rate_limit`).
     pub rate_limited: IntCounterVec,
+    /// `assetgate_rate_limit_fallbacks_total`: requests a fleet-shared rate limit counted in
+    /// this gateway's own buckets because Redis failed or was skipped.
+    pub rate_limit_fallbacks: IntCounterVec,
     /// `assetgate_auth_denied_total{scheme,reason}`: requests an access policy refused;
     /// `scheme` is `none` when no credential was presented.
     pub auth_denied: IntCounterVec,
@@ -275,6 +278,12 @@ impl Metrics {
                 "assetgate_request_head_timeouts_total",
                 "Connections closed because a request head did not arrive within limits.header_timeout (partial: answered 408; idle: nothing came).",
                 &["stage"],
+            ),
+            rate_limit_fallbacks: counter(
+                &registry,
+                "assetgate_rate_limit_fallbacks_total",
+                "Requests a fleet-shared rate limit counted in this gateway's own buckets because Redis failed.",
+                &[],
             ),
             rate_limited: counter(
                 &registry,

@@ -150,6 +150,12 @@ impl CacheLayer {
         })
     }
 
+    /// The Redis tier, when `[cache.redis]` configures one (fleet-shared rate limits keep
+    /// their buckets there).
+    pub fn redis(&self) -> Option<Arc<redis::RedisTier>> {
+        self.redis.clone()
+    }
+
     /// Removes purged entries from this gateway's tiers.
     pub fn purger(&self) -> Arc<purge::Purger> {
         self.purger.clone()

@@ -149,6 +149,9 @@ pub struct RawRate {
     /// On a route: `client` (each client address its own bucket, the default) or `route`
     /// (one bucket for all of the route's requests).
     pub per: Option<String>,
+    /// `true`: the buckets live in Redis (`[cache.redis]`), one for the whole fleet, instead
+    /// of one per gateway (default false). If Redis fails, each gateway counts on its own.
+    pub shared: Option<bool>,
 }
 
 /// Where a secret comes from: exactly one of `env` or `file`.

@@ -24,7 +24,7 @@ use crate::cache::CacheLayer;
 use crate::client::{ClientInfo, TrustedProxies};
 use crate::config::{CompressionSettings, Config};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
-use crate::limits::{LimitSettings, Limiter};
+use crate::limits::{LimitSettings, RateLimiter};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
 use crate::range::RangeSyntax;
 use crate::routing::host::{self, request_host};
@@ -69,7 +69,9 @@ pub struct Gateway {
     /// Request head limits (`[limits]`).
     limits: LimitSettings,
     /// Each client's rate over every route (`limits.client`).
-    client_limit: Option<Limiter>,
+    client_limit: Option<RateLimiter>,
+    /// Where `shared` rate limits keep their buckets (the Redis tier).
+    shared_buckets: Option<Arc<crate::cache::redis::RedisTier>>,
 }
 
 impl Gateway {
@@ -95,31 +97,34 @@ impl Gateway {
             metrics,
             assets,
             limits: config.limits.clone(),
-            client_limit: config.limits.client.map(Limiter::new),
+            client_limit: config
+                .limits
+                .client
+                .map(|l| RateLimiter::new("client".into(), l)),
+            shared_buckets: cache.redis(),
         }
     }
 
     /// `[limits]` and the route's `rate_limit` for this request: the error to answer with
     /// when one is exceeded.
-    fn over_limit(&self, ctx: &RequestCtx) -> Option<GatewayError> {
+    async fn over_limit(&self, ctx: &RequestCtx) -> Option<GatewayError> {
         let route = &ctx.matched.as_ref()?.route;
-        if self.client_limit.is_none() && route.rate_limit.is_none() {
-            return None;
-        }
         let client = ctx.client.addr;
-        let now = Instant::now();
-        let limited = |limit: &'static str, retry_after: u32| {
-            self.metrics.rate_limited.with_label_values(&[limit]).inc();
-            Some(GatewayError::RateLimited { retry_after })
-        };
-        if let Some(limit) = &self.client_limit {
-            if let Err(retry_after) = limit.take(client, now) {
-                return limited("client", retry_after);
-            }
-        }
-        if let Some(limit) = &route.rate_limit {
-            if let Err(retry_after) = limit.take(client, now) {
-                return limited("route", retry_after);
+        let limits = [
+            ("client", self.client_limit.as_ref()),
+            ("route", route.rate_limit.as_ref()),
+        ];
+        for (label, limiter) in limits {
+            let Some(limiter) = limiter else { continue };
+            let taken = match &self.shared_buckets {
+                Some(redis) if limiter.limit().shared => {
+                    crate::limits::shared::take(redis, limiter, client).await
+                }
+                _ => limiter.take(client, Instant::now()),
+            };
+            if let Err(retry_after) = taken {
+                self.metrics.rate_limited.with_label_values(&[label]).inc();
+                return Some(GatewayError::RateLimited { retry_after });
             }
         }
         None
@@ -657,7 +662,7 @@ impl ProxyHttp for Gateway {
             grant: None,
             variant: None,
         });
-        if let Some(e) = self.over_limit(ctx) {
+        if let Some(e) = self.over_limit(ctx).await {
             return self.reject(session, ctx, e).await;
         }
         if let Some(answer) = self.preflight(session, ctx).await {

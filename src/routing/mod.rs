@@ -87,7 +87,7 @@ pub struct CompiledRoute<B> {
     /// The route's cache tiers and policy (`None`: not cached).
     pub cache: Option<Arc<crate::cache::RouteCache>>,
     /// The route's rate limit and its buckets (`None`: unlimited).
-    pub rate_limit: Option<crate::limits::RouteLimiter>,
+    pub rate_limit: Option<crate::limits::RateLimiter>,
 }
 
 /// Gives a route its cache, by host label and route (see [`Router::with_caches`]).
@@ -322,7 +322,9 @@ fn compile_host<B>(
                     steering: steering.clone(),
                     metrics: metrics.route(&label, &r.name),
                     cache: caches(&label, r),
-                    rate_limit: r.rate_limit.map(crate::limits::RouteLimiter::new),
+                    rate_limit: r.rate_limit.map(|l| {
+                        crate::limits::RateLimiter::new(format!("route:{label}:{}", r.name), l)
+                    }),
                 }))
             })
             .collect(),

@@ -328,3 +328,79 @@ async fn a_request_head_that_trickles_in_is_cut_off_with_408() {
     })
     .await;
 }
+
+/// A gateway whose `/r` route's limit is `rate_limit` with its buckets in `redis`.
+fn sharing(origin: &origin::Origin, redis: &Redis, rate_limit: &str) -> Gateway {
+    // `[limits]` stays empty; the Redis tier's table follows it.
+    let redis_tier = format!(
+        "[cache.redis]\nurl = \"{}\"\nkey_prefix = \"rl-test:\"",
+        redis.url()
+    );
+    gateway(origin, &redis_tier, &format!("rate_limit = {rate_limit}"))
+}
+
+#[tokio::test]
+async fn a_shared_limit_is_one_bucket_for_the_whole_fleet() {
+    let origin = origin::start();
+    let mut redis = Redis::start();
+    let limit = "{ rate = 0.2, burst = 4, shared = true }";
+    let (a, b) = (
+        sharing(&origin, &redis, limit),
+        sharing(&origin, &redis, limit),
+    );
+    // One client over two gateways gets the burst once, not once per gateway.
+    let mut statuses = Vec::new();
+    for gw in [&a, &b, &a, &b, &a, &b] {
+        statuses.push(get_as(gw, "192.0.2.1", "/r/x").await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+    let refused = get_as(&b, "192.0.2.1", "/r/x").await;
+    let wait: u32 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&wait), "{wait}");
+    // Another client has a bucket of its own; the bucket lives in Redis and expires.
+    assert_eq!(get_as(&a, "192.0.2.2", "/r/x").await.status(), 200);
+    let key = "rl-test:rl:route:cdn.test:/r:192.0.2.1";
+    let keys = redis.cli(&["--scan", "--pattern", "rl-test:rl:*"]);
+    assert!(keys.lines().any(|k| k == key), "{keys}");
+    let ttl: i64 = redis.cli(&["PTTL", key]).trim().parse().unwrap();
+    assert!(ttl > 0 && ttl <= 21_000, "{ttl} ms");
+    // Redis gone: each gateway counts on its own (a fresh local bucket), never refusing all.
+    redis.stop();
+    assert_eq!(get_as(&a, "192.0.2.3", "/r/x").await.status(), 200);
+    metrics_when(&a, "the fallback counted", |m| {
+        m.contains("assetgate_rate_limit_fallbacks_total 1")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_shared_limit_needs_the_redis_tier() {
+    let (passed, text) = check_config(
+        r#"
+[[listeners]]
+address = "127.0.0.1:1"
+[limits]
+client = { rate = 10, shared = true }
+[backends.web]
+kind = "http"
+addresses = ["127.0.0.1:1"]
+[[hosts]]
+names = ["a.test"]
+[[hosts.routes]]
+path = "/"
+backend = "web"
+rate_limit = { rate = 5, shared = true }
+"#,
+    );
+    assert!(!passed);
+    for key in [
+        "limits.client.shared",
+        "rate_limit.shared: needs [cache.redis]",
+    ] {
+        assert!(text.contains(key), "{key}: {text}");
+    }
+}

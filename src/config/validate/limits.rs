@@ -1,6 +1,7 @@
 //! `[limits]` and a route's `rate_limit`: request head size and request rates.
 
 use super::*;
+use crate::cache::tier::TierName;
 use crate::config::raw::{RawLimits, RawRate};
 use crate::limits::{LimitSettings, Rate, RateLimit, Scope, DEFAULT_HEADER_BYTES};
 
@@ -70,9 +71,24 @@ impl Validator<'_> {
                     "is for a route's rate_limit; limits.client is always per client",
                 );
             }
-            self.rate("limits.client", &r)
+            Some(RateLimit {
+                rate: self.rate("limits.client", &r)?,
+                scope: Scope::Client,
+                shared: r.shared.unwrap_or(false),
+            })
         });
         settings
+    }
+
+    /// A `shared` limit needs the Redis tier its buckets live in (checked once `[cache]` is
+    /// known).
+    pub(super) fn shared_limit_has_redis(&mut self, at: &str, limit: Option<&RateLimit>) {
+        if limit.is_some_and(|l| l.shared) && !self.cache_tiers.contains(&TierName::Redis) {
+            self.problems.add(
+                format!("{at}.shared"),
+                "needs [cache.redis]: the fleet's buckets live there",
+            );
+        }
     }
 
     /// A route's `rate_limit`.
@@ -91,7 +107,13 @@ impl Validator<'_> {
             }
         };
         let rate = self.rate(&at, &raw)?;
-        Some(RateLimit { rate, scope })
+        let limit = RateLimit {
+            rate,
+            scope,
+            shared: raw.shared.unwrap_or(false),
+        };
+        self.shared_limit_has_redis(&at, Some(&limit));
+        Some(limit)
     }
 
     fn rate(&mut self, at: &str, raw: &RawRate) -> Option<Rate> {

@@ -199,6 +199,7 @@ impl Validator<'_> {
         let resolve = self.resolve_settings(raw.resolve, &declared);
         let cache = self.cache(raw.cache, &declared);
         self.cache_tiers = cache.tiers();
+        self.shared_limit_has_redis("limits.client", limits.client.as_ref());
         let hosts = self.hosts(raw.hosts, &declared, &declared_groups, &auth);
         let assets = self.assets(raw.assets, &declared);
         if assets.is_none() {

@@ -2,11 +2,14 @@
 //! past it) and request rates (a `429` with `Retry-After` past them), per client address over
 //! every route and per route (each client apart, or all of them together).
 //!
-//! Rates are token buckets: a bucket holds up to `burst` requests and refills at `rate` per
+//! Rates are token buckets (in this process, or in Redis for the whole fleet when the limit
+//! is `shared`: [`shared`]): a bucket holds up to `burst` requests and refills at `rate` per
 //! second. Buckets live in a sharded map bounded in entries; a bucket that has refilled to
 //! `burst` knows nothing a new one would not, so those are the ones dropped when a shard is
 //! full (if every one is in use the shard starts afresh: the limit fails open rather than
 //! refusing everyone).
+
+pub mod shared;
 
 use http::HeaderMap;
 use std::collections::HashMap;
@@ -56,6 +59,9 @@ pub struct RateLimit {
     pub rate: Rate,
     /// Each client apart, or the whole route.
     pub scope: Scope,
+    /// Buckets kept in Redis (`[cache.redis]`) for every gateway of the fleet, instead of
+    /// one set per process.
+    pub shared: bool,
 }
 
 /// What `[limits]` sets for every request.
@@ -67,8 +73,9 @@ pub struct LimitSettings {
     pub header_count: usize,
     /// Longest time to receive a request's head (zero: no deadline of the gateway's own).
     pub header_timeout: Duration,
-    /// Each client address's rate over every route (`None`: unlimited).
-    pub client: Option<Rate>,
+    /// Each client address's rate over every route (`None`: unlimited; its scope is always
+    /// [`Scope::Client`]).
+    pub client: Option<RateLimit>,
     /// Most connections open at once from one peer address (0: unlimited).
     pub connections_per_client: usize,
     /// Most client connections open at once in all (0: unlimited).
@@ -88,29 +95,51 @@ impl Default for LimitSettings {
     }
 }
 
-/// A route's limit at run time: its buckets and whom they count.
+/// A rate limit at run time (`limits.client`, or a route's `rate_limit`): its buckets in
+/// this process, and the name its buckets have in Redis when the fleet shares them.
 #[derive(Debug)]
-pub struct RouteLimiter {
-    limiter: Limiter,
-    scope: Scope,
+pub struct RateLimiter {
+    limit: RateLimit,
+    local: Limiter,
+    name: String,
 }
 
-impl RouteLimiter {
-    /// Empty buckets for `limit`.
-    pub fn new(limit: RateLimit) -> RouteLimiter {
-        RouteLimiter {
-            limiter: Limiter::new(limit.rate),
-            scope: limit.scope,
+impl RateLimiter {
+    /// Empty buckets for `limit`; `name` tells its buckets apart from other limits' in Redis
+    /// (`client`, `route:{host}:{route name}`).
+    pub fn new(name: String, limit: RateLimit) -> RateLimiter {
+        RateLimiter {
+            limit,
+            local: Limiter::new(limit.rate),
+            name,
         }
     }
 
-    /// Takes one request of `client` at `now`: `Err(seconds)` to wait.
-    pub fn take(&self, client: Option<IpAddr>, now: Instant) -> Result<(), u32> {
-        let key = match self.scope {
-            Scope::Client => client,
+    /// The limit.
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
+    /// The bucket `client` draws on: its address (IPv6 by /64) or, for a whole route, none.
+    fn bucket(&self, client: Option<IpAddr>) -> Option<IpAddr> {
+        match self.limit.scope {
+            Scope::Client => client.map(bucket_address),
             Scope::Route => None,
-        };
-        self.limiter.take(key, now)
+        }
+    }
+
+    /// Takes one request of `client` at `now` from this process's buckets: `Err(seconds)` to
+    /// wait.
+    pub fn take(&self, client: Option<IpAddr>, now: Instant) -> Result<(), u32> {
+        self.local.take(self.bucket(client), now)
+    }
+
+    /// The Redis key (after the tier's prefix) of `client`'s shared bucket.
+    pub fn shared_key(&self, client: Option<IpAddr>) -> String {
+        match self.bucket(client) {
+            Some(addr) => format!("rl:{}:{addr}", self.name),
+            None => format!("rl:{}:*", self.name),
+        }
     }
 }
 
