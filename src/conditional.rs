@@ -71,18 +71,32 @@ fn secs(t: SystemTime) -> u64 {
 /// for answers with no modification date (image variants), where only this condition
 /// applies.
 pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(http::header::IF_NONE_MATCH)
+    list_header_matches(headers, http::header::IF_NONE_MATCH, etag, Comparison::Weak)
+        .unwrap_or(false)
+}
+
+/// Whether a list header names `etag`, over all its field lines (RFC 9110 §5.3: several
+/// lines are one comma-separated list); `None` when it is absent.
+fn list_header_matches(
+    headers: &HeaderMap,
+    name: HeaderName,
+    etag: &str,
+    how: Comparison,
+) -> Option<bool> {
+    let mut lines = headers
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|list| list_matches(list, etag, Comparison::Weak))
+        .peekable();
+    lines.peek()?;
+    Some(lines.any(|list| list_matches(list, etag, how)))
 }
 
 /// Evaluates If-Match, If-Unmodified-Since, If-None-Match and If-Modified-Since in RFC order.
 pub fn evaluate(headers: &HeaderMap, etag: &str, modified: SystemTime) -> Precondition {
     use http::header::*;
-    if let Some(list) = header(headers, IF_MATCH) {
-        if !list_matches(list, etag, Comparison::Strong) {
+    if let Some(matched) = list_header_matches(headers, IF_MATCH, etag, Comparison::Strong) {
+        if !matched {
             return Precondition::Failed;
         }
     } else if let Some(since) = date(headers, IF_UNMODIFIED_SINCE) {
@@ -90,8 +104,8 @@ pub fn evaluate(headers: &HeaderMap, etag: &str, modified: SystemTime) -> Precon
             return Precondition::Failed;
         }
     }
-    if let Some(list) = header(headers, IF_NONE_MATCH) {
-        if list_matches(list, etag, Comparison::Weak) {
+    if let Some(matched) = list_header_matches(headers, IF_NONE_MATCH, etag, Comparison::Weak) {
+        if matched {
             return Precondition::NotModified;
         }
     } else if let Some(since) = date(headers, IF_MODIFIED_SINCE) {
@@ -118,6 +132,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::time::Duration;
+
+    #[test]
+    fn preconditions_read_every_line_of_a_list_header() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let lines = |name: HeaderName, values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(name.clone(), v.parse().unwrap());
+            }
+            h
+        };
+        // Two lines are one list (RFC 9110 §5.3): the second line's tag counts too.
+        let inm = lines(http::header::IF_NONE_MATCH, &["\"a\"", "\"b\""]);
+        assert_eq!(evaluate(&inm, "\"b\"", now), Precondition::NotModified);
+        let im = lines(http::header::IF_MATCH, &["\"zzz\"", "\"b\""]);
+        assert_eq!(evaluate(&im, "\"b\"", now), Precondition::Proceed);
+        let im = lines(http::header::IF_MATCH, &["\"zzz\"", "\"y\""]);
+        assert_eq!(evaluate(&im, "\"b\"", now), Precondition::Failed);
+    }
 
     #[test]
     fn none_match_compares_weakly_across_lines() {

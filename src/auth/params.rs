@@ -94,9 +94,7 @@ pub fn decode(raw: &str) -> Option<Cow<'_, str>> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let text = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(text, 16).ok()?);
+                out.push(crate::hex::byte(bytes.get(i + 1..i + 3)?)?);
                 i += 2;
             }
             b => out.push(b),
@@ -143,6 +141,9 @@ mod tests {
         assert_eq!(decode("%4"), None);
         assert_eq!(decode("%ff"), None);
         assert_eq!(decode("%C3%A9").as_deref(), Some("é"));
+        // Found by fuzzing: a sign inside an escape was read as a hex number (`%+F` = 0x0F).
+        assert_eq!(decode("F%+FWS"), None);
+        assert_eq!(decode("%-1"), None);
     }
 
     #[test]

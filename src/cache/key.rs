@@ -47,7 +47,7 @@ impl EntryKey {
         }
         let mut key = [0u8; 32];
         for (i, byte) in key.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+            *byte = crate::hex::byte(text.as_bytes().get(2 * i..2 * i + 2)?)?;
         }
         Some(EntryKey(key))
     }
@@ -182,11 +182,7 @@ fn normalise_escapes(text: &str) -> String {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = bytes.get(i + 1..i + 3).and_then(crate::hex::byte);
             match hex {
                 Some(decoded) if is_unreserved(decoded) => out.push(decoded as char),
                 Some(decoded) => out.push_str(&format!("%{decoded:02X}")),
@@ -365,5 +361,8 @@ mod tests {
         assert_eq!(plain.hex().len(), 64);
         assert_eq!(EntryKey::from_hex(&plain.hex()), Some(plain));
         assert_eq!(EntryKey::from_hex("zz"), None);
+        // A sign is not a hex digit (`+f` once read as 15).
+        let signed = format!("+f{}", &plain.hex()[2..]);
+        assert_eq!(EntryKey::from_hex(&signed), None);
     }
 }

@@ -44,15 +44,6 @@ pub enum PathError {
 /// Longest raw path accepted (S3 keys are at most 1024 bytes).
 pub const MAX_PATH_BYTES: usize = 4096;
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Decodes and checks a raw request path (without query). See the module docs for the rules.
 pub fn normalise(raw: &str) -> Result<String, PathError> {
     if raw.len() > MAX_PATH_BYTES {
@@ -68,8 +59,8 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
         let b = bytes[i];
         let b = if b == b'%' {
             let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
+                bytes.get(i + 1).copied().and_then(crate::hex::digit),
+                bytes.get(i + 2).copied().and_then(crate::hex::digit),
             ) else {
                 return Err(PathError::BadEscape);
             };
@@ -79,8 +70,12 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
                 b'/' | b'\\' => return Err(PathError::EncodedSeparator),
                 b'%' => {
                     // `%25` is a literal percent; refuse it when it introduces another escape.
-                    if bytes.get(i).copied().and_then(hex).is_some()
-                        && bytes.get(i + 1).copied().and_then(hex).is_some()
+                    if bytes.get(i).copied().and_then(crate::hex::digit).is_some()
+                        && bytes
+                            .get(i + 1)
+                            .copied()
+                            .and_then(crate::hex::digit)
+                            .is_some()
                     {
                         return Err(PathError::DoubleEncoded);
                     }
