@@ -24,7 +24,7 @@
 
 use super::params;
 use super::{AccessRequest, Grant, Reason, Scheme};
-use crate::routing::path::{has_prefix, normalise};
+use crate::routing::path::{has_prefix, is_normalised};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{KeyInit, Mac};
@@ -342,8 +342,8 @@ fn check_claims(c: &Claims<'_>, req: &AccessRequest<'_>, limits: Limits) -> Resu
         }
     }
     if let Scope::Prefix(prefix) = &c.scope {
-        let valid = normalise(prefix).is_ok_and(|n| n == *prefix);
-        if !valid {
+        // The prefix is a decoded path (a literal `%` in it is no escape).
+        if !is_normalised(prefix) {
             return Err(Reason::Malformed);
         }
         if !has_prefix(req.path, prefix) {
@@ -499,6 +499,24 @@ mod tests {
         ] {
             let r = request(path, &q, 1_700_000_100);
             assert_eq!(verify(&keys(), &r, LIMITS).is_ok(), ok, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_with_a_literal_percent_is_granted() {
+        // Found by fuzzing: the prefix (a decoded path) was checked as if it were raw, so a
+        // folder named `100%` could never be granted by prefix.
+        let mut c = claims();
+        c.scope = Scope::Prefix("/private/100%".into());
+        let q = c.to_query(SECRET);
+        let r = request("/private/100%/a.jpg", &q, 1_700_000_100);
+        assert!(verify(&keys(), &r, LIMITS).is_ok());
+        // Still refused: prefixes that are not normalised paths.
+        for bad in ["/private/../u1", "/private//u1", "private/u1"] {
+            c.scope = Scope::Prefix(bad.into());
+            let q = c.to_query(SECRET);
+            let r = request("/private/u1/a.jpg", &q, 1_700_000_100);
+            assert_eq!(verify(&keys(), &r, LIMITS), Err(Reason::Malformed), "{bad}");
         }
     }
 

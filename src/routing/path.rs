@@ -68,19 +68,6 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
             let v = (h << 4) | l;
             match v {
                 b'/' | b'\\' => return Err(PathError::EncodedSeparator),
-                b'%' => {
-                    // `%25` is a literal percent; refuse it when it introduces another escape.
-                    if bytes.get(i).copied().and_then(crate::hex::digit).is_some()
-                        && bytes
-                            .get(i + 1)
-                            .copied()
-                            .and_then(crate::hex::digit)
-                            .is_some()
-                    {
-                        return Err(PathError::DoubleEncoded);
-                    }
-                    v
-                }
                 _ => v,
             }
         } else {
@@ -95,6 +82,14 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
         }
         decoded.push(b);
     }
+    // `%25` is a literal percent, refused when the result reads as another escape, however
+    // its digits were written (`%2541` and `%25%34%31` both decode to `%41`).
+    if decoded
+        .windows(3)
+        .any(|w| w[0] == b'%' && crate::hex::byte(&w[1..]).is_some())
+    {
+        return Err(PathError::DoubleEncoded);
+    }
     let decoded = String::from_utf8(decoded).map_err(|_| PathError::InvalidUtf8)?;
     let mut out = String::with_capacity(decoded.len());
     for segment in decoded.split('/').filter(|s| !s.is_empty()) {
@@ -108,6 +103,27 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
         out.push('/');
     }
     Ok(out)
+}
+
+/// Whether `decoded` is a path [`normalise`] could have returned: absolute, no empty, `.` or
+/// `..` segment (a trailing `/` aside), no backslash or control character, no `%` followed by
+/// two hex digits. For decoded paths
+/// that arrive by another way than a request line, like a signed prefix.
+pub fn is_normalised(decoded: &str) -> bool {
+    let Some(rest) = decoded.strip_prefix('/') else {
+        return false;
+    };
+    let body = rest.strip_suffix('/').unwrap_or(rest);
+    (rest.is_empty()
+        || body
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != ".."))
+        && !decoded.bytes().any(|b| b == b'\\' || b < 0x20 || b == 0x7f)
+        // Never `%XX`: normalise refuses the `%25XX` that would decode to it.
+        && !decoded
+            .split('%')
+            .skip(1)
+            .any(|after| after.len() >= 2 && crate::hex::byte(&after.as_bytes()[..2]).is_some())
 }
 
 /// Whether a normalised `path` equals `prefix` or continues it at a segment boundary
@@ -145,6 +161,18 @@ pub fn encode(decoded: &str) -> impl fmt::Display + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_normalised_is_what_normalise_returns() {
+        for ok in ["/", "/a", "/a/", "/a/b.jpg", "/100%", "/é/ü"] {
+            assert!(is_normalised(ok), "{ok}");
+        }
+        for bad in [
+            "", "a", "//", "/a//b", "/./a", "/a/..", "/a%41", "/a\\b", "/a\u{7f}",
+        ] {
+            assert!(!is_normalised(bad), "{bad:?}");
+        }
+    }
     use proptest::prelude::*;
 
     #[test]
@@ -168,6 +196,9 @@ mod tests {
             ("/a/%2e%2e/b", DotSegment),
             ("/a/%2E./b", DotSegment),
             ("/a/%252e%252e/b", DoubleEncoded),
+            // Found by fuzzing: the escape's digits escaped too still make an escape.
+            ("/a/%25%32%65%25%32%65/b", DoubleEncoded),
+            ("/a/%25%32e", DoubleEncoded),
             ("/a%2fb", EncodedSeparator),
             ("/a%2Fb", EncodedSeparator),
             ("/a%5cb", EncodedSeparator),
