@@ -120,10 +120,10 @@ impl RateLimiter {
         self.limit
     }
 
-    /// The bucket `client` draws on: its address (IPv6 by /64) or, for a whole route, none.
-    fn bucket(&self, client: Option<IpAddr>) -> Option<IpAddr> {
+    /// Whose bucket `client`'s request draws on: the client's, or (a whole route) none.
+    fn scoped(&self, client: Option<IpAddr>) -> Option<IpAddr> {
         match self.limit.scope {
-            Scope::Client => client.map(bucket_address),
+            Scope::Client => client,
             Scope::Route => None,
         }
     }
@@ -131,12 +131,13 @@ impl RateLimiter {
     /// Takes one request of `client` at `now` from this process's buckets: `Err(seconds)` to
     /// wait.
     pub fn take(&self, client: Option<IpAddr>, now: Instant) -> Result<(), u32> {
-        self.local.take(self.bucket(client), now)
+        self.local.take(self.scoped(client), now)
     }
 
-    /// The Redis key (after the tier's prefix) of `client`'s shared bucket.
+    /// The Redis key (after the tier's prefix) of `client`'s shared bucket (IPv6 by /64, as
+    /// locally).
     pub fn shared_key(&self, client: Option<IpAddr>) -> String {
-        match self.bucket(client) {
+        match self.scoped(client).map(bucket_address) {
             Some(addr) => format!("rl:{}:{addr}", self.name),
             None => format!("rl:{}:*", self.name),
         }
@@ -279,10 +280,13 @@ impl Limiter {
             tokens: self.rate.burst,
             at: now,
         });
-        bucket
-            .take(self.rate, now)
-            .map_err(|wait| wait.as_secs_f64().ceil().max(1.0).min(f64::from(u32::MAX)) as u32)
+        bucket.take(self.rate, now).map_err(retry_after)
     }
+}
+
+/// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
+pub fn retry_after(wait: Duration) -> u32 {
+    wait.as_secs_f64().ceil().clamp(1.0, f64::from(u32::MAX)) as u32
 }
 
 /// The address a client's bucket is kept under: IPv4 as it is, IPv6 by its /64 (one host is

@@ -13,7 +13,7 @@
 use super::{Rate, RateLimiter};
 use crate::cache::redis::RedisTier;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Refills `KEYS[1]` at `ARGV[1]` tokens per second up to `ARGV[2]`, takes one token if
 /// there is one; returns 0, or the milliseconds until a token will be there.
@@ -51,9 +51,7 @@ pub async fn take(
         .arg(burst);
     match redis.run::<(u64,)>("rate limit", &cmd).await {
         Ok((0,)) => Ok(()),
-        Ok((wait_ms,)) => Err(u32::try_from(wait_ms.div_ceil(1000))
-            .unwrap_or(u32::MAX)
-            .max(1)),
+        Ok((wait_ms,)) => Err(super::retry_after(Duration::from_millis(wait_ms))),
         Err(e) => {
             tracing::debug!(error = %e, "shared rate limit counted locally");
             crate::metrics::Metrics::global()
