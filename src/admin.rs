@@ -21,7 +21,6 @@ use crate::auth::admin::AdminTokens;
 use crate::auth::mint::{self, CloudFrontOptions, HmacOptions, MintError};
 use crate::auth::resolve::{resolve_url, ResolveRequest};
 use crate::auth::revocation::Revocations;
-use crate::auth::unix_now;
 use crate::backend::Backend;
 use crate::cache::feed::{Feed, Message};
 use crate::cache::purge::{PurgeRequest, Purger, Selector};
@@ -240,7 +239,9 @@ impl AdminApp {
             },
             _ => match serde_json::from_slice::<ResolveRequest>(&body) {
                 Ok(req) => {
-                    let url = resolve_url(&self.config, &self.backends, &req, unix_now()).await;
+                    let url =
+                        resolve_url(&self.config, &self.backends, &req, kit::time::unix_secs())
+                            .await;
                     (
                         req.key.clone(),
                         url.map(|u| serde_json::json!({ "url": u }))
@@ -356,7 +357,7 @@ impl AdminApp {
 
     async fn sign(&self, req: SignRequest) -> Result<serde_json::Value, ApiError> {
         let ttl = Duration::from_secs(req.ttl_seconds.unwrap_or(900));
-        let now = unix_now();
+        let now = kit::time::unix_secs();
         let url = || {
             req.url
                 .clone()

@@ -77,7 +77,7 @@ impl AuditLog {
         client: Option<std::net::IpAddr>,
     ) {
         self.record(&AuditEvent {
-            time: crate::auth::unix_now(),
+            time: kit::time::unix_secs(),
             token_id,
             action,
             target,

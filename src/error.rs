@@ -4,17 +4,17 @@
 //! [`GatewayError`] and answers with [`GatewayError::status`] and [`GatewayError::body`].
 //! Bodies are short, plain text and never reveal backend internals.
 
-use crate::routing::host::HostError;
-use crate::routing::path::PathError;
+use kit::host::HostError;
+use kit::path::PathError;
 use pingora::{Error as PingoraError, ErrorSource, ErrorType};
 
 /// Everything the gateway may answer instead of a backend's response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
-    /// The request path was refused by [`crate::routing::path::normalise`].
+    /// The request path was refused by [`kit::path::normalise`].
     #[error("bad request path: {0}")]
     BadPath(#[from] PathError),
-    /// The request's Host (or authority) was refused by [`crate::routing::host`].
+    /// The request's Host (or authority) was refused by [`kit::host`].
     #[error("bad request: {0}")]
     BadHost(#[from] HostError),
     /// The request is malformed in a way other than its path or host.

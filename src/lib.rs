@@ -23,13 +23,15 @@
 //!
 //! Module map:
 //! - [`config`]: TOML → validated, typed, immutable [`config::Config`]; every error with its key path.
-//! - [`client`]: who the client is (peer, trusted proxies, X-Forwarded-For); [`limits`]: what
-//!   one request and one client may ask (head size, token-bucket rates, connections), and
-//!   [`connections`] counting each client connection around the proxy.
+//! - [`kit`] (its own crate, below everything here): the path normaliser, Host parsing, query
+//!   parameters and cookies, list-valued header fields, hop-by-hop fields, Range and
+//!   conditional requests, the client address, units, secrets, the problems collector, hex,
+//!   the clock and ids.
+//! - [`limits`]: what one request and one client may ask (head size, token-bucket rates,
+//!   connections), and [`connections`] counting each client connection around the proxy.
 //! - [`auth`]: each route's access policy (public, HMAC-signed URLs, CloudFront-compatible
 //!   signed URLs and cookies, JWT), revocation, minting.
-//! - [`routing`]: Host checks ([`routing::host`]), the one path normaliser ([`routing::path`]),
-//!   the host/route table, steering [`routing::rules`], weighted sticky [`routing::group`]s,
+//! - [`routing`]: the host/route table, steering [`routing::rules`], weighted sticky [`routing::group`]s,
 //!   affinity keys ([`routing::affinity`]), object-key mapping.
 //! - [`proxy`]: the Pingora `ProxyHttp` implementation ([`proxy::Gateway`]), the request context,
 //!   response decoration and the answers the gateway makes itself.
@@ -44,11 +46,7 @@
 //!   hash, assets by owner, ingest (`assetgate assets add`), cached lookups.
 //! - [`variants`]: image variants — URL grammar, allowlists, the decode/resize/encode
 //!   pipeline, the bounded worker pool and the builder behind the in-process origin.
-//! - [`fields`]: list-valued header fields, parsed one way everywhere.
-//! - [`range`], [`conditional`]: HTTP semantics for responses the gateway builds itself;
-//!   [`hop`]: the hop-by-hop fields removed from every backend answer.
-//! - [`error`]: the one table from failures to statuses; [`hex`]: the one text encoding of
-//!   bytes.
+//! - [`error`]: the one table from failures to statuses.
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener; [`admin_client`]: the
 //!   command line's calls to it (`assetgate purge`, `assetgate revoke`).
 //! - [`server`]: assembling the Pingora server; [`logging`]: tracing setup.
@@ -60,19 +58,13 @@ pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod cache;
-pub mod client;
-pub mod conditional;
 pub mod config;
 pub mod connections;
 pub mod error;
-pub mod fields;
-pub mod hex;
-pub mod hop;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
-pub mod range;
 pub mod routing;
 pub mod server;
 pub mod variants;

@@ -367,12 +367,12 @@ fn main() -> ExitCode {
 fn config_and_ttl(path: &Path, ttl: &str) -> anyhow::Result<(config::Config, std::time::Duration)> {
     let cfg = load_or_report(path)
         .with_context(|| format!("{} is not a valid config", path.display()))?;
-    let ttl = config::parse_duration(ttl).map_err(anyhow::Error::msg)?;
+    let ttl = kit::units::parse_duration(ttl).map_err(anyhow::Error::msg)?;
     Ok((cfg, ttl))
 }
 
 fn sign(what: Sign) -> anyhow::Result<String> {
-    use assetgate::auth::{mint, unix_now};
+    use assetgate::auth::mint;
     match what {
         Sign::Hmac {
             config,
@@ -397,7 +397,7 @@ fn sign(what: Sign) -> anyhow::Result<String> {
                 methods,
                 prefix,
             };
-            Ok(mint::hmac_url(&cfg, &url, &opts, unix_now())?)
+            Ok(mint::hmac_url(&cfg, &url, &opts, kit::time::unix_secs())?)
         }
         Sign::S3 {
             config,
@@ -436,13 +436,19 @@ fn sign(what: Sign) -> anyhow::Result<String> {
                 sha256,
             };
             if cookies {
-                let lines: Vec<String> = mint::cloudfront_cookies(&cfg, &url, &opts, unix_now())?
-                    .into_iter()
-                    .map(|(name, value)| format!("{name}={value}; Path=/; Secure; HttpOnly"))
-                    .collect();
+                let lines: Vec<String> =
+                    mint::cloudfront_cookies(&cfg, &url, &opts, kit::time::unix_secs())?
+                        .into_iter()
+                        .map(|(name, value)| format!("{name}={value}; Path=/; Secure; HttpOnly"))
+                        .collect();
                 Ok(lines.join("\n"))
             } else {
-                Ok(mint::cloudfront_url(&cfg, &url, &opts, unix_now())?)
+                Ok(mint::cloudfront_url(
+                    &cfg,
+                    &url,
+                    &opts,
+                    kit::time::unix_secs(),
+                )?)
             }
         }
     }

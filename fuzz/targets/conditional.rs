@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::conditional::{evaluate, if_range_allows, none_match, Precondition};
+use kit::conditional::{evaluate, if_range_allows, none_match, Precondition};
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, SystemTime};
 

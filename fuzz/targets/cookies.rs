@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::auth::params::{bearer, cookies, decode, find, find_cookies, pairs, strip};
+use assetgate::auth::bearer;
+use kit::params::{cookies, decode, find, find_cookies, pairs, strip};
 use libfuzzer_sys::fuzz_target;
 
 const NAMES: [&str; 3] = ["ag_sig", "Signature", "token"];

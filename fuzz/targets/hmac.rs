@@ -7,8 +7,8 @@
 #[path = "common.rs"]
 mod common;
 use assetgate::auth::hmac::{verify, Claims, HmacKeys, Limits, Scope};
-use assetgate::routing::path::normalise;
 use common::{fields, headers, method, request, text, NOW};
+use kit::path::normalise;
 use libfuzzer_sys::fuzz_target;
 use std::borrow::Cow;
 

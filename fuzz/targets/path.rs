@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::routing::path::{encode, has_prefix, is_normalised, normalise};
+use kit::path::{encode, has_prefix, is_normalised, normalise};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     // Whatever the input, the two definitions of a normal path agree on it.
     if is_normalised(&raw) {
         let encoded = encode(&raw).to_string();
-        if encoded.len() <= assetgate::routing::path::MAX_PATH_BYTES {
+        if encoded.len() <= kit::path::MAX_PATH_BYTES {
             assert_eq!(normalise(&encoded).as_deref(), Ok(raw.as_str()));
         }
     }
@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(!path.bytes().any(|b| b < 0x20 || b == 0x7f), "{path:?}");
     assert!(path.split('/').all(|s| s != "." && s != ".."), "{path:?}");
     let encoded = encode(&path).to_string();
-    if encoded.len() <= assetgate::routing::path::MAX_PATH_BYTES {
+    if encoded.len() <= kit::path::MAX_PATH_BYTES {
         assert_eq!(
             normalise(&encoded).as_deref(),
             Ok(path.as_str()),

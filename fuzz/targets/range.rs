@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::range::{decide, syntax, RangeDecision};
+use kit::range::{decide, syntax, RangeDecision};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

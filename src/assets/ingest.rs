@@ -23,7 +23,7 @@ pub struct Added {
 
 /// SHA-256 of `bytes` as 64 lower-case hex digits.
 pub fn content_hash(bytes: &[u8]) -> String {
-    crate::hex::encode(&Sha256::digest(bytes))
+    kit::hex::encode(&Sha256::digest(bytes))
 }
 
 /// The object key of the original with `hash` under `prefix`: `prefix/ab/cd/abcd…`, so no

@@ -5,7 +5,7 @@
 use super::{StoreError, Visibility};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The migrations in `migrations/`, embedded at build time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -55,19 +55,6 @@ pub struct HashAccess {
     pub admin_private: bool,
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// A random 128-bit id as 32 hex digits (unique, not secret: the row's key).
-fn new_id() -> String {
-    use crate::cache::fleet::rand_u64;
-    format!("{:016x}{:016x}", rand_u64(), rand_u64())
-}
-
 /// The database URL with a password, if any, replaced by `***` (for logs and errors).
 pub fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -111,7 +98,7 @@ impl AssetStore {
     /// Records a blob; an existing one with this hash is kept as it is (the bytes are the
     /// same by construction). Returns whether it was new.
     pub async fn put_blob(&self, blob: &Blob) -> Result<bool, StoreError> {
-        let now = now_ms();
+        let now = i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX);
         let done = sqlx::query(
             "INSERT INTO blobs (content_hash, storage_key, size_bytes, mime_type, width, height, \
              state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'stored', $7, $7) \
@@ -138,14 +125,14 @@ impl AssetStore {
         module: &str,
         visibility: Visibility,
     ) -> Result<Asset, StoreError> {
-        let now = now_ms();
+        let now = i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO assets (id, blob_hash, owner, module, visibility, state, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, $5, 'active', $6, $6) \
              ON CONFLICT (blob_hash, owner, module) DO UPDATE SET \
              visibility = excluded.visibility, state = 'active', updated_at = excluded.updated_at",
         )
-        .bind(new_id())
+        .bind(kit::ids::random_hex128())
         .bind(hash)
         .bind(owner)
         .bind(module)

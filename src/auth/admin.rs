@@ -41,7 +41,7 @@ impl AdminTokens {
     /// The id of the token in `Authorization: Bearer TOKEN`. Every configured token is compared
     /// (no early exit), each in constant time.
     pub fn authenticate(&self, headers: &http::HeaderMap) -> Result<&str, Reason> {
-        let bearer = super::params::bearer(headers)?;
+        let bearer = super::bearer(headers)?;
         let presented = digest(bearer.ok_or(Reason::Missing)?.as_bytes());
         let mut found = None;
         for (id, known) in &self.tokens {

@@ -17,11 +17,11 @@
 //! [`Verified`] (keyed by a SHA-256 of key id, algorithm, policy and signature), while time,
 //! client address and resource are checked on every request.
 
-use super::params;
 use super::{AccessRequest, Grant, Reason, Scheme};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ipnet::IpNet;
+use kit::params;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Public};
 use serde::Deserialize;

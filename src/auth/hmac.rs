@@ -22,13 +22,13 @@
 //! The signature is `ag_sig`, base64url without padding. Values are the decoded parameter
 //! values; times are plain decimal (no sign, no leading zeros).
 
-use super::params;
 use super::{AccessRequest, Grant, Reason, Scheme};
-use crate::routing::path::{has_prefix, is_normalised};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{KeyInit, Mac};
 use ipnet::IpNet;
+use kit::params;
+use kit::path::{has_prefix, is_normalised};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;

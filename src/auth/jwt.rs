@@ -7,11 +7,11 @@
 //! when present; `iss` and `aud` when configured; all with the configured leeway. A configured
 //! claim (default `sub`) names the user.
 
-use super::params;
 use super::{AccessRequest, Grant, Reason, Scheme};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{KeyInit, Mac};
+use kit::params;
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::ecdsa::EcdsaSig;
@@ -274,7 +274,7 @@ struct Header {
 
 /// The token in `Authorization: Bearer` or the configured cookie.
 fn token<'r>(req: &AccessRequest<'r>, rules: &Rules) -> Result<Option<&'r str>, Reason> {
-    let bearer = params::bearer(req.headers)?;
+    let bearer = super::bearer(req.headers)?;
     if bearer.is_some() {
         return Ok(bearer);
     }

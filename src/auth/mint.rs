@@ -7,9 +7,9 @@
 use super::hmac::{Claims, Scope};
 use super::{AccessPolicy, Scheme};
 use crate::config::Config;
-use crate::routing::host;
-use crate::routing::path::{has_prefix, normalise};
 use crate::routing::Router;
+use kit::host;
+use kit::path::{has_prefix, normalise};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub enum MintError {
     BadUrl(String),
     /// The URL's path would be refused by the gateway.
     #[error("the URL's path is refused by the gateway: {0}")]
-    BadPath(#[from] crate::routing::path::PathError),
+    BadPath(#[from] kit::path::PathError),
     /// No configured route serves the URL.
     #[error("no route in the config serves {0}")]
     NoRoute(String),

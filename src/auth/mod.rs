@@ -17,17 +17,16 @@ pub mod cloudfront;
 pub mod hmac;
 pub mod jwt;
 pub mod mint;
-pub mod params;
 pub mod resolve;
 pub mod revocation;
 
-use crate::routing::path::has_prefix;
 use http::Method;
+use kit::path::has_prefix;
 use revocation::Revocations;
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// A way to prove access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +79,9 @@ impl Scheme {
             Scheme::Jwt => jwt::present(req, &auth.jwt.rules),
             // An admin route's bearer token, unless a JWT scheme on the same route claims it.
             Scheme::Admin => req.headers.contains_key(http::header::AUTHORIZATION),
-            Scheme::Hmac => req
-                .query
-                .is_some_and(|q| params::pairs(q).any(|(name, _)| self.params().contains(&name))),
+            Scheme::Hmac => req.query.is_some_and(|q| {
+                kit::params::pairs(q).any(|(name, _)| self.params().contains(&name))
+            }),
             Scheme::CloudFront => cloudfront::present(req),
         }
     }
@@ -251,12 +250,21 @@ pub struct AccessRequest<'a> {
     pub now: u64,
 }
 
-/// Now in Unix seconds.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// The token of the one `Authorization: Bearer` header, if any; a second bearer header or one
+/// that is not text is refused.
+pub fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, Reason> {
+    let mut bearer = None;
+    for value in headers.get_all(http::header::AUTHORIZATION) {
+        let text = value.to_str().map_err(|_| Reason::Malformed)?;
+        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            if bearer.is_some() {
+                return Err(Reason::Duplicated);
+            }
+            bearer = Some(rest.trim());
+        }
+    }
+    Ok(bearer)
 }
 
 /// One route's access rules.
@@ -300,7 +308,7 @@ impl AccessPolicy {
 
     /// The query without this policy's credential parameters (what upstreams and cache keys see).
     pub fn strip<'q>(&self, query: Option<&'q str>) -> Option<Cow<'q, str>> {
-        params::strip(query, &self.params)
+        kit::params::strip(query, &self.params)
     }
 
     /// The owner of `path`: `None` when the route has no owner prefix, `Some(None)` when the

@@ -11,7 +11,7 @@ use super::mint::{self, CloudFrontOptions, HmacOptions, MintError};
 use super::Scheme;
 use crate::backend::Backend;
 use crate::config::Config;
-use crate::routing::path::{encode, normalise};
+use kit::path::{encode, normalise};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

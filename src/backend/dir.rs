@@ -17,14 +17,14 @@
 //! read with `pread`, so requests sharing an open file never share a file position.
 
 use super::OriginalError;
-use crate::conditional::{evaluate, if_range_allows, Precondition};
 use crate::config::{DirSpec, Route};
 use crate::error::GatewayError;
-use crate::range::{decide, RangeDecision};
 use crate::routing::object_key;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::{header, Method};
+use kit::conditional::{evaluate, if_range_allows, Precondition};
+use kit::range::{decide, RangeDecision};
 use pingora::http::{RequestHeader, ResponseHeader};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::cell::RefCell;

@@ -9,13 +9,13 @@
 //! timeouts, 5xx answers) for `eject_for`; after that it is tried again, and one more failure
 //! ejects it again until a success resets its count.
 
-use crate::client::ClientInfo;
 use crate::config::{Balance, HttpSpec};
 use crate::metrics::{MemberMetrics, Metrics};
 use crate::routing::affinity::AffinityKey;
-use crate::routing::path::encode;
 use async_trait::async_trait;
 use http::header;
+use kit::client::ClientInfo;
+use kit::path::encode;
 use pingora::http::RequestHeader;
 use pingora::lb::health_check::{HealthCheck, HealthObserve, HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::selection::{consistent::KetamaHashing, RoundRobin};

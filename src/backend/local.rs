@@ -33,12 +33,12 @@ pub fn socket_path() -> PathBuf {
 
 /// The request the proxy sends the in-process origin for `key` of backend `name`.
 pub fn request(req: &RequestHeader, name: &str, key: &str) -> Result<RequestHeader, GatewayError> {
-    let path = format!("/{}", crate::routing::path::encode(key));
+    let path = format!("/{}", kit::path::encode(key));
     let mut out = RequestHeader::build(req.method.clone(), path.as_bytes(), None)
         .map_err(|_| GatewayError::Internal)?;
     let _ = out.insert_header(header::HOST, "localhost");
     let _ = out.insert_header(BACKEND_HEADER, name);
-    for name in crate::conditional::REQUEST_CONDITIONS {
+    for name in kit::conditional::REQUEST_CONDITIONS {
         if let Some(v) = req.headers.get(&name) {
             let _ = out.insert_header(name, v.clone());
         }
@@ -53,7 +53,7 @@ pub fn variant_request(
     path: &str,
     limits: &str,
 ) -> Result<RequestHeader, GatewayError> {
-    let encoded = crate::routing::path::encode(path).to_string();
+    let encoded = kit::path::encode(path).to_string();
     let mut out = RequestHeader::build(req.method.clone(), encoded.as_bytes(), None)
         .map_err(|_| GatewayError::Internal)?;
     let _ = out.insert_header(header::HOST, "localhost");

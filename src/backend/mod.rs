@@ -23,11 +23,11 @@ pub mod s3;
 pub use http::MemberOutcome;
 
 use crate::cache::policy::{never_store, NeverStore};
-use crate::client::ClientInfo;
 use crate::config::{BackendSpec, Config, Route};
 use crate::error::GatewayError;
 use crate::metrics::{BackendMetrics, Metrics};
 use crate::routing::origin_path;
+use kit::client::ClientInfo;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;

@@ -14,7 +14,6 @@ use super::Verdict;
 use crate::config::{CredentialSpec, Route, S3Spec};
 use crate::error::GatewayError;
 use crate::metrics::BackendMetrics;
-use crate::routing::path::encode;
 use crate::routing::{object_key, MAX_OBJECT_KEY_BYTES};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
@@ -26,6 +25,7 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use kit::path::encode;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
 use std::sync::Arc;
@@ -393,7 +393,7 @@ impl S3Backend {
         let mut upstream = RequestHeader::build(req.method.clone(), path.as_bytes(), None)
             .map_err(|e| S3Error::Signing(e.to_string()))?;
         let mut headers: Vec<(String, String)> = vec![("host".into(), host.clone())];
-        for name in crate::conditional::REQUEST_CONDITIONS {
+        for name in kit::conditional::REQUEST_CONDITIONS {
             if let Some(v) = req.headers.get(&name).and_then(|v| v.to_str().ok()) {
                 headers.push((name.as_str().to_string(), v.to_string()));
             }
@@ -460,9 +460,7 @@ impl S3Backend {
         let (_, query) = instructions.into_parts();
         let query: Vec<String> = query
             .iter()
-            .map(|(name, value)| {
-                format!("{name}={}", crate::routing::path::encode_component(value))
-            })
+            .map(|(name, value)| format!("{name}={}", kit::path::encode_component(value)))
             .collect();
         Ok(format!("{url}?{}", query.join("&")))
     }

@@ -4,7 +4,7 @@
 
 use super::freshness::{self, Exchange};
 use super::policy::{NeverStore, RoutePolicy};
-use crate::fields::list_members;
+use kit::fields::list_members;
 use pingora::cache::cache_control::{CacheControl, DirectiveKey, InterpretCacheControl};
 use pingora::cache::filters::calculate_serve_stale_durations;
 use pingora::cache::{CacheMeta, CacheMetaDefaults};

@@ -98,7 +98,7 @@ impl Feed {
             .and_then(|t| Cursor::parse(&t));
         Feed {
             redis,
-            node: format!("{:016x}", crate::cache::fleet::rand_u64()),
+            node: format!("{:016x}", kit::ids::random_u64()),
             cursor_file,
             cursor: Mutex::new(cursor),
         }
@@ -195,7 +195,7 @@ impl FeedService {
         let (epoch,): (String,) = redis::pipe()
             .cmd("SET")
             .arg(&epoch_key)
-            .arg(format!("{:016x}", crate::cache::fleet::rand_u64()))
+            .arg(format!("{:016x}", kit::ids::random_u64()))
             .arg("NX")
             .ignore()
             .cmd("GET")

@@ -115,7 +115,7 @@ impl FleetLock {
     pub async fn take_turn(self: &Arc<Self>, key: &EntryKey) -> Turn {
         let waiters = self.waiters(key);
         let generation = waiters.generation.load(Ordering::Acquire);
-        let token = format!("{:016x}{:08x}", rand_u64(), std::process::id());
+        let token = format!("{:016x}{:08x}", kit::ids::random_u64(), std::process::id());
         let lock = self.lock_key(key);
         let mut cmd = redis::pipe();
         cmd.cmd("SET")
@@ -155,18 +155,6 @@ impl FleetLock {
         let _ = tokio::time::timeout_at(until.into(), notified).await;
         Instant::now() >= deadline
     }
-}
-
-/// A random 64-bit value (lock tokens, gateway ids).
-pub(crate) fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }
 
 /// A held fill lock: renewed while it lives, released (announcing `failed`) if dropped

@@ -47,14 +47,14 @@ impl EntryKey {
         }
         let mut key = [0u8; 32];
         for (i, byte) in key.iter_mut().enumerate() {
-            *byte = crate::hex::byte(text.as_bytes().get(2 * i..2 * i + 2)?)?;
+            *byte = kit::hex::byte(text.as_bytes().get(2 * i..2 * i + 2)?)?;
         }
         Some(EntryKey(key))
     }
 
     /// Lower-case hex (file names, Redis keys, logs).
     pub fn hex(&self) -> String {
-        crate::hex::encode(&self.0)
+        kit::hex::encode(&self.0)
     }
 }
 
@@ -182,7 +182,7 @@ fn normalise_escapes(text: &str) -> String {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(crate::hex::byte);
+            let hex = bytes.get(i + 1..i + 3).and_then(kit::hex::byte);
             match hex {
                 Some(decoded) if is_unreserved(decoded) => out.push(decoded as char),
                 Some(decoded) => out.push_str(&format!("%{decoded:02X}")),

@@ -246,7 +246,7 @@ impl RouteCache {
 /// of the request headers it names; `None` when the response does not vary.
 pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
     let mut builder = VarianceBuilder::new();
-    let names = crate::fields::list_members(meta.headers(), http::header::VARY)
+    let names = kit::fields::list_members(meta.headers(), http::header::VARY)
         .map(str::to_ascii_lowercase)
         .take(MAX_VARY_HEADERS);
     for name in names {

@@ -136,7 +136,7 @@ fn unix_seconds(t: SystemTime) -> u64 {
 fn tag_marker(tag: &str) -> String {
     let mut out = String::with_capacity(4 + 2 * tag.len());
     out.push_str("t/");
-    crate::hex::push(&mut out, tag.as_bytes());
+    kit::hex::push(&mut out, tag.as_bytes());
     out.push_str("/@");
     out
 }
@@ -434,7 +434,7 @@ impl Tier for ObjectTier {
             return Ok(None);
         }
         let hex = key.hex();
-        let body = format!("b/{hex}/{:016x}", crate::cache::fleet::rand_u64());
+        let body = format!("b/{hex}/{:016x}", kit::ids::random_u64());
         Ok(Some(Box::new(ObjectWriter {
             shared: s.clone(),
             hex,

@@ -61,7 +61,7 @@ pub fn never_store(headers: &HeaderMap, degraded: Option<&DegradedMarker>) -> Op
     if headers.contains_key(http::header::SET_COOKIE) {
         return Some(NeverStore::SetCookie);
     }
-    let private = crate::fields::list_members(headers, http::header::CACHE_CONTROL)
+    let private = kit::fields::list_members(headers, http::header::CACHE_CONTROL)
         .map(|d| d.split_once('=').map_or(d, |(n, _)| n).trim())
         .any(|d| d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store"));
     if private {

@@ -122,8 +122,7 @@ fn split_url(
         ));
     };
     let label = host_label(host).ok_or_else(|| format!("no configured host serves \"{host}\""))?;
-    let path =
-        crate::routing::path::normalise(uri.path()).map_err(|e| format!("\"{url}\": {e}"))?;
+    let path = kit::path::normalise(uri.path()).map_err(|e| format!("\"{url}\": {e}"))?;
     Ok((label, path))
 }
 

@@ -42,7 +42,7 @@ pub struct RedisSettings {
     /// `redis://[user@]host:port/db`, or `rediss://` for TLS.
     pub url: String,
     /// AUTH password (kept out of the URL so it can come from a file or the environment).
-    pub password: Option<crate::config::Secret>,
+    pub password: Option<kit::secret::Secret>,
     /// Largest body stored.
     pub max_entry: usize,
     /// Prefix of every key the gateway writes.

@@ -150,15 +150,9 @@ impl Backoff {
     /// How long the tier is skipped after a failure.
     pub const PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-    fn now_ms() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    }
-
     /// Whether the tier is being skipped now.
     pub fn skipping(&self) -> bool {
-        Self::now_ms() < self.until_ms.load(std::sync::atomic::Ordering::Relaxed)
+        kit::time::unix_millis() < self.until_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The tier answers again: stop skipping it.
@@ -169,7 +163,7 @@ impl Backoff {
     /// A call failed: skip the tier for [`Backoff::PAUSE`].
     pub fn failed(&self) {
         self.until_ms.store(
-            Self::now_ms() + Self::PAUSE.as_millis() as u64,
+            kit::time::unix_millis() + Self::PAUSE.as_millis() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
     }

@@ -4,13 +4,12 @@
 //! it. `assetgate check -c FILE` runs [`load`] and prints every [`Problem`] at once.
 
 pub mod raw;
-mod secret;
-mod units;
 mod validate;
 
-pub use secret::Secret;
-pub use units::parse_duration;
-pub use validate::{from_toml_str, load, Problem, Problems};
+pub use kit::problems::{Problem, Problems};
+pub use validate::{from_toml_str, load};
+
+use kit::secret::Secret;
 
 use http::{HeaderName, HeaderValue, Method};
 use std::collections::BTreeMap;
@@ -102,7 +101,7 @@ pub struct Ejection {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// Peers whose X-Forwarded-For is believed (empty: none; the peer is the client).
-    pub trusted_proxies: crate::client::TrustedProxies,
+    pub trusted_proxies: kit::client::TrustedProxies,
     /// Worker threads per listener service.
     pub threads: usize,
     /// Work stealing between worker threads.

@@ -3,6 +3,7 @@
 //! Nothing here is trusted yet; [`super::validate`] turns these into the typed
 //! [`super::Config`] and reports every problem with its key path.
 
+pub use kit::secret::RawSecret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -152,17 +153,6 @@ pub struct RawRate {
     /// `true`: the buckets live in Redis (`[cache.redis]`), one for the whole fleet, instead
     /// of one per gateway (default false). If Redis fails, each gateway counts on its own.
     pub shared: Option<bool>,
-}
-
-/// Where a secret comes from: exactly one of `env` or `file`.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct RawSecret {
-    /// Name of an environment variable that holds the value.
-    pub env: Option<String>,
-    /// Path of a file whose contents (trimmed) are the value; a relative path is relative to
-    /// the config file's folder.
-    pub file: Option<PathBuf>,
 }
 
 /// `credentials` of an `s3` backend.

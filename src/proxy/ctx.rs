@@ -5,10 +5,10 @@
 use crate::auth::Grant;
 use crate::backend::{Ask, Backend};
 use crate::cache::policy::NeverStore;
-use crate::client::ClientInfo;
 use crate::error::GatewayError;
 use crate::routing::{Plan, RouteMatch};
 use bytes::Bytes;
+use kit::client::ClientInfo;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,7 +55,7 @@ pub struct CacheCtx {
 pub struct Matched {
     /// The route (with its host label, target and metrics).
     pub route: RouteMatch<Backend>,
-    /// The normalised request path (decoded once; see `routing::path`).
+    /// The normalised request path (decoded once; see `kit::path`).
     pub path: String,
     /// The host the request named, canonical (lower case, no port, no trailing dot): what
     /// an origin is told the client asked for, and so part of an origin's cache key.

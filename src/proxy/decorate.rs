@@ -129,7 +129,7 @@ pub fn compressible(resp: &ResponseHeader, settings: &CompressionSettings) -> bo
     if crate::cache::admit::declared_length(&resp.headers).is_some_and(|l| l < settings.min_size) {
         return false;
     }
-    let no_transform = crate::fields::list_members(&resp.headers, header::CACHE_CONTROL)
+    let no_transform = kit::fields::list_members(&resp.headers, header::CACHE_CONTROL)
         .any(|d| d.eq_ignore_ascii_case("no-transform"));
     if no_transform {
         return false;

@@ -1,5 +1,5 @@
 //! The Pingora [`ProxyHttp`] implementation. Each phase is a few lines that call the module
-//! owning the decision: [`crate::client`] (who asks), [`crate::routing`] (where),
+//! owning the decision: [`kit::client`] (who asks), [`crate::routing`] (where),
 //! [`crate::backend`] (how to ask and what the answer means), [`decorate`] (what the client
 //! sees), [`respond`] (answers the gateway makes itself), [`crate::error`] (what failures look
 //! like). The proxy never matches on backend kinds.
@@ -14,27 +14,27 @@ pub use ctx::{CacheCtx, Matched, Outcome, RequestCtx, Upstream};
 
 use crate::assets::lookup::AccessCache;
 use crate::audit::AuditLog;
-use crate::auth::{unix_now, AccessRequest, Authenticator, Scheme};
+use crate::auth::{AccessRequest, Authenticator, Scheme};
 use crate::backend::dir::{DirBackend, FileAnswer};
 use crate::backend::{Ask, Backend, MemberOutcome, Verdict};
 use crate::cache::admit::{self, Circumstances};
 use crate::cache::status::seconds_left;
 use crate::cache::tiered::TieredHit;
 use crate::cache::CacheLayer;
-use crate::client::{ClientInfo, TrustedProxies};
 use crate::config::{CompressionSettings, Config};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
 use crate::limits::{LimitSettings, RateLimiter};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
-use crate::range::RangeSyntax;
-use crate::routing::host::{self, request_host};
-use crate::routing::path::normalise;
 use crate::routing::rules::RequestFacts;
 use crate::routing::Router;
 use async_trait::async_trait;
 use bytes::Bytes;
 use caching::{cache_report, invalidate_after_unsafe, key_parts, observe_cache, CACHE_STATUS};
 use http::{header, Method};
+use kit::client::{ClientInfo, TrustedProxies};
+use kit::host::{self, request_host};
+use kit::path::normalise;
+use kit::range::RangeSyntax;
 use pingora::cache::key::HashBinary;
 use pingora::cache::storage::HitHandler;
 use pingora::cache::{
@@ -165,7 +165,7 @@ impl Gateway {
             let backend = ctx.upstream.backend.as_deref();
             decorate::decorate(resp, &m.route.route, backend, session.req_header(), &m.path);
             if let Some(access) = &m.variant {
-                crate::variants::access::decorate(resp, access, unix_now());
+                crate::variants::access::decorate(resp, access, kit::time::unix_secs());
             }
             steering_headers(resp, ctx, m.route.steering.header.as_ref());
         }
@@ -235,7 +235,7 @@ impl Gateway {
             authority: &authority,
             tls: ctx.client.tls,
             client: ctx.client.addr,
-            now: unix_now(),
+            now: kit::time::unix_secs(),
         };
         match self.auth.check(policy, &access) {
             Ok(grant) => {
@@ -434,7 +434,7 @@ impl Gateway {
         let memory = cache.memory.as_ref()?;
         let req = session.req_header();
         let plain = is_read(&req.method)
-            && !crate::conditional::REQUEST_CONDITIONS
+            && !kit::conditional::REQUEST_CONDITIONS
                 .iter()
                 .any(|h| req.headers.contains_key(h));
         if !plain {
@@ -830,7 +830,7 @@ impl ProxyHttp for Gateway {
             .req_header()
             .headers
             .get(header::RANGE)
-            .map(|v| crate::range::syntax(v.as_bytes()));
+            .map(|v| kit::range::syntax(v.as_bytes()));
         match syntax {
             Some(RangeSyntax::Ignored) => {
                 session.req_header_mut().remove_header(&header::RANGE);
@@ -1037,7 +1037,7 @@ impl ProxyHttp for Gateway {
         let (Some(backend), Some(ask)) = (ctx.upstream.backend.clone(), &ctx.upstream.ask) else {
             return Err(internal("no backend chosen"));
         };
-        crate::hop::strip_response(upstream_response);
+        kit::hop::strip_response(upstream_response);
         let elapsed = ctx
             .upstream
             .sent_at

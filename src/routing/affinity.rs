@@ -6,8 +6,8 @@
 //! to the same side.
 
 use super::rules::RequestFacts;
-use crate::auth::params;
 use http::HeaderName;
+use kit::params;
 
 /// Where a request's affinity key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 use super::affinity::{mix, stable_hash, AffinityKey};
 use super::rules::RequestFacts;
 use crate::metrics::GroupMetrics;
-use std::hash::{BuildHasher, Hasher};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ impl Sticky {
     pub fn assign(&self, facts: &RequestFacts<'_>) -> Assignment {
         match self {
             Sticky::Cookie { name, .. } => {
-                let sent = crate::auth::params::cookies(facts.headers)
+                let sent = kit::params::cookies(facts.headers)
                     .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     .and_then(|(_, v)| parse_client_id(v));
                 match sent {
@@ -52,7 +52,7 @@ impl Sticky {
                         new_cookie: None,
                     },
                     None => {
-                        let id = random_id();
+                        let id = kit::ids::random_u64();
                         Assignment {
                             key: mix(id),
                             new_cookie: Some(id),
@@ -64,7 +64,7 @@ impl Sticky {
                 key: source
                     .hash(facts)
                     .or_else(|| AffinityKey::ClientIp.hash(facts))
-                    .unwrap_or_else(random_id),
+                    .unwrap_or_else(kit::ids::random_u64),
                 new_cookie: None,
             },
         }
@@ -89,20 +89,6 @@ fn parse_client_id(value: &str) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(value, 16).ok()
-}
-
-/// A fresh random client id (std's randomly keyed SipHash over a counter and the clock).
-fn random_id() -> u64 {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.finish()
 }
 
 /// One backend of a group.

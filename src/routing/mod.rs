@@ -1,7 +1,7 @@
 //! Host and path routing and steering, compiled once from the config.
 //!
-//! [`Router::find`] takes the request's host (already checked by [`host`]) and its normalised
-//! path (see [`path`]) and returns the first matching route of the matching host. Hosts are
+//! [`Router::find`] takes the request's host (already checked by [`kit::host`]) and its normalised
+//! path (see [`kit::path`]) and returns the first matching route of the matching host. Hosts are
 //! matched exact name first, then the longest wildcard suffix, then `*`. A route points at a
 //! [`Target`] (one backend or a [`group::Group`]) and may name a backup backend. After the
 //! access check, [`CompiledRoute::plan`] runs the host's steering [`rules`] and decides what
@@ -9,8 +9,6 @@
 
 pub mod affinity;
 pub mod group;
-pub mod host;
-pub mod path;
 pub mod rules;
 
 use crate::config::{Config, Host, HostPattern, PathMatch, Route, RouteTarget};
@@ -261,7 +259,7 @@ impl<B> Router<B> {
     }
 
     fn host(&self, host: &str) -> Option<&CompiledHost<B>> {
-        let host = host::canonical(host);
+        let host = kit::host::canonical(host);
         let host = host.as_ref();
         let index = self.exact.get(host).copied().or_else(|| {
             self.suffixes
@@ -334,7 +332,7 @@ fn compile_host<B>(
 fn matches(matcher: &PathMatch, path: &str) -> bool {
     match matcher {
         PathMatch::Exact(e) => path == e,
-        PathMatch::Prefix(p) => path::has_prefix(path, p),
+        PathMatch::Prefix(p) => kit::path::has_prefix(path, p),
     }
 }
 

@@ -7,9 +7,9 @@
 //! cookie here). Values compare exactly as sent, or by a regular expression (`(?i)` for a
 //! case-insensitive one). Query values are compared after `%XX`/`+` decoding.
 
-use crate::auth::params;
 use http::{HeaderMap, HeaderName, Method};
 use ipnet::IpNet;
+use kit::params;
 use std::net::IpAddr;
 
 /// What a rule can know about a request.
@@ -87,7 +87,7 @@ impl Condition {
                 .any(|(n, v)| n.eq_ignore_ascii_case(name) && v == equals),
             Condition::Query { name, equals } => params::pairs(facts.query.unwrap_or_default())
                 .any(|(n, v)| n == name && params::decode(v).is_some_and(|d| d == *equals)),
-            Condition::PathPrefix(prefix) => super::path::has_prefix(facts.path, prefix),
+            Condition::PathPrefix(prefix) => kit::path::has_prefix(facts.path, prefix),
             Condition::Method(methods) => methods.contains(facts.method),
             Condition::ClientIn(nets) => facts
                 .client
@@ -100,7 +100,7 @@ impl Condition {
     fn implied_by(&self, narrower: &Condition) -> bool {
         match (self, narrower) {
             (Condition::PathPrefix(wide), Condition::PathPrefix(narrow)) => {
-                super::path::has_prefix(narrow, wide)
+                kit::path::has_prefix(narrow, wide)
             }
             (Condition::Method(wide), Condition::Method(narrow)) => {
                 narrow.iter().all(|m| wide.contains(m))

@@ -126,7 +126,7 @@ impl VariantBuilder {
         let _ = header.insert_header(header::ETAG, etag.as_str());
         let _ = header.insert_header(header::CACHE_CONTROL, IMMUTABLE);
         let _ = header.insert_header(header::CONTENT_TYPE, spec.format.mime());
-        if crate::conditional::none_match(&req.headers, &etag) {
+        if kit::conditional::none_match(&req.headers, &etag) {
             header.set_status(304).map_err(|_| GatewayError::Internal)?;
             return Ok(Made {
                 header,

@@ -145,7 +145,7 @@ impl VariantSpec {
         let digest = sha2::Sha256::digest(self.canonical_path().as_bytes());
         let mut tag = String::with_capacity(34);
         tag.push('"');
-        crate::hex::push(&mut tag, &digest[..16]);
+        kit::hex::push(&mut tag, &digest[..16]);
         tag.push('"');
         tag
     }

@@ -1,4 +1,4 @@
-//! Credentials carried in the query string: finding them and removing them.
+//! Query parameters and cookies: finding them (credentials among them) and removing them.
 //!
 //! Names are compared as sent (case-sensitive, not decoded); values are decoded as HTML forms
 //! and URL libraries encode them (`%XX` escapes, `+` for a space). A credential parameter that
@@ -42,23 +42,6 @@ pub fn find<'q, const N: usize>(
     names: &[&str; N],
 ) -> Result<[Option<&'q str>; N], Duplicated> {
     find_in(pairs(query.unwrap_or_default()), names)
-}
-
-/// The token of the one `Authorization: Bearer` header, if any; a second bearer header or one
-/// that is not text is refused.
-pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, super::Reason> {
-    let mut bearer = None;
-    for value in headers.get_all(http::header::AUTHORIZATION) {
-        let text = value.to_str().map_err(|_| super::Reason::Malformed)?;
-        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
-        if scheme.eq_ignore_ascii_case("bearer") {
-            if bearer.is_some() {
-                return Err(super::Reason::Duplicated);
-            }
-            bearer = Some(rest.trim());
-        }
-    }
-    Ok(bearer)
 }
 
 /// Every cookie of every `Cookie` header as `(name, value)`, values as sent.

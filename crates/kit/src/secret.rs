@@ -1,8 +1,19 @@
 //! Secrets read from environment variables or files; never printed.
 
-use super::raw::RawSecret;
+use serde::Deserialize;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where a secret comes from: exactly one of `env` or `file`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    /// Name of an environment variable that holds the value.
+    pub env: Option<String>,
+    /// Path of a file whose contents (trimmed) are the value; a relative path is relative to
+    /// the config file's folder.
+    pub file: Option<PathBuf>,
+}
 
 /// A secret value. `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]

@@ -80,12 +80,6 @@ struct Store {
     purge_index: Arc<PurgeIndex>,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn storage_error(what: &'static str, e: impl std::fmt::Display) -> Box<Error> {
     Error::explain(ErrorType::InternalError, format!("disk tier: {what}: {e}"))
 }
@@ -299,7 +293,7 @@ impl Store {
     }
 
     fn admitting(&self) -> bool {
-        if unix_now() < self.paused_until.load(Ordering::Relaxed) {
+        if kit::time::unix_secs() < self.paused_until.load(Ordering::Relaxed) {
             return false;
         }
         match rustix::fs::statvfs(&self.root) {
@@ -309,8 +303,10 @@ impl Store {
     }
 
     fn pause(&self) {
-        self.paused_until
-            .store(unix_now() + FULL_PAUSE.as_secs(), Ordering::Relaxed);
+        self.paused_until.store(
+            kit::time::unix_secs() + FULL_PAUSE.as_secs(),
+            Ordering::Relaxed,
+        );
     }
 
     /// The intact entry under `key`, if there is one; a damaged one is removed on the way.

@@ -7,7 +7,8 @@ use crate::auth::revocation::Revocations;
 use crate::auth::{AccessPolicy, Scheme};
 use crate::config::raw::*;
 use crate::config::*;
-use crate::routing::path::has_prefix;
+use kit::path::has_prefix;
+use kit::units::parse_duration;
 use std::collections::BTreeSet;
 
 /// Default longest lifetime of an HMAC token.

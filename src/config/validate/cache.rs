@@ -4,7 +4,7 @@ use super::*;
 use crate::cache::memory::MAX_ENTRY;
 use crate::cache::policy::{Freshness, RoutePolicy, DEFAULT_HEURISTIC_MAX, DEFAULT_MAX_SIZE};
 use crate::cache::tier::TierName;
-use crate::config::units::parse_size;
+use kit::units::parse_size;
 
 /// The default `[cache.object] max_entry`.
 const DEFAULT_OBJECT_MAX_ENTRY: u64 = 5 << 30;
@@ -143,7 +143,7 @@ impl Validator<'_> {
             );
         }
         let password = r.password.as_ref().and_then(|p| {
-            crate::config::Secret::resolve(p, self.base)
+            kit::secret::Secret::resolve(p, self.base)
                 .map_err(|e| self.problems.add("cache.redis.password", e))
                 .ok()
         });
@@ -261,7 +261,7 @@ impl Validator<'_> {
         let mut optional = |key: &str, text: Option<String>| {
             let text = text?;
             let at = format!("{path}.{key}");
-            match crate::config::units::parse_duration(&text) {
+            match kit::units::parse_duration(&text) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     self.problems.add(at, e);

@@ -4,7 +4,7 @@ use super::{item, Validator};
 use crate::cache::policy::Freshness;
 use crate::config::raw::*;
 use crate::config::*;
-use crate::routing::path::{has_prefix, normalise};
+use kit::path::{has_prefix, normalise};
 use std::collections::BTreeSet;
 
 impl Validator<'_> {

@@ -23,7 +23,7 @@ impl Validator<'_> {
             .unwrap_or_default();
         let mut settings = LimitSettings::default();
         if let Some(text) = raw.header_bytes {
-            match crate::config::units::parse_size(&text).map(usize::try_from) {
+            match kit::units::parse_size(&text).map(usize::try_from) {
                 Ok(Ok(n)) if (1024..=MAX_HEADER_BYTES).contains(&n) => settings.header_bytes = n,
                 Ok(_) => self
                     .problems
@@ -42,7 +42,7 @@ impl Validator<'_> {
             }
         }
         if let Some(text) = raw.header_timeout {
-            match crate::config::units::parse_duration(&text) {
+            match kit::units::parse_duration(&text) {
                 Ok(d) if d.is_zero() || (MIN_HEADER_TIMEOUT..=MAX_HEADER_TIMEOUT).contains(&d) => {
                     settings.header_timeout = d
                 }

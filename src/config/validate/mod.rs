@@ -1,11 +1,10 @@
 //! Raw → typed config. Every problem is collected with its key path; nothing stops at the first.
 
 use super::raw::*;
-use super::units::parse_duration;
 use super::*;
-use crate::routing::path::normalise;
+use kit::path::normalise;
+use kit::units::parse_duration;
 use serde::Deserialize;
-use std::fmt;
 use std::path::Path;
 
 mod assets;
@@ -15,50 +14,6 @@ mod cache;
 mod hosts;
 mod limits;
 mod steering;
-
-/// One configuration problem at a key path, e.g. `hosts[1].routes[0].backend`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Dotted key path.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-/// Every problem found in a config file.
-#[derive(Debug, Clone, Default, thiserror::Error)]
-pub struct Problems(pub Vec<Problem>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{p}")?;
-        }
-        Ok(())
-    }
-}
-
-impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-}
 
 /// Reads and validates a config file. Relative paths inside it resolve against the file's folder.
 pub fn load(path: &Path) -> Result<Config, Problems> {
@@ -252,7 +207,7 @@ impl Validator<'_> {
                 format!("must be between 1 and {MAX_UPSTREAM_ATTEMPTS}"),
             );
         }
-        let trusted_proxies = crate::client::TrustedProxies::parse(
+        let trusted_proxies = kit::client::TrustedProxies::parse(
             raw.trusted_proxies.iter().flatten().map(String::as_str),
         )
         .unwrap_or_else(|bad| {
@@ -387,7 +342,7 @@ impl Validator<'_> {
             .collect();
         let min_size = match raw.min_size {
             None => DEFAULT_COMPRESSION_MIN_SIZE,
-            Some(text) => match crate::config::units::parse_size(&text) {
+            Some(text) => match kit::units::parse_size(&text) {
                 Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
                 Err(e) => {
                     self.problems.add("compression.min_size", e);
