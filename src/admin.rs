@@ -40,7 +40,7 @@ use std::time::Duration;
 pub struct AdminApp {
     backends: HashMap<String, Arc<Backend>>,
     listeners: Vec<SocketAddr>,
-    metrics: &'static Metrics,
+    metrics: Arc<Metrics>,
     config: Arc<Config>,
     tokens: AdminTokens,
     metrics_token: Option<AdminTokens>,
@@ -120,7 +120,8 @@ fn error_json(status: StatusCode, message: &str) -> Response<Vec<u8>> {
 
 impl AdminApp {
     /// An admin app reporting on these backends and listeners, serving the admin API with the
-    /// config's tokens, keys and audit log, purging and revoking through `control`.
+    /// config's tokens, keys and audit log, purging and revoking through `control`, and
+    /// exporting `metrics`.
     pub fn new(
         config: Arc<Config>,
         backends: HashMap<String, Arc<Backend>>,
@@ -128,6 +129,7 @@ impl AdminApp {
         audit: Option<Arc<AuditLog>>,
         control: CacheControl,
         assets: Option<Arc<crate::assets::lookup::AccessCache>>,
+        metrics: Arc<Metrics>,
     ) -> AdminApp {
         let access = &config.admin_access;
         let tokens = AdminTokens::new(
@@ -143,7 +145,7 @@ impl AdminApp {
         AdminApp {
             backends,
             listeners,
-            metrics: Metrics::global(),
+            metrics,
             tokens,
             metrics_token,
             audit,
@@ -280,6 +282,7 @@ impl AdminApp {
         let purger = &self.control.purger;
         let local = purger.local(&selector).await;
         self.metrics
+            .cache
             .purges
             .with_label_values(&[selector.kind(), "admin"])
             .inc();
@@ -427,7 +430,8 @@ impl AdminApp {
         for (name, backend) in &self.backends {
             for (member, up) in backend.member_health() {
                 self.metrics
-                    .backend_up
+                    .origins
+                    .up
                     .with_label_values(&[name, &member])
                     .set(i64::from(up));
             }

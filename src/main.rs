@@ -1,6 +1,7 @@
 //! The `assetgate` command line: `run`, `check`, `sign`, `purge`, `revoke`, `assets`.
 
 use anyhow::Context;
+use assetgate::backend::metrics::OriginMetrics;
 use assetgate::config;
 use assetgate::server::{self, RunOptions};
 use clap::{Parser, Subcommand};
@@ -406,7 +407,8 @@ fn sign(what: Sign) -> anyhow::Result<String> {
             ttl,
         } => {
             let (cfg, ttl) = config_and_ttl(&config, &ttl)?;
-            let (backends, _) = assetgate::backend::build(&cfg).map_err(anyhow::Error::msg)?;
+            let (backends, _) = assetgate::backend::build(&cfg, &OriginMetrics::unregistered())
+                .map_err(anyhow::Error::msg)?;
             let b = backends
                 .get(&backend)
                 .with_context(|| format!("no backend \"{backend}\" in the config"))?;
@@ -525,7 +527,8 @@ fn assets(what: AssetsCommand) -> anyhow::Result<()> {
         module,
         visibility: Visibility::parse(&visibility).context("unknown visibility")?,
     };
-    let (backends, _) = assetgate::backend::build(&cfg).map_err(anyhow::Error::msg)?;
+    let (backends, _) = assetgate::backend::build(&cfg, &OriginMetrics::unregistered())
+        .map_err(anyhow::Error::msg)?;
     let originals = backends
         .get(&settings.originals)
         .with_context(|| format!("no backend \"{}\"", settings.originals))?;

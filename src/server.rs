@@ -77,22 +77,27 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(config, options));
     server.bootstrap();
 
-    let (backends, background) = backend::build(config).map_err(StartError::Backend)?;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let (backends, background) =
+        backend::build(config, &metrics.origins).map_err(StartError::Backend)?;
     let auth =
         Authenticator::from_config(&config.auth, &config.admin_access).map_err(StartError::Auth)?;
     let audit = match &config.admin_access.audit_log {
         Some(path) => Some(Arc::new(AuditLog::open(path).map_err(StartError::Auth)?)),
         None => None,
     };
-    let revocation_reload = auth.reload_service();
+    let revocation_reload = auth.reload_service(&metrics.access);
     let revocations = auth.revocations.clone();
-    let cache =
-        crate::cache::CacheLayer::new(&config.cache, &backends).map_err(StartError::Cache)?;
+    let cache = crate::cache::CacheLayer::new(&config.cache, &backends, metrics.cache.clone())
+        .map_err(StartError::Cache)?;
     let feed = cache.feed();
-    let assets = config
-        .assets
-        .as_ref()
-        .map(|a| Arc::new(AccessCache::new(a.lookup_ttl, a.lookup_entries)));
+    let assets = config.assets.as_ref().map(|a| {
+        Arc::new(AccessCache::new(
+            a.lookup_ttl,
+            a.lookup_entries,
+            metrics.assets.clone(),
+        ))
+    });
     let mut builder = None;
     if let (Some(settings), Some(lookups)) = (&config.assets, &assets) {
         let originals = backends.get(&settings.originals).cloned().ok_or_else(|| {
@@ -109,6 +114,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             EncodeSettings {
                 avif_speed: settings.avif_speed,
             },
+            metrics.variants.clone(),
         )));
         server.add_service(background_service(
             "asset store",
@@ -128,6 +134,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         audit.clone(),
         &cache,
         assets.clone(),
+        metrics.clone(),
     );
     let limits = &config.limits;
     let mut proxy = Service::new(
@@ -137,6 +144,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             limits.connections_per_client,
             limits.connections,
             limits.header_timeout,
+            metrics.limits.clone(),
         ),
     );
     for (index, listener) in config.listeners.iter().enumerate() {
@@ -211,6 +219,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
                 audit,
                 control,
                 assets,
+                metrics,
             ),
         );
         service.add_tcp(&admin.to_string());

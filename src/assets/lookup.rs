@@ -26,12 +26,17 @@ pub struct AccessCache {
     entries: Mutex<HashMap<String, (Instant, Remembered)>>,
     in_flight: Mutex<HashMap<String, InFlight>>,
     queries: AtomicU64,
-    metrics: &'static crate::metrics::Metrics,
+    metrics: super::metrics::AssetMetrics,
 }
 
 impl AccessCache {
-    /// A cache keeping at most `capacity` answers for `ttl` each.
-    pub fn new(ttl: Duration, capacity: usize) -> AccessCache {
+    /// A cache keeping at most `capacity` answers for `ttl` each, counting lookups in
+    /// `metrics`.
+    pub fn new(
+        ttl: Duration,
+        capacity: usize,
+        metrics: super::metrics::AssetMetrics,
+    ) -> AccessCache {
         AccessCache {
             store: OnceLock::new(),
             ttl,
@@ -39,7 +44,7 @@ impl AccessCache {
             entries: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             queries: AtomicU64::new(0),
-            metrics: crate::metrics::Metrics::global(),
+            metrics,
         }
     }
 
@@ -112,10 +117,7 @@ impl AccessCache {
     }
 
     fn count(&self, outcome: &str) {
-        self.metrics
-            .asset_lookups
-            .with_label_values(&[outcome])
-            .inc();
+        self.metrics.lookups.with_label_values(&[outcome]).inc();
     }
 
     /// How many queries this cache sent to the store.
@@ -146,12 +148,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::assets::metrics::AssetMetrics;
 
     #[tokio::test]
     async fn answers_are_bounded_and_expire() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/a.db", dir.path().display());
-        let cache = AccessCache::new(Duration::from_millis(50), 2);
+        let cache = AccessCache::new(Duration::from_millis(50), 2, AssetMetrics::unregistered());
         assert!(matches!(
             cache.access(&"00".repeat(32)).await,
             Err(StoreError::NotReady)
@@ -168,7 +171,11 @@ mod tests {
     async fn concurrent_lookups_of_one_hash_send_one_query() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/a.db", dir.path().display());
-        let cache = Arc::new(AccessCache::new(Duration::from_secs(5), 100));
+        let cache = Arc::new(AccessCache::new(
+            Duration::from_secs(5),
+            100,
+            AssetMetrics::unregistered(),
+        ));
         cache.connected(AssetStore::connect(&url).await.unwrap());
         let hash = "ab".repeat(32);
         let lookups: Vec<_> = (0..50)

@@ -14,6 +14,7 @@
 
 pub mod ingest;
 pub mod lookup;
+pub mod metrics;
 pub mod service;
 pub mod store;
 

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod cloudfront;
 pub mod hmac;
 pub mod jwt;
+pub mod metrics;
 pub mod mint;
 pub mod resolve;
 pub mod revocation;
@@ -381,10 +382,13 @@ impl Authenticator {
     }
 
     /// The service that re-reads the revocation file, when there is one.
-    pub fn reload_service(&self) -> Option<revocation::ReloadService> {
+    pub fn reload_service(
+        &self,
+        metrics: &metrics::AccessMetrics,
+    ) -> Option<revocation::ReloadService> {
         self.revocations
             .has_file()
-            .then(|| revocation::ReloadService(self.revocations.clone()))
+            .then(|| revocation::ReloadService::new(self.revocations.clone(), metrics))
     }
 
     /// Decides whether `req` may read a route with `policy`: `Ok(None)` for a public route,

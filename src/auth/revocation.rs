@@ -10,7 +10,6 @@
 //! read keeps the last good list in force (and is logged and counted). Requests only read the
 //! current list, without a lock.
 
-use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -220,26 +219,37 @@ impl Revocations {
 }
 
 /// Re-reads the revocation file whenever it changes.
-pub struct ReloadService(pub Arc<Revocations>);
+pub struct ReloadService {
+    revocations: Arc<Revocations>,
+    /// Counts reloads that took (`ok`) and that failed (`error`).
+    reloads: (prometheus::IntCounter, prometheus::IntCounter),
+}
+
+impl ReloadService {
+    /// Follows `revocations`' file, counting reloads in `metrics`.
+    pub fn new(revocations: Arc<Revocations>, metrics: &super::metrics::AccessMetrics) -> Self {
+        ReloadService {
+            revocations,
+            reloads: metrics.reloads(),
+        }
+    }
+}
 
 #[async_trait]
 impl BackgroundService for ReloadService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let metrics = Metrics::global();
+        let (ok, error) = &self.reloads;
         loop {
-            match self.0.reload() {
+            match self.revocations.reload() {
                 Ok(true) => {
-                    let entries = self.0.current().len();
+                    let entries = self.revocations.current().len();
                     tracing::info!(entries, "revocation list reloaded");
-                    metrics.revocation_reloads.with_label_values(&["ok"]).inc();
+                    ok.inc();
                 }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "revocation list not reloaded; the last good list stays in force");
-                    metrics
-                        .revocation_reloads
-                        .with_label_values(&["error"])
-                        .inc();
+                    error.inc();
                 }
             }
             tokio::select! {

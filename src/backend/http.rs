@@ -9,8 +9,8 @@
 //! timeouts, 5xx answers) for `eject_for`; after that it is tried again, and one more failure
 //! ejects it again until a success resets its count.
 
+use super::metrics::{MemberMetrics, OriginMetrics};
 use crate::config::{Balance, HttpSpec};
-use crate::metrics::{MemberMetrics, Metrics};
 use crate::routing::affinity::AffinityKey;
 use async_trait::async_trait;
 use http::header;
@@ -117,6 +117,7 @@ impl HttpBackend {
     pub fn new(
         name: &str,
         spec: &HttpSpec,
+        metrics: &OriginMetrics,
     ) -> Result<(HttpBackend, Option<Box<dyn ServiceWithDependents>>), String> {
         let addresses = spec.addresses.iter().map(String::as_str);
         let check = health_check(name, spec);
@@ -135,7 +136,6 @@ impl HttpBackend {
                 (Pool::Consistent(lb), service)
             }
         };
-        let metrics = Metrics::global();
         let members = pool
             .backends()
             .get_backend()

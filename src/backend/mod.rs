@@ -17,6 +17,7 @@ pub mod dir;
 pub mod health;
 pub mod http;
 pub mod local;
+pub mod metrics;
 mod resolve;
 pub mod s3;
 
@@ -25,9 +26,9 @@ pub use http::MemberOutcome;
 use crate::cache::policy::{never_store, NeverStore};
 use crate::config::{BackendSpec, Config, Route};
 use crate::error::GatewayError;
-use crate::metrics::{BackendMetrics, Metrics};
 use crate::routing::origin_path;
 use kit::client::ClientInfo;
+use metrics::{BackendMetrics, OriginMetrics};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;
@@ -398,9 +399,11 @@ impl Backend {
 /// Services that must run beside the proxy: origin health checks, endpoint name refreshes.
 pub type BackgroundServices = Vec<Box<dyn ServiceWithDependents>>;
 
-/// Builds every configured backend; also returns the background services to register.
+/// Builds every configured backend, counting into `metrics`; also returns the background
+/// services to register.
 pub fn build(
     config: &Config,
+    metrics: &OriginMetrics,
 ) -> Result<(HashMap<String, Arc<Backend>>, BackgroundServices), String> {
     let mut out = HashMap::new();
     let mut services: BackgroundServices = Vec::new();
@@ -419,14 +422,14 @@ pub fn build(
             BackendSpec::Dir(d) => Kind::Dir(dir::DirBackend::new(name, d)),
             BackendSpec::Variants => Kind::Variants,
             BackendSpec::Http(h) => {
-                let (backend, check) = http::HttpBackend::new(name, h)?;
+                let (backend, check) = http::HttpBackend::new(name, h, metrics)?;
                 services.extend(check);
                 Kind::Http(Box::new(backend))
             }
         };
         let backend = Backend {
             name: name.clone(),
-            metrics: Metrics::global().backend(name),
+            metrics: metrics.backend(name),
             kind,
         };
         out.insert(name.clone(), Arc::new(backend));

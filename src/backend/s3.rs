@@ -8,12 +8,12 @@
 //! and caches the answer briefly; failures are counted and logged here, and the proxy applies the
 //! returned [`Verdict`].
 
+use super::metrics::BackendMetrics;
 use super::resolve::Resolver;
 use super::OriginalError;
 use super::Verdict;
 use crate::config::{CredentialSpec, Route, S3Spec};
 use crate::error::GatewayError;
-use crate::metrics::BackendMetrics;
 use crate::routing::{object_key, MAX_OBJECT_KEY_BYTES};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;

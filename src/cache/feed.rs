@@ -17,10 +17,10 @@
 //!   the key `{prefix}feed:epoch` tells; or the stream was trimmed past its position) it drops
 //!   its memory and disk tiers whole rather than serve an entry that was purged meanwhile.
 
+use super::metrics::CacheMetrics;
 use super::purge::{Purger, Selector};
 use super::redis::RedisTier;
 use crate::auth::revocation::Revocations;
-use crate::metrics::Metrics;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -87,11 +87,13 @@ pub struct Feed {
     node: String,
     cursor_file: Option<PathBuf>,
     cursor: Mutex<Option<Cursor>>,
+    metrics: CacheMetrics,
 }
 
 impl Feed {
-    /// The feed on `redis`; the position is kept in `cursor_file` when given.
-    pub fn new(redis: Arc<RedisTier>, cursor_file: Option<PathBuf>) -> Feed {
+    /// The feed on `redis`; the position is kept in `cursor_file` when given; purges
+    /// applied and the connection's state are counted in `metrics`.
+    pub fn new(redis: Arc<RedisTier>, cursor_file: Option<PathBuf>, metrics: CacheMetrics) -> Feed {
         let cursor = cursor_file
             .as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())
@@ -101,6 +103,7 @@ impl Feed {
             node: format!("{:016x}", kit::ids::random_u64()),
             cursor_file,
             cursor: Mutex::new(cursor),
+            metrics,
         }
     }
 
@@ -217,7 +220,7 @@ impl FeedService {
                     from = %c.id, dropped,
                     "fleet feed: purges may have been missed while disconnected; node-local cache tiers dropped"
                 );
-                Metrics::global()
+                feed.metrics
                     .feed_resyncs
                     .with_label_values(&["dropped"])
                     .inc();
@@ -228,7 +231,7 @@ impl FeedService {
             epoch: epoch.clone(),
             id: start,
         });
-        Metrics::global().feed_connected.set(1);
+        feed.metrics.feed_connected.set(1);
         let mut position = start;
         loop {
             type Entries = Vec<(String, Vec<(String, Vec<String>)>)>;
@@ -278,7 +281,8 @@ impl FeedService {
                 "purge" => match serde_json::from_str::<Selector>(value) {
                     Ok(selector) => {
                         let removed = self.purger.local(&selector).await;
-                        Metrics::global()
+                        self.feed
+                            .metrics
                             .purges
                             .with_label_values(&[selector.kind(), "fleet"])
                             .inc();
@@ -335,7 +339,7 @@ impl BackgroundService for FeedService {
         loop {
             tokio::select! {
                 result = self.follow() => {
-                    Metrics::global().feed_connected.set(0);
+                    self.feed.metrics.feed_connected.set(0);
                     if let Err(e) = result {
                         tracing::debug!(error = %e, "fleet feed: reconnecting");
                     }

@@ -10,8 +10,8 @@
 use super::index::PurgeIndex;
 use super::key::EntryKey;
 use super::labels::Labels;
+use super::metrics::TierMetrics;
 use super::tier::{Found, Tier, TierName, TierWriter, WholeBody};
-use crate::metrics::TierMetrics;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use pingora::cache::key::HashBinary;
@@ -211,6 +211,10 @@ impl Tier for MemoryTier {
         TierName::Memory
     }
 
+    fn metrics(&self) -> &TierMetrics {
+        &self.0.metrics
+    }
+
     async fn lookup(&self, key: &EntryKey) -> Result<Option<Found>> {
         let found = self.0.get(key);
         self.0.metrics.looked_up(found.is_some());
@@ -309,7 +313,7 @@ impl TierWriter for MemoryWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::cache::metrics::CacheMetrics;
     use std::time::Duration;
 
     fn key(n: u64) -> EntryKey {
@@ -342,7 +346,7 @@ mod tests {
         MemoryTier::new(
             size,
             size,
-            Metrics::global().tier("memory-test"),
+            CacheMetrics::unregistered().tier("memory-test"),
             Arc::default(),
         )
     }
@@ -367,7 +371,7 @@ mod tests {
         let t = MemoryTier::new(
             1 << 20,
             4096,
-            Metrics::global().tier("memory-test"),
+            CacheMetrics::unregistered().tier("memory-test"),
             Arc::default(),
         );
         let none = Arc::default();

@@ -29,6 +29,7 @@ pub mod invalidation;
 pub mod key;
 pub mod labels;
 pub mod memory;
+pub mod metrics;
 pub mod object;
 pub mod policy;
 pub mod purge;
@@ -39,7 +40,7 @@ pub mod tier;
 pub mod tiered;
 
 use crate::config::{CacheSettings, Route};
-use crate::metrics::{Metrics, RouteCacheMetrics};
+use metrics::{CacheMetrics, RouteCacheMetrics};
 use pingora::cache::key::HashBinary;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::{CacheMeta, HttpCache, VarianceBuilder};
@@ -62,6 +63,7 @@ pub struct CacheLayer {
     redis: Option<Arc<redis::RedisTier>>,
     object: Option<Arc<object::ObjectTier>>,
     fleet: Option<Arc<fleet::FleetLock>>,
+    metrics: CacheMetrics,
     lock: &'static CacheKeyLockImpl,
     lock_timeout: Duration,
     tag_headers: Arc<[http::HeaderName]>,
@@ -72,13 +74,13 @@ pub struct CacheLayer {
 }
 
 impl CacheLayer {
-    /// The tiers `[cache]` configures over the live `backends` (the object tier's bucket);
-    /// fails when the disk tier's folder cannot be created.
+    /// The tiers `[cache]` configures over the live `backends` (the object tier's bucket),
+    /// counting into `metrics`; fails when the disk tier's folder cannot be created.
     pub fn new(
         settings: &CacheSettings,
         backends: &std::collections::HashMap<String, Arc<crate::backend::Backend>>,
+        metrics: CacheMetrics,
     ) -> Result<CacheLayer, String> {
-        let metrics = Metrics::global();
         let index: Arc<index::PurgeIndex> = Arc::default();
         let memory = settings.memory.as_ref().map(|m| {
             Arc::new(memory::MemoryTier::new(
@@ -138,6 +140,7 @@ impl CacheLayer {
             redis,
             object,
             fleet,
+            metrics,
             lock,
             lock_timeout: settings.lock_timeout,
             tag_headers: settings.tag_headers.clone().into(),
@@ -165,7 +168,11 @@ impl CacheLayer {
     /// configured.
     pub fn feed(&self) -> Option<Arc<feed::Feed>> {
         let redis = self.redis.clone()?;
-        Some(Arc::new(feed::Feed::new(redis, self.feed_cursor.clone())))
+        Some(Arc::new(feed::Feed::new(
+            redis,
+            self.feed_cursor.clone(),
+            self.metrics.clone(),
+        )))
     }
 
     fn tier(&self, name: TierName) -> Option<Arc<dyn Tier>> {
@@ -211,7 +218,7 @@ impl CacheLayer {
             storage,
             lock: self.lock,
             lock_timeout: self.lock_timeout,
-            metrics: Metrics::global().route_cache(host_label, &route.name),
+            metrics: self.metrics.route(host_label, &route.name),
         }))
     }
 }

@@ -22,13 +22,13 @@
 
 use super::key::EntryKey;
 use super::labels::Labels;
+use super::metrics::TierMetrics;
 use super::purge::Selector;
 use super::tier::{
     decode_meta, encode_meta, kept_until, seek_range, Backoff, Found, Tier, TierBody, TierName,
     TierWriter,
 };
 use crate::backend::Backend;
-use crate::metrics::TierMetrics;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Bytes, BytesMut};
@@ -361,6 +361,10 @@ where
 impl Tier for ObjectTier {
     fn name(&self) -> TierName {
         TierName::Object
+    }
+
+    fn metrics(&self) -> &TierMetrics {
+        &self.0.metrics
     }
 
     async fn lookup(&self, key: &EntryKey) -> Result<Option<Found>> {

@@ -16,7 +16,6 @@ use super::memory::MemoryTier;
 use super::object::ObjectTier;
 use super::redis::RedisTier;
 use super::tier::{Tier, TierName};
-use crate::metrics::Metrics;
 use std::sync::Arc;
 
 /// Which entries a purge removes. URLs are URL labels (`host label` + normalised path).
@@ -185,6 +184,7 @@ impl Purger {
                 &self.index.select(selector, TierName::Memory),
             )
             .await;
+            memory.metrics().purged.inc_by(removed.memory as u64);
         }
         if let Some(disk) = &self.disk {
             removed.disk = if *selector == Selector::All {
@@ -192,8 +192,8 @@ impl Purger {
             } else {
                 remove_all(disk.as_ref(), &self.index.select(selector, TierName::Disk)).await
             };
+            disk.metrics().purged.inc_by(removed.disk as u64);
         }
-        count(&removed);
         removed
     }
 
@@ -208,19 +208,23 @@ impl Purger {
     /// (once, by the gateway the purge was asked of): what each removed, or why it could not.
     pub async fn shared(&self, selector: &Selector) -> SharedRemoved {
         let redis = match &self.redis {
-            Some(r) => r.purge(selector).await.map_err(|e| e.to_string()),
+            Some(r) => r
+                .purge(selector)
+                .await
+                .inspect(|n| r.metrics().purged.inc_by(*n as u64)),
             None => Ok(0),
         };
         let object = match &self.object {
-            Some(o) => o.purge(selector).await.map_err(|e| e.to_string()),
+            Some(o) => o
+                .purge(selector)
+                .await
+                .inspect(|n| o.metrics().purged.inc_by(*n as u64)),
             None => Ok(0),
         };
-        count(&Removed {
-            redis: *redis.as_ref().unwrap_or(&0),
-            object: *object.as_ref().unwrap_or(&0),
-            ..Removed::default()
-        });
-        SharedRemoved { redis, object }
+        SharedRemoved {
+            redis: redis.map_err(|e| e.to_string()),
+            object: object.map_err(|e| e.to_string()),
+        }
     }
 }
 
@@ -237,22 +241,6 @@ async fn remove_all(tier: &dyn Tier, keys: &[super::key::EntryKey]) -> usize {
         }
     }
     n
-}
-
-fn count(removed: &Removed) {
-    let m = Metrics::global();
-    for (tier, n) in [
-        (TierName::Memory, removed.memory),
-        (TierName::Disk, removed.disk),
-        (TierName::Redis, removed.redis),
-        (TierName::Object, removed.object),
-    ] {
-        if n > 0 {
-            m.tier_purged
-                .with_label_values(&[tier.label()])
-                .inc_by(n as u64);
-        }
-    }
 }
 
 #[cfg(test)]

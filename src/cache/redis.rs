@@ -15,11 +15,11 @@
 
 use super::key::EntryKey;
 use super::labels::Labels;
+use super::metrics::TierMetrics;
 use super::purge::Selector;
 use super::tier::{
     decode_meta, encode_meta, kept_until, Backoff, Found, Tier, TierName, TierWriter, WholeBody,
 };
-use crate::metrics::TierMetrics;
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -387,6 +387,10 @@ return 0
 impl Tier for RedisTier {
     fn name(&self) -> TierName {
         TierName::Redis
+    }
+
+    fn metrics(&self) -> &TierMetrics {
+        &self.0.metrics
     }
 
     async fn lookup(&self, key: &EntryKey) -> Result<Option<Found>> {

@@ -7,6 +7,7 @@
 
 use super::key::EntryKey;
 use super::labels::Labels;
+use super::metrics::TierMetrics;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::cache::CacheMeta;
@@ -69,6 +70,9 @@ pub struct Found {
 pub trait Tier: Send + Sync {
     /// Which tier this is.
     fn name(&self) -> TierName;
+
+    /// This tier's metrics.
+    fn metrics(&self) -> &TierMetrics;
 
     /// The entry filed under `key`, if the tier holds an intact one.
     async fn lookup(&self, key: &EntryKey) -> Result<Option<Found>>;

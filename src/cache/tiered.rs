@@ -11,7 +11,6 @@ use super::index::PurgeIndex;
 use super::key::EntryKey;
 use super::labels::{Labels, UrlLabel};
 use super::tier::{Tier, TierBody, TierName, TierWriter};
-use crate::metrics::Metrics;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::cache::storage::{
@@ -25,6 +24,9 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A writer into one tier, beside the tier (for its name and metrics).
+type TierCopy = (Arc<dyn Tier>, Box<dyn TierWriter>);
 
 /// One route's tiers as a pingora-cache [`Storage`].
 pub struct TieredStorage {
@@ -104,7 +106,7 @@ impl TieredStorage {
                     });
                 }
                 Ok(None) => {}
-                Err(e) => failed(tier.name(), "look up", &e),
+                Err(e) => failed(tier.as_ref(), "look up", &e),
             }
         }
         None
@@ -143,7 +145,7 @@ impl TieredStorage {
         for tier in &self.tiers {
             match tier.remove(key).await {
                 Ok(r) => removed |= r,
-                Err(e) => failed(tier.name(), "remove", &e),
+                Err(e) => failed(tier.as_ref(), "remove", &e),
             }
         }
         removed
@@ -156,13 +158,13 @@ impl TieredStorage {
         meta: &CacheMeta,
         size: Option<usize>,
         labels: &Arc<Labels>,
-    ) -> Vec<(TierName, Box<dyn TierWriter>)> {
+    ) -> Vec<TierCopy> {
         let mut out = Vec::with_capacity(tiers.len());
         for tier in tiers {
             match tier.writer(key, meta, size, labels).await {
-                Ok(Some(w)) => out.push((tier.name(), w)),
+                Ok(Some(w)) => out.push((tier.clone(), w)),
                 Ok(None) => {}
-                Err(e) => failed(tier.name(), "open a writer", &e),
+                Err(e) => failed(tier.as_ref(), "open a writer", &e),
             }
         }
         out
@@ -170,23 +172,21 @@ impl TieredStorage {
 }
 
 /// Counts and logs a tier operation that failed and was skipped.
-fn failed(tier: TierName, what: &str, e: &Error) {
-    Metrics::global()
-        .tier_errors
-        .with_label_values(&[tier.label()])
-        .inc();
-    tracing::warn!(tier = tier.label(), error = %e, "cache tier could not {what}; skipped");
+fn failed(tier: &dyn Tier, what: &str, e: &Error) {
+    tier.metrics().errors.inc();
+    let tier = tier.name().label();
+    tracing::warn!(tier, error = %e, "cache tier could not {what}; skipped");
 }
 
 /// Writes `data` to every writer; a writer that fails is dropped (its tier keeps nothing).
-async fn write_all(writers: &mut Vec<(TierName, Box<dyn TierWriter>)>, data: &Bytes) {
+async fn write_all(writers: &mut Vec<TierCopy>, data: &Bytes) {
     let mut i = 0;
     while i < writers.len() {
         match writers[i].1.write(data.clone()).await {
             Ok(()) => i += 1,
             Err(e) => {
                 let (tier, _) = writers.swap_remove(i);
-                tracing::debug!(tier = tier.label(), error = %e, "tier copy abandoned");
+                tracing::debug!(tier = tier.name().label(), error = %e, "tier copy abandoned");
             }
         }
     }
@@ -266,7 +266,7 @@ impl Storage for TieredStorage {
         for tier in &self.tiers {
             match tier.update_meta(&entry, meta).await {
                 Ok(u) => updated |= u,
-                Err(e) => failed(tier.name(), "update metadata", &e),
+                Err(e) => failed(tier.as_ref(), "update metadata", &e),
             }
         }
         Ok(updated)
@@ -283,7 +283,7 @@ pub struct TieredHit {
     /// The entry's metadata until it is handed to pingora-cache.
     meta: Option<CacheMeta>,
     body: Box<dyn TierBody>,
-    promote: Vec<(TierName, Box<dyn TierWriter>)>,
+    promote: Vec<TierCopy>,
     /// Keeps the copies out when a purge of the entry came while it was read.
     guard: Option<PurgeGuard>,
     /// How long this request waited for another gateway's fill of the key.
@@ -331,11 +331,8 @@ impl HandleHit for TieredHit {
                 for (tier, writer) in promote {
                     tokio::spawn(async move {
                         match writer.commit().await {
-                            Ok(_) => Metrics::global()
-                                .tier_promotions
-                                .with_label_values(&[tier.label()])
-                                .inc(),
-                            Err(e) => failed(tier, "store a promoted entry", &e),
+                            Ok(_) => tier.metrics().promotions.inc(),
+                            Err(e) => failed(tier.as_ref(), "store a promoted entry", &e),
                         }
                     });
                 }
@@ -380,7 +377,7 @@ impl HandleHit for TieredHit {
 /// A fill: one writer per tier that admitted the response, and the fleet lease it holds
 /// (freed when the fill ends: `done` once stored, `failed` if it is dropped unfinished).
 struct TieredMiss {
-    writers: Vec<(TierName, Box<dyn TierWriter>)>,
+    writers: Vec<TierCopy>,
     size: usize,
     lease: Option<Lease>,
     /// A purge since the request arrived keeps the entry out of every tier.
@@ -416,9 +413,9 @@ impl HandleMiss for TieredMiss {
             match writer.commit().await {
                 Ok(_) => {
                     stored = true;
-                    shared |= tier.is_shared();
+                    shared |= tier.name().is_shared();
                 }
-                Err(e) => failed(tier, "store an entry", &e),
+                Err(e) => failed(tier.as_ref(), "store an entry", &e),
             }
         }
         if let Some(lease) = self.lease {

@@ -16,6 +16,7 @@
 //! reads of a request body are never timed by it.
 
 use crate::error::GatewayError;
+use crate::limits::metrics::HeadTimeouts;
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef, ALPN};
@@ -45,6 +46,8 @@ const IDLE: u8 = 2;
 pub struct HeadDeadline {
     inner: Stream,
     limit: Duration,
+    /// Where a connection cut off is counted.
+    timeouts: HeadTimeouts,
     /// [`HEAD`], [`REQUEST`] or [`IDLE`]; set by the proxy through a shared reference.
     phase: AtomicU8,
     /// When the head being read must be complete (meaningful in [`HEAD`]).
@@ -69,10 +72,11 @@ impl std::fmt::Debug for HeadDeadline {
 
 impl HeadDeadline {
     /// `inner`, just accepted, whose first head must arrive within `limit` from now.
-    pub fn new(inner: Stream, limit: Duration) -> HeadDeadline {
+    pub fn new(inner: Stream, limit: Duration, timeouts: HeadTimeouts) -> HeadDeadline {
         HeadDeadline {
             inner,
             limit,
+            timeouts,
             phase: AtomicU8::new(HEAD),
             deadline: Instant::now() + limit,
             received: false,
@@ -95,15 +99,12 @@ impl HeadDeadline {
 
     /// The deadline passed: close quietly if nothing came, else start answering 408.
     fn expire(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let stage = if self.received { "partial" } else { "idle" };
-        crate::metrics::Metrics::global()
-            .head_timeouts
-            .with_label_values(&[stage])
-            .inc();
         if !self.received {
+            self.timeouts.idle.inc();
             // End of stream before any byte: Pingora closes the connection without a word.
             return Poll::Ready(Ok(()));
         }
+        self.timeouts.partial.inc();
         self.answering = Some(0);
         self.answer(cx)
     }
@@ -310,13 +311,21 @@ impl Peek for HeadDeadline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::metrics::LimitMetrics;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     const LIMIT: Duration = Duration::from_millis(300);
 
     fn pair() -> (HeadDeadline, DuplexStream) {
         let (server, client) = tokio::io::duplex(4096);
-        (HeadDeadline::new(Box::new(server), LIMIT), client)
+        (
+            HeadDeadline::new(
+                Box::new(server),
+                LIMIT,
+                LimitMetrics::unregistered().head_timeouts(),
+            ),
+            client,
+        )
     }
 
     /// Reads from the wrapped side until it fails, ends or `for_at_most` passes.

@@ -6,6 +6,7 @@
 
 pub mod head_deadline;
 
+use crate::limits::metrics::{HeadTimeouts, LimitMetrics};
 use crate::limits::ConnectionCounts;
 use async_trait::async_trait;
 use head_deadline::HeadDeadline;
@@ -20,16 +21,28 @@ pub struct Limited<A> {
     inner: Arc<A>,
     counts: ConnectionCounts,
     header_timeout: Duration,
+    metrics: LimitMetrics,
+    /// `metrics`' head-timeout counters, resolved once for every connection.
+    head_timeouts: HeadTimeouts,
 }
 
 impl<A> Limited<A> {
     /// `inner` with at most `per_client` connections per address and `total` in all (0:
-    /// unlimited), and HTTP/1 request heads cut off after `header_timeout` (zero: never).
-    pub fn new(inner: A, per_client: usize, total: usize, header_timeout: Duration) -> Limited<A> {
+    /// unlimited), and HTTP/1 request heads cut off after `header_timeout` (zero: never);
+    /// connections and timeouts are counted in `metrics`.
+    pub fn new(
+        inner: A,
+        per_client: usize,
+        total: usize,
+        header_timeout: Duration,
+        metrics: LimitMetrics,
+    ) -> Limited<A> {
         Limited {
             inner: Arc::new(inner),
             counts: ConnectionCounts::new(per_client, total),
             header_timeout,
+            head_timeouts: metrics.head_timeouts(),
+            metrics,
         }
     }
 }
@@ -44,12 +57,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
         let peer = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let metrics = crate::metrics::Metrics::global();
+        let metrics = &self.metrics;
         let Some(_open) = self.counts.admit(peer) else {
-            metrics
-                .connections_refused
-                .with_label_values::<&str>(&[])
-                .inc();
+            metrics.connections_refused.inc();
             return None;
         };
         metrics.connections_open.inc();
@@ -57,7 +67,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
         // arrive byte by byte.
         let http1 = !matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
         let stream: Stream = if http1 && !self.header_timeout.is_zero() {
-            Box::new(HeadDeadline::new(stream, self.header_timeout))
+            Box::new(HeadDeadline::new(
+                stream,
+                self.header_timeout,
+                self.head_timeouts.clone(),
+            ))
         } else {
             stream
         };

@@ -33,12 +33,13 @@ return wait
 "#;
 
 /// Takes one request of `client` from `limiter`'s bucket in Redis (falling back to this
-/// gateway's own bucket when Redis fails): `Err(seconds)` to wait, as
-/// [`RateLimiter::take`].
+/// gateway's own bucket when Redis fails, counted in `fallbacks`): `Err(seconds)` to wait,
+/// as [`RateLimiter::take`].
 pub async fn take(
     redis: &RedisTier,
     limiter: &RateLimiter,
     client: Option<IpAddr>,
+    fallbacks: &prometheus::IntCounter,
 ) -> Result<(), u32> {
     let key = format!("{}{}", redis.key_prefix(), limiter.shared_key(client));
     let Rate { per_second, burst } = limiter.limit().rate;
@@ -54,10 +55,7 @@ pub async fn take(
         Ok((wait_ms,)) => Err(super::retry_after(Duration::from_millis(wait_ms))),
         Err(e) => {
             tracing::debug!(error = %e, "shared rate limit counted locally");
-            crate::metrics::Metrics::global()
-                .rate_limit_fallbacks
-                .with_label_values::<&str>(&[])
-                .inc();
+            fallbacks.inc();
             limiter.take(client, Instant::now())
         }
     }

@@ -24,7 +24,8 @@ use crate::cache::CacheLayer;
 use crate::config::{CompressionSettings, Config};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
 use crate::limits::{LimitSettings, RateLimiter};
-use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
+use crate::metrics::{Metrics, UNMATCHED};
+use crate::routing::metrics::RouteMetrics;
 use crate::routing::rules::RequestFacts;
 use crate::routing::Router;
 use async_trait::async_trait;
@@ -61,7 +62,7 @@ pub struct Gateway {
     compression: CompressionSettings,
     trusted_proxies: TrustedProxies,
     access_log: bool,
-    metrics: &'static Metrics,
+    metrics: Arc<Metrics>,
     /// Request metrics for requests that matched no route.
     unmatched: RouteMetrics,
     /// The asset store's lookups (variants routes).
@@ -75,7 +76,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway from a validated config and its live backends.
+    /// Builds the gateway from a validated config and its live backends, counting into
+    /// `metrics`.
     pub fn new(
         config: &Config,
         backends: &HashMap<String, Arc<Backend>>,
@@ -83,17 +85,22 @@ impl Gateway {
         audit: Option<Arc<AuditLog>>,
         cache: &CacheLayer,
         assets: Option<Arc<AccessCache>>,
+        metrics: Arc<Metrics>,
     ) -> Gateway {
-        let metrics = Metrics::global();
         Gateway {
-            router: Router::with_caches(config, backends, &|host, route| cache.route(host, route)),
+            router: Router::serving(
+                config,
+                backends,
+                &|host, route| cache.route(host, route),
+                &metrics.routing,
+            ),
             auth,
             audit,
             presign_ttl: config.admin_access.presign_ttl,
             compression: config.compression.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             access_log: config.log.access_log,
-            unmatched: metrics.route(UNMATCHED, UNMATCHED),
+            unmatched: metrics.routing.route(UNMATCHED, UNMATCHED),
             metrics,
             assets,
             limits: config.limits.clone(),
@@ -118,12 +125,13 @@ impl Gateway {
             let Some(limiter) = limiter else { continue };
             let taken = match &self.shared_buckets {
                 Some(redis) if limiter.limit().shared => {
-                    crate::limits::shared::take(redis, limiter, client).await
+                    let fallbacks = &self.metrics.limits.rate_limit_fallbacks;
+                    crate::limits::shared::take(redis, limiter, client, fallbacks).await
                 }
                 _ => limiter.take(client, Instant::now()),
             };
             if let Err(retry_after) = taken {
-                self.metrics.rate_limited.with_label_values(&[label]).inc();
+                self.metrics.limits.limited(label);
                 return Some(GatewayError::RateLimited { retry_after });
             }
         }
@@ -243,10 +251,7 @@ impl Gateway {
                 Ok(())
             }
             Err(denied) => {
-                self.metrics
-                    .auth_denied
-                    .with_label_values(&[denied.scheme, denied.reason.label()])
-                    .inc();
+                self.metrics.access.denied(&denied);
                 if policy.schemes.contains(&Scheme::Admin) {
                     let result = format!("denied:{}", denied.reason.label());
                     self.audit("redirect", "-", &m.path, &result, &ctx.client);
@@ -409,6 +414,7 @@ impl Gateway {
         if plan.is_backup(backend) {
             let reason = ctx.upstream.left_because.unwrap_or("unhealthy");
             self.metrics
+                .routing
                 .failovers
                 .with_label_values(&[
                     &*m.route.host_label,

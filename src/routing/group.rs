@@ -8,8 +8,8 @@
 //! moves only some of its own clients. Weight 0 drains a backend.
 
 use super::affinity::{mix, stable_hash, AffinityKey};
+use super::metrics::{GroupMetrics, RoutingMetrics};
 use super::rules::RequestFacts;
-use crate::metrics::GroupMetrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,9 +114,13 @@ pub struct Group<B> {
 }
 
 impl<B> Group<B> {
-    /// A group of `(name, backend, weight)`.
-    pub fn new(name: &str, sticky: Sticky, members: Vec<(String, Arc<B>, u32)>) -> Group<B> {
-        let metrics = crate::metrics::Metrics::global();
+    /// A group of `(name, backend, weight)`, each member counting into `metrics`.
+    pub fn new(
+        name: &str,
+        sticky: Sticky,
+        members: Vec<(String, Arc<B>, u32)>,
+        metrics: &RoutingMetrics,
+    ) -> Group<B> {
         Group {
             members: members
                 .into_iter()
@@ -183,6 +187,7 @@ mod tests {
                 .iter()
                 .map(|(n, w)| (n.to_string(), Arc::new(n.to_string()), *w))
                 .collect(),
+            &RoutingMetrics::unregistered(),
         )
     }
 

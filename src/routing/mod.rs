@@ -9,11 +9,12 @@
 
 pub mod affinity;
 pub mod group;
+pub mod metrics;
 pub mod rules;
 
 use crate::config::{Config, Host, HostPattern, PathMatch, Route, RouteTarget};
-use crate::metrics::{Metrics, RouteMetrics};
 use group::Group;
+use metrics::{RouteMetrics, RoutingMetrics};
 use rules::{RequestFacts, Rule};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,7 +89,7 @@ pub struct CompiledRoute<B> {
     pub rate_limit: Option<crate::limits::RateLimiter>,
 }
 
-/// Gives a route its cache, by host label and route (see [`Router::with_caches`]).
+/// Gives a route its cache, by host label and route (see [`Router::serving`]).
 pub type CacheFor<'a> = &'a dyn Fn(&str, &Route) -> Option<Arc<crate::cache::RouteCache>>;
 
 /// The route chosen for a request (one reference-count increment per request).
@@ -191,18 +192,25 @@ pub struct Router<B> {
 }
 
 impl<B> Router<B> {
-    /// Compiles the routing table; routes, rules and group members whose backend or group is
-    /// missing are dropped (validation guarantees there are none).
+    /// Compiles the routing table for looking routes up (minting, the admin API): no caches,
+    /// and metrics that go nowhere. Routes, rules and group members whose backend or group
+    /// is missing are dropped (validation guarantees there are none).
     pub fn new(config: &Config, backends: &HashMap<String, Arc<B>>) -> Router<B> {
-        Router::with_caches(config, backends, &|_, _| None)
+        Router::serving(
+            config,
+            backends,
+            &|_, _| None,
+            &RoutingMetrics::unregistered(),
+        )
     }
 
-    /// Compiles the config's hosts over live backends, each cached route with the cache
-    /// `caches` gives it.
-    pub fn with_caches(
+    /// Compiles the config's hosts over live backends to serve requests: each cached route
+    /// with the cache `caches` gives it, every route and group counting into `metrics`.
+    pub fn serving(
         config: &Config,
         backends: &HashMap<String, Arc<B>>,
         caches: CacheFor<'_>,
+        metrics: &RoutingMetrics,
     ) -> Router<B> {
         let groups: HashMap<String, Arc<Group<B>>> = config
             .groups
@@ -213,7 +221,7 @@ impl<B> Router<B> {
                     .iter()
                     .filter_map(|(b, w)| backends.get(b).map(|live| (b.clone(), live.clone(), *w)))
                     .collect();
-                let group = Group::new(name, spec.sticky.clone(), members);
+                let group = Group::new(name, spec.sticky.clone(), members, metrics);
                 (name.clone(), Arc::new(group))
             })
             .collect();
@@ -226,7 +234,7 @@ impl<B> Router<B> {
         for (i, host) in config.hosts.iter().enumerate() {
             router
                 .hosts
-                .push(compile_host(host, backends, &groups, caches));
+                .push(compile_host(host, backends, &groups, caches, metrics));
             for p in &host.patterns {
                 match p {
                     HostPattern::Exact(n) => {
@@ -277,9 +285,9 @@ fn compile_host<B>(
     backends: &HashMap<String, Arc<B>>,
     groups: &HashMap<String, Arc<Group<B>>>,
     caches: CacheFor<'_>,
+    metrics: &RoutingMetrics,
 ) -> CompiledHost<B> {
     let label: Arc<str> = Arc::from(host.names.first().map(String::as_str).unwrap_or("*"));
-    let metrics = Metrics::global();
     let rules: Vec<Rule<Arc<Group<B>>>> = host
         .rules
         .iter()
@@ -295,7 +303,7 @@ fn compile_host<B>(
         labels: rules
             .iter()
             .map(|r| {
-                let matches = metrics.rule_matches.with_label_values(&[&*label, &r.name]);
+                let matches = metrics.rule(&label, &r.name);
                 (Arc::from(r.name.as_str()), matches)
             })
             .collect(),

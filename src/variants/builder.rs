@@ -8,6 +8,7 @@
 
 use super::encode::EncodeSettings;
 use super::limits::VariantLimits;
+use super::metrics::VariantMetrics;
 use super::pipeline;
 use super::pool::WorkerPool;
 use super::sources::Sources;
@@ -16,7 +17,6 @@ use super::VariantError;
 use crate::assets::lookup::AccessCache;
 use crate::backend::{Backend, OriginalError};
 use crate::error::GatewayError;
-use crate::metrics::Metrics;
 use bytes::Bytes;
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -69,7 +69,7 @@ pub struct VariantBuilder {
     pool: WorkerPool,
     sources: Arc<Sources>,
     settings: EncodeSettings,
-    metrics: &'static Metrics,
+    metrics: VariantMetrics,
 }
 
 /// A made variant, ready to send.
@@ -82,21 +82,26 @@ pub struct Made {
 
 impl VariantBuilder {
     /// A builder reading originals from `originals`, with `workers` workers and room for
-    /// `queue` waiting jobs.
+    /// `queue` waiting jobs, counting into `metrics`.
     pub fn new(
         assets: Arc<AccessCache>,
         originals: Arc<Backend>,
         workers: usize,
         queue: usize,
         settings: EncodeSettings,
+        metrics: VariantMetrics,
     ) -> VariantBuilder {
         VariantBuilder {
             assets,
             originals,
-            pool: WorkerPool::new(workers, queue),
-            sources: Arc::new(Sources::default()),
+            pool: WorkerPool::new(workers, queue, metrics.clone()),
+            sources: Arc::new(Sources::new(
+                super::sources::KEEP,
+                super::sources::KEEP_BYTES,
+                metrics.clone(),
+            )),
             settings,
-            metrics: Metrics::global(),
+            metrics,
         }
     }
 
@@ -105,7 +110,7 @@ impl VariantBuilder {
         let made = self.make(req).await;
         if let Err(GatewayError::Variant(e)) = &made {
             self.metrics
-                .variant_rejections
+                .rejections
                 .with_label_values(&[e.label()])
                 .inc();
         }
@@ -174,14 +179,14 @@ impl VariantBuilder {
     ) -> Result<Bytes, VariantError> {
         let sources = self.sources.clone();
         let settings = self.settings;
-        let metrics = self.metrics;
+        let metrics = self.metrics.clone();
         let format = spec.format;
         self.pool
             .run(limits.timeout, move || {
                 let started = Instant::now();
                 let probe = pipeline::admit(&bytes, &limits)?;
                 metrics
-                    .variant_source_bytes
+                    .source_bytes
                     .with_label_values(&[probe.format.name()])
                     .observe(bytes.len() as f64);
                 let shrink = pipeline::shrink_for(&probe, &spec);
@@ -190,11 +195,11 @@ impl VariantBuilder {
                 })?;
                 let out = pipeline::render(&decoded, &spec, settings)?;
                 metrics
-                    .variant_compute
+                    .compute
                     .with_label_values(&[format.name()])
                     .observe(started.elapsed().as_secs_f64());
                 metrics
-                    .variant_output_bytes
+                    .output_bytes
                     .with_label_values(&[format.name()])
                     .observe(out.len() as f64);
                 Ok(Bytes::from(out))

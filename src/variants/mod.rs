@@ -20,6 +20,7 @@ pub mod color;
 pub mod decode;
 pub mod encode;
 pub mod limits;
+pub mod metrics;
 pub mod pipeline;
 pub mod pixels;
 pub mod pool;

@@ -5,8 +5,8 @@
 //! finishes on its thread, still holding its worker, so occupancy is always what runs. A
 //! panicking job (a codec bug, an unwinding C library) fails that request only.
 
+use super::metrics::VariantMetrics;
 use super::VariantError;
-use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -16,16 +16,16 @@ use tokio::time::Instant;
 pub struct WorkerPool {
     workers: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
-    metrics: &'static Metrics,
+    metrics: VariantMetrics,
 }
 
 /// Decrements a gauge when dropped.
-struct Occupied(&'static prometheus::IntGauge);
+struct Occupied(prometheus::IntGauge);
 
 impl Occupied {
-    fn new(gauge: &'static prometheus::IntGauge) -> Occupied {
+    fn new(gauge: &prometheus::IntGauge) -> Occupied {
         gauge.inc();
-        Occupied(gauge)
+        Occupied(gauge.clone())
     }
 }
 
@@ -36,13 +36,14 @@ impl Drop for Occupied {
 }
 
 impl WorkerPool {
-    /// A pool of `workers` threads' worth of jobs with room for `queue` more to wait.
-    pub fn new(workers: usize, queue: usize) -> WorkerPool {
+    /// A pool of `workers` threads' worth of jobs with room for `queue` more to wait, its
+    /// occupancy shown in `metrics`.
+    pub fn new(workers: usize, queue: usize, metrics: VariantMetrics) -> WorkerPool {
         let workers = workers.max(1);
         WorkerPool {
             workers: Arc::new(Semaphore::new(workers)),
             admitted: Arc::new(Semaphore::new(workers + queue)),
-            metrics: Metrics::global(),
+            metrics,
         }
     }
 
@@ -58,15 +59,15 @@ impl WorkerPool {
             .try_acquire_owned()
             .map_err(|_| VariantError::Busy)?;
         let deadline = Instant::now() + limit;
-        let waiting = Occupied::new(&self.metrics.variant_queue);
+        let waiting = Occupied::new(&self.metrics.queue);
         let worker = tokio::time::timeout_at(deadline, self.workers.clone().acquire_owned())
             .await
             .map_err(|_| VariantError::TimedOut)?
             .map_err(|_| VariantError::Busy)?;
         drop(waiting);
-        let busy = &self.metrics.variant_workers_busy;
+        let busy = self.metrics.workers_busy.clone();
         let handle = tokio::task::spawn_blocking(move || {
-            let _held = (worker, admitted, Occupied::new(busy));
+            let _held = (worker, admitted, Occupied::new(&busy));
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
         });
         match tokio::time::timeout_at(deadline, handle).await {
@@ -83,7 +84,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn saturation_is_refused_not_queued() {
-        let pool = Arc::new(WorkerPool::new(1, 1));
+        let pool = Arc::new(WorkerPool::new(1, 1, VariantMetrics::unregistered()));
         let slow = |ms| {
             move || {
                 std::thread::sleep(Duration::from_millis(ms));
@@ -111,7 +112,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn panics_and_overruns_fail_one_job() {
-        let pool = WorkerPool::new(2, 0);
+        let pool = WorkerPool::new(2, 0, VariantMetrics::unregistered());
         let panicked = pool
             .run(Duration::from_secs(5), || -> Result<(), VariantError> {
                 panic!("codec bug")

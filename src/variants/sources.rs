@@ -6,8 +6,8 @@
 //! and bounded in number and bytes, so a burst shares and nothing accumulates.
 
 use super::decode::Decoded;
+use super::metrics::VariantMetrics;
 use super::VariantError;
-use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,13 +30,7 @@ pub struct Sources {
     decodes: Mutex<Vec<(String, u32, Instant, DecodeSlot)>>,
     keep: Duration,
     keep_bytes: usize,
-    metrics: &'static Metrics,
-}
-
-impl Default for Sources {
-    fn default() -> Sources {
-        Sources::new(KEEP, KEEP_BYTES)
-    }
+    metrics: VariantMetrics,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -45,14 +39,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Sources {
     /// Shared fetches and decodes, each kept `keep` after its last use and at most
-    /// `keep_bytes` of each for sharing.
-    pub fn new(keep: Duration, keep_bytes: usize) -> Sources {
+    /// `keep_bytes` of each for sharing, counted in `metrics`.
+    pub fn new(keep: Duration, keep_bytes: usize, metrics: VariantMetrics) -> Sources {
         Sources {
             fetches: Mutex::new(HashMap::new()),
             decodes: Mutex::new(Vec::new()),
             keep,
             keep_bytes,
-            metrics: Metrics::global(),
+            metrics,
         }
     }
 
@@ -97,7 +91,7 @@ impl Sources {
             .clone();
         let outcome = if fetched_here { "done" } else { "shared" };
         self.metrics
-            .variant_shared
+            .shared
             .with_label_values(&["fetch", outcome])
             .inc();
         result
@@ -154,7 +148,7 @@ impl Sources {
             .clone();
         let outcome = if decoded_here { "done" } else { "shared" };
         self.metrics
-            .variant_shared
+            .shared
             .with_label_values(&["decode", outcome])
             .inc();
         result
@@ -187,7 +181,11 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_fetches_share_one() {
-        let sources = Arc::new(Sources::default());
+        let sources = Arc::new(Sources::new(
+            KEEP,
+            KEEP_BYTES,
+            VariantMetrics::unregistered(),
+        ));
         let calls = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..10 {
@@ -210,7 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_fetch_is_tried_again() {
-        let sources = Sources::default();
+        let sources = Sources::new(KEEP, KEEP_BYTES, VariantMetrics::unregistered());
         let failed = sources
             .bytes("h", || async { Err(VariantError::SourceUnavailable) })
             .await;
@@ -221,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_finer_decode_serves_a_coarser_variant() {
-        let sources = Sources::default();
+        let sources = Sources::new(KEEP, KEEP_BYTES, VariantMetrics::unregistered());
         let calls = AtomicUsize::new(0);
         let decode = |s: u32| {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -238,7 +236,11 @@ mod tests {
 
     #[test]
     fn a_decode_in_use_stays_shareable() {
-        let sources = Sources::new(Duration::from_millis(300), KEEP_BYTES);
+        let sources = Sources::new(
+            Duration::from_millis(300),
+            KEEP_BYTES,
+            VariantMetrics::unregistered(),
+        );
         let calls = AtomicUsize::new(0);
         let decode = |_| {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -263,7 +265,7 @@ mod tests {
     #[test]
     fn what_is_kept_for_sharing_is_bounded_by_bytes() {
         // Room for one 1000-pixel decode (3000 bytes) at a time.
-        let sources = Sources::new(KEEP, 3_500);
+        let sources = Sources::new(KEEP, 3_500, VariantMetrics::unregistered());
         let calls = AtomicUsize::new(0);
         let decode = |_| {
             calls.fetch_add(1, Ordering::SeqCst);

@@ -13,6 +13,7 @@
 //! - [`units`]: sizes and durations as written in the config; [`secret`]: secrets read from
 //!   the environment or files, never printed; [`problems`]: the collector config validation
 //!   reports into;
+//! - [`metrics`]: registering a domain's metrics on the registry handed to it;
 //! - [`hex`], [`time`], [`ids`]: the one text encoding of bytes, the Unix clock, random ids.
 
 pub mod client;
@@ -22,6 +23,7 @@ pub mod hex;
 pub mod hop;
 pub mod host;
 pub mod ids;
+pub mod metrics;
 pub mod params;
 pub mod path;
 pub mod problems;

@@ -27,8 +27,8 @@ mod index;
 use super::index::PurgeIndex;
 use super::key::EntryKey;
 use super::labels::Labels;
+use super::metrics::TierMetrics;
 use super::tier::{Found, Tier, TierBody, TierName, TierWriter};
-use crate::metrics::TierMetrics;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 pub use format::BLOCK;
@@ -379,6 +379,10 @@ impl Tier for DiskTier {
         TierName::Disk
     }
 
+    fn metrics(&self) -> &TierMetrics {
+        &self.0.metrics
+    }
+
     async fn lookup(&self, key: &EntryKey) -> Result<Option<Found>> {
         let found = self.0.found(key);
         self.0.metrics.looked_up(found.is_some());
@@ -684,7 +688,7 @@ impl TierWriter for DiskWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::cache::metrics::CacheMetrics;
     use pingora::http::ResponseHeader;
     use std::path::Path;
 
@@ -700,7 +704,7 @@ mod tests {
     fn tier(dir: &Path, size: u64) -> DiskTier {
         let t = DiskTier::open(
             &settings(dir, size),
-            Metrics::global().tier("disk-test"),
+            CacheMetrics::unregistered().tier("disk-test"),
             Arc::default(),
         )
         .unwrap();
@@ -788,7 +792,12 @@ mod tests {
         }
         let index: Arc<PurgeIndex> = Arc::default();
         let s = settings(dir.path(), 64 << 20);
-        let t = DiskTier::open(&s, Metrics::global().tier("disk-test"), index.clone()).unwrap();
+        let t = DiskTier::open(
+            &s,
+            CacheMetrics::unregistered().tier("disk-test"),
+            index.clone(),
+        )
+        .unwrap();
         // A purge that arrives before the scan has read the entries back (the background
         // scan `open` started may have finished already: start a rebuild again).
         index.begin_rebuild();
@@ -821,7 +830,12 @@ mod tests {
         }
         let index: Arc<PurgeIndex> = Arc::default();
         let s = settings(dir.path(), 64 << 20);
-        let t = DiskTier::open(&s, Metrics::global().tier("disk-test"), index.clone()).unwrap();
+        let t = DiskTier::open(
+            &s,
+            CacheMetrics::unregistered().tier("disk-test"),
+            index.clone(),
+        )
+        .unwrap();
         t.0.scan();
         assert!(!t.0.path_of(&key(1)).exists());
         assert!(index.is_empty());
@@ -967,7 +981,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(dir.path(), 64 << 20);
         s.min_free = u64::MAX;
-        let t = DiskTier::open(&s, Metrics::global().tier("disk-test"), Arc::default()).unwrap();
+        let t = DiskTier::open(
+            &s,
+            CacheMetrics::unregistered().tier("disk-test"),
+            Arc::default(),
+        )
+        .unwrap();
         assert!(t
             .writer(key(1), &meta("\"x\""), Some(10), &Arc::default())
             .await
@@ -1004,7 +1023,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(dir.path(), 64 << 20);
         s.max_entry = 1000;
-        let t = DiskTier::open(&s, Metrics::global().tier("disk-test"), Arc::default()).unwrap();
+        let t = DiskTier::open(
+            &s,
+            CacheMetrics::unregistered().tier("disk-test"),
+            Arc::default(),
+        )
+        .unwrap();
         assert!(t
             .writer(key(1), &meta("\"x\""), Some(2000), &Arc::default())
             .await
