@@ -29,7 +29,7 @@ pub fn content_hash(bytes: &[u8]) -> String {
 /// The object key of the original with `hash` under `prefix`: `prefix/ab/cd/abcd…`, so no
 /// folder or listing holds more than 65536 originals' worth of names.
 pub fn storage_key(prefix: &str, hash: &str) -> String {
-    crate::routing::join_key(&[prefix, &hash[..2], &hash[2..4], hash])
+    kit::path::join_key(&[prefix, &hash[..2], &hash[2..4], hash])
 }
 
 /// The media type of an image by its first bytes, else by the file name.

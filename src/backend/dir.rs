@@ -215,7 +215,7 @@ impl DirBackend {
     /// builder; a file longer than `max` is refused before it is read.
     pub fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {
         use std::io::Read;
-        let key = crate::routing::join_key(&[&self.spec.key_prefix, key]);
+        let key = kit::path::join_key(&[&self.spec.key_prefix, key]);
         let file = self.open(&key).map_err(|_| OriginalError::Missing)?;
         let meta = file
             .metadata()

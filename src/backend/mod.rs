@@ -48,7 +48,7 @@ pub enum Ask {
         /// Decoded URL path.
         path: String,
         /// Query string without `?`, as sent: without the route's credential parameters, and
-        /// on a cached route as [`crate::cache::key::forwarded_query`] keys it.
+        /// on a cached route as [`kit::params::forwarded_query`] keys it.
         query: Option<String>,
         /// The host the client asked for (canonical, without port): the origin's `Host`
         /// (unless the backend sets `host_header`) and `X-Forwarded-Host`.
@@ -140,10 +140,9 @@ impl Backend {
             Kind::Http(_) => {
                 let query = route.access.strip(query);
                 let query = match &route.cache {
-                    Some(policy) => crate::cache::key::forwarded_query(
-                        query.as_deref(),
-                        policy.query_keys.as_deref(),
-                    ),
+                    Some(policy) => {
+                        kit::params::forwarded_query(query.as_deref(), policy.query_keys.as_deref())
+                    }
                     None => query.map(|q| q.into_owned()),
                 };
                 Ok(Ask::Origin {
@@ -393,6 +392,12 @@ impl Backend {
             Kind::Http(b) => b.strip_headers(),
             Kind::Dir(_) | Kind::Variants => &[],
         }
+    }
+}
+
+impl crate::routing::Usable for Backend {
+    fn usable(&self) -> bool {
+        Backend::usable(self)
     }
 }
 

@@ -431,7 +431,7 @@ impl S3Backend {
 
     /// The bucket key of `key` relative to this backend's `key_prefix` (joined segment-wise).
     pub fn key_in_prefix(&self, key: &str) -> String {
-        crate::routing::join_key(&[&self.spec.key_prefix, key])
+        kit::path::join_key(&[&self.spec.key_prefix, key])
     }
 
     /// A SigV4 presigned GET URL for `key`, valid for `expires_in` (at most 7 days, S3's limit);

@@ -41,7 +41,7 @@ pub fn decorate(
             let _ = resp.insert_header(name, value);
         }
         if cors::varies_on_origin(policy) {
-            append_vary(resp, "Origin");
+            kit::fields::append_vary(resp, "Origin");
         }
     }
 }
@@ -65,30 +65,6 @@ pub fn strip_headers(resp: &mut ResponseHeader, names: &[String]) {
         .collect();
     for name in doomed {
         resp.remove_header(&name);
-    }
-}
-
-/// Adds `token` to the Vary header unless it is already listed.
-pub fn append_vary(resp: &mut ResponseHeader, token: &str) {
-    let current = resp
-        .headers
-        .get(header::VARY)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    if current
-        .split(',')
-        .any(|t| t.trim().eq_ignore_ascii_case(token) || t.trim() == "*")
-    {
-        return;
-    }
-    let value = if current.trim().is_empty() {
-        token.to_string()
-    } else {
-        format!("{current}, {token}")
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        let _ = resp.insert_header(header::VARY, v);
     }
 }
 
@@ -225,9 +201,9 @@ mod tests {
     #[test]
     fn vary_is_appended_once() {
         let mut r = ResponseHeader::build(200, None).unwrap();
-        append_vary(&mut r, "Origin");
-        append_vary(&mut r, "Accept-Encoding");
-        append_vary(&mut r, "origin");
+        kit::fields::append_vary(&mut r, "Origin");
+        kit::fields::append_vary(&mut r, "Accept-Encoding");
+        kit::fields::append_vary(&mut r, "origin");
         assert_eq!(r.headers.get("vary").unwrap(), "Origin, Accept-Encoding");
     }
 }

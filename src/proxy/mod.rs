@@ -215,7 +215,7 @@ impl Gateway {
             cors::Preflight::Allowed(headers) => {
                 let mut answer = Answer::no_content(headers);
                 if varies {
-                    decorate::append_vary(&mut answer.header, "Origin");
+                    kit::fields::append_vary(&mut answer.header, "Origin");
                 }
                 write_answer(session, answer).await
             }

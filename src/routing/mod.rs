@@ -34,12 +34,6 @@ impl Usable for () {
     }
 }
 
-impl Usable for crate::backend::Backend {
-    fn usable(&self) -> bool {
-        crate::backend::Backend::usable(self)
-    }
-}
-
 /// What a route (or a rule) sends its requests to.
 pub enum Target<B> {
     /// One backend.
@@ -351,25 +345,7 @@ fn matches(matcher: &PathMatch, path: &str) -> bool {
 /// path is kept, so a directory-style path never names an object. Always under `key_prefix`,
 /// because the normalised path has no dot segments.
 pub fn object_key(route: &Route, key_prefix: &str, path: &str) -> String {
-    join_key(&[key_prefix, route.add_prefix.as_str(), strip(route, path)])
-}
-
-/// Joins key parts segment by segment (the rule [`object_key`] documents): empty segments
-/// dropped, one `/` between parts, no leading `/`, the last part's trailing `/` kept.
-pub fn join_key(parts: &[&str]) -> String {
-    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for part in parts {
-        for segment in part.split('/').filter(|s| !s.is_empty()) {
-            if !key.is_empty() {
-                key.push('/');
-            }
-            key.push_str(segment);
-        }
-    }
-    if parts.last().is_some_and(|p| p.ends_with('/')) && !key.is_empty() {
-        key.push('/');
-    }
-    key
+    kit::path::join_key(&[key_prefix, route.add_prefix.as_str(), strip(route, path)])
 }
 
 /// The URL path sent to an HTTP origin: `add_prefix` + the path after `strip_prefix`.

@@ -43,7 +43,7 @@ pub fn decorate(resp: &mut ResponseHeader, access: &VariantAccess, now: u64) {
         return;
     }
     if access.negotiated {
-        crate::proxy::decorate::append_vary(resp, "Accept");
+        kit::fields::append_vary(resp, "Accept");
     }
     if !access.public {
         let left = access

@@ -102,6 +102,90 @@ pub fn strip<'q>(query: Option<&'q str>, names: &[&str]) -> Option<Cow<'q, str>>
     (!kept.is_empty()).then(|| Cow::Owned(kept.join("&")))
 }
 
+/// The query an origin is sent, which is also the query in the key: the parameters (only
+/// `allowed` ones, when given) with their percent-encoding normalised (RFC 3986 §6.2.2:
+/// escapes of unreserved characters decoded, other escapes in upper case, every other byte
+/// kept as sent), ordered by name. Parameters of one name keep the order they came in, since
+/// an origin may read the first or the last of them: `?a=evil&a=good` is never the key of
+/// `?a=good&a=evil`. Bytes are never decoded into text, so `%FF` and `%FE` stay two keys.
+/// `None` when no parameter is left.
+pub fn forwarded_query(query: Option<&str>, allowed: Option<&[String]>) -> Option<String> {
+    let mut pairs: Vec<(String, &str)> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| (normalise_escapes(p), p))
+        .filter(|(pair, _)| {
+            allowed.is_none_or(|a| a.iter().any(|k| k.as_bytes() == name_bytes(pair)))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    // A stable sort by name alone: parameters of one name keep their order.
+    pairs.sort_by(|(a, _), (b, _)| name_bytes(a).cmp(name_bytes(b)));
+    let mut out = String::with_capacity(query.map_or(0, str::len));
+    for (i, (pair, _)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(pair);
+    }
+    Some(out)
+}
+
+/// The name of a normalised `name=value` pair (escapes of unreserved characters decoded, as
+/// `query_keys` names are compared).
+fn name_bytes(pair: &str) -> &[u8] {
+    pair.split_once('=').map_or(pair, |(n, _)| n).as_bytes()
+}
+
+/// RFC 3986 §6.2.2.1-2 on one query component: `%XX` of an unreserved character becomes the
+/// character, any other `%XX` is written in upper case, a `%` that starts no escape becomes
+/// `%25`; every other byte is kept.
+fn normalise_escapes(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(crate::hex::byte);
+            match hex {
+                Some(decoded) if is_unreserved(decoded) => out.push(decoded as char),
+                Some(decoded) => out.push_str(&format!("%{decoded:02X}")),
+                None => {
+                    out.push_str("%25");
+                    i += 1;
+                    continue;
+                }
+            }
+            i += 3;
+        } else {
+            // Multi-byte UTF-8 is copied whole: `text` is a `str`, so its bytes are valid.
+            let len = utf8_len(b);
+            out.push_str(&text[i..i + len]);
+            i += len;
+        }
+    }
+    out
+}
+
+/// RFC 3986 `unreserved`: ALPHA / DIGIT / "-" / "." / "_" / "~".
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Length of the UTF-8 sequence that starts with `lead`.
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xF0..=0xFF => 4,
+        0xE0..=0xEF => 3,
+        0xC0..=0xDF => 2,
+        _ => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,9 +158,36 @@ pub fn encode(decoded: &str) -> impl fmt::Display + '_ {
     percent_encoding::utf8_percent_encode(decoded, KEY_ENCODE)
 }
 
+/// Joins key parts segment by segment (the object-key rule): empty segments
+/// dropped, one `/` between parts, no leading `/`, the last part's trailing `/` kept.
+pub fn join_key(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for part in parts {
+        for segment in part.split('/').filter(|s| !s.is_empty()) {
+            if !key.is_empty() {
+                key.push('/');
+            }
+            key.push_str(segment);
+        }
+    }
+    if parts.last().is_some_and(|p| p.ends_with('/')) && !key.is_empty() {
+        key.push('/');
+    }
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_parts_join_with_one_slash() {
+        assert_eq!(join_key(&["tenant/", "/pub", "/a.png"]), "tenant/pub/a.png");
+        assert_eq!(join_key(&["", "a//b", ""]), "a/b");
+        assert_eq!(join_key(&["p", "dir/"]), "p/dir/");
+        assert_eq!(join_key(&["", "/"]), "");
+        assert_eq!(join_key(&[]), "");
+    }
 
     #[test]
     fn is_normalised_is_what_normalise_returns() {
