@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::cache::key::{forwarded_query, query_pairs};
+use assetgate::cache::key::query_pairs;
+use kit::params::forwarded_query;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
