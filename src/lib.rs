@@ -49,7 +49,8 @@
 //! - [`error`]: the one table from failures to statuses.
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener; [`admin_client`]: the
 //!   command line's calls to it (`assetgate purge`, `assetgate revoke`).
-//! - [`server`]: assembling the Pingora server; [`logging`]: tracing setup.
+//! - [`server`]: assembling the Pingora server; [`local_origin`]: the in-process origin that
+//!   serves `dir` files and variants to cached routes; [`logging`]: tracing setup.
 
 pub mod admin;
 pub mod admin_client;
@@ -62,6 +63,7 @@ pub mod config;
 pub mod connections;
 pub mod error;
 pub mod limits;
+pub mod local_origin;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

@@ -176,10 +176,10 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         && backends.values().any(|b| b.local().is_some());
     if cached_dirs || builder.is_some() {
         let socket = backend::local::socket_path();
-        backend::local::LocalOrigin::clear(&socket);
+        crate::local_origin::LocalOrigin::clear(&socket);
         let mut origin = Service::new(
             "in-process origin".to_string(),
-            backend::local::LocalOrigin::new(&backends, builder),
+            crate::local_origin::LocalOrigin::new(&backends, builder),
         );
         origin.add_uds(
             &socket.to_string_lossy(),
