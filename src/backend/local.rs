@@ -1,4 +1,4 @@
-//! Asking the in-process origin (the server is `crate::local_origin`): where it listens and
+//! Asking the in-process origin (the application serves it): where it listens and
 //! the requests the proxy sends it, so a cached route reaches the gateway's own content
 //! (files of `dir` backends, image variants) through the proxy path like any other backend.
 //!
