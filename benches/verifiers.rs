@@ -5,10 +5,10 @@
 //!   cargo bench --bench verifiers
 
 use ::hmac as hmac_crate;
-use assetgate::auth::cloudfront::{self, CloudFrontKeys};
-use assetgate::auth::hmac::{self, Claims, HmacKeys, Limits, Scope};
-use assetgate::auth::jwt::{self, Algorithm, JwtKey, JwtVerifier, Rules};
-use assetgate::auth::AccessRequest;
+use access::cloudfront::{self, CloudFrontKeys};
+use access::hmac::{self, Claims, HmacKeys, Limits, Scope};
+use access::jwt::{self, Algorithm, JwtKey, JwtVerifier, Rules};
+use access::AccessRequest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};

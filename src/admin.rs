@@ -7,7 +7,7 @@
 //! - `POST /v1/sign`: mint a credential (`scheme`: `hmac`, `cloudfront`, `s3`), answer
 //!   `{"url": ...}` (or `{"cookies": {...}}` for CloudFront cookies);
 //! - `POST /v1/resolve`: `{"key", "visibility", "user"?, "ttl_seconds"?}` → `{"url": ...}`
-//!   (see [`crate::auth::resolve`]);
+//!   (see [`crate::services::resolve`]);
 //! - `POST /v1/purge`: one of `{"url"}`, `{"prefix"}`, `{"tag"}`, `{"everything": true}`
 //!   (see [`crate::cache::purge`]): removed from this gateway's tiers and the shared Redis
 //!   tier, and sent to every gateway sharing the Redis → `{"removed": {tier: n}, "fleet"}`;
@@ -17,16 +17,16 @@
 //!   gateway and every gateway sharing the Redis (see [`crate::cache::feed`]).
 
 use crate::audit::AuditLog;
-use crate::auth::admin::AdminTokens;
-use crate::auth::mint::{self, CloudFrontOptions, HmacOptions, MintError};
-use crate::auth::resolve::{resolve_url, ResolveRequest};
-use crate::auth::revocation::Revocations;
 use crate::backend::Backend;
 use crate::cache::feed::{Feed, Message};
 use crate::cache::purge::{PurgeRequest, Purger, Selector};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::routing::Router;
+use crate::services::mint::{self, CloudFrontOptions, HmacOptions, MintError};
+use crate::services::resolve::{resolve_url, ResolveRequest};
+use access::admin::AdminTokens;
+use access::revocation::Revocations;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -104,7 +104,7 @@ struct SignRequest {
 }
 
 /// The status of a refused admin credential (401 missing, 403 wrong), as on the proxy.
-fn denial_status(reason: crate::auth::Reason) -> StatusCode {
+fn denial_status(reason: access::Reason) -> StatusCode {
     StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::FORBIDDEN)
 }
 
@@ -204,7 +204,7 @@ impl AdminApp {
                     &format!("denied:{}", reason.label()),
                 );
                 let mut r = error_json(denial_status(reason), reason.message());
-                if reason == crate::auth::Reason::Missing {
+                if reason == access::Reason::Missing {
                     r.headers_mut().insert(
                         http::header::WWW_AUTHENTICATE,
                         http::HeaderValue::from_static("Bearer realm=\"assetgate-admin\""),

@@ -62,7 +62,7 @@ pub enum GatewayError {
     PreconditionFailed,
     /// The route's access policy refused the request (401 without credentials, 403 with bad ones).
     #[error("{0}")]
-    Denied(crate::auth::Denied),
+    Denied(access::Denied),
     /// A CORS preflight from an origin or for a method the route does not allow.
     #[error("CORS preflight rejected")]
     CorsRejected,
@@ -230,6 +230,40 @@ impl GatewayError {
     }
 }
 
+/// A backend's failure is answered as the gateway's own error of the same meaning.
+impl From<crate::backend::OriginError> for GatewayError {
+    fn from(e: crate::backend::OriginError) -> GatewayError {
+        use crate::backend::OriginError as O;
+        match e {
+            O::NotFound => GatewayError::NotFound,
+            O::Forbidden => GatewayError::Forbidden,
+            O::KeyTooLong => GatewayError::KeyTooLong,
+            O::PreconditionFailed => GatewayError::PreconditionFailed,
+            O::RangeNotSatisfiable { size } => GatewayError::RangeNotSatisfiable { size },
+            O::CredentialsRejected => GatewayError::CredentialsRejected,
+            O::Throttled => GatewayError::Throttled,
+            O::Unreachable => GatewayError::Unreachable,
+            O::Failed => GatewayError::BackendFailed,
+            O::Internal => GatewayError::Internal,
+            O::Variant(v) => GatewayError::Variant(v),
+        }
+    }
+}
+
+/// The variant builder's failures: a refused or failed variant as itself, a missing
+/// original as 404, the store as below.
+impl From<crate::variants::builder::BuildError> for GatewayError {
+    fn from(e: crate::variants::builder::BuildError) -> GatewayError {
+        use crate::variants::builder::BuildError as B;
+        match e {
+            B::Variant(v) => GatewayError::Variant(v),
+            B::Store(s) => GatewayError::from(s),
+            B::NoOriginal => GatewayError::NotFound,
+            B::Header => GatewayError::Internal,
+        }
+    }
+}
+
 /// A store failure on the request path is the store being unavailable (503 with
 /// `Retry-After`); one that is not just "still connecting" is logged once, here.
 impl From<crate::assets::StoreError> for GatewayError {
@@ -283,6 +317,30 @@ mod tests {
         assert_eq!(GatewayError::from(V::Busy).status(), 503);
         assert_eq!(GatewayError::from(V::Busy).retry_after(), Some(1));
         assert_eq!(GatewayError::from(V::Panicked).status(), 500);
+    }
+
+    #[test]
+    fn a_backend_failure_keeps_its_meaning_as_a_gateway_error() {
+        use crate::backend::OriginError as O;
+        for e in [
+            O::NotFound,
+            O::Forbidden,
+            O::KeyTooLong,
+            O::PreconditionFailed,
+            O::RangeNotSatisfiable { size: Some(3) },
+            O::CredentialsRejected,
+            O::Throttled,
+            O::Unreachable,
+            O::Failed,
+            O::Internal,
+            O::Variant(crate::variants::VariantError::Busy),
+        ] {
+            let g = GatewayError::from(e.clone());
+            assert_eq!(e.label(), g.label(), "{e:?}");
+            assert_eq!(e.is_backend_failure(), g.is_backend_failure(), "{e:?}");
+        }
+        assert_eq!(GatewayError::from(O::Failed).status(), 502);
+        assert_eq!(GatewayError::from(O::KeyTooLong).status(), 414);
     }
 
     fn failure(etype: ErrorType, source: ErrorSource) -> PingoraError {

@@ -27,17 +27,19 @@
 //!   parameters and cookies, list-valued header fields, hop-by-hop fields, Range and
 //!   conditional requests, the client address, units, secrets, the problems collector, hex,
 //!   the clock and ids.
-//! - [`limits`]: what one request and one client may ask (head size, token-bucket rates,
-//!   connections), and [`connections`] counting each client connection around the proxy.
-//! - [`auth`]: each route's access policy (public, HMAC-signed URLs, CloudFront-compatible
-//!   signed URLs and cookies, JWT), revocation, minting.
-//! - [`routing`]: the host/route table, steering [`routing::rules`], weighted sticky [`routing::group`]s,
-//!   affinity keys ([`routing::affinity`]), object-key mapping.
+//! - `limits` (its own crate): what one request and one client may ask (head size,
+//!   token-bucket rates, connections), and [`connections`] counting each client connection
+//!   around the proxy.
+//! - `access` (its own crate): each route's access policy (public, HMAC-signed URLs,
+//!   CloudFront-compatible signed URLs and cookies, JWT), revocation; [`services`]: minting
+//!   credentials and resolving an object's URL with a whole config.
+//! - [`routing`]: the host/route table, steering [`routing::rules`], weighted sticky
+//!   [`routing::group`]s.
 //! - [`proxy`]: the Pingora `ProxyHttp` implementation ([`proxy::Gateway`]), the request context,
 //!   response decoration and the answers the gateway makes itself.
 //! - [`backend`]: the one interface to S3/R2 (SigV4, health-checked), HTTP origin pools
-//!   (round robin or consistent hashing, active and passive health), local directories, and
-//!   the in-process origin that serves directory files to cached routes.
+//!   (round robin or consistent hashing, active and passive health), local directories;
+//!   what each is asked for ([`backend::keys`]) and why it failed ([`backend::OriginError`]).
 //! - [`cache`]: the shared cache — route policy, RFC 9111 admission, keys, the memory, disk,
 //!   Redis and object-store tiers behind one pingora-cache `Storage`, the fleet fill lock,
 //!   `Cache-Status`, purge (by URL, prefix, tag) and the fleet feed that carries purges and
@@ -56,17 +58,17 @@ pub mod admin;
 pub mod admin_client;
 pub mod assets;
 pub mod audit;
-pub mod auth;
+
 pub mod backend;
 pub mod cache;
 pub mod config;
 pub mod connections;
 pub mod error;
-pub mod limits;
 pub mod local_origin;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod services;
 pub mod variants;

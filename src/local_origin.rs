@@ -47,7 +47,7 @@ impl LocalOrigin {
         let (header, body) = match builder.answer(http.req_header()).await {
             Ok(made) => (made.header, made.body),
             Err(err) => {
-                let Answer { header, body } = Answer::error(&err);
+                let Answer { header, body } = Answer::error(&GatewayError::from(err));
                 (header, body)
             }
         };
@@ -85,7 +85,7 @@ impl LocalOrigin {
             .map(|k| k.into_owned());
         let dir = self.dirs.get(name).and_then(|b| b.local());
         let answer = match (dir, key) {
-            (Some(dir), Ok(key)) => dir.answer(req, &key),
+            (Some(dir), Ok(key)) => dir.answer(req, &key).map_err(GatewayError::from),
             _ => Err(GatewayError::Internal),
         };
         match answer {

@@ -373,7 +373,7 @@ fn config_and_ttl(path: &Path, ttl: &str) -> anyhow::Result<(config::Config, std
 }
 
 fn sign(what: Sign) -> anyhow::Result<String> {
-    use assetgate::auth::mint;
+    use assetgate::services::mint;
     match what {
         Sign::Hmac {
             config,

@@ -7,13 +7,13 @@
 //! cardinality stays bounded.
 
 use crate::assets::metrics::AssetMetrics;
-use crate::auth::metrics::AccessMetrics;
 use crate::backend::metrics::OriginMetrics;
 use crate::cache::metrics::CacheMetrics;
-use crate::limits::metrics::LimitMetrics;
 use crate::routing::metrics::RoutingMetrics;
 use crate::variants::metrics::VariantMetrics;
+use access::metrics::AccessMetrics;
 use kit::metrics::Registrar;
+use limits::metrics::LimitMetrics;
 use prometheus::{Encoder, IntCounterVec, Registry, TextEncoder};
 
 /// Label used for requests that matched no configured host/route.

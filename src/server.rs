@@ -7,12 +7,12 @@ use crate::admin::{AdminApp, CacheControl};
 use crate::assets::lookup::AccessCache;
 use crate::assets::service::StoreService;
 use crate::audit::AuditLog;
-use crate::auth::Authenticator;
 use crate::backend;
 use crate::config::Config;
 use crate::proxy::Gateway;
 use crate::variants::builder::VariantBuilder;
 use crate::variants::encode::EncodeSettings;
+use access::Authenticator;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -88,7 +88,13 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     };
     let revocation_reload = auth.reload_service(&metrics.access);
     let revocations = auth.revocations.clone();
-    let cache = crate::cache::CacheLayer::new(&config.cache, &backends, metrics.cache.clone())
+    let object_bucket = config
+        .cache
+        .object
+        .as_ref()
+        .and_then(|o| backends.get(&o.backend))
+        .and_then(|b| b.bucket());
+    let cache = crate::cache::CacheLayer::new(&config.cache, object_bucket, metrics.cache.clone())
         .map_err(StartError::Cache)?;
     let feed = cache.feed();
     let assets = config.assets.as_ref().map(|a| {

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::auth::cloudfront::{encode_base64, verify, wildcard_match, CloudFrontKeys, Policy};
+use access::cloudfront::{encode_base64, verify, wildcard_match, CloudFrontKeys, Policy};
 use common::{fields, headers, request, text, NOW};
 use libfuzzer_sys::fuzz_target;
 use openssl::hash::MessageDigest;

@@ -57,8 +57,8 @@ pub fn request<'a>(
     path: &'a str,
     query: Option<&'a str>,
     headers: &'a HeaderMap,
-) -> assetgate::auth::AccessRequest<'a> {
-    assetgate::auth::AccessRequest {
+) -> access::AccessRequest<'a> {
+    access::AccessRequest {
         method,
         host: "a.test",
         path,

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::auth::bearer;
+use access::bearer;
 use kit::params::{cookies, decode, find, find_cookies, pairs, strip};
 use libfuzzer_sys::fuzz_target;
 

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::auth::hmac::{verify, Claims, HmacKeys, Limits, Scope};
+use access::hmac::{verify, Claims, HmacKeys, Limits, Scope};
 use common::{fields, headers, method, request, text, NOW};
 use kit::path::normalise;
 use libfuzzer_sys::fuzz_target;

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::auth::jwt::{parse_jwks, verify, JwtKey, JwtVerifier, Rules};
+use access::jwt::{parse_jwks, verify, JwtKey, JwtVerifier, Rules};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{fields, headers, request, NOW};

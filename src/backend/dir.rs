@@ -16,10 +16,11 @@
 //! A file replaced or removed is therefore served as it was for at most that long. Bodies are
 //! read with `pread`, so requests sharing an open file never share a file position.
 
+use super::error::OriginError;
+use super::keys::object_key;
+use super::spec::DirSpec;
 use super::OriginalError;
-use crate::config::{DirSpec, Route};
-use crate::error::GatewayError;
-use crate::routing::object_key;
+use crate::config::Route;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::{header, Method};
@@ -147,17 +148,17 @@ impl DirBackend {
     }
 
     /// The file key a matched request asks for; a directory-style path is 404.
-    pub fn object_key(&self, route: &Route, path: &str) -> Result<String, GatewayError> {
+    pub fn object_key(&self, route: &Route, path: &str) -> Result<String, OriginError> {
         let key = object_key(route, &self.spec.key_prefix, path);
         if key.is_empty() || key.ends_with('/') {
-            return Err(GatewayError::NotFound);
+            return Err(OriginError::NotFound);
         }
         Ok(key)
     }
 
     /// Answers `req` for the file named by `key`: conditional requests (RFC 9110 §13), a single
     /// range (§14), HEAD. Missing files, directories and anything outside the root are 404.
-    pub fn answer(&self, req: &RequestHeader, key: &str) -> Result<FileAnswer, GatewayError> {
+    pub fn answer(&self, req: &RequestHeader, key: &str) -> Result<FileAnswer, OriginError> {
         let open = self.open_file(key)?;
         let (len, modified, etag) = (open.len, open.modified, open.etag.as_str());
         let mut resp = ResponseHeader::build(200, Some(8)).expect("valid status");
@@ -166,7 +167,7 @@ impl DirBackend {
         let _ = resp.insert_header(header::ACCEPT_RANGES, "bytes");
         match evaluate(&req.headers, etag, modified) {
             Precondition::Proceed => {}
-            Precondition::Failed => return Err(GatewayError::PreconditionFailed),
+            Precondition::Failed => return Err(OriginError::PreconditionFailed),
             Precondition::NotModified => {
                 resp.set_status(304).expect("valid status");
                 return Ok(FileAnswer {
@@ -190,7 +191,7 @@ impl DirBackend {
                 (start, end - start + 1)
             }
             RangeDecision::Unsatisfiable => {
-                return Err(GatewayError::RangeNotSatisfiable { size: Some(len) })
+                return Err(OriginError::RangeNotSatisfiable { size: Some(len) })
             }
         };
         let _ = resp.insert_header(header::CONTENT_TYPE, open.content_type.clone());
@@ -282,7 +283,7 @@ impl DirBackend {
 
     /// The open file for `key` from this thread's cache, opened (or checked again once
     /// [`OPEN_FILE_VALID`] has passed) when needed. Directories and other non-files are 404.
-    fn open_file(&self, key: &str) -> Result<Arc<OpenFile>, GatewayError> {
+    fn open_file(&self, key: &str) -> Result<Arc<OpenFile>, OriginError> {
         let cached = OPEN_FILES.with(|c| {
             c.borrow()
                 .get(&self.id)
@@ -321,10 +322,10 @@ impl DirBackend {
     }
 
     /// Opens `key` for reading; never outside the root.
-    fn open(&self, key: &str) -> Result<File, GatewayError> {
-        let root = self.root.as_ref().ok_or(GatewayError::NotFound)?;
+    fn open(&self, key: &str) -> Result<File, OriginError> {
+        let root = self.root.as_ref().ok_or(OriginError::NotFound)?;
         if key.split('/').any(|s| s == "." || s == "..") {
-            return Err(GatewayError::NotFound);
+            return Err(OriginError::NotFound);
         }
         if self.openat2.load(Ordering::Relaxed) {
             // NONBLOCK: opening a FIFO planted in the tree must not stall the worker.
@@ -336,34 +337,34 @@ impl DirBackend {
                     tracing::info!(backend = %self.name, "openat2 unavailable; canonicalising paths instead");
                     self.openat2.store(false, Ordering::Relaxed);
                 }
-                Err(_) => return Err(GatewayError::NotFound),
+                Err(_) => return Err(OriginError::NotFound),
             }
         }
         self.open_canonical(key)
     }
 
     /// The fallback: canonicalise, check the result is under the root, open.
-    fn open_canonical(&self, key: &str) -> Result<File, GatewayError> {
+    fn open_canonical(&self, key: &str) -> Result<File, OriginError> {
         let mut path: PathBuf = self.spec.root.clone();
         path.extend(key.split('/').filter(|s| !s.is_empty()));
-        let real = std::fs::canonicalize(&path).map_err(|_| GatewayError::NotFound)?;
+        let real = std::fs::canonicalize(&path).map_err(|_| OriginError::NotFound)?;
         if !real.starts_with(&self.spec.root) {
-            return Err(GatewayError::NotFound);
+            return Err(OriginError::NotFound);
         }
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(OFlags::NONBLOCK.bits() as i32)
             .open(&real)
-            .map_err(|_| GatewayError::NotFound)
+            .map_err(|_| OriginError::NotFound)
     }
 }
 
 /// Checks that `file` is a regular file and prepares its headers.
-fn prepare(file: File, key: &str) -> Result<OpenFile, GatewayError> {
-    let meta = file.metadata().map_err(|_| GatewayError::NotFound)?;
+fn prepare(file: File, key: &str) -> Result<OpenFile, OriginError> {
+    let meta = file.metadata().map_err(|_| OriginError::NotFound)?;
     if !meta.is_file() {
-        return Err(GatewayError::NotFound);
+        return Err(OriginError::NotFound);
     }
     let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     let content_type = mime_guess::from_path(key).first_or_octet_stream();
@@ -373,9 +374,9 @@ fn prepare(file: File, key: &str) -> Result<OpenFile, GatewayError> {
         identity: (meta.dev(), meta.ino()),
         etag: entity_tag(meta.len(), modified),
         last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))
-            .map_err(|_| GatewayError::Internal)?,
+            .map_err(|_| OriginError::Internal)?,
         content_type: HeaderValue::from_str(content_type.essence_str())
-            .map_err(|_| GatewayError::Internal)?,
+            .map_err(|_| OriginError::Internal)?,
         file: Arc::new(file),
         checked: Instant::now(),
     })

@@ -10,10 +10,10 @@
 //! ejects it again until a success resets its count.
 
 use super::metrics::{MemberMetrics, OriginMetrics};
-use crate::config::{Balance, HttpSpec};
-use crate::routing::affinity::AffinityKey;
+use super::spec::{Balance, HttpSpec};
 use async_trait::async_trait;
-use http::header;
+use http::{header, HeaderName};
+use kit::affinity::AffinityKey;
 use kit::client::ClientInfo;
 use kit::path::encode;
 use pingora::http::RequestHeader;
@@ -84,6 +84,39 @@ struct Member {
     /// Milliseconds since the pool's epoch until which the member is ejected (0: not ejected).
     ejected_until: AtomicU64,
     metrics: MemberMetrics,
+}
+
+/// A response header and value by which an origin marks a degraded answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DegradedMarker {
+    /// Header name.
+    pub name: HeaderName,
+    /// Value, compared case-insensitively after trimming.
+    pub value: String,
+}
+
+impl DegradedMarker {
+    /// Parses `name: value`.
+    pub fn parse(text: &str) -> Result<DegradedMarker, String> {
+        let (name, value) = text.split_once(':').ok_or_else(|| {
+            format!("\"{text}\" is not `name: value`, e.g. `x-token-valid: false`")
+        })?;
+        let name = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
+            .map_err(|_| format!("\"{}\" is not a header name", name.trim()))?;
+        Ok(DegradedMarker {
+            name,
+            value: value.trim().to_string(),
+        })
+    }
+
+    /// Whether a response with these headers carries the mark.
+    pub fn marks(&self, headers: &http::HeaderMap) -> bool {
+        headers
+            .get_all(&self.name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.trim().eq_ignore_ascii_case(&self.value))
+    }
 }
 
 /// An origin pool, shared by all requests.
@@ -166,7 +199,7 @@ impl HttpBackend {
     }
 
     /// The header by which this origin marks degraded answers.
-    pub fn degraded_marker(&self) -> Option<&crate::cache::policy::DegradedMarker> {
+    pub fn degraded_marker(&self) -> Option<&DegradedMarker> {
         self.spec.degraded.as_ref()
     }
 

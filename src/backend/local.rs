@@ -5,7 +5,7 @@
 //! The proxy asks `GET /<percent-encoded key>` with [`BACKEND_HEADER`] naming the `dir`
 //! backend, or the variant's canonical path with the route's source limits.
 
-use crate::error::GatewayError;
+use super::error::OriginError;
 use crate::variants::builder::LIMITS_HEADER;
 use http::header;
 use pingora::http::RequestHeader;
@@ -21,10 +21,10 @@ pub fn socket_path() -> PathBuf {
 }
 
 /// The request the proxy sends the in-process origin for `key` of backend `name`.
-pub fn request(req: &RequestHeader, name: &str, key: &str) -> Result<RequestHeader, GatewayError> {
+pub fn request(req: &RequestHeader, name: &str, key: &str) -> Result<RequestHeader, OriginError> {
     let path = format!("/{}", kit::path::encode(key));
     let mut out = RequestHeader::build(req.method.clone(), path.as_bytes(), None)
-        .map_err(|_| GatewayError::Internal)?;
+        .map_err(|_| OriginError::Internal)?;
     let _ = out.insert_header(header::HOST, "localhost");
     let _ = out.insert_header(BACKEND_HEADER, name);
     for name in kit::conditional::REQUEST_CONDITIONS {
@@ -41,10 +41,10 @@ pub fn variant_request(
     req: &RequestHeader,
     path: &str,
     limits: &str,
-) -> Result<RequestHeader, GatewayError> {
+) -> Result<RequestHeader, OriginError> {
     let encoded = kit::path::encode(path).to_string();
     let mut out = RequestHeader::build(req.method.clone(), encoded.as_bytes(), None)
-        .map_err(|_| GatewayError::Internal)?;
+        .map_err(|_| OriginError::Internal)?;
     let _ = out.insert_header(header::HOST, "localhost");
     let _ = out.insert_header(LIMITS_HEADER, limits);
     if let Some(v) = req.headers.get(header::IF_NONE_MATCH) {

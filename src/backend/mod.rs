@@ -14,25 +14,28 @@
 //! [`health`] checks and ejection). Each method dispatches once to the module that owns the kind.
 
 pub mod dir;
+mod error;
 pub mod health;
 pub mod http;
+pub mod keys;
 pub mod local;
 pub mod metrics;
 mod resolve;
 pub mod s3;
+pub mod spec;
 
 pub use http::MemberOutcome;
 
-use crate::cache::policy::{never_store, NeverStore};
-use crate::config::{BackendSpec, Config, Route};
-use crate::error::GatewayError;
-use crate::routing::origin_path;
+use crate::config::{Config, Route};
+pub use error::OriginError;
+use keys::origin_path;
 use kit::client::ClientInfo;
 use metrics::{BackendMetrics, OriginMetrics};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;
 use pingora::upstreams::peer::HttpPeer;
+use spec::BackendSpec;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -87,7 +90,7 @@ pub enum Verdict {
     /// Send it on.
     Pass,
     /// Replace header and body with the gateway's answer for this error.
-    Replace(GatewayError),
+    Replace(OriginError),
 }
 
 /// A live backend: its name, its metric handles and its kind.
@@ -125,12 +128,12 @@ impl Backend {
         path: &str,
         query: Option<&str>,
         accept: Option<&str>,
-    ) -> Result<Ask, GatewayError> {
+    ) -> Result<Ask, OriginError> {
         match &self.kind {
             Kind::S3(b) => b.object_key(route, path).map(Ask::Object),
             Kind::Dir(b) => b.object_key(route, path).map(Ask::Object),
             Kind::Variants => {
-                let limits = route.variants.as_ref().ok_or(GatewayError::Internal)?;
+                let limits = route.variants.as_ref().ok_or(OriginError::Internal)?;
                 let spec = crate::variants::spec::parse(&origin_path(route, path), limits, accept)?;
                 Ok(Ask::Variant {
                     path: spec.canonical_path(),
@@ -189,6 +192,14 @@ impl Backend {
         }
     }
 
+    /// The bucket's client, shared (the object cache tier uses it), for an `s3` backend.
+    pub fn bucket(&self) -> Option<Arc<s3::S3Backend>> {
+        match &self.kind {
+            Kind::S3(b) => Some(b.clone()),
+            Kind::Http(_) | Kind::Dir(_) | Kind::Variants => None,
+        }
+    }
+
     /// The bucket, for an `s3` backend.
     pub fn s3(&self) -> Option<&s3::S3Backend> {
         match &self.kind {
@@ -213,18 +224,18 @@ impl Backend {
         attempt: usize,
         tried: &[usize],
         hash: Option<u64>,
-    ) -> Result<(HttpPeer, Option<usize>), GatewayError> {
+    ) -> Result<(HttpPeer, Option<usize>), OriginError> {
         match &self.kind {
-            Kind::S3(b) => Ok((b.peer(attempt).await.map_err(GatewayError::from)?, None)),
+            Kind::S3(b) => Ok((b.peer(attempt).await.map_err(OriginError::from)?, None)),
             Kind::Http(b) => {
-                let member = b.select(hash, tried).ok_or(GatewayError::Unreachable)?;
-                let peer = b.peer(member).ok_or(GatewayError::Unreachable)?;
+                let member = b.select(hash, tried).ok_or(OriginError::Unreachable)?;
+                let peer = b.peer(member).ok_or(OriginError::Unreachable)?;
                 Ok((peer, Some(member)))
             }
             Kind::Dir(_) | Kind::Variants => {
                 let path = local::socket_path();
                 let peer = HttpPeer::new_uds(&path.to_string_lossy(), false, String::new())
-                    .map_err(|_| GatewayError::Internal)?;
+                    .map_err(|_| OriginError::Internal)?;
                 Ok((peer, None))
             }
         }
@@ -265,7 +276,7 @@ impl Backend {
     }
 
     /// What a consistent pool hashes (`None` for every other backend).
-    pub fn affinity(&self) -> Option<&crate::routing::affinity::AffinityKey> {
+    pub fn affinity(&self) -> Option<&kit::affinity::AffinityKey> {
         match &self.kind {
             Kind::Http(b) => b.affinity(),
             Kind::S3(_) | Kind::Dir(_) | Kind::Variants => None,
@@ -302,15 +313,15 @@ impl Backend {
         req: &mut RequestHeader,
         ask: &Ask,
         client: &ClientInfo,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<(), OriginError> {
         match (&self.kind, ask) {
             (Kind::S3(b), Ask::Object(key)) => b.prepare_request(req, key).await.map_err(|e| {
                 tracing::error!(backend = %self.name, error = %e, "cannot prepare S3 request");
-                GatewayError::from(e)
+                OriginError::from(e)
             }),
             (Kind::Http(b), Ask::Origin { path, query, host }) => b
                 .prepare_request(req, path, query.as_deref(), host, client)
-                .map_err(|_| GatewayError::Internal),
+                .map_err(|_| OriginError::Internal),
             (Kind::Dir(_), Ask::Object(key)) => {
                 *req = local::request(req, &self.name, key)?;
                 Ok(())
@@ -319,7 +330,7 @@ impl Backend {
                 *req = local::variant_request(req, path, limits)?;
                 Ok(())
             }
-            _ => Err(GatewayError::Internal),
+            _ => Err(OriginError::Internal),
         }
     }
 
@@ -351,7 +362,7 @@ impl Backend {
         key: &str,
         in_prefix: bool,
         expires_in: std::time::Duration,
-    ) -> Result<String, GatewayError> {
+    ) -> Result<String, OriginError> {
         match &self.kind {
             Kind::S3(b) => {
                 let key = if in_prefix {
@@ -363,9 +374,9 @@ impl Backend {
             }
             .map_err(|e| {
                 tracing::error!(backend = %self.name, error = %e, "cannot presign");
-                GatewayError::from(e)
+                OriginError::from(e)
             }),
-            Kind::Http(_) | Kind::Dir(_) | Kind::Variants => Err(GatewayError::Internal),
+            Kind::Http(_) | Kind::Dir(_) | Kind::Variants => Err(OriginError::Internal),
         }
     }
 
@@ -375,14 +386,13 @@ impl Backend {
         matches!(self.kind, Kind::Http(_))
     }
 
-    /// Why this response of the backend must never be stored in a shared cache tier
-    /// (`Set-Cookie`, `Cache-Control: private`/`no-store`, or the origin's degraded marker).
-    pub fn never_store(&self, resp: &ResponseHeader) -> Option<NeverStore> {
-        let degraded = match &self.kind {
-            Kind::Http(b) => b.degraded_marker(),
-            Kind::S3(_) | Kind::Dir(_) | Kind::Variants => None,
-        };
-        never_store(&resp.headers, degraded)
+    /// Whether this response is one the origin marked as degraded (its `degraded` marker):
+    /// such an answer is never stored in a shared cache tier.
+    pub fn marks_degraded(&self, resp: &ResponseHeader) -> bool {
+        match &self.kind {
+            Kind::Http(b) => b.degraded_marker().is_some_and(|m| m.marks(&resp.headers)),
+            Kind::S3(_) | Kind::Dir(_) | Kind::Variants => false,
+        }
     }
 
     /// Lower-case response header names (or `prefix*`) removed before responses reach clients.

@@ -8,13 +8,14 @@
 //! and caches the answer briefly; failures are counted and logged here, and the proxy applies the
 //! returned [`Verdict`].
 
+use super::error::OriginError;
+use super::keys::{object_key, MAX_OBJECT_KEY_BYTES};
 use super::metrics::BackendMetrics;
 use super::resolve::Resolver;
+use super::spec::{CredentialSpec, S3Spec};
 use super::OriginalError;
 use super::Verdict;
-use crate::config::{CredentialSpec, Route, S3Spec};
-use crate::error::GatewayError;
-use crate::routing::{object_key, MAX_OBJECT_KEY_BYTES};
+use crate::config::Route;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
@@ -51,12 +52,12 @@ pub enum S3Error {
     Resolve(String),
 }
 
-impl From<S3Error> for GatewayError {
+impl From<S3Error> for OriginError {
     fn from(e: S3Error) -> Self {
         match e {
-            S3Error::NoCredentials(_) => GatewayError::CredentialsRejected,
-            S3Error::Signing(_) => GatewayError::Internal,
-            S3Error::Resolve(_) => GatewayError::Unreachable,
+            S3Error::NoCredentials(_) => OriginError::CredentialsRejected,
+            S3Error::Signing(_) => OriginError::Internal,
+            S3Error::Resolve(_) => OriginError::Unreachable,
         }
     }
 }
@@ -78,7 +79,7 @@ pub enum StatusVerdict {
     /// A 403/401: ask [`S3Backend::forbidden_cause`].
     Forbidden,
     /// Replace the response with this error.
-    Fail(GatewayError),
+    Fail(OriginError),
 }
 
 /// Maps a bucket's response status to what the client gets.
@@ -86,11 +87,11 @@ pub fn classify_status(status: u16) -> StatusVerdict {
     match status {
         200..=299 | 304 => StatusVerdict::Pass,
         401 | 403 => StatusVerdict::Forbidden,
-        404 => StatusVerdict::Fail(GatewayError::NotFound),
-        412 => StatusVerdict::Fail(GatewayError::PreconditionFailed),
-        416 => StatusVerdict::Fail(GatewayError::RangeNotSatisfiable { size: None }),
-        429 | 503 => StatusVerdict::Fail(GatewayError::Throttled),
-        _ => StatusVerdict::Fail(GatewayError::BackendFailed),
+        404 => StatusVerdict::Fail(OriginError::NotFound),
+        412 => StatusVerdict::Fail(OriginError::PreconditionFailed),
+        416 => StatusVerdict::Fail(OriginError::RangeNotSatisfiable { size: None }),
+        429 | 503 => StatusVerdict::Fail(OriginError::Throttled),
+        _ => StatusVerdict::Fail(OriginError::Failed),
     }
 }
 
@@ -230,13 +231,13 @@ impl S3Backend {
     /// The object key a matched request asks for. An empty key or one ending in `/` would
     /// become a bucket listing: it is 404. A key longer than S3 allows is 414 at the gateway,
     /// never a bucket error counted against the backend.
-    pub fn object_key(&self, route: &Route, path: &str) -> Result<String, GatewayError> {
+    pub fn object_key(&self, route: &Route, path: &str) -> Result<String, OriginError> {
         let key = object_key(route, &self.spec.key_prefix, path);
         if key.is_empty() || key.ends_with('/') {
-            return Err(GatewayError::NotFound);
+            return Err(OriginError::NotFound);
         }
         if key.len() > MAX_OBJECT_KEY_BYTES {
-            return Err(GatewayError::KeyTooLong);
+            return Err(OriginError::KeyTooLong);
         }
         Ok(key)
     }
@@ -247,11 +248,11 @@ impl S3Backend {
     }
 
     /// The status answered when an object is denied.
-    pub fn denied_error(&self) -> GatewayError {
+    pub fn denied_error(&self) -> OriginError {
         if self.spec.access_denied_status == 403 {
-            GatewayError::Forbidden
+            OriginError::Forbidden
         } else {
-            GatewayError::NotFound
+            OriginError::NotFound
         }
     }
 
@@ -553,7 +554,7 @@ impl S3Backend {
             StatusVerdict::Pass => return Verdict::Pass,
             StatusVerdict::Fail(e) => e,
             StatusVerdict::Forbidden => match self.forbidden_cause().await {
-                ForbiddenCause::CredentialsRejected => GatewayError::CredentialsRejected,
+                ForbiddenCause::CredentialsRejected => OriginError::CredentialsRejected,
                 ForbiddenCause::ObjectDenied => {
                     metrics.error("access_denied");
                     self.denied_error()
@@ -570,7 +571,7 @@ impl S3Backend {
             tracing::debug!(backend = %self.name, request_id, key, "no such key");
         } else {
             tracing::warn!(
-                backend = %self.name, status, request_id, key, answer = failure.status(),
+                backend = %self.name, status, request_id, key, answer = %failure,
                 "bucket answered with an error"
             );
         }
@@ -649,19 +650,19 @@ mod tests {
         assert_eq!(classify_status(403), StatusVerdict::Forbidden);
         assert_eq!(
             classify_status(404),
-            StatusVerdict::Fail(GatewayError::NotFound)
+            StatusVerdict::Fail(OriginError::NotFound)
         );
         assert_eq!(
             classify_status(503),
-            StatusVerdict::Fail(GatewayError::Throttled)
+            StatusVerdict::Fail(OriginError::Throttled)
         );
         assert_eq!(
             classify_status(500),
-            StatusVerdict::Fail(GatewayError::BackendFailed)
+            StatusVerdict::Fail(OriginError::Failed)
         );
         assert_eq!(
             classify_status(301),
-            StatusVerdict::Fail(GatewayError::BackendFailed)
+            StatusVerdict::Fail(OriginError::Failed)
         );
     }
 

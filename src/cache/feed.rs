@@ -20,7 +20,7 @@
 use super::metrics::CacheMetrics;
 use super::purge::{Purger, Selector};
 use super::redis::RedisTier;
-use crate::auth::revocation::Revocations;
+use access::revocation::Revocations;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;

@@ -35,17 +35,18 @@ pub mod policy;
 pub mod purge;
 pub mod redis;
 pub mod revalidation;
+pub mod settings;
 pub mod status;
 pub mod tier;
 pub mod tiered;
 
-use crate::config::{CacheSettings, Route};
 use metrics::{CacheMetrics, RouteCacheMetrics};
 use pingora::cache::key::HashBinary;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::{CacheMeta, HttpCache, VarianceBuilder};
 use pingora::http::RequestHeader;
 use policy::RoutePolicy;
+use settings::CacheSettings;
 use std::sync::Arc;
 use std::time::Duration;
 use tier::{Tier, TierName};
@@ -74,11 +75,12 @@ pub struct CacheLayer {
 }
 
 impl CacheLayer {
-    /// The tiers `[cache]` configures over the live `backends` (the object tier's bucket),
-    /// counting into `metrics`; fails when the disk tier's folder cannot be created.
+    /// The tiers `[cache]` configures, the object tier in `bucket` (the `s3` backend
+    /// `cache.object.backend` names), counting into `metrics`; fails when the disk tier's
+    /// folder cannot be created or the object tier has no bucket.
     pub fn new(
         settings: &CacheSettings,
-        backends: &std::collections::HashMap<String, Arc<crate::backend::Backend>>,
+        bucket: Option<Arc<crate::backend::s3::S3Backend>>,
         metrics: CacheMetrics,
     ) -> Result<CacheLayer, String> {
         let index: Arc<index::PurgeIndex> = Arc::default();
@@ -104,21 +106,19 @@ impl CacheLayer {
             )),
             None => None,
         };
-        let object = match &settings.object {
-            Some(o) => {
-                let backend = backends
-                    .get(&o.backend)
-                    .filter(|b| b.s3().is_some())
-                    .ok_or_else(|| {
-                        format!("cache.object.backend: no s3 backend \"{}\"", o.backend)
-                    })?;
-                Some(Arc::new(object::ObjectTier::new(
-                    o,
-                    backend.clone(),
-                    metrics.tier(TierName::Object.label()),
-                )))
+        let object = match (&settings.object, bucket) {
+            (Some(o), Some(bucket)) => Some(Arc::new(object::ObjectTier::new(
+                o,
+                bucket,
+                metrics.tier(TierName::Object.label()),
+            ))),
+            (Some(o), None) => {
+                return Err(format!(
+                    "cache.object.backend: no s3 backend \"{}\"",
+                    o.backend
+                ))
             }
-            None => None,
+            (None, _) => None,
         };
         let fleet = settings
             .redis
@@ -190,9 +190,15 @@ impl CacheLayer {
         self.fleet.clone().map(fleet::Notifications::new)
     }
 
-    /// What a route needs to use its tiers; `None` for a route that is not cached.
-    pub fn route(&self, host_label: &str, route: &Route) -> Option<Arc<RouteCache>> {
-        let policy = route.cache.clone()?;
+    /// What the route `route_name` of host `host_label` needs to use its tiers under
+    /// `policy`; `None` for a route that is not cached.
+    pub fn route(
+        &self,
+        host_label: &str,
+        route_name: &str,
+        policy: Option<&RoutePolicy>,
+    ) -> Option<Arc<RouteCache>> {
+        let policy = policy?.clone();
         let tiers: Vec<Arc<dyn Tier>> = policy.tiers.iter().filter_map(|t| self.tier(*t)).collect();
         if tiers.is_empty() {
             return None;
@@ -218,7 +224,7 @@ impl CacheLayer {
             storage,
             lock: self.lock,
             lock_timeout: self.lock_timeout,
-            metrics: self.metrics.route(host_label, &route.name),
+            metrics: self.metrics.route(host_label, route_name),
         }))
     }
 }

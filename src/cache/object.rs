@@ -28,7 +28,7 @@ use super::tier::{
     decode_meta, encode_meta, kept_until, seek_range, Backoff, Found, Tier, TierBody, TierName,
     TierWriter,
 };
-use crate::backend::Backend;
+use crate::backend::s3::S3Backend;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Bytes, BytesMut};
@@ -58,7 +58,7 @@ pub struct ObjectSettings {
 pub struct ObjectTier(Arc<Shared>);
 
 struct Shared {
-    backend: Arc<Backend>,
+    bucket: Arc<S3Backend>,
     max_entry: u64,
     /// Skips the tier for a second after a failed call.
     backoff: Backoff,
@@ -151,14 +151,14 @@ fn marker_prefixes(labels: &Labels) -> Vec<String> {
 }
 
 impl ObjectTier {
-    /// A tier over the `s3` backend `backend`; nothing is contacted until the first use.
+    /// A tier in the bucket of an `s3` backend; nothing is contacted until the first use.
     pub fn new(
         settings: &ObjectSettings,
-        backend: Arc<Backend>,
+        bucket: Arc<S3Backend>,
         metrics: TierMetrics,
     ) -> ObjectTier {
         ObjectTier(Arc::new(Shared {
-            backend,
+            bucket,
             max_entry: settings.max_entry,
             backoff: Backoff::default(),
             metrics,
@@ -215,19 +215,15 @@ impl Shared {
         tier_error(what, e)
     }
 
-    fn s3(&self) -> Result<&crate::backend::s3::S3Backend> {
-        self.backend
-            .s3()
-            .ok_or_else(|| tier_error("backend", "not an s3 backend"))
-    }
-
     async fn client(&self) -> Result<(aws_sdk_s3::Client, String)> {
-        let s3 = self.s3()?;
-        Ok((s3.sdk_client().await, s3.bucket().to_string()))
+        Ok((
+            self.bucket.sdk_client().await,
+            self.bucket.bucket().to_string(),
+        ))
     }
 
     fn object(&self, name: &str) -> Result<String> {
-        Ok(self.s3()?.key_in_prefix(name))
+        Ok(self.bucket.key_in_prefix(name))
     }
 
     /// A metadata object's bytes; `None` when there is none. One larger than [`MAX_META`]

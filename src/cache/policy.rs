@@ -2,11 +2,11 @@
 //! `cache_control` (RFC 9111 §5.2.2) and, for a cached route, [`RoutePolicy`] from
 //! `[hosts.routes.cache]`.
 //!
-//! The route's `Cache-Control` is sent to clients as decoration (see
-//! [`crate::proxy::decorate`]); [`Freshness`] is the same intent as a value the shared cache
+//! The route's `Cache-Control` is sent to clients as decoration (by the proxy);
+//! [`Freshness`] is the same intent as a value the shared cache
 //! reads: its lifetime is the default TTL of a response the backend sent without one.
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 use std::time::Duration;
 
 /// Why one response must never be stored in a shared cache tier (recorded in the request
@@ -32,32 +32,9 @@ impl NeverStore {
     }
 }
 
-/// A response header and value by which an origin marks a degraded answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DegradedMarker {
-    /// Header name.
-    pub name: HeaderName,
-    /// Value, compared case-insensitively after trimming.
-    pub value: String,
-}
-
-impl DegradedMarker {
-    /// Parses `name: value`.
-    pub fn parse(text: &str) -> Result<DegradedMarker, String> {
-        let (name, value) = text.split_once(':').ok_or_else(|| {
-            format!("\"{text}\" is not `name: value`, e.g. `x-token-valid: false`")
-        })?;
-        let name = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
-            .map_err(|_| format!("\"{}\" is not a header name", name.trim()))?;
-        Ok(DegradedMarker {
-            name,
-            value: value.trim().to_string(),
-        })
-    }
-}
-
-/// Why a response with these headers must never be stored in a shared tier, if it must not.
-pub fn never_store(headers: &HeaderMap, degraded: Option<&DegradedMarker>) -> Option<NeverStore> {
+/// Why a response with these headers must never be stored in a shared tier, if it must not;
+/// `degraded`: its origin marked it as a degraded answer.
+pub fn never_store(headers: &HeaderMap, degraded: bool) -> Option<NeverStore> {
     if headers.contains_key(http::header::SET_COOKIE) {
         return Some(NeverStore::SetCookie);
     }
@@ -67,14 +44,7 @@ pub fn never_store(headers: &HeaderMap, degraded: Option<&DegradedMarker>) -> Op
     if private {
         return Some(NeverStore::Private);
     }
-    let marked = degraded.is_some_and(|m| {
-        headers
-            .get_all(&m.name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.trim().eq_ignore_ascii_case(&m.value))
-    });
-    marked.then_some(NeverStore::Degraded)
+    degraded.then_some(NeverStore::Degraded)
 }
 
 /// How a cached route uses the shared tiers (`[hosts.routes.cache]`).
@@ -195,6 +165,8 @@ fn delta_seconds(directive: &str, arg: Option<&str>) -> Result<Duration, PolicyE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::http::DegradedMarker;
+    use http::HeaderName;
 
     #[test]
     fn never_store_reasons() {
@@ -209,29 +181,30 @@ mod tests {
             }
             h
         };
+        // What the proxy asks: the response's headers, and whether its origin marked it.
+        let judged = |h: HeaderMap, marker: Option<&DegradedMarker>| {
+            never_store(&h, marker.is_some_and(|m| m.marks(&h)))
+        };
         let m = Some(&marker);
         assert_eq!(
-            never_store(&headers(&[("set-cookie", "a=1")]), m),
+            judged(headers(&[("set-cookie", "a=1")]), m),
             Some(NeverStore::SetCookie)
         );
         assert_eq!(
-            never_store(&headers(&[("cache-control", "max-age=60, Private")]), m),
+            judged(headers(&[("cache-control", "max-age=60, Private")]), m),
             Some(NeverStore::Private)
         );
         assert_eq!(
-            never_store(&headers(&[("cache-control", "private=\"x\"")]), m),
+            judged(headers(&[("cache-control", "private=\"x\"")]), m),
             Some(NeverStore::Private)
         );
         assert_eq!(
-            never_store(&headers(&[("x-token-valid", " FALSE ")]), m),
+            judged(headers(&[("x-token-valid", " FALSE ")]), m),
             Some(NeverStore::Degraded)
         );
+        assert_eq!(judged(headers(&[("x-token-valid", "false")]), None), None);
         assert_eq!(
-            never_store(&headers(&[("x-token-valid", "false")]), None),
-            None
-        );
-        assert_eq!(
-            never_store(&headers(&[("cache-control", "public, max-age=60")]), m),
+            judged(headers(&[("cache-control", "public, max-age=60")]), m),
             None
         );
         assert!(DegradedMarker::parse("no-colon").is_err());

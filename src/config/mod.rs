@@ -6,6 +6,13 @@
 pub mod raw;
 mod validate;
 
+pub use crate::backend::spec::{
+    BackendSpec, Balance, CredentialSpec, DirSpec, Ejection, Endpoint, HealthSpec, HttpSpec, S3Spec,
+};
+pub use crate::cache::settings::{CacheSettings, MemoryTierSettings};
+pub use access::settings::{
+    AdminAccess, AuthSettings, CloudFrontKey, CloudFrontSettings, HmacSettings,
+};
 pub use kit::problems::{Problem, Problems};
 pub use validate::{from_toml_str, load};
 
@@ -33,7 +40,7 @@ pub struct Config {
     /// Response compression.
     pub compression: CompressionSettings,
     /// Request head size and request rate limits.
-    pub limits: crate::limits::LimitSettings,
+    pub limits: limits::LimitSettings,
     /// Keys and lists of the access schemes.
     pub auth: AuthSettings,
     /// How keys and visibilities become client URLs.
@@ -60,41 +67,6 @@ pub struct GroupSpec {
     pub weights: Vec<(String, u32)>,
     /// How assignment sticks.
     pub sticky: crate::routing::group::Sticky,
-}
-
-/// Active health checks of a backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthSpec {
-    /// Time between checks; `None` turns them off.
-    pub interval: Option<Duration>,
-    /// HTTP path checked (http); `None`: a TCP/TLS connect.
-    pub path: Option<String>,
-    /// Status the HTTP check expects.
-    pub status: u16,
-    /// Time one check may take.
-    pub timeout: Duration,
-    /// Consecutive passes that bring an unhealthy member back.
-    pub rise: usize,
-    /// Consecutive failures that take a healthy member out.
-    pub fall: usize,
-}
-
-/// How an HTTP pool picks a member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Balance {
-    /// Round robin over healthy members.
-    RoundRobin,
-    /// Consistent (Ketama) hashing of this key over healthy members.
-    Consistent(crate::routing::affinity::AffinityKey),
-}
-
-/// Passive ejection of pool members that keep failing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ejection {
-    /// Consecutive failures that eject a member; 0 disables ejection.
-    pub after: u32,
-    /// How long an ejected member stays out.
-    pub cool_down: Duration,
 }
 
 /// Process-wide settings: Pingora's, and who may speak for clients.
@@ -168,115 +140,11 @@ pub struct ResolveSettings {
     /// Base of private (signed) URLs.
     pub private_base: Option<String>,
     /// Scheme signing private URLs (`Hmac` or `CloudFront`).
-    pub private_scheme: Option<crate::auth::Scheme>,
+    pub private_scheme: Option<access::Scheme>,
     /// Lifetime of private URLs.
     pub private_ttl: Duration,
     /// Backend presigning admin-private URLs.
     pub admin_backend: Option<String>,
-}
-
-/// The admin credential settings of `[admin]`.
-#[derive(Debug, Clone, Default)]
-pub struct AdminAccess {
-    /// Admin tokens: id and secret.
-    pub tokens: Vec<(String, Secret)>,
-    /// Audit log file.
-    pub audit_log: Option<PathBuf>,
-    /// Token required by `/metrics` when set.
-    pub metrics_token: Option<Secret>,
-    /// Lifetime of presigned URLs admin routes redirect to.
-    pub presign_ttl: Duration,
-}
-
-/// `[auth]`: what the access schemes verify with.
-#[derive(Debug, Clone)]
-pub struct AuthSettings {
-    /// Clock difference tolerated on issue and not-before times.
-    pub clock_skew: Duration,
-    /// Revocation list file, re-read when it changes.
-    pub revocation_file: Option<PathBuf>,
-    /// Default longest credential lifetime of a route.
-    pub max_token_lifetime: Duration,
-    /// HMAC keys.
-    pub hmac: HmacSettings,
-    /// CloudFront key group.
-    pub cloudfront: CloudFrontSettings,
-    /// JWT keys and rules (built and checked at load; shared, not cloned per request).
-    pub jwt: std::sync::Arc<crate::auth::jwt::JwtVerifier>,
-}
-
-/// `[auth.cloudfront]`.
-#[derive(Debug, Clone, Default)]
-pub struct CloudFrontSettings {
-    /// Keys by `Key-Pair-Id`.
-    pub keys: Vec<CloudFrontKey>,
-}
-
-/// One CloudFront key.
-#[derive(Debug, Clone)]
-pub struct CloudFrontKey {
-    /// `Key-Pair-Id`.
-    pub id: String,
-    /// PEM of the public key.
-    pub public_pem: Vec<u8>,
-    /// PEM of the private key, for minting.
-    pub private_pem: Option<Secret>,
-}
-
-/// `[auth.hmac]`.
-#[derive(Debug, Clone, Default)]
-pub struct HmacSettings {
-    /// Active keys: id and secret.
-    pub keys: Vec<(String, Secret)>,
-    /// Retired key ids.
-    pub retired: Vec<String>,
-}
-
-/// `[cache]`: the tiers cached routes draw on.
-#[derive(Debug, Clone)]
-pub struct CacheSettings {
-    /// The memory tier, when configured.
-    pub memory: Option<MemoryTierSettings>,
-    /// The disk tier, when configured.
-    pub disk: Option<crate::cache::disk::DiskSettings>,
-    /// The Redis tier, when configured.
-    pub redis: Option<crate::cache::redis::RedisSettings>,
-    /// The object-store tier, when configured.
-    pub object: Option<crate::cache::object::ObjectSettings>,
-    /// How long a request waits for another's fill of the same key.
-    pub lock_timeout: Duration,
-    /// Response headers whose values tag entries for purges.
-    pub tag_headers: Vec<http::HeaderName>,
-}
-
-impl CacheSettings {
-    /// The tiers configured, top first.
-    pub fn tiers(&self) -> Vec<crate::cache::tier::TierName> {
-        use crate::cache::tier::TierName;
-        let mut tiers = Vec::new();
-        if self.memory.is_some() {
-            tiers.push(TierName::Memory);
-        }
-        if self.disk.is_some() {
-            tiers.push(TierName::Disk);
-        }
-        if self.redis.is_some() {
-            tiers.push(TierName::Redis);
-        }
-        if self.object.is_some() {
-            tiers.push(TierName::Object);
-        }
-        tiers
-    }
-}
-
-/// `[cache.memory]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemoryTierSettings {
-    /// Bytes the tier may hold.
-    pub size: usize,
-    /// Largest single entry.
-    pub max_entry: usize,
 }
 
 /// Response compression settings.
@@ -288,19 +156,6 @@ pub struct CompressionSettings {
     pub types: Vec<String>,
     /// Bodies declared shorter than this many bytes are sent as they are.
     pub min_size: usize,
-}
-
-/// A named upstream.
-#[derive(Debug, Clone)]
-pub enum BackendSpec {
-    /// An S3 or S3-compatible bucket.
-    S3(S3Spec),
-    /// A pool of HTTP origin servers.
-    Http(HttpSpec),
-    /// A local directory.
-    Dir(DirSpec),
-    /// The image variant builder (originals from `[assets]`).
-    Variants,
 }
 
 /// `[assets]`, validated.
@@ -324,127 +179,6 @@ pub struct AssetSettings {
     pub avif_speed: u8,
     /// Originals registered at start.
     pub register: Option<crate::assets::service::StartupOriginals>,
-}
-
-/// Where an S3 endpoint lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Use TLS.
-    pub tls: bool,
-    /// Host name or IP literal.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-}
-
-impl Endpoint {
-    /// The value of the Host header for this endpoint (port omitted when it is the default).
-    pub fn authority(&self) -> String {
-        let default_port = if self.tls { 443 } else { 80 };
-        if self.port == default_port {
-            self.host.clone()
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-
-    /// The endpoint as a URL, e.g. `https://s3.us-east-1.amazonaws.com`.
-    pub fn url(&self) -> String {
-        format!(
-            "{}://{}",
-            if self.tls { "https" } else { "http" },
-            self.authority()
-        )
-    }
-}
-
-/// How requests to a bucket are signed.
-#[derive(Debug, Clone)]
-pub enum CredentialSpec {
-    /// The AWS default chain: env, profile, web identity, container, instance metadata.
-    Default,
-    /// Keys read from env vars or files at load time.
-    Static {
-        /// Access key id.
-        access_key_id: Secret,
-        /// Secret access key.
-        secret_access_key: Secret,
-        /// Optional session token.
-        session_token: Option<Secret>,
-    },
-    /// Unsigned requests (public buckets).
-    Anonymous,
-}
-
-/// An S3 backend.
-#[derive(Debug, Clone)]
-pub struct S3Spec {
-    /// Bucket name.
-    pub bucket: String,
-    /// Signing region.
-    pub region: String,
-    /// Where requests go.
-    pub endpoint: Endpoint,
-    /// Path-style addressing (`/bucket/key`).
-    pub path_style: bool,
-    /// Prefix of every key read through this backend.
-    pub key_prefix: String,
-    /// Signing credentials.
-    pub credentials: CredentialSpec,
-    /// Status answered when the bucket denies access to an object.
-    pub access_denied_status: u16,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Read timeout.
-    pub read_timeout: Duration,
-    /// Response headers removed (lower-case names; entries ending in `*` are prefixes).
-    pub strip_response_headers: Vec<String>,
-    /// Active health checks (a signed zero-key listing of the bucket).
-    pub health: HealthSpec,
-    /// Limit on the whole upstream exchange.
-    pub total_timeout: Option<Duration>,
-}
-
-/// An HTTP origin pool.
-#[derive(Debug, Clone)]
-pub struct HttpSpec {
-    /// Members as `host:port`.
-    pub addresses: Vec<String>,
-    /// Host header sent upstream; the client's when `None`.
-    pub host_header: Option<String>,
-    /// TLS to the origin.
-    pub tls: bool,
-    /// SNI for TLS.
-    pub sni: String,
-    /// Verify the origin certificate.
-    pub verify_cert: bool,
-    /// Active health checks.
-    pub health: HealthSpec,
-    /// How a member is picked.
-    pub balance: Balance,
-    /// Passive ejection of failing members.
-    pub ejection: Ejection,
-    /// Limit on the whole upstream exchange.
-    pub total_timeout: Option<Duration>,
-    /// The header by which the origin marks degraded answers (never stored in a shared tier).
-    pub degraded: Option<crate::cache::policy::DegradedMarker>,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Read timeout.
-    pub read_timeout: Duration,
-    /// Response headers removed.
-    pub strip_response_headers: Vec<String>,
-}
-
-/// A local directory backend.
-#[derive(Debug, Clone)]
-pub struct DirSpec {
-    /// Directory root (canonical path).
-    pub root: PathBuf,
-    /// Sub-directory prefix inside the root.
-    pub key_prefix: String,
-    /// Response headers removed (dir responses are built by the gateway, so this is rarely needed).
-    pub strip_response_headers: Vec<String>,
 }
 
 /// How a host name in the config matches the request's Host.
@@ -519,9 +253,9 @@ pub struct Route {
     /// CORS policy.
     pub cors: Option<Cors>,
     /// Who may read the route.
-    pub access: crate::auth::AccessPolicy,
+    pub access: access::AccessPolicy,
     /// The route's request rate limit (`None`: unlimited).
-    pub rate_limit: Option<crate::limits::RateLimit>,
+    pub rate_limit: Option<limits::RateLimit>,
     /// Allowlists and source limits, on a route of a `variants` backend.
     pub variants: Option<crate::variants::VariantLimits>,
 }

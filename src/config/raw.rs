@@ -341,7 +341,7 @@ pub struct RawHmacKey {
 }
 
 /// `[resolve]`: how an object key and a visibility become the URL a client should use
-/// (`POST /v1/resolve` on the admin listener, and the library's `auth::resolve`).
+/// (`POST /v1/resolve` on the admin listener, and the library's `services::resolve`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawResolve {

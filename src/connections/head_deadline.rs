@@ -16,8 +16,8 @@
 //! reads of a request body are never timed by it.
 
 use crate::error::GatewayError;
-use crate::limits::metrics::HeadTimeouts;
 use async_trait::async_trait;
+use limits::metrics::HeadTimeouts;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef, ALPN};
 use pingora::protocols::{
@@ -311,7 +311,7 @@ impl Peek for HeadDeadline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::metrics::LimitMetrics;
+    use limits::metrics::LimitMetrics;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     const LIMIT: Duration = Duration::from_millis(300);

@@ -6,10 +6,10 @@
 
 pub mod head_deadline;
 
-use crate::limits::metrics::{HeadTimeouts, LimitMetrics};
-use crate::limits::ConnectionCounts;
 use async_trait::async_trait;
 use head_deadline::HeadDeadline;
+use limits::metrics::{HeadTimeouts, LimitMetrics};
+use limits::ConnectionCounts;
 use pingora::apps::ServerApp;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;

@@ -2,7 +2,7 @@
 //! metrics of a finished request, and invalidation after writes. Pure functions of the
 //! session and the request context; the cache itself lives in [`crate::cache`].
 
-use super::{is_read, RequestCtx};
+use super::{is_read, RequestCtx, RouteServices};
 use crate::backend::{Ask, Backend};
 use crate::cache::invalidation::named_targets;
 use crate::cache::key::KeyParts;
@@ -52,7 +52,7 @@ pub(super) async fn invalidate_after_unsafe(
     session: &Session,
     ctx: &RequestCtx,
     resp: &ResponseHeader,
-    router: &Router<Backend>,
+    router: &Router<Backend, RouteServices>,
 ) {
     let method = &session.req_header().method;
     let status = resp.status.as_u16();
@@ -62,7 +62,7 @@ pub(super) async fn invalidate_after_unsafe(
     let (Some(m), Some(backend)) = (ctx.matched.as_ref(), ctx.upstream.backend.as_ref()) else {
         return;
     };
-    let Some(cache) = m.route.cache.as_ref() else {
+    let Some(cache) = m.route.attached.cache.as_ref() else {
         return;
     };
     let request_path = session.req_header().uri.path();
@@ -100,7 +100,11 @@ pub(super) fn observe_cache(
     ctx: &RequestCtx,
     elapsed: std::time::Duration,
 ) -> bool {
-    let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.as_ref()) else {
+    let Some(cache) = ctx
+        .matched
+        .as_ref()
+        .and_then(|m| m.route.attached.cache.as_ref())
+    else {
         return false;
     };
     if !ctx.cache.looked_up {
@@ -204,7 +208,7 @@ fn bypass_reason(session: &Session, ctx: &RequestCtx) -> &'static str {
     match (&ctx.matched, &ctx.outcome.error) {
         (_, Some(e)) if ctx.upstream.sent_at.is_none() => e.label(),
         (None, _) => "no-route",
-        (Some(m), _) if m.route.cache.is_none() => "uncached-route",
+        (Some(m), _) if m.route.attached.cache.is_none() => "uncached-route",
         _ if !is_read(&session.req_header().method) => "method",
         _ => "request",
     }

@@ -2,11 +2,11 @@
 //! what was matched ([`Matched`]), what will be asked and of whom ([`Upstream`]), and how it
 //! ended ([`Outcome`]).
 
-use crate::auth::Grant;
 use crate::backend::{Ask, Backend};
 use crate::cache::policy::NeverStore;
 use crate::error::GatewayError;
 use crate::routing::{Plan, RouteMatch};
+use access::Grant;
 use bytes::Bytes;
 use kit::client::ClientInfo;
 use std::borrow::Cow;
@@ -51,10 +51,21 @@ pub struct CacheCtx {
     pub not_modified: Option<Box<pingora::http::ResponseHeader>>,
 }
 
+/// What the gateway attaches to each route when it compiles the routing table.
+pub struct RouteServices {
+    /// The route's cache tiers and policy (`None`: not cached).
+    pub cache: Option<Arc<crate::cache::RouteCache>>,
+    /// The route's rate limit and its buckets (`None`: unlimited).
+    pub rate_limit: Option<limits::RateLimiter>,
+}
+
+/// A route as the gateway serves it.
+pub type ServedRoute = RouteMatch<Backend, RouteServices>;
+
 /// What the router matched.
 pub struct Matched {
-    /// The route (with its host label, target and metrics).
-    pub route: RouteMatch<Backend>,
+    /// The route (with its host label, target, metrics, cache and rate limit).
+    pub route: ServedRoute,
     /// The normalised request path (decoded once; see `kit::path`).
     pub path: String,
     /// The host the request named, canonical (lower case, no port, no trailing dot): what

@@ -9,12 +9,12 @@ pub mod cors;
 mod ctx;
 pub mod decorate;
 pub mod respond;
+mod shared_buckets;
 
-pub use ctx::{CacheCtx, Matched, Outcome, RequestCtx, Upstream};
+pub use ctx::{CacheCtx, Matched, Outcome, RequestCtx, RouteServices, ServedRoute, Upstream};
 
 use crate::assets::lookup::AccessCache;
 use crate::audit::AuditLog;
-use crate::auth::{AccessRequest, Authenticator, Scheme};
 use crate::backend::dir::{DirBackend, FileAnswer};
 use crate::backend::{Ask, Backend, MemberOutcome, Verdict};
 use crate::cache::admit::{self, Circumstances};
@@ -23,11 +23,11 @@ use crate::cache::tiered::TieredHit;
 use crate::cache::CacheLayer;
 use crate::config::{CompressionSettings, Config};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
-use crate::limits::{LimitSettings, RateLimiter};
 use crate::metrics::{Metrics, UNMATCHED};
 use crate::routing::metrics::RouteMetrics;
 use crate::routing::rules::RequestFacts;
 use crate::routing::Router;
+use access::{AccessRequest, Authenticator, Scheme};
 use async_trait::async_trait;
 use bytes::Bytes;
 use caching::{cache_report, invalidate_after_unsafe, key_parts, observe_cache, CACHE_STATUS};
@@ -36,6 +36,7 @@ use kit::client::{ClientInfo, TrustedProxies};
 use kit::host::{self, request_host};
 use kit::path::normalise;
 use kit::range::RangeSyntax;
+use limits::{LimitSettings, RateLimiter};
 use pingora::cache::key::HashBinary;
 use pingora::cache::storage::HitHandler;
 use pingora::cache::{
@@ -53,7 +54,7 @@ use std::time::{Instant, SystemTime};
 
 /// The gateway: an immutable snapshot of routing and backends.
 pub struct Gateway {
-    router: Router<Backend>,
+    router: Router<Backend, RouteServices>,
     auth: Arc<Authenticator>,
     /// Where admin actions are recorded (admin routes).
     audit: Option<Arc<AuditLog>>,
@@ -72,7 +73,7 @@ pub struct Gateway {
     /// Each client's rate over every route (`limits.client`).
     client_limit: Option<RateLimiter>,
     /// Where `shared` rate limits keep their buckets (the Redis tier).
-    shared_buckets: Option<Arc<crate::cache::redis::RedisTier>>,
+    shared_buckets: Option<shared_buckets::RedisBuckets>,
 }
 
 impl Gateway {
@@ -91,7 +92,12 @@ impl Gateway {
             router: Router::serving(
                 config,
                 backends,
-                &|host, route| cache.route(host, route),
+                &|host, route| RouteServices {
+                    cache: cache.route(host, &route.name, route.cache.as_ref()),
+                    rate_limit: route
+                        .rate_limit
+                        .map(|l| RateLimiter::new(format!("route:{host}:{}", route.name), l)),
+                },
                 &metrics.routing,
             ),
             auth,
@@ -108,7 +114,7 @@ impl Gateway {
                 .limits
                 .client
                 .map(|l| RateLimiter::new("client".into(), l)),
-            shared_buckets: cache.redis(),
+            shared_buckets: cache.redis().map(shared_buckets::RedisBuckets),
         }
     }
 
@@ -119,14 +125,14 @@ impl Gateway {
         let client = ctx.client.addr;
         let limits = [
             ("client", self.client_limit.as_ref()),
-            ("route", route.rate_limit.as_ref()),
+            ("route", route.attached.rate_limit.as_ref()),
         ];
         for (label, limiter) in limits {
             let Some(limiter) = limiter else { continue };
             let taken = match &self.shared_buckets {
-                Some(redis) if limiter.limit().shared => {
+                Some(buckets) if limiter.limit().shared => {
                     let fallbacks = &self.metrics.limits.rate_limit_fallbacks;
-                    crate::limits::shared::take(redis, limiter, client, fallbacks).await
+                    limits::shared::take(buckets, limiter, client, fallbacks).await
                 }
                 _ => limiter.take(client, Instant::now()),
             };
@@ -276,7 +282,7 @@ impl Gateway {
         let limits = route.variants.as_ref().ok_or(GatewayError::Internal)?;
         let accept = accept_of(req);
         let spec = crate::variants::spec::parse(
-            &crate::routing::origin_path(route, &m.path),
+            &crate::backend::keys::origin_path(route, &m.path),
             limits,
             accept.as_deref(),
         )?;
@@ -337,8 +343,9 @@ impl Gateway {
             return self.reject(session, ctx, GatewayError::Internal).await;
         };
         let presigned = backend.presign_get(&key, false, self.presign_ttl).await;
-        let answer =
-            presigned.and_then(|url| Answer::redirect(302, &url).ok_or(GatewayError::Internal));
+        let answer = presigned
+            .map_err(GatewayError::from)
+            .and_then(|url| Answer::redirect(302, &url).ok_or(GatewayError::Internal));
         match answer {
             Ok(answer) => {
                 self.audit("redirect", &token_id, &key, "ok", &ctx.client);
@@ -436,7 +443,7 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Option<Result<bool>> {
-        let cache = ctx.matched.as_ref()?.route.cache.clone()?;
+        let cache = ctx.matched.as_ref()?.route.attached.cache.clone()?;
         let memory = cache.memory.as_ref()?;
         let req = session.req_header();
         let plain = is_read(&req.method)
@@ -478,7 +485,7 @@ impl Gateway {
         };
         let FileAnswer { mut header, body } = match dir.answer(session.req_header(), key) {
             Ok(answer) => answer,
-            Err(e) => return self.reject(session, ctx, e).await,
+            Err(e) => return self.reject(session, ctx, e.into()).await,
         };
         self.finish_header(session, ctx, &mut header);
         session
@@ -644,7 +651,7 @@ impl ProxyHttp for Gateway {
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let req = session.req_header();
         ctx.client = ClientInfo::derive(peer, &req.headers, &self.trusted_proxies, tls);
-        let (head_bytes, head_fields) = crate::limits::head_size(req.raw_path(), &req.headers);
+        let (head_bytes, head_fields) = limits::head_size(req.raw_path(), &req.headers);
         if head_bytes > self.limits.header_bytes || head_fields > self.limits.header_count {
             return self
                 .reject(session, ctx, GatewayError::HeadersTooLarge)
@@ -681,7 +688,7 @@ impl ProxyHttp for Gateway {
                 .reject(session, ctx, GatewayError::MethodNotAllowed { allow })
                 .await;
         }
-        if let Some(cache) = &route.cache {
+        if let Some(cache) = &route.attached.cache {
             let req = session.req_header();
             if is_read(&req.method) && carries_body(req) {
                 // Its body is unread: the connection cannot carry another request.
@@ -720,7 +727,7 @@ impl ProxyHttp for Gateway {
         let cached = ctx
             .matched
             .as_ref()
-            .is_some_and(|m| m.route.cache.is_some());
+            .is_some_and(|m| m.route.attached.cache.is_some());
         match backend.local() {
             // A cached route reaches its files through the in-process origin (proxied, so
             // stored like any backend's answer); an uncached one is answered right here.
@@ -731,7 +738,11 @@ impl ProxyHttp for Gateway {
 
     /// Turns the cache on for reads on a cached route.
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.as_ref()) else {
+        let Some(cache) = ctx
+            .matched
+            .as_ref()
+            .and_then(|m| m.route.attached.cache.as_ref())
+        else {
             return Ok(());
         };
         if !is_read(&session.req_header().method) || ctx.upstream.backend.is_none() {
@@ -781,7 +792,11 @@ impl ProxyHttp for Gateway {
         resp: &ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<RespCacheable> {
-        let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.as_ref()) else {
+        let Some(cache) = ctx
+            .matched
+            .as_ref()
+            .and_then(|m| m.route.attached.cache.as_ref())
+        else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
         };
         let req = session.req_header();
@@ -922,7 +937,7 @@ impl ProxyHttp for Gateway {
                 }
                 Err(e) => {
                     if !Self::give_up(ctx, is_read(&req.method), "unhealthy") {
-                        ctx.outcome.error = Some(e);
+                        ctx.outcome.error = Some(e.into());
                         ctx.upstream.failed = true;
                         return Err(Error::explain(
                             ErrorType::ConnectNoRoute,
@@ -1022,10 +1037,14 @@ impl ProxyHttp for Gateway {
         };
         let prepared = backend.prepare(upstream_request, ask, &ctx.client).await;
         if let Err(e) = prepared {
-            ctx.outcome.error = Some(e);
+            ctx.outcome.error = Some(e.into());
             return Err(internal("cannot prepare the upstream request"));
         }
-        if let Some(cache) = ctx.matched.as_ref().and_then(|m| m.route.cache.as_ref()) {
+        if let Some(cache) = ctx
+            .matched
+            .as_ref()
+            .and_then(|m| m.route.attached.cache.as_ref())
+        {
             crate::cache::forward::strip_unkeyed(upstream_request, &cache.policy.key_headers);
         }
         ctx.upstream.sent_at = Some(Instant::now());
@@ -1058,11 +1077,13 @@ impl ProxyHttp for Gateway {
                 elapsed,
             },
         );
-        let verdict = backend.judge(upstream_response, ask).await;
-        let status = match &verdict {
-            Verdict::Replace(err) => err.status(),
-            Verdict::Pass => raw_status,
+        let replacement = match backend.judge(upstream_response, ask).await {
+            Verdict::Replace(err) => Some(GatewayError::from(err)),
+            Verdict::Pass => None,
         };
+        let status = replacement
+            .as_ref()
+            .map_or(raw_status, GatewayError::status);
         let reads = is_read(&session.req_header().method);
         if status >= 500 && reads && Self::give_up(ctx, reads, "status_5xx") {
             ctx.upstream.retry_elsewhere = true;
@@ -1071,8 +1092,11 @@ impl ProxyHttp for Gateway {
                 "backend answered 5xx; asking the next one",
             ));
         }
-        ctx.outcome.never_store = backend.never_store(upstream_response);
-        if let Verdict::Replace(err) = verdict {
+        ctx.outcome.never_store = crate::cache::policy::never_store(
+            &upstream_response.headers,
+            backend.marks_degraded(upstream_response),
+        );
+        if let Some(err) = replacement {
             let answer = Answer::error(&err);
             *upstream_response = answer.header;
             if session.req_header().method != Method::HEAD {

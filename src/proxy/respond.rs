@@ -46,7 +46,7 @@ impl Answer {
             GatewayError::RangeNotSatisfiable { size: Some(size) } => {
                 let _ = h.insert_header(header::CONTENT_RANGE, format!("bytes */{size}"));
             }
-            GatewayError::Denied(crate::auth::Denied {
+            GatewayError::Denied(access::Denied {
                 challenge: Some(challenge),
                 ..
             }) => {

@@ -7,9 +7,9 @@
 //! the backends present, so removing one moves only the clients it had, and lowering a weight
 //! moves only some of its own clients. Weight 0 drains a backend.
 
-use super::affinity::{mix, stable_hash, AffinityKey};
 use super::metrics::{GroupMetrics, RoutingMetrics};
 use super::rules::RequestFacts;
+use kit::affinity::{mix, stable_hash, AffinityKey};
 
 use std::sync::Arc;
 use std::time::Duration;

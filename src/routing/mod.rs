@@ -7,7 +7,6 @@
 //! access check, [`CompiledRoute::plan`] runs the host's steering [`rules`] and decides what
 //! the request will try, in order ([`Plan`]).
 
-pub mod affinity;
 pub mod group;
 pub mod metrics;
 pub mod rules;
@@ -18,9 +17,6 @@ use metrics::{RouteMetrics, RoutingMetrics};
 use rules::{RequestFacts, Rule};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Longest object key S3 accepts, in bytes of UTF-8.
-pub const MAX_OBJECT_KEY_BYTES: usize = 1024;
 
 /// Whether a backend can take requests now (health checks, ejection).
 pub trait Usable {
@@ -63,8 +59,9 @@ pub struct Steering<B> {
     labels: Vec<(Arc<str>, prometheus::IntCounter)>,
 }
 
-/// A route ready to serve: the configured route, its target and its metric handles.
-pub struct CompiledRoute<B> {
+/// A route ready to serve: the configured route, its target, its metric handles and what the
+/// application attached to it (`A`: its cache and rate limit; nothing for lookups).
+pub struct CompiledRoute<B, A = ()> {
     /// The configured host name used as the metrics label.
     pub host_label: Arc<str>,
     /// The route as configured.
@@ -77,17 +74,17 @@ pub struct CompiledRoute<B> {
     pub steering: Arc<Steering<B>>,
     /// Request metrics labelled with this host and route.
     pub metrics: RouteMetrics,
-    /// The route's cache tiers and policy (`None`: not cached).
-    pub cache: Option<Arc<crate::cache::RouteCache>>,
-    /// The route's rate limit and its buckets (`None`: unlimited).
-    pub rate_limit: Option<crate::limits::RateLimiter>,
+    /// What the application attached to the route when it compiled the table
+    /// ([`Router::serving`]'s `attach`).
+    pub attached: A,
 }
 
-/// Gives a route its cache, by host label and route (see [`Router::serving`]).
-pub type CacheFor<'a> = &'a dyn Fn(&str, &Route) -> Option<Arc<crate::cache::RouteCache>>;
+/// Makes what the application attaches to a route, from its host label and the route (see
+/// [`Router::serving`]).
+pub type Attach<'a, A> = &'a dyn Fn(&str, &Route) -> A;
 
 /// The route chosen for a request (one reference-count increment per request).
-pub type RouteMatch<B> = Arc<CompiledRoute<B>>;
+pub type RouteMatch<B, A = ()> = Arc<CompiledRoute<B, A>>;
 
 /// What one request will try, decided once after the access check.
 pub struct Plan<B> {
@@ -103,7 +100,7 @@ pub struct Plan<B> {
     pub backup: Option<Arc<B>>,
 }
 
-impl<B> CompiledRoute<B> {
+impl<B, A> CompiledRoute<B, A> {
     /// Runs the host's rules: the first match's group, else the route's own target.
     pub fn plan(&self, facts: &RequestFacts<'_>) -> Plan<B> {
         let matched = self.steering.rules.iter().position(|r| r.matches(facts));
@@ -171,41 +168,43 @@ impl<B> Plan<B> {
     }
 }
 
-struct CompiledHost<B> {
+struct CompiledHost<B, A> {
     /// The host's label (its first configured name).
     label: Arc<str>,
-    routes: Vec<RouteMatch<B>>,
+    routes: Vec<RouteMatch<B, A>>,
 }
 
 /// Host → ordered routes, built from a validated [`Config`] and the live backends (`B`).
-pub struct Router<B> {
+pub struct Router<B, A = ()> {
     exact: HashMap<String, usize>,
     suffixes: Vec<(String, usize)>,
     any: Option<usize>,
-    hosts: Vec<CompiledHost<B>>,
+    hosts: Vec<CompiledHost<B, A>>,
 }
 
 impl<B> Router<B> {
-    /// Compiles the routing table for looking routes up (minting, the admin API): no caches,
-    /// and metrics that go nowhere. Routes, rules and group members whose backend or group
-    /// is missing are dropped (validation guarantees there are none).
+    /// Compiles the routing table for looking routes up (minting, the admin API): nothing
+    /// attached, and metrics that go nowhere. Routes, rules and group members whose backend or
+    /// group is missing are dropped (validation guarantees there are none).
     pub fn new(config: &Config, backends: &HashMap<String, Arc<B>>) -> Router<B> {
         Router::serving(
             config,
             backends,
-            &|_, _| None,
+            &|_, _| (),
             &RoutingMetrics::unregistered(),
         )
     }
+}
 
-    /// Compiles the config's hosts over live backends to serve requests: each cached route
-    /// with the cache `caches` gives it, every route and group counting into `metrics`.
+impl<B, A> Router<B, A> {
+    /// Compiles the config's hosts over live backends to serve requests: each route with
+    /// what `attach` makes for it, every route and group counting into `metrics`.
     pub fn serving(
         config: &Config,
         backends: &HashMap<String, Arc<B>>,
-        caches: CacheFor<'_>,
+        attach: Attach<'_, A>,
         metrics: &RoutingMetrics,
-    ) -> Router<B> {
+    ) -> Router<B, A> {
         let groups: HashMap<String, Arc<Group<B>>> = config
             .groups
             .iter()
@@ -228,7 +227,7 @@ impl<B> Router<B> {
         for (i, host) in config.hosts.iter().enumerate() {
             router
                 .hosts
-                .push(compile_host(host, backends, &groups, caches, metrics));
+                .push(compile_host(host, backends, &groups, attach, metrics));
             for p in &host.patterns {
                 match p {
                     HostPattern::Exact(n) => {
@@ -247,7 +246,7 @@ impl<B> Router<B> {
 
     /// Finds the route for a host (without port, as [`host::request_host`] returns it; case
     /// and a trailing dot ignored) and a normalised path.
-    pub fn find(&self, host: &str, path: &str) -> Option<RouteMatch<B>> {
+    pub fn find(&self, host: &str, path: &str) -> Option<RouteMatch<B, A>> {
         self.host(host)?
             .routes
             .iter()
@@ -260,7 +259,7 @@ impl<B> Router<B> {
         self.host(host).map(|h| h.label.clone())
     }
 
-    fn host(&self, host: &str) -> Option<&CompiledHost<B>> {
+    fn host(&self, host: &str) -> Option<&CompiledHost<B, A>> {
         let host = kit::host::canonical(host);
         let host = host.as_ref();
         let index = self.exact.get(host).copied().or_else(|| {
@@ -274,13 +273,13 @@ impl<B> Router<B> {
     }
 }
 
-fn compile_host<B>(
+fn compile_host<B, A>(
     host: &Host,
     backends: &HashMap<String, Arc<B>>,
     groups: &HashMap<String, Arc<Group<B>>>,
-    caches: CacheFor<'_>,
+    attach: Attach<'_, A>,
     metrics: &RoutingMetrics,
-) -> CompiledHost<B> {
+) -> CompiledHost<B, A> {
     let label: Arc<str> = Arc::from(host.names.first().map(String::as_str).unwrap_or("*"));
     let rules: Vec<Rule<Arc<Group<B>>>> = host
         .rules
@@ -321,10 +320,7 @@ fn compile_host<B>(
                     backup: r.backup.as_ref().and_then(|b| backends.get(b)).cloned(),
                     steering: steering.clone(),
                     metrics: metrics.route(&label, &r.name),
-                    cache: caches(&label, r),
-                    rate_limit: r.rate_limit.map(|l| {
-                        crate::limits::RateLimiter::new(format!("route:{label}:{}", r.name), l)
-                    }),
+                    attached: attach(&label, r),
                 }))
             })
             .collect(),
@@ -335,39 +331,6 @@ fn matches(matcher: &PathMatch, path: &str) -> bool {
     match matcher {
         PathMatch::Exact(e) => path == e,
         PathMatch::Prefix(p) => kit::path::has_prefix(path, p),
-    }
-}
-
-/// The object key (s3, dir) a matched request reads: the backend's `key_prefix`, the route's
-/// `add_prefix` and the normalised path after `strip_prefix`, joined segment by segment with
-/// exactly one `/` between non-empty parts (`tenant` + `pub` + `/a.png` → `tenant/pub/a.png`;
-/// slashes at either end of a prefix make no difference). No leading `/`; a trailing `/` of the
-/// path is kept, so a directory-style path never names an object. Always under `key_prefix`,
-/// because the normalised path has no dot segments.
-pub fn object_key(route: &Route, key_prefix: &str, path: &str) -> String {
-    kit::path::join_key(&[key_prefix, route.add_prefix.as_str(), strip(route, path)])
-}
-
-/// The URL path sent to an HTTP origin: `add_prefix` + the path after `strip_prefix`.
-pub fn origin_path(route: &Route, path: &str) -> String {
-    let rest = strip(route, path);
-    let prefix = route.add_prefix.trim_end_matches('/');
-    let mut out = String::with_capacity(prefix.len() + rest.len() + 1);
-    if !prefix.is_empty() && !prefix.starts_with('/') {
-        out.push('/');
-    }
-    out.push_str(prefix);
-    if !rest.starts_with('/') {
-        out.push('/');
-    }
-    out.push_str(rest);
-    out
-}
-
-fn strip<'p>(route: &Route, path: &'p str) -> &'p str {
-    match &route.strip_prefix {
-        Some(s) => path.strip_prefix(s.as_str()).unwrap_or(path),
-        None => path,
     }
 }
 
@@ -427,21 +390,7 @@ backend = "d"
         let r = Router::new(&c, &backends);
         let m = r.find("CDN.example.com", "/static/a.png").unwrap();
         assert_eq!(&*m.host_label, "cdn.example.com");
-        assert_eq!(object_key(&m.route, "", "/static/a.png"), "pub/a.png");
-        assert_eq!(
-            object_key(&m.route, "tenant/", "/static/a.png"),
-            "tenant/pub/a.png"
-        );
-        // Regression: the prefix without a trailing slash was glued on (`tenantpub/a.png`).
-        assert_eq!(
-            object_key(&m.route, "tenant", "/static/a.png"),
-            "tenant/pub/a.png"
-        );
-        assert_eq!(
-            object_key(&m.route, "tenant", "/static/dir/"),
-            "tenant/pub/dir/"
-        );
-        assert_eq!(object_key(&m.route, "tenant", "/static"), "tenant/pub");
+        assert_eq!(m.route.name, "/static");
         assert!(r.find("cdn.example.com", "/statics/a.png").is_none());
         assert_eq!(
             r.find("cdn.example.com", "/robots.txt").unwrap().route.name,
@@ -518,12 +467,5 @@ backend = "d"
             "nothing usable: the target first"
         );
         assert!(is(p.next(std::slice::from_ref(&primary), true), &backup));
-    }
-
-    #[test]
-    fn origin_paths() {
-        let c = config();
-        let route = &c.hosts[0].routes[0];
-        assert_eq!(origin_path(route, "/static/a/b"), "/pub/a/b");
     }
 }

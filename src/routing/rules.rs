@@ -7,24 +7,11 @@
 //! cookie here). Values compare exactly as sent, or by a regular expression (`(?i)` for a
 //! case-insensitive one). Query values are compared after `%XX`/`+` decoding.
 
-use http::{HeaderMap, HeaderName, Method};
+use http::{HeaderName, Method};
 use ipnet::IpNet;
 use kit::params;
-use std::net::IpAddr;
 
-/// What a rule can know about a request.
-pub struct RequestFacts<'a> {
-    /// The request method.
-    pub method: &'a Method,
-    /// The request headers.
-    pub headers: &'a HeaderMap,
-    /// The normalised request path.
-    pub path: &'a str,
-    /// The raw query string, without `?`.
-    pub query: Option<&'a str>,
-    /// The client address as derived with `trusted_proxies`.
-    pub client: Option<IpAddr>,
-}
+pub use kit::affinity::RequestFacts;
 
 /// How a header's value is tested.
 #[derive(Debug, Clone)]
@@ -192,6 +179,7 @@ pub fn unreachable<G>(rules: &[Rule<G>]) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
 
     fn facts<'a>(
         headers: &'a HeaderMap,

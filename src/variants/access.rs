@@ -5,7 +5,7 @@
 //! one is `private` and lives no longer than the credential that granted it.
 
 use crate::assets::store::HashAccess;
-use crate::auth::{Grant, Scheme};
+use ::access::{Grant, Scheme};
 use http::header;
 use pingora::http::ResponseHeader;
 

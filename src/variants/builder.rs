@@ -15,13 +15,30 @@ use super::sources::Sources;
 use super::spec::{parse_canonical, VariantSpec};
 use super::VariantError;
 use crate::assets::lookup::AccessCache;
+use crate::assets::StoreError;
 use crate::backend::{Backend, OriginalError};
-use crate::error::GatewayError;
 use bytes::Bytes;
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Why the builder answered no variant.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The variant is refused or could not be made.
+    #[error(transparent)]
+    Variant(#[from] VariantError),
+    /// The asset store failed or is still connecting.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No original in the asset store has the hash.
+    #[error("no original has this content hash")]
+    NoOriginal,
+    /// The answer's header could not be built (a bug).
+    #[error("cannot build the variant's header")]
+    Header,
+}
 
 /// The request header carrying a route's source limits to the builder:
 /// `bytes=N; pixels=N; timeout_ms=N`.
@@ -106,9 +123,9 @@ impl VariantBuilder {
     }
 
     /// Answers the in-process origin's request for a variant; refusals are counted by reason.
-    pub async fn answer(&self, req: &RequestHeader) -> Result<Made, GatewayError> {
+    pub async fn answer(&self, req: &RequestHeader) -> Result<Made, BuildError> {
         let made = self.make(req).await;
-        if let Err(GatewayError::Variant(e)) = &made {
+        if let Err(BuildError::Variant(e)) = &made {
             self.metrics
                 .rejections
                 .with_label_values(&[e.label()])
@@ -117,7 +134,7 @@ impl VariantBuilder {
         made
     }
 
-    async fn make(&self, req: &RequestHeader) -> Result<Made, GatewayError> {
+    async fn make(&self, req: &RequestHeader) -> Result<Made, BuildError> {
         let path = percent_encoding::percent_decode_str(req.uri.path())
             .decode_utf8()
             .map_err(|_| VariantError::Grammar)?;
@@ -126,13 +143,13 @@ impl VariantBuilder {
             parse_limits_header(req.headers.get(LIMITS_HEADER).and_then(|v| v.to_str().ok()));
         let etag = spec.etag();
         let access = self.assets.access(&spec.hash).await?;
-        let blob = access.ok_or(GatewayError::NotFound)?.blob.clone();
-        let mut header = ResponseHeader::build(200, Some(6)).map_err(|_| GatewayError::Internal)?;
+        let blob = access.ok_or(BuildError::NoOriginal)?.blob.clone();
+        let mut header = ResponseHeader::build(200, Some(6)).map_err(|_| BuildError::Header)?;
         let _ = header.insert_header(header::ETAG, etag.as_str());
         let _ = header.insert_header(header::CACHE_CONTROL, IMMUTABLE);
         let _ = header.insert_header(header::CONTENT_TYPE, spec.format.mime());
         if kit::conditional::none_match(&req.headers, &etag) {
-            header.set_status(304).map_err(|_| GatewayError::Internal)?;
+            header.set_status(304).map_err(|_| BuildError::Header)?;
             return Ok(Made {
                 header,
                 body: Bytes::new(),

@@ -32,7 +32,7 @@ pub mod webp;
 pub use limits::VariantLimits;
 pub use spec::{Fit, Format, VariantSpec};
 
-/// Why a variant could not be made. [`crate::error`] maps each to its status.
+/// Why a variant could not be made. The application's error table maps each to its status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VariantError {
     /// The path is not `/{hash}/{w}x{h}[-fit]/{q}.{ext}`.

@@ -315,12 +315,11 @@ async fn every_tampering_is_refused_and_never_reaches_the_origin() {
     let policy_at = custom.find("Policy=").unwrap() + "Policy=".len();
     let policy_end = policy_at + custom[policy_at..].find('&').unwrap();
     let policy_json = String::from_utf8(
-        assetgate::auth::cloudfront::decode_base64(&custom[policy_at..policy_end]).unwrap(),
+        access::cloudfront::decode_base64(&custom[policy_at..policy_end]).unwrap(),
     )
     .unwrap();
-    let widened = assetgate::auth::cloudfront::encode_base64(
-        policy_json.replace("caf%C3%A9.jpg", "*").as_bytes(),
-    );
+    let widened =
+        access::cloudfront::encode_base64(policy_json.replace("caf%C3%A9.jpg", "*").as_bytes());
     let widened = format!(
         "{}{}{}",
         &custom[..policy_at],

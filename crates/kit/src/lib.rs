@@ -10,12 +10,15 @@
 //! - [`range`], [`conditional`]: Range and conditional requests for answers the gateway
 //!   builds itself (RFC 9110 §13, §14);
 //! - [`client`]: who the client is (peer, trusted proxies, X-Forwarded-For);
+//! - [`affinity`]: what a request is known by to steering rules, and the key and stable hash
+//!   that keep one client on one side (a group's stickiness, a pool's consistent hashing);
 //! - [`units`]: sizes and durations as written in the config; [`secret`]: secrets read from
 //!   the environment or files, never printed; [`problems`]: the collector config validation
 //!   reports into;
 //! - [`metrics`]: registering a domain's metrics on the registry handed to it;
 //! - [`hex`], [`time`], [`ids`]: the one text encoding of bytes, the Unix clock, random ids.
 
+pub mod affinity;
 pub mod client;
 pub mod conditional;
 pub mod fields;

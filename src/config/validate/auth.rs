@@ -1,12 +1,12 @@
 //! Validation of `[auth]` and of each route's access policy.
 
 use super::{item, Validator};
-use crate::auth::hmac::MIN_SECRET_BYTES;
-use crate::auth::jwt::{parse_jwks, Algorithm, JwtKey, JwtVerifier, Rules};
-use crate::auth::revocation::Revocations;
-use crate::auth::{AccessPolicy, Scheme};
 use crate::config::raw::*;
 use crate::config::*;
+use access::hmac::MIN_SECRET_BYTES;
+use access::jwt::{parse_jwks, Algorithm, JwtKey, JwtVerifier, Rules};
+use access::revocation::Revocations;
+use access::{AccessPolicy, Scheme};
 use kit::path::has_prefix;
 use kit::units::parse_duration;
 use std::collections::BTreeSet;
@@ -321,7 +321,7 @@ impl Validator<'_> {
             self.key_id(&path, &key.id, &mut ids);
             let file = self.resolve(&key.public_key_file);
             let public_pem = match std::fs::read(&file) {
-                Ok(pem) => match crate::auth::cloudfront::public_key(&pem) {
+                Ok(pem) => match access::cloudfront::public_key(&pem) {
                     Ok(_) => pem,
                     Err(e) => {
                         self.problems.add(format!("{path}.public_key_file"), e);

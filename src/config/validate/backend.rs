@@ -213,7 +213,7 @@ impl Validator<'_> {
                     ejection,
                     total_timeout,
                     degraded: raw.degraded_header.as_deref().and_then(|text| {
-                        crate::cache::policy::DegradedMarker::parse(text)
+                        crate::backend::http::DegradedMarker::parse(text)
                             .map_err(|e| self.problems.add(format!("{path}.degraded_header"), e))
                             .ok()
                     }),
@@ -320,7 +320,7 @@ impl Validator<'_> {
     /// How an HTTP pool picks members.
     fn balance(&mut self, path: &str, raw: &RawBackend) -> Balance {
         let key = raw.hash_key.as_deref().and_then(|k| {
-            crate::routing::affinity::AffinityKey::parse(k)
+            kit::affinity::AffinityKey::parse(k)
                 .map_err(|e| self.problems.add(format!("{path}.hash_key"), e))
                 .ok()
         });
@@ -335,7 +335,7 @@ impl Validator<'_> {
                 Balance::RoundRobin
             }
             Some("consistent") => {
-                Balance::Consistent(key.unwrap_or(crate::routing::affinity::AffinityKey::Path))
+                Balance::Consistent(key.unwrap_or(kit::affinity::AffinityKey::Path))
             }
             Some(other) => {
                 self.problems.add(

@@ -3,7 +3,7 @@
 use super::*;
 use crate::cache::tier::TierName;
 use crate::config::raw::{RawLimits, RawRate};
-use crate::limits::{LimitSettings, Rate, RateLimit, Scope, DEFAULT_HEADER_BYTES};
+use ::limits::{LimitSettings, Rate, RateLimit, Scope, DEFAULT_HEADER_BYTES};
 
 /// The most `limits.header_count` accepts (Pingora itself reads at most 256 fields).
 const MAX_HEADER_COUNT: usize = 256;

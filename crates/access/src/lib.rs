@@ -17,9 +17,8 @@ pub mod cloudfront;
 pub mod hmac;
 pub mod jwt;
 pub mod metrics;
-pub mod mint;
-pub mod resolve;
 pub mod revocation;
+pub mod settings;
 
 use http::Method;
 use kit::path::has_prefix;
@@ -344,8 +343,8 @@ pub struct Authenticator {
 impl Authenticator {
     /// Builds the keys and loads the revocation list from a validated config.
     pub fn from_config(
-        settings: &crate::config::AuthSettings,
-        admin: &crate::config::AdminAccess,
+        settings: &settings::AuthSettings,
+        admin: &settings::AdminAccess,
     ) -> Result<Authenticator, String> {
         let revocations = match &settings.revocation_file {
             Some(file) => Revocations::load(file)?,

@@ -8,9 +8,9 @@
 //!   relative to that backend's `key_prefix`.
 
 use super::mint::{self, CloudFrontOptions, HmacOptions, MintError};
-use super::Scheme;
 use crate::backend::Backend;
 use crate::config::Config;
+use access::Scheme;
 use kit::path::{encode, normalise};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -4,10 +4,10 @@
 //! refuse anyway (no route, a public route, a lifetime above the route's maximum, a missing
 //! owner) is an error here rather than a confusing 403 later.
 
-use super::hmac::{Claims, Scope};
-use super::{AccessPolicy, Scheme};
 use crate::config::Config;
 use crate::routing::Router;
+use access::hmac::{Claims, Scope};
+use access::{AccessPolicy, Scheme};
 use kit::host;
 use kit::path::{has_prefix, normalise};
 use std::borrow::Cow;
@@ -270,12 +270,12 @@ fn cloudfront_values(
         serde_json::json!({ "Statement": [{ "Resource": resource, "Condition": condition }] })
             .to_string()
     } else {
-        super::cloudfront::canned_policy(url, expires)
+        access::cloudfront::canned_policy(url, expires)
     };
     let hash = if opts.sha256 {
-        super::cloudfront::Hash::Sha256
+        access::cloudfront::Hash::Sha256
     } else {
-        super::cloudfront::Hash::Sha1
+        access::cloudfront::Hash::Sha1
     };
     let signature = openssl::pkey::PKey::private_key_from_pem(pem.expose().as_bytes())
         .and_then(|k| {
@@ -287,12 +287,12 @@ fn cloudfront_values(
     if custom {
         values.push((
             "Policy",
-            super::cloudfront::encode_base64(policy_json.as_bytes()),
+            access::cloudfront::encode_base64(policy_json.as_bytes()),
         ));
     } else {
         values.push(("Expires", expires.to_string()));
     }
-    values.push(("Signature", super::cloudfront::encode_base64(&signature)));
+    values.push(("Signature", access::cloudfront::encode_base64(&signature)));
     values.push(("Key-Pair-Id", key.id.clone()));
     if opts.sha256 {
         values.push(("Hash-Algorithm", "SHA256".to_string()));

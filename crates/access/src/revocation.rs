@@ -2,7 +2,7 @@
 //!
 //! Two lists are in force together: the operator's file, and the revocations shared by the
 //! fleet (made through the admin API on any gateway and carried by the fleet feed,
-//! `crate::cache::feed`).
+//! the cache crate's feed).
 //!
 //! The file has one entry per line, `token ID`, `key ID` or `user ID`; blank lines and lines
 //! starting with `#` are ignored. [`ReloadService`] checks the file's modification time and

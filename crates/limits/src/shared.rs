@@ -11,13 +11,14 @@
 //! refuses everyone and never waits on Redis for more than the tier's `timeout`.
 
 use super::{Rate, RateLimiter};
-use crate::cache::redis::RedisTier;
+use async_trait::async_trait;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Refills `KEYS[1]` at `ARGV[1]` tokens per second up to `ARGV[2]`, takes one token if
-/// there is one; returns 0, or the milliseconds until a token will be there.
-const TAKE: &str = r#"
+/// there is one; returns 0, or the milliseconds until a token will be there. A
+/// [`SharedBuckets`] on Redis runs this script, so every bucket is counted on Redis's clock.
+pub const TAKE_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -32,27 +33,31 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
 return wait
 "#;
 
-/// Takes one request of `client` from `limiter`'s bucket in Redis (falling back to this
-/// gateway's own bucket when Redis fails, counted in `fallbacks`): `Err(seconds)` to wait,
-/// as [`RateLimiter::take`].
+/// Where the fleet's token buckets are kept: the gateway gives its Redis connection
+/// (`[cache.redis]`), which runs [`TAKE_SCRIPT`].
+#[async_trait]
+pub trait SharedBuckets: Send + Sync {
+    /// Takes one token from the bucket named `key` (without the fleet's key prefix), refilled
+    /// at `rate`: `Ok(0)` when taken, `Ok(ms)` when the next token comes in `ms`
+    /// milliseconds, `Err` with a description when the store failed or was skipped.
+    async fn take(&self, key: &str, rate: Rate) -> Result<u64, String>;
+}
+
+/// Takes one request of `client` from `limiter`'s bucket in the fleet's store (falling back
+/// to this gateway's own bucket when the store fails, counted in `fallbacks`): `Err(seconds)`
+/// to wait, as [`RateLimiter::take`].
 pub async fn take(
-    redis: &RedisTier,
+    buckets: &dyn SharedBuckets,
     limiter: &RateLimiter,
     client: Option<IpAddr>,
     fallbacks: &prometheus::IntCounter,
 ) -> Result<(), u32> {
-    let key = format!("{}{}", redis.key_prefix(), limiter.shared_key(client));
-    let Rate { per_second, burst } = limiter.limit().rate;
-    let mut cmd = redis::pipe();
-    cmd.cmd("EVAL")
-        .arg(TAKE)
-        .arg(1)
-        .arg(&key)
-        .arg(per_second)
-        .arg(burst);
-    match redis.run::<(u64,)>("rate limit", &cmd).await {
-        Ok((0,)) => Ok(()),
-        Ok((wait_ms,)) => Err(super::retry_after(Duration::from_millis(wait_ms))),
+    match buckets
+        .take(&limiter.shared_key(client), limiter.limit().rate)
+        .await
+    {
+        Ok(0) => Ok(()),
+        Ok(wait_ms) => Err(super::retry_after(Duration::from_millis(wait_ms))),
         Err(e) => {
             tracing::debug!(error = %e, "shared rate limit counted locally");
             fallbacks.inc();

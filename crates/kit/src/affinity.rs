@@ -5,9 +5,23 @@
 //! and restarts (FNV-1a with a 64-bit finaliser), so every gateway of a fleet sends one client
 //! to the same side.
 
-use super::rules::RequestFacts;
-use http::HeaderName;
-use kit::params;
+use crate::params;
+use http::{HeaderMap, HeaderName, Method};
+use std::net::IpAddr;
+
+/// What steering rules and affinity keys can know about a request.
+pub struct RequestFacts<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The normalised request path.
+    pub path: &'a str,
+    /// The raw query string, without `?`.
+    pub query: Option<&'a str>,
+    /// The client address as derived with `trusted_proxies`.
+    pub client: Option<IpAddr>,
+}
 
 /// Where a request's affinity key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +130,6 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{HeaderMap, Method};
 
     #[test]
     fn parses_key_sources() {
