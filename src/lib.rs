@@ -71,4 +71,5 @@ pub mod proxy;
 pub mod routing;
 pub mod server;
 pub mod services;
+pub mod variant_backend;
 pub mod variants;

@@ -9,7 +9,7 @@
 //! answering `dir` files inline, without this hop.
 
 use crate::backend::local::BACKEND_HEADER;
-use crate::backend::Backend;
+use crate::backend::{Ask, Backend, OriginError};
 use crate::error::GatewayError;
 use crate::proxy::respond::Answer;
 use crate::variants::builder::{VariantBuilder, LIMITS_HEADER};
@@ -83,9 +83,11 @@ impl LocalOrigin {
         let key = percent_encoding::percent_decode_str(req.uri.path().trim_start_matches('/'))
             .decode_utf8()
             .map(|k| k.into_owned());
-        let dir = self.dirs.get(name).and_then(|b| b.local());
-        let answer = match (dir, key) {
-            (Some(dir), Ok(key)) => dir.answer(req, &key).map_err(GatewayError::from),
+        let answer = match (self.dirs.get(name), key) {
+            (Some(dir), Ok(key)) => dir
+                .answer_here(req, &Ask::Object(key))
+                .unwrap_or(Err(OriginError::Internal))
+                .map_err(GatewayError::from),
             _ => Err(GatewayError::Internal),
         };
         match answer {

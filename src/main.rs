@@ -407,8 +407,12 @@ fn sign(what: Sign) -> anyhow::Result<String> {
             ttl,
         } => {
             let (cfg, ttl) = config_and_ttl(&config, &ttl)?;
-            let (backends, _) = assetgate::backend::build(&cfg, &OriginMetrics::unregistered())
-                .map_err(anyhow::Error::msg)?;
+            let (backends, _) = assetgate::backend::build(
+                &cfg,
+                &OriginMetrics::unregistered(),
+                &assetgate::variant_backend::in_process,
+            )
+            .map_err(anyhow::Error::msg)?;
             let b = backends
                 .get(&backend)
                 .with_context(|| format!("no backend \"{backend}\" in the config"))?;
@@ -527,8 +531,12 @@ fn assets(what: AssetsCommand) -> anyhow::Result<()> {
         module,
         visibility: Visibility::parse(&visibility).context("unknown visibility")?,
     };
-    let (backends, _) = assetgate::backend::build(&cfg, &OriginMetrics::unregistered())
-        .map_err(anyhow::Error::msg)?;
+    let (backends, _) = assetgate::backend::build(
+        &cfg,
+        &OriginMetrics::unregistered(),
+        &assetgate::variant_backend::in_process,
+    )
+    .map_err(anyhow::Error::msg)?;
     let originals = backends
         .get(&settings.originals)
         .with_context(|| format!("no backend \"{}\"", settings.originals))?;
@@ -543,7 +551,7 @@ fn assets(what: AssetsCommand) -> anyhow::Result<()> {
             let added = match tokio::fs::read(&file).await {
                 Ok(bytes) => {
                     let placement = ingest::Placement::Upload(&settings.key_prefix);
-                    ingest::add(&store, originals, placement, bytes, &name, &who).await
+                    ingest::add(&store, originals.as_ref(), placement, bytes, &name, &who).await
                 }
                 Err(e) => Err(assetgate::assets::StoreError::Ingest(format!(
                     "{name}: {e}"

@@ -78,8 +78,12 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     server.bootstrap();
 
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let (backends, background) =
-        backend::build(config, &metrics.origins).map_err(StartError::Backend)?;
+    let (backends, background) = backend::build(
+        config,
+        &metrics.origins,
+        &crate::variant_backend::in_process,
+    )
+    .map_err(StartError::Backend)?;
     let auth =
         Authenticator::from_config(&config.auth, &config.admin_access).map_err(StartError::Auth)?;
     let audit = match &config.admin_access.audit_log {

@@ -5,7 +5,7 @@
 
 use super::store::{Asset, AssetStore, Blob};
 use super::{StoreError, Visibility};
-use crate::backend::Backend;
+use crate::backend::OriginalStore;
 use sha2::{Digest, Sha256};
 
 /// What adding one original did.
@@ -72,7 +72,7 @@ pub enum Placement<'a> {
 /// stored in `originals` as `placement` says unless the blob is stored already.
 pub async fn add(
     store: &AssetStore,
-    originals: &Backend,
+    originals: &dyn OriginalStore,
     placement: Placement<'_>,
     bytes: Vec<u8>,
     name: &str,

@@ -7,7 +7,7 @@
 use super::ingest::{self, Ownership, Placement};
 use super::lookup::AccessCache;
 use super::store::{redacted, AssetStore};
-use crate::backend::Backend;
+use crate::backend::OriginalStore;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -28,7 +28,7 @@ pub struct StartupOriginals {
 pub struct StoreService {
     url: String,
     cache: Arc<AccessCache>,
-    originals: Arc<Backend>,
+    originals: Arc<dyn OriginalStore>,
     prefix: String,
     startup: Option<StartupOriginals>,
 }
@@ -39,7 +39,7 @@ impl StoreService {
     pub fn new(
         url: String,
         cache: Arc<AccessCache>,
-        originals: Arc<Backend>,
+        originals: Arc<dyn OriginalStore>,
         prefix: String,
         startup: Option<StartupOriginals>,
     ) -> StoreService {
@@ -71,7 +71,7 @@ impl StoreService {
                 Ok(bytes) => {
                     ingest::add(
                         store,
-                        &self.originals,
+                        self.originals.as_ref(),
                         placement,
                         bytes,
                         &name,

@@ -18,15 +18,19 @@
 
 use super::error::OriginError;
 use super::keys::object_key;
+use super::origin::{Origin, OriginalStore};
 use super::spec::DirSpec;
+use super::Ask;
 use super::OriginalError;
 use crate::config::Route;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::{header, Method};
+use kit::client::ClientInfo;
 use kit::conditional::{evaluate, if_range_allows, Precondition};
 use kit::range::{decide, RangeDecision};
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::upstreams::peer::HttpPeer;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -396,4 +400,91 @@ fn entity_tag(len: u64, modified: SystemTime) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("\"{len:x}-{nanos:x}\"")
+}
+
+/// A directory as one backend kind: the gateway answers its files itself on an uncached
+/// route, and through the in-process origin on a cached one (so they are stored like any
+/// backend's answer); originals are files under the key prefix.
+#[async_trait::async_trait]
+impl Origin for DirBackend {
+    fn kind(&self) -> &'static str {
+        "dir"
+    }
+
+    fn ask(
+        &self,
+        route: &Route,
+        _host: &str,
+        path: &str,
+        _query: Option<&str>,
+        _accept: Option<&str>,
+    ) -> Result<Ask, OriginError> {
+        self.object_key(route, path).map(Ask::Object)
+    }
+
+    async fn peer(
+        &self,
+        _attempt: usize,
+        _tried: &[usize],
+        _hash: Option<u64>,
+    ) -> Result<(HttpPeer, Option<usize>), OriginError> {
+        Ok((super::local::peer()?, None))
+    }
+
+    async fn prepare(
+        &self,
+        name: &str,
+        req: &mut RequestHeader,
+        ask: &Ask,
+        _client: &ClientInfo,
+    ) -> Result<(), OriginError> {
+        let Ask::Object(key) = ask else {
+            return Err(OriginError::Internal);
+        };
+        *req = super::local::request(req, name, key)?;
+        Ok(())
+    }
+
+    fn member_health(&self) -> Vec<(String, bool)> {
+        vec![(self.root().display().to_string(), self.root().is_dir())]
+    }
+
+    fn answer_here(
+        &self,
+        req: &RequestHeader,
+        ask: &Ask,
+    ) -> Option<Result<FileAnswer, OriginError>> {
+        match ask {
+            Ask::Object(key) => Some(self.answer(req, key)),
+            _ => Some(Err(OriginError::Internal)),
+        }
+    }
+
+    fn originals(&self) -> Option<&dyn OriginalStore> {
+        Some(self)
+    }
+
+    fn local(&self) -> Option<&DirBackend> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl OriginalStore for DirBackend {
+    async fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {
+        DirBackend::read_original(self, key, max)
+    }
+
+    async fn write_original(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<(), OriginalError> {
+        DirBackend::write_original(self, key, &bytes)
+    }
+
+    fn key_of_local_file(&self, path: &std::path::Path) -> Option<String> {
+        DirBackend::key_of_local_file(self, path)
+    }
 }

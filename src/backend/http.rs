@@ -9,14 +9,18 @@
 //! timeouts, 5xx answers) for `eject_for`; after that it is tried again, and one more failure
 //! ejects it again until a success resets its count.
 
+use super::keys::origin_path;
 use super::metrics::{MemberMetrics, OriginMetrics};
+use super::origin::Origin;
 use super::spec::{Balance, HttpSpec};
+use super::{Ask, OriginError};
+use crate::config::Route;
 use async_trait::async_trait;
 use http::{header, HeaderName};
 use kit::affinity::AffinityKey;
 use kit::client::ClientInfo;
 use kit::path::encode;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::health_check::{HealthCheck, HealthObserve, HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::selection::{consistent::KetamaHashing, RoundRobin};
 use pingora::lb::{Backend as PoolMember, LoadBalancer};
@@ -448,4 +452,109 @@ where
     lb.parallel_health_check = true;
     let service = background_service(service_name, lb);
     (service.task(), Some(Box::new(service)))
+}
+
+/// An origin pool as one backend kind: requests are proxied to a member chosen by the pool's
+/// balance, with the client's headers; members are health-checked and ejected.
+#[async_trait]
+impl Origin for HttpBackend {
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+
+    fn ask(
+        &self,
+        route: &Route,
+        host: &str,
+        path: &str,
+        query: Option<&str>,
+        _accept: Option<&str>,
+    ) -> Result<Ask, OriginError> {
+        let query = route.access.strip(query);
+        let query = match &route.cache {
+            Some(policy) => {
+                kit::params::forwarded_query(query.as_deref(), policy.query_keys.as_deref())
+            }
+            None => query.map(|q| q.into_owned()),
+        };
+        Ok(Ask::Origin {
+            path: origin_path(route, path),
+            query,
+            host: host.to_string(),
+        })
+    }
+
+    async fn peer(
+        &self,
+        _attempt: usize,
+        tried: &[usize],
+        hash: Option<u64>,
+    ) -> Result<(HttpPeer, Option<usize>), OriginError> {
+        let member = self.select(hash, tried).ok_or(OriginError::Unreachable)?;
+        let peer = HttpBackend::peer(self, member).ok_or(OriginError::Unreachable)?;
+        Ok((peer, Some(member)))
+    }
+
+    async fn prepare(
+        &self,
+        _name: &str,
+        req: &mut RequestHeader,
+        ask: &Ask,
+        client: &ClientInfo,
+    ) -> Result<(), OriginError> {
+        let Ask::Origin { path, query, host } = ask else {
+            return Err(OriginError::Internal);
+        };
+        self.prepare_request(req, path, query.as_deref(), host, client)
+            .map_err(|_| OriginError::Internal)
+    }
+
+    fn member_health(&self) -> Vec<(String, bool)> {
+        HttpBackend::member_health(self)
+    }
+
+    fn may_retry_connect(&self, _attempts: usize, tried: &[usize]) -> bool {
+        HttpBackend::may_retry_connect(self, tried)
+    }
+
+    fn has_untried_member(&self, tried: &[usize]) -> bool {
+        HttpBackend::may_retry_connect(self, tried)
+    }
+
+    fn usable(&self) -> bool {
+        HttpBackend::usable(self)
+    }
+
+    fn read_only(&self) -> bool {
+        false
+    }
+
+    fn affinity(&self) -> Option<&AffinityKey> {
+        HttpBackend::affinity(self)
+    }
+
+    fn total_timeout(&self) -> Option<Duration> {
+        HttpBackend::total_timeout(self)
+    }
+
+    fn record(&self, member: usize, outcome: MemberOutcome) {
+        HttpBackend::record(self, member, outcome)
+    }
+
+    fn member_label(&self, member: usize) -> &str {
+        HttpBackend::member_label(self, member)
+    }
+
+    fn forwards_client_headers(&self) -> bool {
+        true
+    }
+
+    fn marks_degraded(&self, resp: &ResponseHeader) -> bool {
+        self.degraded_marker()
+            .is_some_and(|m| m.marks(&resp.headers))
+    }
+
+    fn strip_headers(&self) -> &[String] {
+        HttpBackend::strip_headers(self)
+    }
 }

@@ -3,12 +3,12 @@
 //! (files of `dir` backends, image variants) through the proxy path like any other backend.
 //!
 //! The proxy asks `GET /<percent-encoded key>` with [`BACKEND_HEADER`] naming the `dir`
-//! backend, or the variant's canonical path with the route's source limits.
+//! backend; kinds the application adds (variants) make requests of their own.
 
 use super::error::OriginError;
-use crate::variants::builder::LIMITS_HEADER;
 use http::header;
 use pingora::http::RequestHeader;
+use pingora::upstreams::peer::HttpPeer;
 use std::path::PathBuf;
 
 /// The request header naming the `dir` backend asked.
@@ -18,6 +18,12 @@ pub const BACKEND_HEADER: &str = "x-assetgate-dir";
 /// after the process, so an old and a new process of a graceful upgrade never share one.
 pub fn socket_path() -> PathBuf {
     std::env::temp_dir().join(format!("assetgate-{}-local.sock", std::process::id()))
+}
+
+/// The peer that is this process's in-process origin.
+pub fn peer() -> Result<HttpPeer, OriginError> {
+    HttpPeer::new_uds(&socket_path().to_string_lossy(), false, String::new())
+        .map_err(|_| OriginError::Internal)
 }
 
 /// The request the proxy sends the in-process origin for `key` of backend `name`.
@@ -31,24 +37,6 @@ pub fn request(req: &RequestHeader, name: &str, key: &str) -> Result<RequestHead
         if let Some(v) = req.headers.get(&name) {
             let _ = out.insert_header(name, v.clone());
         }
-    }
-    Ok(out)
-}
-
-/// The request the proxy sends the in-process origin for the variant at canonical `path`,
-/// with the route's source `limits`.
-pub fn variant_request(
-    req: &RequestHeader,
-    path: &str,
-    limits: &str,
-) -> Result<RequestHeader, OriginError> {
-    let encoded = kit::path::encode(path).to_string();
-    let mut out = RequestHeader::build(req.method.clone(), encoded.as_bytes(), None)
-        .map_err(|_| OriginError::Internal)?;
-    let _ = out.insert_header(header::HOST, "localhost");
-    let _ = out.insert_header(LIMITS_HEADER, limits);
-    if let Some(v) = req.headers.get(header::IF_NONE_MATCH) {
-        let _ = out.insert_header(header::IF_NONE_MATCH, v.clone());
     }
     Ok(out)
 }

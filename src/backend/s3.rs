@@ -11,8 +11,10 @@
 use super::error::OriginError;
 use super::keys::{object_key, MAX_OBJECT_KEY_BYTES};
 use super::metrics::BackendMetrics;
+use super::origin::{Origin, OriginalStore};
 use super::resolve::Resolver;
 use super::spec::{CredentialSpec, S3Spec};
+use super::Ask;
 use super::OriginalError;
 use super::Verdict;
 use crate::config::Route;
@@ -26,6 +28,7 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use kit::client::ClientInfo;
 use kit::path::encode;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
@@ -636,6 +639,125 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// A bucket as one backend kind: requests are proxied, signed for the bucket; its answers
+/// are judged by the bucket's status policy; originals are objects under the key prefix.
+#[async_trait::async_trait]
+impl Origin for Arc<S3Backend> {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    fn ask(
+        &self,
+        route: &Route,
+        _host: &str,
+        path: &str,
+        _query: Option<&str>,
+        _accept: Option<&str>,
+    ) -> Result<Ask, OriginError> {
+        self.object_key(route, path).map(Ask::Object)
+    }
+
+    async fn peer(
+        &self,
+        attempt: usize,
+        _tried: &[usize],
+        _hash: Option<u64>,
+    ) -> Result<(HttpPeer, Option<usize>), OriginError> {
+        let bucket: &S3Backend = self;
+        Ok((bucket.peer(attempt).await?, None))
+    }
+
+    async fn prepare(
+        &self,
+        name: &str,
+        req: &mut RequestHeader,
+        ask: &Ask,
+        _client: &ClientInfo,
+    ) -> Result<(), OriginError> {
+        let Ask::Object(key) = ask else {
+            return Err(OriginError::Internal);
+        };
+        self.prepare_request(req, key).await.map_err(|e| {
+            tracing::error!(backend = %name, error = %e, "cannot prepare S3 request");
+            OriginError::from(e)
+        })
+    }
+
+    fn member_health(&self) -> Vec<(String, bool)> {
+        vec![(
+            self.endpoint_url(),
+            self.health().healthy() && self.credentials_accepted(),
+        )]
+    }
+
+    async fn judge(&self, resp: &ResponseHeader, ask: &Ask, metrics: &BackendMetrics) -> Verdict {
+        match ask {
+            Ask::Object(key) => S3Backend::judge(self, resp, key, metrics).await,
+            _ => Verdict::Pass,
+        }
+    }
+
+    fn may_retry_connect(&self, attempts: usize, _tried: &[usize]) -> bool {
+        S3Backend::may_retry_connect(self, attempts)
+    }
+
+    fn usable(&self) -> bool {
+        self.health().healthy() && self.credentials_accepted()
+    }
+
+    fn total_timeout(&self) -> Option<Duration> {
+        S3Backend::total_timeout(self)
+    }
+
+    fn strip_headers(&self) -> &[String] {
+        S3Backend::strip_headers(self)
+    }
+
+    fn originals(&self) -> Option<&dyn OriginalStore> {
+        Some(self)
+    }
+
+    fn bucket(&self) -> Option<Arc<S3Backend>> {
+        Some(self.clone())
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        in_prefix: bool,
+        expires_in: Duration,
+    ) -> Result<String, OriginError> {
+        let key = if in_prefix {
+            self.key_in_prefix(key)
+        } else {
+            key.to_string()
+        };
+        S3Backend::presign_get(self, &key, expires_in)
+            .await
+            .map_err(|e| {
+                tracing::error!(backend = %self.name, error = %e, "cannot presign");
+                OriginError::from(e)
+            })
+    }
+}
+
+#[async_trait::async_trait]
+impl OriginalStore for Arc<S3Backend> {
+    async fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {
+        S3Backend::read_original(self, key, max).await
+    }
+
+    async fn write_original(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), OriginalError> {
+        S3Backend::write_original(self, key, bytes, content_type).await
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub use ctx::{CacheCtx, Matched, Outcome, RequestCtx, RouteServices, ServedRoute
 
 use crate::assets::lookup::AccessCache;
 use crate::audit::AuditLog;
-use crate::backend::dir::{DirBackend, FileAnswer};
+use crate::backend::dir::FileAnswer;
 use crate::backend::{Ask, Backend, MemberOutcome, Verdict};
 use crate::cache::admit::{self, Circumstances};
 use crate::cache::status::seconds_left;
@@ -473,17 +473,15 @@ impl Gateway {
         Some(write_answer(session, Answer { header, body }).await)
     }
 
-    /// Serves a file from a directory backend; returns `Ok(true)` once answered.
+    /// Sends the backend's own answer to the request (a directory's file); returns
+    /// `Ok(true)` once answered.
     async fn serve_file(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        dir: &DirBackend,
+        answer: std::result::Result<FileAnswer, crate::backend::OriginError>,
     ) -> Result<bool> {
-        let Some(Ask::Object(key)) = &ctx.upstream.ask else {
-            return self.reject(session, ctx, GatewayError::Internal).await;
-        };
-        let FileAnswer { mut header, body } = match dir.answer(session.req_header(), key) {
+        let FileAnswer { mut header, body } = match answer {
             Ok(answer) => answer,
             Err(e) => return self.reject(session, ctx, e.into()).await,
         };
@@ -728,11 +726,14 @@ impl ProxyHttp for Gateway {
             .matched
             .as_ref()
             .is_some_and(|m| m.route.attached.cache.is_some());
-        match backend.local() {
-            // A cached route reaches its files through the in-process origin (proxied, so
-            // stored like any backend's answer); an uncached one is answered right here.
-            Some(dir) if !cached => self.serve_file(session, ctx, dir).await,
-            _ => Ok(false),
+        // A cached route reaches the gateway's own content through the in-process origin
+        // (proxied, so stored like any backend's answer); an uncached one is answered here.
+        let Some(ask) = ctx.upstream.ask.as_ref().filter(|_| !cached) else {
+            return Ok(false);
+        };
+        match backend.answer_here(session.req_header(), ask) {
+            Some(answer) => self.serve_file(session, ctx, answer).await,
+            None => Ok(false),
         }
     }
 

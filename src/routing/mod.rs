@@ -24,6 +24,12 @@ pub trait Usable {
     fn usable(&self) -> bool;
 }
 
+impl Usable for crate::backend::Backend {
+    fn usable(&self) -> bool {
+        crate::backend::Backend::usable(self)
+    }
+}
+
 impl Usable for () {
     fn usable(&self) -> bool {
         true

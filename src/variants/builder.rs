@@ -16,7 +16,7 @@ use super::spec::{parse_canonical, VariantSpec};
 use super::VariantError;
 use crate::assets::lookup::AccessCache;
 use crate::assets::StoreError;
-use crate::backend::{Backend, OriginalError};
+use crate::backend::{OriginalError, OriginalStore};
 use bytes::Bytes;
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -82,7 +82,7 @@ pub fn parse_limits_header(value: Option<&str>) -> VariantLimits {
 /// Makes variants of the originals in one asset store.
 pub struct VariantBuilder {
     assets: Arc<AccessCache>,
-    originals: Arc<Backend>,
+    originals: Arc<dyn OriginalStore>,
     pool: WorkerPool,
     sources: Arc<Sources>,
     settings: EncodeSettings,
@@ -102,7 +102,7 @@ impl VariantBuilder {
     /// `queue` waiting jobs, counting into `metrics`.
     pub fn new(
         assets: Arc<AccessCache>,
-        originals: Arc<Backend>,
+        originals: Arc<dyn OriginalStore>,
         workers: usize,
         queue: usize,
         settings: EncodeSettings,
