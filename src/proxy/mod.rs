@@ -10,6 +10,7 @@ mod ctx;
 pub mod decorate;
 pub mod respond;
 mod shared_buckets;
+pub mod stages;
 
 pub use ctx::{CacheCtx, Matched, Outcome, RequestCtx, RouteServices, ServedRoute, Upstream};
 
@@ -34,7 +35,6 @@ use caching::{cache_report, invalidate_after_unsafe, key_parts, observe_cache, C
 use http::{header, Method};
 use kit::client::{ClientInfo, TrustedProxies};
 use kit::host::{self, request_host};
-use kit::path::normalise;
 use kit::range::RangeSyntax;
 use limits::{LimitSettings, RateLimiter};
 use pingora::cache::key::HashBinary;
@@ -640,101 +640,9 @@ impl ProxyHttp for Gateway {
         modules.add_module(ResponseCompressionBuilder::enable(self.compression.level));
     }
 
+    /// The steps of [`stages::STAGES`], in order, until one ends the request.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        crate::connections::head_deadline::head_received(session);
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let req = session.req_header();
-        ctx.client = ClientInfo::derive(peer, &req.headers, &self.trusted_proxies, tls);
-        let (head_bytes, head_fields) = limits::head_size(req.raw_path(), &req.headers);
-        if head_bytes > self.limits.header_bytes || head_fields > self.limits.header_count {
-            return self
-                .reject(session, ctx, GatewayError::HeadersTooLarge)
-                .await;
-        }
-        let found = request_host(req)
-            .map_err(GatewayError::from)
-            .and_then(|host| {
-                let path = normalise(req.uri.path())?;
-                Ok((self.router.find(host, &path), path, host))
-            });
-        let (route, path, host) = match found {
-            Ok((Some(route), path, host)) => (route, path, host::canonical(host).into_owned()),
-            Ok((None, _, _)) => return self.reject(session, ctx, GatewayError::NoRoute).await,
-            Err(e) => return self.reject(session, ctx, e).await,
-        };
-        ctx.matched = Some(Matched {
-            route: route.clone(),
-            path,
-            host,
-            grant: None,
-            variant: None,
-        });
-        if let Some(e) = self.over_limit(ctx).await {
-            return self.reject(session, ctx, e).await;
-        }
-        if let Some(answer) = self.preflight(session, ctx).await {
-            return answer;
-        }
-        let methods = &route.route.methods;
-        if !methods.contains(&session.req_header().method) {
-            let allow = allow_header(methods, route.route.cors.is_some());
-            return self
-                .reject(session, ctx, GatewayError::MethodNotAllowed { allow })
-                .await;
-        }
-        if let Some(cache) = &route.attached.cache {
-            let req = session.req_header();
-            if is_read(&req.method) && carries_body(req) {
-                // Its body is unread: the connection cannot carry another request.
-                session.set_keepalive(None);
-                return self.reject(session, ctx, GatewayError::BodyOnRead).await;
-            }
-            if !cache.policy.key_headers.is_empty() {
-                ctx.cache.keyed_headers =
-                    crate::cache::key::keyed_headers(&req.headers, &cache.policy.key_headers);
-            }
-        }
-        let authorized = if route.route.variants.is_some() {
-            self.authorize_variant(session.req_header(), ctx).await
-        } else {
-            self.authorize(session.req_header(), ctx)
-        };
-        if let Err(e) = authorized {
-            return self.reject(session, ctx, e).await;
-        }
-        let req = session.req_header();
-        let accept = accept_of(req);
-        let chosen = Self::steer(req, ctx).and_then(|()| {
-            Self::choose_backend(ctx, &req.method, req.uri.query(), accept.as_deref())
-        });
-        let backend = match chosen {
-            Ok(backend) => backend,
-            Err(e) => return self.reject(session, ctx, e).await,
-        };
-        let admin = ctx.matched.as_ref().and_then(|m| m.grant.as_ref());
-        if admin.is_some_and(|g| g.scheme == Scheme::Admin) {
-            return self.admin_redirect(session, ctx, &backend).await;
-        }
-        if let Some(answered) = self.serve_fresh_hit(session, ctx).await {
-            return answered;
-        }
-        let cached = ctx
-            .matched
-            .as_ref()
-            .is_some_and(|m| m.route.attached.cache.is_some());
-        // A cached route reaches the gateway's own content through the in-process origin
-        // (proxied, so stored like any backend's answer); an uncached one is answered here.
-        let Some(ask) = ctx.upstream.ask.as_ref().filter(|_| !cached) else {
-            return Ok(false);
-        };
-        match backend.answer_here(session.req_header(), ask) {
-            Some(answer) => self.serve_file(session, ctx, answer).await,
-            None => Ok(false),
-        }
+        self.run_stages(session, ctx).await
     }
 
     /// Turns the cache on for reads on a cached route.
