@@ -170,80 +170,121 @@ pub struct RawCredentials {
     pub session_token: Option<RawSecret>,
 }
 
-/// `[backends.NAME]`: one upstream.
+/// `[backends.NAME]`: one upstream. Its `kind` (`s3`, `http`, `dir` or `variants`) chooses
+/// which of [`RawS3Backend`], [`RawHttpBackend`], [`RawDirBackend`] and
+/// [`RawVariantsBackend`] the other keys are read as; a key the kind does not take is reported
+/// at its own path (`backends.NAME.KEY`).
+pub const BACKEND_KINDS: &[&str] = &["s3", "http", "dir", "variants"];
+
+/// `[backends.NAME]` with `kind = "s3"`: an S3 or S3-compatible bucket (AWS, R2, Garage, MinIO).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawBackend {
-    /// `s3`, `http`, `dir`, or `variants` (the image variant builder, reading the originals of
-    /// `[assets]`; it takes no other keys).
-    pub kind: String,
-    // --- s3 ---
-    /// Bucket name (s3).
+pub struct RawS3Backend {
+    /// Bucket name.
     pub bucket: Option<String>,
-    /// Signing region, e.g. `us-east-1`; `auto` for R2 (s3).
+    /// Signing region, e.g. `us-east-1`; `auto` for R2 (default `us-east-1`).
     pub region: Option<String>,
-    /// Endpoint URL for R2 and other S3-compatible stores; AWS when absent (s3).
+    /// Endpoint URL for R2 and other S3-compatible stores; AWS when absent.
     pub endpoint: Option<String>,
-    /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key` (s3).
+    /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key`.
     pub path_style: Option<bool>,
-    /// Prefix prepended to every object key; requests can never leave it (s3, dir).
+    /// Prefix prepended to every object key; requests can never leave it.
     pub key_prefix: Option<String>,
-    /// How requests are signed ([`RawCredentials`]; s3). Kept raw for precise error paths.
+    /// How requests are signed ([`RawCredentials`]). Kept raw for precise error paths.
     pub credentials: Option<toml::Value>,
-    /// Status answered when the bucket denies access to an object: 404 (default, hides existence) or 403 (s3).
+    /// Status answered when the bucket denies access to an object: 404 (default, hides
+    /// existence) or 403.
     pub access_denied_status: Option<u16>,
-    // --- http ---
-    /// Origin members as `host:port` (http).
-    pub addresses: Option<Vec<String>>,
-    /// Host header sent to the origin (http; default: the client's Host).
-    pub host_header: Option<String>,
-    /// Connect to the origin over TLS (http).
-    pub tls: Option<bool>,
-    /// SNI and certificate name for TLS to the origin (http; default: `host_header`).
-    pub sni: Option<String>,
-    /// Verify the origin's certificate (http with tls; default true).
-    pub verify_cert: Option<bool>,
-    /// Time between active health checks, e.g. `5s`; `0s` disables them (http: each member,
-    /// default 5s; s3: a cheap signed listing of the bucket, default 10s).
+    /// Time between health checks (a cheap signed listing of the bucket), e.g. `10s`
+    /// (default); `0s` disables them.
     pub health_check_interval: Option<String>,
-    /// Path of an HTTP health check, e.g. `/healthz`; without it the check is a TCP (or TLS)
-    /// connect (http).
-    pub health_check_path: Option<String>,
-    /// Status the HTTP health check expects (http; default 200).
-    pub health_check_status: Option<u16>,
-    /// Time one health check may take, e.g. `2s` (http, s3; default 2s).
+    /// Time one health check may take, e.g. `2s` (default 2s).
     pub health_check_timeout: Option<String>,
-    /// Consecutive passed checks that bring an unhealthy member back (http, s3; default 2).
+    /// Consecutive passed checks that bring an unhealthy bucket back (default 2).
     pub health_check_rise: Option<usize>,
-    /// Consecutive failed checks that take a healthy member out (http, s3; default 2).
+    /// Consecutive failed checks that take a healthy bucket out (default 2).
     pub health_check_fall: Option<usize>,
-    /// `round_robin` (default) or `consistent` hashing of `hash_key` over the members (http).
-    pub balance: Option<String>,
-    /// What `consistent` balancing hashes: `path` (default), `client_ip`, `header:NAME`,
-    /// `cookie:NAME` or `query:NAME` (http).
-    pub hash_key: Option<String>,
-    /// Consecutive failures (refused or broken connections, timeouts, 5xx answers) after which a
-    /// member is ejected without waiting for health checks; 0 disables (http; default 3).
-    pub eject_after: Option<u32>,
-    /// How long an ejected member stays out before it is tried again (http; default 10s).
-    pub eject_for: Option<String>,
-    /// `name: value` of a response header by which the origin marks a degraded answer (e.g.
-    /// `x-token-valid: false`); such answers are never stored in a shared cache tier (http).
-    pub degraded_header: Option<String>,
-    // --- dir ---
-    /// Directory served (dir).
-    pub root: Option<PathBuf>,
-    // --- shared ---
-    /// Time allowed to establish a connection, e.g. `2s` (s3, http; default 5s).
+    /// Time allowed to establish a connection, e.g. `2s` (default 5s).
     pub connect_timeout: Option<String>,
-    /// Time allowed between reads from the upstream, e.g. `30s` (s3, http; default 30s).
+    /// Time allowed between reads from the bucket, e.g. `30s` (default 30s).
     pub read_timeout: Option<String>,
-    /// Time allowed for the whole upstream exchange, from the request sent to the last body
-    /// byte, e.g. `60s` (s3, http; default none: only `read_timeout` bounds it).
+    /// Time allowed for the whole exchange, from the request sent to the last body byte, e.g.
+    /// `60s` (default none: only `read_timeout` bounds it).
     pub total_timeout: Option<String>,
-    /// Extra response header names removed before the client sees them.
+    /// Extra response header names removed before the client sees them (the bucket's own
+    /// `x-amz-*` and similar are always removed).
     pub strip_response_headers: Option<Vec<String>>,
 }
+
+/// `[backends.NAME]` with `kind = "http"`: a pool of HTTP origin servers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpBackend {
+    /// Origin members as `host:port`.
+    pub addresses: Option<Vec<String>>,
+    /// Host header sent to the origin (default: the client's Host).
+    pub host_header: Option<String>,
+    /// Connect to the origin over TLS.
+    pub tls: Option<bool>,
+    /// SNI and certificate name for TLS to the origin (default: `host_header`).
+    pub sni: Option<String>,
+    /// Verify the origin's certificate (with `tls`; default true).
+    pub verify_cert: Option<bool>,
+    /// Time between active health checks of each member, e.g. `5s` (default); `0s`
+    /// disables them.
+    pub health_check_interval: Option<String>,
+    /// Path of an HTTP health check, e.g. `/healthz`; without it the check is a TCP (or TLS)
+    /// connect.
+    pub health_check_path: Option<String>,
+    /// Status the HTTP health check expects (default 200).
+    pub health_check_status: Option<u16>,
+    /// Time one health check may take, e.g. `2s` (default 2s).
+    pub health_check_timeout: Option<String>,
+    /// Consecutive passed checks that bring an unhealthy member back (default 2).
+    pub health_check_rise: Option<usize>,
+    /// Consecutive failed checks that take a healthy member out (default 2).
+    pub health_check_fall: Option<usize>,
+    /// `round_robin` (default) or `consistent` hashing of `hash_key` over the members.
+    pub balance: Option<String>,
+    /// What `consistent` balancing hashes: `path` (default), `client_ip`, `header:NAME`,
+    /// `cookie:NAME` or `query:NAME`.
+    pub hash_key: Option<String>,
+    /// Consecutive failures (refused or broken connections, timeouts, 5xx answers) after which a
+    /// member is ejected without waiting for health checks; 0 disables (default 3).
+    pub eject_after: Option<u32>,
+    /// How long an ejected member stays out before it is tried again (default 10s).
+    pub eject_for: Option<String>,
+    /// `name: value` of a response header by which the origin marks a degraded answer (e.g.
+    /// `x-token-valid: false`); such answers are never stored in a shared cache tier.
+    pub degraded_header: Option<String>,
+    /// Time allowed to establish a connection, e.g. `2s` (default 5s).
+    pub connect_timeout: Option<String>,
+    /// Time allowed between reads from the origin, e.g. `30s` (default 30s).
+    pub read_timeout: Option<String>,
+    /// Time allowed for the whole exchange, from the request sent to the last body byte, e.g.
+    /// `60s` (default none: only `read_timeout` bounds it).
+    pub total_timeout: Option<String>,
+    /// Response header names removed before the client sees them.
+    pub strip_response_headers: Option<Vec<String>>,
+}
+
+/// `[backends.NAME]` with `kind = "dir"`: a local directory the gateway serves itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirBackend {
+    /// Directory served.
+    pub root: Option<PathBuf>,
+    /// Sub-directory of `root` every key is under; requests can never leave it.
+    pub key_prefix: Option<String>,
+    /// Response header names removed before the client sees them.
+    pub strip_response_headers: Option<Vec<String>>,
+}
+
+/// `[backends.NAME]` with `kind = "variants"`: the image variant builder, reading the
+/// originals of `[assets]`. It takes no other keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariantsBackend {}
 
 /// `[auth]`: keys and lists the routes' access policies use.
 #[derive(Debug, Default, Deserialize)]

@@ -4,37 +4,6 @@ use super::{item, Problems, Validator};
 use crate::config::raw::*;
 use crate::config::*;
 
-/// Backend keys that belong to only some kinds (the rest are shared by all).
-const BACKEND_KEY_KINDS: &[(&str, &[&str])] = &[
-    ("bucket", &["s3"]),
-    ("region", &["s3"]),
-    ("endpoint", &["s3"]),
-    ("path_style", &["s3"]),
-    ("key_prefix", &["s3", "dir"]),
-    ("credentials", &["s3"]),
-    ("access_denied_status", &["s3"]),
-    ("addresses", &["http"]),
-    ("host_header", &["http"]),
-    ("tls", &["http"]),
-    ("sni", &["http"]),
-    ("verify_cert", &["http"]),
-    ("health_check_interval", &["http", "s3"]),
-    ("health_check_path", &["http"]),
-    ("health_check_status", &["http"]),
-    ("health_check_timeout", &["http", "s3"]),
-    ("health_check_rise", &["http", "s3"]),
-    ("health_check_fall", &["http", "s3"]),
-    ("balance", &["http"]),
-    ("hash_key", &["http"]),
-    ("eject_after", &["http"]),
-    ("eject_for", &["http"]),
-    ("total_timeout", &["s3", "http"]),
-    ("degraded_header", &["http"]),
-    ("root", &["dir"]),
-    ("connect_timeout", &["s3", "http"]),
-    ("read_timeout", &["s3", "http"]),
-];
-
 /// Response headers that never leave the gateway from an S3 backend.
 const S3_INTERNAL_HEADERS: &[&str] = &[
     "x-amz-*",
@@ -46,216 +15,63 @@ const S3_INTERNAL_HEADERS: &[&str] = &[
     "server",
 ];
 
-impl Validator<'_> {
-    /// Records every key set on a backend that its kind does not use.
-    fn foreign_keys(&mut self, path: &str, raw: &RawBackend) {
-        let set = [
-            ("bucket", raw.bucket.is_some()),
-            ("region", raw.region.is_some()),
-            ("endpoint", raw.endpoint.is_some()),
-            ("path_style", raw.path_style.is_some()),
-            ("key_prefix", raw.key_prefix.is_some()),
-            ("credentials", raw.credentials.is_some()),
-            ("access_denied_status", raw.access_denied_status.is_some()),
-            ("addresses", raw.addresses.is_some()),
-            ("host_header", raw.host_header.is_some()),
-            ("tls", raw.tls.is_some()),
-            ("sni", raw.sni.is_some()),
-            ("verify_cert", raw.verify_cert.is_some()),
-            ("health_check_interval", raw.health_check_interval.is_some()),
-            ("health_check_path", raw.health_check_path.is_some()),
-            ("health_check_status", raw.health_check_status.is_some()),
-            ("health_check_timeout", raw.health_check_timeout.is_some()),
-            ("health_check_rise", raw.health_check_rise.is_some()),
-            ("health_check_fall", raw.health_check_fall.is_some()),
-            ("balance", raw.balance.is_some()),
-            ("hash_key", raw.hash_key.is_some()),
-            ("eject_after", raw.eject_after.is_some()),
-            ("eject_for", raw.eject_for.is_some()),
-            ("total_timeout", raw.total_timeout.is_some()),
-            ("degraded_header", raw.degraded_header.is_some()),
-            ("root", raw.root.is_some()),
-            ("connect_timeout", raw.connect_timeout.is_some()),
-            ("read_timeout", raw.read_timeout.is_some()),
-        ];
-        for (key, present) in set {
-            let used_by = BACKEND_KEY_KINDS
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map_or(&[][..], |(_, kinds)| *kinds);
-            if present && !used_by.contains(&raw.kind.as_str()) {
-                self.problems.add(
-                    format!("{path}.{key}"),
-                    format!("is not a key of {} backends", raw.kind),
-                );
-            }
-        }
-    }
+/// The health-check keys a kind takes (s3 and http share most of them).
+struct HealthKeys<'a> {
+    interval: Option<&'a str>,
+    path: Option<&'a str>,
+    status: Option<u16>,
+    timeout: Option<&'a str>,
+    rise: Option<usize>,
+    fall: Option<usize>,
+}
 
-    pub(super) fn backend(&mut self, path: &str, raw: RawBackend) -> Option<BackendSpec> {
-        if matches!(raw.kind.as_str(), "s3" | "http" | "dir" | "variants") {
-            self.foreign_keys(path, &raw);
-        }
-        let connect_timeout = self.duration(
-            &format!("{path}.connect_timeout"),
-            raw.connect_timeout.as_deref(),
-            Duration::from_secs(5),
-        );
-        let read_timeout = self.duration(
-            &format!("{path}.read_timeout"),
-            raw.read_timeout.as_deref(),
-            Duration::from_secs(30),
-        );
-        let default_interval = Duration::from_secs(if raw.kind == "s3" { 10 } else { 5 });
-        let health = self.health(path, &raw, default_interval);
-        let balance = if raw.kind == "http" {
-            self.balance(path, &raw)
-        } else {
-            Balance::RoundRobin
+/// The timeout keys of a kind that connects somewhere (s3, http).
+struct Timeouts {
+    connect: Duration,
+    read: Duration,
+    total: Option<Duration>,
+}
+
+/// The key serde refused as unknown, from its message (``unknown field `KEY`, ...``).
+fn unknown_field(e: &toml::de::Error) -> Option<String> {
+    let rest = e.message().strip_prefix("unknown field `")?;
+    Some(rest.split_once('`')?.0.to_string())
+}
+
+impl Validator<'_> {
+    /// Reads `[backends.NAME]` (at `path`) as the struct of its `kind`.
+    pub(super) fn backend(&mut self, path: &str, value: toml::Value) -> Option<BackendSpec> {
+        let toml::Value::Table(mut table) = value else {
+            self.problems.add(path, "must be a table with a kind");
+            return None;
         };
-        let ejection = Ejection {
-            after: raw.eject_after.unwrap_or(3),
-            cool_down: self.duration(
-                &format!("{path}.eject_for"),
-                raw.eject_for.as_deref(),
-                Duration::from_secs(10),
-            ),
+        let kind = match table.remove("kind") {
+            Some(toml::Value::String(kind)) => kind,
+            Some(_) | None => {
+                self.problems.add(
+                    format!("{path}.kind"),
+                    format!("is required: one of {}", BACKEND_KINDS.join(", ")),
+                );
+                return None;
+            }
         };
-        let total_timeout = raw
-            .total_timeout
-            .as_deref()
-            .map(|t| self.duration(&format!("{path}.total_timeout"), Some(t), read_timeout));
-        match raw.kind.as_str() {
+        match kind.as_str() {
             "s3" => {
-                let bucket = raw.bucket.unwrap_or_default();
-                if !valid_bucket(&bucket) {
-                    self.problems.add(
-                        format!("{path}.bucket"),
-                        format!("\"{bucket}\" is not a bucket name (3-63 of a-z, 0-9, '.', '-')"),
-                    );
-                }
-                let region = raw.region.unwrap_or_else(|| "us-east-1".to_string());
-                if region.is_empty() || region.contains(char::is_whitespace) {
-                    self.problems
-                        .add(format!("{path}.region"), "is not a region name");
-                }
-                let endpoint = match raw.endpoint.as_deref() {
-                    None => Endpoint {
-                        tls: true,
-                        host: format!("s3.{region}.amazonaws.com"),
-                        port: 443,
-                    },
-                    Some(url) => match parse_endpoint(url) {
-                        Ok(e) => e,
-                        Err(msg) => {
-                            self.problems.add(format!("{path}.endpoint"), msg);
-                            return None;
-                        }
-                    },
-                };
-                let credentials = self.credentials(&format!("{path}.credentials"), raw.credentials);
-                let access_denied_status = raw.access_denied_status.unwrap_or(404);
-                if access_denied_status != 404 && access_denied_status != 403 {
-                    self.problems
-                        .add(format!("{path}.access_denied_status"), "must be 404 or 403");
-                }
-                let key_prefix = self.key_prefix(&format!("{path}.key_prefix"), raw.key_prefix);
-                Some(BackendSpec::S3(S3Spec {
-                    path_style: raw.path_style.unwrap_or(false),
-                    bucket,
-                    region,
-                    endpoint,
-                    key_prefix,
-                    credentials: credentials?,
-                    access_denied_status,
-                    connect_timeout,
-                    read_timeout,
-                    health,
-                    total_timeout,
-                    strip_response_headers: self
-                        .strip_list(raw.strip_response_headers, S3_INTERNAL_HEADERS),
-                }))
+                let raw = self.kind_item::<RawS3Backend>(path, &kind, table)?;
+                self.s3_backend(path, raw)
             }
             "http" => {
-                let addresses = raw.addresses.unwrap_or_default();
-                if addresses.is_empty() {
-                    self.problems.add(
-                        format!("{path}.addresses"),
-                        "at least one origin address (host:port) is required",
-                    );
-                }
-                for (i, a) in addresses.iter().enumerate() {
-                    if !valid_host_port(a) {
-                        self.problems.add(
-                            format!("{path}.addresses[{i}]"),
-                            format!("\"{a}\" is not host:port"),
-                        );
-                    }
-                }
-                let tls = raw.tls.unwrap_or(false);
-                let sni = raw
-                    .sni
-                    .or_else(|| raw.host_header.clone())
-                    .or_else(|| {
-                        addresses
-                            .first()
-                            .and_then(|a| a.rsplit_once(':').map(|(h, _)| h.to_string()))
-                    })
-                    .unwrap_or_default();
-                Some(BackendSpec::Http(HttpSpec {
-                    addresses,
-                    host_header: raw.host_header,
-                    tls,
-                    sni,
-                    verify_cert: raw.verify_cert.unwrap_or(true),
-                    health,
-                    balance,
-                    ejection,
-                    total_timeout,
-                    degraded: raw.degraded_header.as_deref().and_then(|text| {
-                        crate::backend::http::DegradedMarker::parse(text)
-                            .map_err(|e| self.problems.add(format!("{path}.degraded_header"), e))
-                            .ok()
-                    }),
-                    connect_timeout,
-                    read_timeout,
-                    strip_response_headers: self.strip_list(raw.strip_response_headers, &[]),
-                }))
+                let raw = self.kind_item::<RawHttpBackend>(path, &kind, table)?;
+                Some(self.http_backend(path, raw))
             }
             "dir" => {
-                let Some(root) = raw.root else {
-                    self.problems.add(
-                        format!("{path}.root"),
-                        "a dir backend needs a root directory",
-                    );
-                    return None;
-                };
-                let full = self.resolve(&root);
-                let root = match std::fs::canonicalize(&full) {
-                    Ok(r) if r.is_dir() => r,
-                    Ok(_) => {
-                        self.problems.add(
-                            format!("{path}.root"),
-                            format!("{} is not a directory", full.display()),
-                        );
-                        return None;
-                    }
-                    Err(e) => {
-                        self.problems.add(
-                            format!("{path}.root"),
-                            format!("cannot open {}: {e}", full.display()),
-                        );
-                        return None;
-                    }
-                };
-                let key_prefix = self.key_prefix(&format!("{path}.key_prefix"), raw.key_prefix);
-                Some(BackendSpec::Dir(DirSpec {
-                    root,
-                    key_prefix,
-                    strip_response_headers: self.strip_list(raw.strip_response_headers, &[]),
-                }))
+                let raw = self.kind_item::<RawDirBackend>(path, &kind, table)?;
+                self.dir_backend(path, raw)
             }
-            "variants" => Some(BackendSpec::Variants),
+            "variants" => {
+                self.kind_item::<RawVariantsBackend>(path, &kind, table)?;
+                Some(BackendSpec::Variants)
+            }
             other => {
                 self.problems.add(
                     format!("{path}.kind"),
@@ -266,9 +82,243 @@ impl Validator<'_> {
         }
     }
 
+    /// Deserialises a backend's keys as the struct of `kind`. Each key the kind does not take
+    /// is reported at its own path and left out, so the rest is still checked.
+    fn kind_item<T: for<'de> serde::Deserialize<'de>>(
+        &mut self,
+        path: &str,
+        kind: &str,
+        mut table: toml::Table,
+    ) -> Option<T> {
+        loop {
+            match T::deserialize(toml::Value::Table(table.clone())) {
+                Ok(raw) => return Some(raw),
+                Err(e) => match unknown_field(&e) {
+                    Some(key) if table.remove(&key).is_some() => {
+                        self.problems.add(
+                            format!("{path}.{key}"),
+                            format!("is not a key of {kind} backends"),
+                        );
+                    }
+                    _ => {
+                        self.problems.add(path, super::toml_message(&e));
+                        return None;
+                    }
+                },
+            }
+        }
+    }
+
+    /// `connect_timeout`, `read_timeout` and `total_timeout` (which defaults to none).
+    fn timeouts(
+        &mut self,
+        path: &str,
+        connect: Option<&str>,
+        read: Option<&str>,
+        total: Option<&str>,
+    ) -> Timeouts {
+        let connect = self.duration(
+            &format!("{path}.connect_timeout"),
+            connect,
+            Duration::from_secs(5),
+        );
+        let read = self.duration(
+            &format!("{path}.read_timeout"),
+            read,
+            Duration::from_secs(30),
+        );
+        let total = total.map(|t| self.duration(&format!("{path}.total_timeout"), Some(t), read));
+        Timeouts {
+            connect,
+            read,
+            total,
+        }
+    }
+
+    fn s3_backend(&mut self, path: &str, raw: RawS3Backend) -> Option<BackendSpec> {
+        let timeouts = self.timeouts(
+            path,
+            raw.connect_timeout.as_deref(),
+            raw.read_timeout.as_deref(),
+            raw.total_timeout.as_deref(),
+        );
+        let health = self.health(
+            path,
+            HealthKeys {
+                interval: raw.health_check_interval.as_deref(),
+                path: None,
+                status: None,
+                timeout: raw.health_check_timeout.as_deref(),
+                rise: raw.health_check_rise,
+                fall: raw.health_check_fall,
+            },
+            Duration::from_secs(10),
+        );
+        let bucket = raw.bucket.unwrap_or_default();
+        if !valid_bucket(&bucket) {
+            self.problems.add(
+                format!("{path}.bucket"),
+                format!("\"{bucket}\" is not a bucket name (3-63 of a-z, 0-9, '.', '-')"),
+            );
+        }
+        let region = raw.region.unwrap_or_else(|| "us-east-1".to_string());
+        if region.is_empty() || region.contains(char::is_whitespace) {
+            self.problems
+                .add(format!("{path}.region"), "is not a region name");
+        }
+        let endpoint = match raw.endpoint.as_deref() {
+            None => Endpoint {
+                tls: true,
+                host: format!("s3.{region}.amazonaws.com"),
+                port: 443,
+            },
+            Some(url) => match parse_endpoint(url) {
+                Ok(e) => e,
+                Err(msg) => {
+                    self.problems.add(format!("{path}.endpoint"), msg);
+                    return None;
+                }
+            },
+        };
+        let credentials = self.credentials(&format!("{path}.credentials"), raw.credentials);
+        let access_denied_status = raw.access_denied_status.unwrap_or(404);
+        if access_denied_status != 404 && access_denied_status != 403 {
+            self.problems
+                .add(format!("{path}.access_denied_status"), "must be 404 or 403");
+        }
+        let key_prefix = self.key_prefix(&format!("{path}.key_prefix"), raw.key_prefix);
+        Some(BackendSpec::S3(S3Spec {
+            path_style: raw.path_style.unwrap_or(false),
+            bucket,
+            region,
+            endpoint,
+            key_prefix,
+            credentials: credentials?,
+            access_denied_status,
+            connect_timeout: timeouts.connect,
+            read_timeout: timeouts.read,
+            health,
+            total_timeout: timeouts.total,
+            strip_response_headers: self
+                .strip_list(raw.strip_response_headers, S3_INTERNAL_HEADERS),
+        }))
+    }
+
+    fn http_backend(&mut self, path: &str, raw: RawHttpBackend) -> BackendSpec {
+        let timeouts = self.timeouts(
+            path,
+            raw.connect_timeout.as_deref(),
+            raw.read_timeout.as_deref(),
+            raw.total_timeout.as_deref(),
+        );
+        let health = self.health(
+            path,
+            HealthKeys {
+                interval: raw.health_check_interval.as_deref(),
+                path: raw.health_check_path.as_deref(),
+                status: raw.health_check_status,
+                timeout: raw.health_check_timeout.as_deref(),
+                rise: raw.health_check_rise,
+                fall: raw.health_check_fall,
+            },
+            Duration::from_secs(5),
+        );
+        let balance = self.balance(path, raw.balance.as_deref(), raw.hash_key.as_deref());
+        let ejection = Ejection {
+            after: raw.eject_after.unwrap_or(3),
+            cool_down: self.duration(
+                &format!("{path}.eject_for"),
+                raw.eject_for.as_deref(),
+                Duration::from_secs(10),
+            ),
+        };
+        let addresses = raw.addresses.unwrap_or_default();
+        if addresses.is_empty() {
+            self.problems.add(
+                format!("{path}.addresses"),
+                "at least one origin address (host:port) is required",
+            );
+        }
+        for (i, a) in addresses.iter().enumerate() {
+            if !valid_host_port(a) {
+                self.problems.add(
+                    format!("{path}.addresses[{i}]"),
+                    format!("\"{a}\" is not host:port"),
+                );
+            }
+        }
+        let sni = raw
+            .sni
+            .or_else(|| raw.host_header.clone())
+            .or_else(|| {
+                addresses
+                    .first()
+                    .and_then(|a| a.rsplit_once(':').map(|(h, _)| h.to_string()))
+            })
+            .unwrap_or_default();
+        BackendSpec::Http(HttpSpec {
+            addresses,
+            host_header: raw.host_header,
+            tls: raw.tls.unwrap_or(false),
+            sni,
+            verify_cert: raw.verify_cert.unwrap_or(true),
+            health,
+            balance,
+            ejection,
+            total_timeout: timeouts.total,
+            degraded: raw.degraded_header.as_deref().and_then(|text| {
+                crate::backend::http::DegradedMarker::parse(text)
+                    .map_err(|e| self.problems.add(format!("{path}.degraded_header"), e))
+                    .ok()
+            }),
+            connect_timeout: timeouts.connect,
+            read_timeout: timeouts.read,
+            strip_response_headers: self.strip_list(raw.strip_response_headers, &[]),
+        })
+    }
+
+    fn dir_backend(&mut self, path: &str, raw: RawDirBackend) -> Option<BackendSpec> {
+        let Some(root) = raw.root else {
+            self.problems.add(
+                format!("{path}.root"),
+                "a dir backend needs a root directory",
+            );
+            return None;
+        };
+        let full = self.resolve(&root);
+        let root = match std::fs::canonicalize(&full) {
+            Ok(r) if r.is_dir() => r,
+            Ok(_) => {
+                self.problems.add(
+                    format!("{path}.root"),
+                    format!("{} is not a directory", full.display()),
+                );
+                return None;
+            }
+            Err(e) => {
+                self.problems.add(
+                    format!("{path}.root"),
+                    format!("cannot open {}: {e}", full.display()),
+                );
+                return None;
+            }
+        };
+        let key_prefix = self.key_prefix(&format!("{path}.key_prefix"), raw.key_prefix);
+        Some(BackendSpec::Dir(DirSpec {
+            root,
+            key_prefix,
+            strip_response_headers: self.strip_list(raw.strip_response_headers, &[]),
+        }))
+    }
+
     /// Active health check settings; `default_interval` applies when none is written.
-    fn health(&mut self, path: &str, raw: &RawBackend, default_interval: Duration) -> HealthSpec {
-        let interval = match raw.health_check_interval.as_deref() {
+    fn health(
+        &mut self,
+        path: &str,
+        keys: HealthKeys<'_>,
+        default_interval: Duration,
+    ) -> HealthSpec {
+        let interval = match keys.interval {
             Some("0") | Some("0s") | Some("0ms") => None,
             other => Some(self.duration(
                 &format!("{path}.health_check_interval"),
@@ -276,7 +326,7 @@ impl Validator<'_> {
                 default_interval,
             )),
         };
-        let health_path = raw.health_check_path.as_deref().and_then(|p| {
+        let health_path = keys.path.and_then(|p| {
             let key = format!("{path}.health_check_path");
             if p.starts_with('/') && http::uri::PathAndQuery::try_from(p).is_ok() {
                 Some(p.to_string())
@@ -286,7 +336,7 @@ impl Validator<'_> {
                 None
             }
         });
-        let status = raw.health_check_status.unwrap_or(200);
+        let status = keys.status.unwrap_or(200);
         if !(100..=599).contains(&status) {
             self.problems.add(
                 format!("{path}.health_check_status"),
@@ -301,15 +351,15 @@ impl Validator<'_> {
             }
             value
         };
-        let rise = threshold("health_check_rise", raw.health_check_rise);
-        let fall = threshold("health_check_fall", raw.health_check_fall);
+        let rise = threshold("health_check_rise", keys.rise);
+        let fall = threshold("health_check_fall", keys.fall);
         HealthSpec {
             interval,
             path: health_path,
             status,
             timeout: self.duration(
                 &format!("{path}.health_check_timeout"),
-                raw.health_check_timeout.as_deref(),
+                keys.timeout,
                 Duration::from_secs(2),
             ),
             rise,
@@ -318,15 +368,15 @@ impl Validator<'_> {
     }
 
     /// How an HTTP pool picks members.
-    fn balance(&mut self, path: &str, raw: &RawBackend) -> Balance {
-        let key = raw.hash_key.as_deref().and_then(|k| {
+    fn balance(&mut self, path: &str, balance: Option<&str>, hash_key: Option<&str>) -> Balance {
+        let key = hash_key.and_then(|k| {
             kit::affinity::AffinityKey::parse(k)
                 .map_err(|e| self.problems.add(format!("{path}.hash_key"), e))
                 .ok()
         });
-        match raw.balance.as_deref() {
+        match balance {
             None | Some("round_robin") => {
-                if raw.hash_key.is_some() {
+                if hash_key.is_some() {
                     self.problems.add(
                         format!("{path}.hash_key"),
                         "only used with balance = \"consistent\"",
@@ -464,6 +514,76 @@ fn parse_endpoint(url: &str) -> Result<Endpoint, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The problems `check` reports for a config with this `[backends.b]` table (beside a
+    /// listener and an `[assets]` section a `variants` backend needs).
+    fn backend_problems(table: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[[listeners]]\naddress = \"127.0.0.1:1\"\n\
+             [assets]\ndatabase = \"sqlite://{}/a.db\"\noriginals = \"o\"\n\
+             [backends.o]\nkind = \"dir\"\nroot = \"{}\"\n\
+             [backends.b]\n{table}\n",
+            dir.path().display(),
+            dir.path().display()
+        );
+        match crate::config::from_toml_str(&text, dir.path()) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.0.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_key_of_another_kind_is_reported_at_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display();
+        let cases = [
+            (
+                "kind = \"s3\"\nbucket = \"media\"\nroot = \"/srv\"".to_string(),
+                "backends.b.root: is not a key of s3 backends",
+            ),
+            (
+                "kind = \"http\"\naddresses = [\"127.0.0.1:1\"]\nbucket = \"media\"".to_string(),
+                "backends.b.bucket: is not a key of http backends",
+            ),
+            (
+                format!("kind = \"dir\"\nroot = \"{root}\"\naddresses = [\"127.0.0.1:1\"]"),
+                "backends.b.addresses: is not a key of dir backends",
+            ),
+            (
+                "kind = \"variants\"\nkey_prefix = \"x\"".to_string(),
+                "backends.b.key_prefix: is not a key of variants backends",
+            ),
+            (
+                "kind = \"s3\"\nbucket = \"media\"\nhealth_check_path = \"/h\"".to_string(),
+                "backends.b.health_check_path: is not a key of s3 backends",
+            ),
+        ];
+        for (table, want) in cases {
+            let got = backend_problems(&table);
+            assert!(got.iter().any(|p| p == want), "{table}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_and_the_rest_still_checked() {
+        let got = backend_problems(
+            "kind = \"http\"\naddresses = [\"nohost\"]\nadresses = [\"a:1\"]\ntimeout = \"1s\"",
+        );
+        for want in [
+            "backends.b.adresses: is not a key of http backends",
+            "backends.b.timeout: is not a key of http backends",
+            "backends.b.addresses[0]: \"nohost\" is not host:port",
+        ] {
+            assert!(got.iter().any(|p| p == want), "{want}: {got:?}");
+        }
+        let got = backend_problems("bucket = \"media\"");
+        assert!(
+            got.iter()
+                .any(|p| p == "backends.b.kind: is required: one of s3, http, dir, variants"),
+            "{got:?}"
+        );
+    }
 
     #[test]
     fn endpoints() {

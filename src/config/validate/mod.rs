@@ -142,9 +142,7 @@ impl Validator<'_> {
         let mut backends = BTreeMap::new();
         for (name, value) in raw.backends {
             let path = format!("backends.{name}");
-            if let Some(spec) =
-                item::<RawBackend>(self.problems, &path, value).and_then(|b| self.backend(&path, b))
-            {
+            if let Some(spec) = self.backend(&path, value) {
                 backends.insert(name, spec);
             }
         }
