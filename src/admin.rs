@@ -22,7 +22,6 @@ use crate::cache::feed::{Feed, Message};
 use crate::cache::purge::{PurgeRequest, Purger, Selector};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::routing::Router;
 use crate::services::mint::{self, CloudFrontOptions, HmacOptions, MintError};
 use crate::services::resolve::{resolve_url, ResolveRequest};
 use access::admin::AdminTokens;
@@ -31,6 +30,7 @@ use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
+use routing::Router;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,7 +59,7 @@ pub struct CacheControl {
     /// The revocations in force.
     pub revocations: Arc<Revocations>,
     /// The hosts, to name a purged URL's host by its label.
-    pub hosts: Router<Backend>,
+    pub hosts: Router<Backend, crate::config::Route>,
 }
 
 /// `POST /v1/revoke`.

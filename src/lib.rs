@@ -33,8 +33,8 @@
 //! - `access` (its own crate): each route's access policy (public, HMAC-signed URLs,
 //!   CloudFront-compatible signed URLs and cookies, JWT), revocation; [`services`]: minting
 //!   credentials and resolving an object's URL with a whole config.
-//! - [`routing`]: the host/route table, steering [`routing::rules`], weighted sticky
-//!   [`routing::group`]s.
+//! - `routing` (its own crate): the host/route table over this crate's routes, steering
+//!   rules, weighted sticky groups.
 //! - [`proxy`]: the Pingora `ProxyHttp` implementation ([`proxy::Gateway`]), the request context,
 //!   response decoration and the answers the gateway makes itself.
 //! - [`backend`]: the one interface to S3/R2 (SigV4, health-checked), HTTP origin pools
@@ -68,7 +68,6 @@ pub mod local_origin;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
-pub mod routing;
 pub mod server;
 pub mod services;
 pub mod variant_backend;

@@ -9,12 +9,12 @@
 use crate::assets::metrics::AssetMetrics;
 use crate::backend::metrics::OriginMetrics;
 use crate::cache::metrics::CacheMetrics;
-use crate::routing::metrics::RoutingMetrics;
 use crate::variants::metrics::VariantMetrics;
 use access::metrics::AccessMetrics;
 use kit::metrics::Registrar;
 use limits::metrics::LimitMetrics;
 use prometheus::{Encoder, IntCounterVec, Registry, TextEncoder};
+use routing::metrics::RoutingMetrics;
 
 /// Label used for requests that matched no configured host/route.
 pub const UNMATCHED: &str = "_unmatched";

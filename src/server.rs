@@ -218,7 +218,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             purger: cache.purger(),
             feed,
             revocations,
-            hosts: crate::routing::Router::new(config, &backends),
+            hosts: routing::Router::new(&config.hosts, &config.groups, &backends),
         };
         let mut service = Service::new(
             "admin".to_string(),

@@ -295,6 +295,12 @@ impl Backend {
     }
 }
 
+impl routing::Usable for Backend {
+    fn usable(&self) -> bool {
+        Backend::usable(self)
+    }
+}
+
 /// A backend as the asset store sees it: a place for originals, when its kind holds them
 /// (s3, dir); other kinds refuse with [`OriginalError::Unsupported`].
 #[async_trait::async_trait]

@@ -14,7 +14,11 @@ pub use access::settings::{
     AdminAccess, AuthSettings, CloudFrontKey, CloudFrontSettings, HmacSettings,
 };
 pub use kit::problems::{Problem, Problems};
+pub use routing::spec::{GroupSpec, HostPattern, PathMatch, RouteTarget};
 pub use validate::{from_toml_str, load};
+
+/// A virtual host of the config, with its routes.
+pub type Host = routing::spec::Host<Route>;
 
 use kit::secret::Secret;
 
@@ -58,15 +62,6 @@ pub struct Config {
     /// Things that are valid but probably not meant (a rule no request can reach); `check`
     /// prints them, `run` logs them.
     pub warnings: Vec<Problem>,
-}
-
-/// A group: backends with their shares, and how a client stays on one.
-#[derive(Debug, Clone)]
-pub struct GroupSpec {
-    /// Backend name and weight (0 drains it; at least one is positive).
-    pub weights: Vec<(String, u32)>,
-    /// How assignment sticks.
-    pub sticky: crate::routing::group::Sticky,
 }
 
 /// Process-wide settings: Pingora's, and who may speak for clients.
@@ -181,50 +176,6 @@ pub struct AssetSettings {
     pub register: Option<crate::assets::service::StartupOriginals>,
 }
 
-/// How a host name in the config matches the request's Host.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum HostPattern {
-    /// This exact name.
-    Exact(String),
-    /// Any name ending in this suffix (stored with its leading dot: `.example.com`).
-    Suffix(String),
-    /// Any host at all.
-    Any,
-}
-
-/// A virtual host.
-#[derive(Debug, Clone)]
-pub struct Host {
-    /// Names as written, e.g. `*.example.com`; the first is the metrics label.
-    pub names: Vec<String>,
-    /// Compiled patterns, one per name.
-    pub patterns: Vec<HostPattern>,
-    /// Ordered routes.
-    pub routes: Vec<Route>,
-    /// Steering rules, in order (each names a group in [`Config::groups`]).
-    pub rules: Vec<crate::routing::rules::Rule<String>>,
-    /// Response header naming who served, when configured.
-    pub steering_header: Option<HeaderName>,
-}
-
-/// What a route points at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteTarget {
-    /// A backend in [`Config::backends`].
-    Backend(String),
-    /// A group in [`Config::groups`].
-    Group(String),
-}
-
-/// How a route matches the normalised path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathMatch {
-    /// Segment-aware prefix.
-    Prefix(String),
-    /// Exact path.
-    Exact(String),
-}
-
 /// A route: where a path on a host goes and what its responses carry.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -288,4 +239,22 @@ pub struct Cors {
     pub allow_credentials: bool,
     /// Preflight cache lifetime in seconds.
     pub max_age: Option<u32>,
+}
+
+impl routing::spec::RouteSpec for Route {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn matcher(&self) -> &PathMatch {
+        &self.matcher
+    }
+
+    fn target(&self) -> &RouteTarget {
+        &self.target
+    }
+
+    fn backup(&self) -> Option<&str> {
+        self.backup.as_deref()
+    }
 }

@@ -7,11 +7,12 @@ use crate::backend::{Ask, Backend};
 use crate::cache::invalidation::named_targets;
 use crate::cache::key::KeyParts;
 use crate::cache::status::{seconds_left, Report};
-use crate::routing::Router;
+use crate::config::Route;
 use kit::path::normalise;
 use pingora::cache::CachePhase;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
+use routing::Router;
 use std::time::SystemTime;
 
 /// What the cache key of this request is made of, for the backend label `served_by`: all of
@@ -52,7 +53,7 @@ pub(super) async fn invalidate_after_unsafe(
     session: &Session,
     ctx: &RequestCtx,
     resp: &ResponseHeader,
-    router: &Router<Backend, RouteServices>,
+    router: &Router<Backend, Route, RouteServices>,
 ) {
     let method = &session.req_header().method;
     let status = resp.status.as_u16();

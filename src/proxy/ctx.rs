@@ -5,10 +5,10 @@
 use crate::backend::{Ask, Backend};
 use crate::cache::policy::NeverStore;
 use crate::error::GatewayError;
-use crate::routing::{Plan, RouteMatch};
 use access::Grant;
 use bytes::Bytes;
 use kit::client::ClientInfo;
+use routing::{Plan, RouteMatch};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,7 +60,7 @@ pub struct RouteServices {
 }
 
 /// A route as the gateway serves it.
-pub type ServedRoute = RouteMatch<Backend, RouteServices>;
+pub type ServedRoute = RouteMatch<Backend, crate::config::Route, RouteServices>;
 
 /// What the router matched.
 pub struct Matched {

@@ -1,5 +1,5 @@
 //! The Pingora [`ProxyHttp`] implementation. Each phase is a few lines that call the module
-//! owning the decision: [`kit::client`] (who asks), [`crate::routing`] (where),
+//! owning the decision: [`kit::client`] (who asks), [`routing`] (where),
 //! [`crate::backend`] (how to ask and what the answer means), [`decorate`] (what the client
 //! sees), [`respond`] (answers the gateway makes itself), [`crate::error`] (what failures look
 //! like). The proxy never matches on backend kinds.
@@ -22,12 +22,9 @@ use crate::cache::admit::{self, Circumstances};
 use crate::cache::status::seconds_left;
 use crate::cache::tiered::TieredHit;
 use crate::cache::CacheLayer;
-use crate::config::{CompressionSettings, Config};
+use crate::config::{CompressionSettings, Config, Route};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
 use crate::metrics::{Metrics, UNMATCHED};
-use crate::routing::metrics::RouteMetrics;
-use crate::routing::rules::RequestFacts;
-use crate::routing::Router;
 use access::{AccessRequest, Authenticator, Scheme};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -48,13 +45,16 @@ use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{range_header_filter, FailToProxy, ProxyHttp, RangeType, Session};
 use respond::Answer;
+use routing::metrics::RouteMetrics;
+use routing::rules::RequestFacts;
+use routing::Router;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// The gateway: an immutable snapshot of routing and backends.
 pub struct Gateway {
-    router: Router<Backend, RouteServices>,
+    router: Router<Backend, Route, RouteServices>,
     auth: Arc<Authenticator>,
     /// Where admin actions are recorded (admin routes).
     audit: Option<Arc<AuditLog>>,
@@ -90,7 +90,8 @@ impl Gateway {
     ) -> Gateway {
         Gateway {
             router: Router::serving(
-                config,
+                &config.hosts,
+                &config.groups,
                 backends,
                 &|host, route| RouteServices {
                     cache: cache.route(host, &route.name, route.cache.as_ref()),

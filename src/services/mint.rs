@@ -5,11 +5,11 @@
 //! owner) is an error here rather than a confusing 403 later.
 
 use crate::config::Config;
-use crate::routing::Router;
 use access::hmac::{Claims, Scope};
 use access::{AccessPolicy, Scheme};
 use kit::host;
 use kit::path::{has_prefix, normalise};
+use routing::Router;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,7 +125,7 @@ fn route_policy(config: &Config, t: &Target<'_>) -> Result<(String, AccessPolicy
         .keys()
         .map(|k| (k.clone(), Arc::new(())))
         .collect();
-    let route = Router::new(config, &names)
+    let route = Router::new(&config.hosts, &config.groups, &names)
         .find(&t.host, &t.path)
         .ok_or_else(|| MintError::NoRoute(t.raw.into()))?;
     Ok((route.route.name.clone(), route.route.access.clone()))

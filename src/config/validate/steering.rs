@@ -3,9 +3,9 @@
 use super::{item, Validator};
 use crate::config::raw::*;
 use crate::config::*;
-use crate::routing::group::Sticky;
-use crate::routing::rules::{unreachable, Condition, Rule, ValueTest};
 use kit::affinity::AffinityKey;
+use routing::group::Sticky;
+use routing::rules::{unreachable, Condition, Rule, ValueTest};
 
 /// Compiled regular expressions may use at most this much memory each.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;

@@ -10,11 +10,13 @@
 pub mod group;
 pub mod metrics;
 pub mod rules;
+pub mod spec;
 
-use crate::config::{Config, Host, HostPattern, PathMatch, Route, RouteTarget};
 use group::Group;
 use metrics::{RouteMetrics, RoutingMetrics};
 use rules::{RequestFacts, Rule};
+use spec::{GroupSpec, Host, HostPattern, PathMatch, RouteSpec, RouteTarget};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,12 +24,6 @@ use std::sync::Arc;
 pub trait Usable {
     /// True when the backend is expected to answer.
     fn usable(&self) -> bool;
-}
-
-impl Usable for crate::backend::Backend {
-    fn usable(&self) -> bool {
-        crate::backend::Backend::usable(self)
-    }
 }
 
 impl Usable for () {
@@ -67,11 +63,11 @@ pub struct Steering<B> {
 
 /// A route ready to serve: the configured route, its target, its metric handles and what the
 /// application attached to it (`A`: its cache and rate limit; nothing for lookups).
-pub struct CompiledRoute<B, A = ()> {
+pub struct CompiledRoute<B, R, A = ()> {
     /// The configured host name used as the metrics label.
     pub host_label: Arc<str>,
     /// The route as configured.
-    pub route: Route,
+    pub route: R,
     /// Where its requests go unless a rule says otherwise.
     pub target: Target<B>,
     /// The backend answering GET/HEAD when the target fails.
@@ -87,10 +83,10 @@ pub struct CompiledRoute<B, A = ()> {
 
 /// Makes what the application attaches to a route, from its host label and the route (see
 /// [`Router::serving`]).
-pub type Attach<'a, A> = &'a dyn Fn(&str, &Route) -> A;
+pub type Attach<'a, R, A> = &'a dyn Fn(&str, &R) -> A;
 
 /// The route chosen for a request (one reference-count increment per request).
-pub type RouteMatch<B, A = ()> = Arc<CompiledRoute<B, A>>;
+pub type RouteMatch<B, R, A = ()> = Arc<CompiledRoute<B, R, A>>;
 
 /// What one request will try, decided once after the access check.
 pub struct Plan<B> {
@@ -106,7 +102,7 @@ pub struct Plan<B> {
     pub backup: Option<Arc<B>>,
 }
 
-impl<B, A> CompiledRoute<B, A> {
+impl<B, R, A> CompiledRoute<B, R, A> {
     /// Runs the host's rules: the first match's group, else the route's own target.
     pub fn plan(&self, facts: &RequestFacts<'_>) -> Plan<B> {
         let matched = self.steering.rules.iter().position(|r| r.matches(facts));
@@ -174,27 +170,33 @@ impl<B> Plan<B> {
     }
 }
 
-struct CompiledHost<B, A> {
+struct CompiledHost<B, R, A> {
     /// The host's label (its first configured name).
     label: Arc<str>,
-    routes: Vec<RouteMatch<B, A>>,
+    routes: Vec<RouteMatch<B, R, A>>,
 }
 
-/// Host → ordered routes, built from a validated [`Config`] and the live backends (`B`).
-pub struct Router<B, A = ()> {
+/// Host → ordered routes (of the application's type `R`), built from validated hosts and
+/// groups and the live backends (`B`).
+pub struct Router<B, R, A = ()> {
     exact: HashMap<String, usize>,
     suffixes: Vec<(String, usize)>,
     any: Option<usize>,
-    hosts: Vec<CompiledHost<B, A>>,
+    hosts: Vec<CompiledHost<B, R, A>>,
 }
 
-impl<B> Router<B> {
+impl<B, R: RouteSpec + Clone> Router<B, R> {
     /// Compiles the routing table for looking routes up (minting, the admin API): nothing
     /// attached, and metrics that go nowhere. Routes, rules and group members whose backend or
     /// group is missing are dropped (validation guarantees there are none).
-    pub fn new(config: &Config, backends: &HashMap<String, Arc<B>>) -> Router<B> {
+    pub fn new(
+        hosts: &[Host<R>],
+        groups: &BTreeMap<String, GroupSpec>,
+        backends: &HashMap<String, Arc<B>>,
+    ) -> Router<B, R> {
         Router::serving(
-            config,
+            hosts,
+            groups,
             backends,
             &|_, _| (),
             &RoutingMetrics::unregistered(),
@@ -202,17 +204,17 @@ impl<B> Router<B> {
     }
 }
 
-impl<B, A> Router<B, A> {
-    /// Compiles the config's hosts over live backends to serve requests: each route with
+impl<B, R: RouteSpec + Clone, A> Router<B, R, A> {
+    /// Compiles `hosts` and `groups` over live backends to serve requests: each route with
     /// what `attach` makes for it, every route and group counting into `metrics`.
     pub fn serving(
-        config: &Config,
+        hosts: &[Host<R>],
+        groups: &BTreeMap<String, GroupSpec>,
         backends: &HashMap<String, Arc<B>>,
-        attach: Attach<'_, A>,
+        attach: Attach<'_, R, A>,
         metrics: &RoutingMetrics,
-    ) -> Router<B, A> {
-        let groups: HashMap<String, Arc<Group<B>>> = config
-            .groups
+    ) -> Router<B, R, A> {
+        let groups: HashMap<String, Arc<Group<B>>> = groups
             .iter()
             .map(|(name, spec)| {
                 let members = spec
@@ -230,7 +232,7 @@ impl<B, A> Router<B, A> {
             any: None,
             hosts: Vec::new(),
         };
-        for (i, host) in config.hosts.iter().enumerate() {
+        for (i, host) in hosts.iter().enumerate() {
             router
                 .hosts
                 .push(compile_host(host, backends, &groups, attach, metrics));
@@ -252,11 +254,11 @@ impl<B, A> Router<B, A> {
 
     /// Finds the route for a host (without port, as [`host::request_host`] returns it; case
     /// and a trailing dot ignored) and a normalised path.
-    pub fn find(&self, host: &str, path: &str) -> Option<RouteMatch<B, A>> {
+    pub fn find(&self, host: &str, path: &str) -> Option<RouteMatch<B, R, A>> {
         self.host(host)?
             .routes
             .iter()
-            .find(|r| matches(&r.route.matcher, path))
+            .find(|r| matches(r.route.matcher(), path))
             .cloned()
     }
 
@@ -265,7 +267,7 @@ impl<B, A> Router<B, A> {
         self.host(host).map(|h| h.label.clone())
     }
 
-    fn host(&self, host: &str) -> Option<&CompiledHost<B, A>> {
+    fn host(&self, host: &str) -> Option<&CompiledHost<B, R, A>> {
         let host = kit::host::canonical(host);
         let host = host.as_ref();
         let index = self.exact.get(host).copied().or_else(|| {
@@ -279,13 +281,13 @@ impl<B, A> Router<B, A> {
     }
 }
 
-fn compile_host<B, A>(
-    host: &Host,
+fn compile_host<B, R: RouteSpec + Clone, A>(
+    host: &Host<R>,
     backends: &HashMap<String, Arc<B>>,
     groups: &HashMap<String, Arc<Group<B>>>,
-    attach: Attach<'_, A>,
+    attach: Attach<'_, R, A>,
     metrics: &RoutingMetrics,
-) -> CompiledHost<B, A> {
+) -> CompiledHost<B, R, A> {
     let label: Arc<str> = Arc::from(host.names.first().map(String::as_str).unwrap_or("*"));
     let rules: Vec<Rule<Arc<Group<B>>>> = host
         .rules
@@ -315,7 +317,7 @@ fn compile_host<B, A>(
             .routes
             .iter()
             .filter_map(|r| {
-                let target = match &r.target {
+                let target = match r.target() {
                     RouteTarget::Backend(b) => Target::Backend(backends.get(b)?.clone()),
                     RouteTarget::Group(g) => Target::Group(groups.get(g)?.clone()),
                 };
@@ -323,9 +325,9 @@ fn compile_host<B, A>(
                     host_label: label.clone(),
                     route: r.clone(),
                     target,
-                    backup: r.backup.as_ref().and_then(|b| backends.get(b)).cloned(),
+                    backup: r.backup().and_then(|b| backends.get(b)).cloned(),
                     steering: steering.clone(),
-                    metrics: metrics.route(&label, &r.name),
+                    metrics: metrics.route(&label, r.name()),
                     attached: attach(&label, r),
                 }))
             })
@@ -343,57 +345,76 @@ fn matches(matcher: &PathMatch, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::from_toml_str;
+    /// A route as an application might carry it: just what routing reads.
+    #[derive(Clone)]
+    struct TestRoute {
+        name: String,
+        matcher: PathMatch,
+        target: RouteTarget,
+    }
 
-    fn config() -> Config {
-        let dir = std::env::temp_dir();
-        from_toml_str(
-            &format!(
-                r#"
-[[listeners]]
-address = "127.0.0.1:1"
-[backends.d]
-kind = "dir"
-root = "{}"
-[[hosts]]
-names = ["cdn.example.com"]
-[[hosts.routes]]
-path = "/static"
-backend = "d"
-strip_prefix = "/static"
-add_prefix = "pub"
-[[hosts.routes]]
-exact = "/robots.txt"
-backend = "d"
-[[hosts]]
-names = ["*.example.com"]
-[[hosts.routes]]
-path = "/"
-name = "wild"
-backend = "d"
-[[hosts]]
-names = ["*"]
-[[hosts.routes]]
-path = "/"
-name = "any"
-backend = "d"
-"#,
-                dir.display()
+    impl RouteSpec for TestRoute {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn matcher(&self) -> &PathMatch {
+            &self.matcher
+        }
+        fn target(&self) -> &RouteTarget {
+            &self.target
+        }
+        fn backup(&self) -> Option<&str> {
+            None
+        }
+    }
+
+    fn route(name: &str, matcher: PathMatch) -> TestRoute {
+        TestRoute {
+            name: name.to_string(),
+            matcher,
+            target: RouteTarget::Backend("d".to_string()),
+        }
+    }
+
+    fn host(name: &str, pattern: HostPattern, routes: Vec<TestRoute>) -> Host<TestRoute> {
+        Host {
+            names: vec![name.to_string()],
+            patterns: vec![pattern],
+            routes,
+            rules: Vec::new(),
+            steering_header: None,
+        }
+    }
+
+    /// `cdn.example.com` (a prefix and an exact route), `*.example.com` and `*`, as the
+    /// config's validation compiles them (a prefix without its trailing slash).
+    fn hosts() -> Vec<Host<TestRoute>> {
+        vec![
+            host(
+                "cdn.example.com",
+                HostPattern::Exact("cdn.example.com".into()),
+                vec![
+                    route("/static", PathMatch::Prefix("/static".into())),
+                    route("/robots.txt", PathMatch::Exact("/robots.txt".into())),
+                ],
             ),
-            &dir,
-        )
-        .unwrap()
+            host(
+                "*.example.com",
+                HostPattern::Suffix(".example.com".into()),
+                vec![route("wild", PathMatch::Prefix(String::new()))],
+            ),
+            host(
+                "*",
+                HostPattern::Any,
+                vec![route("any", PathMatch::Prefix(String::new()))],
+            ),
+        ]
     }
 
     #[test]
     fn hosts_and_routes() {
-        let c = config();
-        let backends: HashMap<String, Arc<()>> = c
-            .backends
-            .keys()
-            .map(|k| (k.clone(), Arc::new(())))
-            .collect();
-        let r = Router::new(&c, &backends);
+        let backends: HashMap<String, Arc<()>> = [("d".to_string(), Arc::new(()))].into();
+        let r = Router::new(&hosts(), &BTreeMap::new(), &backends);
         let m = r.find("CDN.example.com", "/static/a.png").unwrap();
         assert_eq!(&*m.host_label, "cdn.example.com");
         assert_eq!(m.route.name, "/static");
