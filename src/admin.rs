@@ -9,17 +9,15 @@
 //! - `POST /v1/resolve`: `{"key", "visibility", "user"?, "ttl_seconds"?}` → `{"url": ...}`
 //!   (see [`crate::services::resolve`]);
 //! - `POST /v1/purge`: one of `{"url"}`, `{"prefix"}`, `{"tag"}`, `{"everything": true}`
-//!   (see [`crate::cache::purge`]): removed from this gateway's tiers and the shared Redis
+//!   (see [`cache::purge`]): removed from this gateway's tiers and the shared Redis
 //!   tier, and sent to every gateway sharing the Redis → `{"removed": {tier: n}, "fleet"}`;
 //!   502 when the shared tier or the fleet could not be reached (this gateway's tiers were
 //!   purged; the call can be repeated);
 //! - `POST /v1/revoke`: `{"kind": "token"|"key"|"user", "id"}`: refused from now on by this
-//!   gateway and every gateway sharing the Redis (see [`crate::cache::feed`]).
+//!   gateway and every gateway sharing the Redis (see [`cache::feed`]).
 
 use crate::audit::AuditLog;
 use crate::backend::Backend;
-use crate::cache::feed::{Feed, Message};
-use crate::cache::purge::{PurgeRequest, Purger, Selector};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::services::mint::{self, CloudFrontOptions, HmacOptions, MintError};
@@ -27,6 +25,8 @@ use crate::services::resolve::{resolve_url, ResolveRequest};
 use access::admin::AdminTokens;
 use access::revocation::Revocations;
 use async_trait::async_trait;
+use cache::feed::{Feed, Message};
+use cache::purge::{PurgeRequest, Purger, Selector};
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;

@@ -40,7 +40,7 @@
 //! - [`backend`]: the one interface to S3/R2 (SigV4, health-checked), HTTP origin pools
 //!   (round robin or consistent hashing, active and passive health), local directories;
 //!   what each is asked for ([`backend::keys`]) and why it failed ([`backend::OriginError`]).
-//! - [`cache`]: the shared cache — route policy, RFC 9111 admission, keys, the memory, disk,
+//! - `cache` (its own crate): the shared cache — route policy, RFC 9111 admission, keys, the memory, disk,
 //!   Redis and object-store tiers behind one pingora-cache `Storage`, the fleet fill lock,
 //!   `Cache-Status`, purge (by URL, prefix, tag) and the fleet feed that carries purges and
 //!   revocations.
@@ -60,7 +60,6 @@ pub mod assets;
 pub mod audit;
 
 pub mod backend;
-pub mod cache;
 pub mod config;
 pub mod connections;
 pub mod error;

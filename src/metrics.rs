@@ -8,9 +8,9 @@
 
 use crate::assets::metrics::AssetMetrics;
 use crate::backend::metrics::OriginMetrics;
-use crate::cache::metrics::CacheMetrics;
 use crate::variants::metrics::VariantMetrics;
 use access::metrics::AccessMetrics;
+use cache::metrics::CacheMetrics;
 use kit::metrics::Registrar;
 use limits::metrics::LimitMetrics;
 use prometheus::{Encoder, IntCounterVec, Registry, TextEncoder};

@@ -97,8 +97,9 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         .object
         .as_ref()
         .and_then(|o| backends.get(&o.backend))
-        .and_then(|b| b.bucket());
-    let cache = crate::cache::CacheLayer::new(&config.cache, object_bucket, metrics.cache.clone())
+        .and_then(|b| b.bucket())
+        .map(|b| b as Arc<dyn cache::object::EntryBucket>);
+    let cache = cache::CacheLayer::new(&config.cache, object_bucket, metrics.cache.clone())
         .map_err(StartError::Cache)?;
     let feed = cache.feed();
     let assets = config.assets.as_ref().map(|a| {
@@ -206,7 +207,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     }
     if let Some(feed) = &feed {
         let service =
-            crate::cache::feed::FeedService::new(feed.clone(), cache.purger(), revocations.clone());
+            cache::feed::FeedService::new(feed.clone(), cache.purger(), revocations.clone());
         server.add_service(background_service("fleet feed", service));
     }
     if let Some(reload) = revocation_reload {

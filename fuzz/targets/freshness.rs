@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::cache::freshness::{explicit_lifetime, heuristic_lifetime, initial_age, Exchange};
+use cache::freshness::{explicit_lifetime, heuristic_lifetime, initial_age, Exchange};
 use libfuzzer_sys::fuzz_target;
 use pingora::cache::cache_control::CacheControl;
 use pingora::http::ResponseHeader;

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::cache::key::query_pairs;
+use cache::key::query_pairs;
 use kit::params::forwarded_query;
 use libfuzzer_sys::fuzz_target;
 

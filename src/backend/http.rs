@@ -558,3 +558,20 @@ impl Origin for HttpBackend {
         HttpBackend::strip_headers(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degraded_markers() {
+        let marker = DegradedMarker::parse("X-Token-Valid: false").unwrap();
+        let mut h = http::HeaderMap::new();
+        h.append("x-token-valid", " FALSE ".parse().unwrap());
+        assert!(marker.marks(&h));
+        h.insert("x-token-valid", "true".parse().unwrap());
+        assert!(!marker.marks(&h));
+        assert!(DegradedMarker::parse("no-colon").is_err());
+        assert!(DegradedMarker::parse("bad name: x").is_err());
+    }
+}

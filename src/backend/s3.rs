@@ -744,6 +744,22 @@ impl Origin for Arc<S3Backend> {
     }
 }
 
+/// The bucket as the object cache tier's store of entries: the same client and key prefix.
+#[async_trait::async_trait]
+impl cache::object::EntryBucket for S3Backend {
+    async fn client(&self) -> aws_sdk_s3::Client {
+        self.sdk_client().await
+    }
+
+    fn name(&self) -> &str {
+        &self.spec.bucket
+    }
+
+    fn key_in_prefix(&self, name: &str) -> String {
+        S3Backend::key_in_prefix(self, name)
+    }
+}
+
 #[async_trait::async_trait]
 impl OriginalStore for Arc<S3Backend> {
     async fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {

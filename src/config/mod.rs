@@ -9,7 +9,7 @@ mod validate;
 pub use crate::backend::spec::{
     BackendSpec, Balance, CredentialSpec, DirSpec, Ejection, Endpoint, HealthSpec, HttpSpec, S3Spec,
 };
-pub use crate::cache::settings::{CacheSettings, MemoryTierSettings};
+pub use cache::settings::{CacheSettings, MemoryTierSettings};
 pub use access::settings::{
     AdminAccess, AuthSettings, CloudFrontKey, CloudFrontSettings, HmacSettings,
 };
@@ -196,9 +196,9 @@ pub struct Route {
     /// Cache-Control for successful responses.
     pub cache_control: Option<HeaderValue>,
     /// The same intent compiled for the shared cache.
-    pub freshness: crate::cache::policy::Freshness,
+    pub freshness: cache::policy::Freshness,
     /// How the route uses the shared cache; `None`: never stored.
-    pub cache: Option<crate::cache::policy::RoutePolicy>,
+    pub cache: Option<cache::policy::RoutePolicy>,
     /// Add `Content-Disposition: attachment`.
     pub download: bool,
     /// CORS policy.

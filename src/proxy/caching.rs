@@ -1,13 +1,13 @@
 //! The proxy's side of the shared cache: the request's cache key, `Cache-Status`, the cache
 //! metrics of a finished request, and invalidation after writes. Pure functions of the
-//! session and the request context; the cache itself lives in [`crate::cache`].
+//! session and the request context; the cache itself lives in [`cache`].
 
 use super::{is_read, RequestCtx, RouteServices};
 use crate::backend::{Ask, Backend};
-use crate::cache::invalidation::named_targets;
-use crate::cache::key::KeyParts;
-use crate::cache::status::{seconds_left, Report};
 use crate::config::Route;
+use cache::invalidation::named_targets;
+use cache::key::KeyParts;
+use cache::status::{seconds_left, Report};
 use kit::path::normalise;
 use pingora::cache::CachePhase;
 use pingora::http::ResponseHeader;
@@ -16,7 +16,7 @@ use routing::Router;
 use std::time::SystemTime;
 
 /// What the cache key of this request is made of, for the backend label `served_by`: all of
-/// what the backend is sent that can change its answer (see [`crate::cache::key`]).
+/// what the backend is sent that can change its answer (see [`cache::key`]).
 pub(super) fn key_parts<'a>(ctx: &'a RequestCtx, served_by: &'a str) -> Option<KeyParts<'a>> {
     key_parts_of(ctx, ctx.upstream.ask.as_ref()?, served_by)
 }

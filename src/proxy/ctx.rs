@@ -3,10 +3,10 @@
 //! ended ([`Outcome`]).
 
 use crate::backend::{Ask, Backend};
-use crate::cache::policy::NeverStore;
 use crate::error::GatewayError;
 use access::Grant;
 use bytes::Bytes;
+use cache::policy::NeverStore;
 use kit::client::ClientInfo;
 use routing::{Plan, RouteMatch};
 use std::borrow::Cow;
@@ -35,7 +35,7 @@ pub struct CacheCtx {
     /// The route is cached and this request looked its key up.
     pub looked_up: bool,
     /// The tier a hit came from.
-    pub tier: Option<crate::cache::tier::TierName>,
+    pub tier: Option<cache::tier::TierName>,
     /// The response was admitted, fresh for this many seconds.
     pub stored_ttl: Option<i64>,
     /// Why the response was not stored.
@@ -54,7 +54,7 @@ pub struct CacheCtx {
 /// What the gateway attaches to each route when it compiles the routing table.
 pub struct RouteServices {
     /// The route's cache tiers and policy (`None`: not cached).
-    pub cache: Option<Arc<crate::cache::RouteCache>>,
+    pub cache: Option<Arc<cache::RouteCache>>,
     /// The route's rate limit and its buckets (`None`: unlimited).
     pub rate_limit: Option<limits::RateLimiter>,
 }

@@ -102,7 +102,7 @@ pub fn compressible(resp: &ResponseHeader, settings: &CompressionSettings) -> bo
     if settings.level == 0 || resp.status.as_u16() != 200 {
         return false;
     }
-    if crate::cache::admit::declared_length(&resp.headers).is_some_and(|l| l < settings.min_size) {
+    if cache::admit::declared_length(&resp.headers).is_some_and(|l| l < settings.min_size) {
         return false;
     }
     let no_transform = kit::fields::list_members(&resp.headers, header::CACHE_CONTROL)

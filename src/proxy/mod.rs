@@ -18,16 +18,16 @@ use crate::assets::lookup::AccessCache;
 use crate::audit::AuditLog;
 use crate::backend::dir::FileAnswer;
 use crate::backend::{Ask, Backend, MemberOutcome, Verdict};
-use crate::cache::admit::{self, Circumstances};
-use crate::cache::status::seconds_left;
-use crate::cache::tiered::TieredHit;
-use crate::cache::CacheLayer;
 use crate::config::{CompressionSettings, Config, Route};
 use crate::error::{GatewayError, CLIENT_CLOSED_STATUS};
 use crate::metrics::{Metrics, UNMATCHED};
 use access::{AccessRequest, Authenticator, Scheme};
 use async_trait::async_trait;
 use bytes::Bytes;
+use cache::admit::{self, Circumstances};
+use cache::status::seconds_left;
+use cache::tiered::TieredHit;
+use cache::CacheLayer;
 use caching::{cache_report, invalidate_after_unsafe, key_parts, observe_cache, CACHE_STATUS};
 use http::{header, Method};
 use kit::client::{ClientInfo, TrustedProxies};
@@ -460,7 +460,7 @@ impl Gateway {
         let hit = memory.fresh(&key, now)?;
         cache.metrics.requests.inc();
         ctx.cache.looked_up = true;
-        ctx.cache.tier = Some(crate::cache::tier::TierName::Memory);
+        ctx.cache.tier = Some(cache::tier::TierName::Memory);
         ctx.cache.direct_hit_ttl = Some(hit.ttl(now));
         let mut header = hit.header().clone();
         header.set_version(http::Version::HTTP_11);
@@ -671,8 +671,8 @@ impl ProxyHttp for Gateway {
             .ok_or_else(|| internal("no route or backend for the cache key"))?;
         if let Some(m) = &ctx.matched {
             // What a purge by URL or prefix finds the stored entry by.
-            let url = crate::cache::labels::url_label(&m.route.host_label, &m.path);
-            key.extensions.insert(crate::cache::labels::UrlLabel {
+            let url = cache::labels::url_label(&m.route.host_label, &m.path);
+            key.extensions.insert(cache::labels::UrlLabel {
                 url: url.into(),
                 asked_at: ctx.started,
             });
@@ -727,9 +727,7 @@ impl ProxyHttp for Gateway {
         // A revalidation's 304: the stored response as all of its fields update it.
         let merged = ctx.cache.not_modified.take().and_then(|fresh| {
             let stored = session.cache.maybe_cache_meta()?.response_header();
-            Some(crate::cache::revalidation::apply_not_modified(
-                stored, &fresh,
-            ))
+            Some(cache::revalidation::apply_not_modified(stored, &fresh))
         });
         let resp = merged.as_ref().unwrap_or(resp);
         match admit::decide(&cache.policy, resp, now, circumstances) {
@@ -784,7 +782,7 @@ impl ProxyHttp for Gateway {
         _ctx: &mut RequestCtx,
         req: &RequestHeader,
     ) -> Option<HashBinary> {
-        crate::cache::variance(meta, req)
+        cache::variance(meta, req)
     }
 
     /// Stale entries are served while one request revalidates (pingora asks only within the
@@ -955,7 +953,7 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .and_then(|m| m.route.attached.cache.as_ref())
         {
-            crate::cache::forward::strip_unkeyed(upstream_request, &cache.policy.key_headers);
+            cache::forward::strip_unkeyed(upstream_request, &cache.policy.key_headers);
         }
         ctx.upstream.sent_at = Some(Instant::now());
         Ok(())
@@ -1002,7 +1000,7 @@ impl ProxyHttp for Gateway {
                 "backend answered 5xx; asking the next one",
             ));
         }
-        ctx.outcome.never_store = crate::cache::policy::never_store(
+        ctx.outcome.never_store = cache::policy::never_store(
             &upstream_response.headers,
             backend.marks_degraded(upstream_response),
         );

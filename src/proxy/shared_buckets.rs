@@ -2,8 +2,8 @@
 //! the limits decide what a bucket is ([`limits::shared`]), the cache's Redis connection
 //! brings its key prefix, its timeout and its skipping after a failure.
 
-use crate::cache::redis::RedisTier;
 use async_trait::async_trait;
+use cache::redis::RedisTier;
 use limits::shared::{SharedBuckets, TAKE_SCRIPT};
 use limits::Rate;
 use std::sync::Arc;

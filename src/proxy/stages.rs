@@ -167,7 +167,7 @@ impl Gateway {
             }
             if !cache.policy.key_headers.is_empty() {
                 ctx.cache.keyed_headers =
-                    crate::cache::key::keyed_headers(&req.headers, &cache.policy.key_headers);
+                    cache::key::keyed_headers(&req.headers, &cache.policy.key_headers);
             }
         }
         Flow::Next

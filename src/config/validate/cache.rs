@@ -1,9 +1,9 @@
 //! `[cache]` and `[hosts.routes.cache]`.
 
 use super::*;
-use crate::cache::memory::MAX_ENTRY;
-use crate::cache::policy::{Freshness, RoutePolicy, DEFAULT_HEURISTIC_MAX, DEFAULT_MAX_SIZE};
-use crate::cache::tier::TierName;
+use ::cache::memory::MAX_ENTRY;
+use ::cache::policy::{Freshness, RoutePolicy, DEFAULT_HEURISTIC_MAX, DEFAULT_MAX_SIZE};
+use ::cache::tier::TierName;
 use kit::units::parse_size;
 
 /// The default `[cache.object] max_entry`.
@@ -78,7 +78,7 @@ impl Validator<'_> {
                     format!("{} exists and is not a folder", path.display()),
                 );
             }
-            Some(crate::cache::disk::DiskSettings {
+            Some(::cache::disk::DiskSettings {
                 path,
                 size,
                 max_entry,
@@ -105,7 +105,7 @@ impl Validator<'_> {
                 None => DEFAULT_OBJECT_MAX_ENTRY,
                 Some(text) => self.size("cache.object.max_entry", &text)? as u64,
             };
-            Some(crate::cache::object::ObjectSettings {
+            Some(::cache::object::ObjectSettings {
                 backend: o.backend,
                 max_entry,
             })
@@ -116,12 +116,12 @@ impl Validator<'_> {
             DEFAULT_LOCK_TIMEOUT,
         );
         let names = raw.tag_headers.unwrap_or_else(|| {
-            crate::cache::labels::DEFAULT_TAG_HEADERS
+            ::cache::labels::DEFAULT_TAG_HEADERS
                 .iter()
                 .map(|n| n.to_string())
                 .collect()
         });
-        let tag_headers = crate::cache::labels::tag_header_names(&names).unwrap_or_else(|e| {
+        let tag_headers = ::cache::labels::tag_header_names(&names).unwrap_or_else(|e| {
             self.problems.add("cache.tag_headers", e);
             Vec::new()
         });
@@ -135,7 +135,7 @@ impl Validator<'_> {
         }
     }
 
-    fn redis_tier(&mut self, r: RawRedisTier) -> Option<crate::cache::redis::RedisSettings> {
+    fn redis_tier(&mut self, r: RawRedisTier) -> Option<::cache::redis::RedisSettings> {
         if let Err(e) = r.url.parse::<redis::ConnectionInfo>() {
             self.problems.add(
                 "cache.redis.url",
@@ -170,7 +170,7 @@ impl Validator<'_> {
             r.lock_lease.as_deref(),
             Duration::from_secs(5),
         );
-        Some(crate::cache::redis::RedisSettings {
+        Some(::cache::redis::RedisSettings {
             url: r.url,
             password,
             max_entry,
@@ -191,7 +191,7 @@ impl Validator<'_> {
                 Err(_) => self
                     .problems
                     .add(at, format!("\"{text}\" is not a header name")),
-                Ok(name) => match crate::cache::forward::refused_key_header(name.as_str()) {
+                Ok(name) => match ::cache::forward::refused_key_header(name.as_str()) {
                     Some(why) => self.problems.add(at, format!("{name} {why}")),
                     None => names.push(name),
                 },

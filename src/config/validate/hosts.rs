@@ -1,9 +1,9 @@
 //! Validation of `[[hosts]]` and their routes: names, paths, key mapping, methods, CORS.
 
 use super::{item, Validator};
-use crate::cache::policy::Freshness;
 use crate::config::raw::*;
 use crate::config::*;
+use ::cache::policy::Freshness;
 use kit::path::{has_prefix, normalise};
 use std::collections::BTreeSet;
 

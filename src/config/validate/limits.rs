@@ -1,8 +1,8 @@
 //! `[limits]` and a route's `rate_limit`: request head size and request rates.
 
 use super::*;
-use crate::cache::tier::TierName;
 use crate::config::raw::{RawLimits, RawRate};
+use ::cache::tier::TierName;
 use ::limits::{LimitSettings, Rate, RateLimit, Scope, DEFAULT_HEADER_BYTES};
 
 /// The most `limits.header_count` accepts (Pingora itself reads at most 256 fields).

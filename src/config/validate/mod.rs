@@ -72,7 +72,7 @@ struct Validator<'a> {
     /// `[[admin.tokens]]` entries written, the same way.
     admin_tokens_declared: usize,
     /// The tiers `[cache]` configures (routes may only name these).
-    cache_tiers: Vec<crate::cache::tier::TierName>,
+    cache_tiers: Vec<::cache::tier::TierName>,
     /// Valid but suspicious settings (reported by `check`, never fatal).
     warnings: Vec<Problem>,
 }

@@ -28,7 +28,6 @@ use super::tier::{
     decode_meta, encode_meta, kept_until, seek_range, Backoff, Found, Tier, TierBody, TierName,
     TierWriter,
 };
-use crate::backend::s3::S3Backend;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Bytes, BytesMut};
@@ -36,6 +35,18 @@ use pingora::cache::CacheMeta;
 use pingora::{Error, ErrorType, Result};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The bucket the tier keeps its entries in: the S3 client of an `s3` backend, shared with
+/// the backend (the application hands it in).
+#[async_trait::async_trait]
+pub trait EntryBucket: Send + Sync {
+    /// An SDK client for the bucket, with the backend's credentials.
+    async fn client(&self) -> aws_sdk_s3::Client;
+    /// The bucket's name.
+    fn name(&self) -> &str;
+    /// `name` under the backend's key prefix.
+    fn key_in_prefix(&self, name: &str) -> String;
+}
 
 /// Size of each part of a multipart upload (S3 wants at least 5 MiB but for the last).
 pub const PART: usize = 8 << 20;
@@ -58,7 +69,7 @@ pub struct ObjectSettings {
 pub struct ObjectTier(Arc<Shared>);
 
 struct Shared {
-    bucket: Arc<S3Backend>,
+    bucket: Arc<dyn EntryBucket>,
     max_entry: u64,
     /// Skips the tier for a second after a failed call.
     backoff: Backoff,
@@ -151,10 +162,10 @@ fn marker_prefixes(labels: &Labels) -> Vec<String> {
 }
 
 impl ObjectTier {
-    /// A tier in the bucket of an `s3` backend; nothing is contacted until the first use.
+    /// A tier in `bucket` (an `s3` backend's); nothing is contacted until the first use.
     pub fn new(
         settings: &ObjectSettings,
-        bucket: Arc<S3Backend>,
+        bucket: Arc<dyn EntryBucket>,
         metrics: TierMetrics,
     ) -> ObjectTier {
         ObjectTier(Arc::new(Shared {
@@ -216,10 +227,7 @@ impl Shared {
     }
 
     async fn client(&self) -> Result<(aws_sdk_s3::Client, String)> {
-        Ok((
-            self.bucket.sdk_client().await,
-            self.bucket.bucket().to_string(),
-        ))
+        Ok((self.bucket.client().await, self.bucket.name().to_string()))
     }
 
     fn object(&self, name: &str) -> Result<String> {

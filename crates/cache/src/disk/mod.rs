@@ -688,7 +688,7 @@ impl TierWriter for DiskWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::metrics::CacheMetrics;
+    use crate::metrics::CacheMetrics;
     use pingora::http::ResponseHeader;
     use std::path::Path;
 
@@ -783,7 +783,7 @@ mod tests {
     /// back still removes them.
     #[tokio::test]
     async fn labels_survive_a_restart_and_purges_during_the_scan_apply() {
-        use crate::cache::purge::Selector;
+        use crate::purge::Selector;
         let dir = tempfile::tempdir().unwrap();
         {
             let t = tier(dir.path(), 64 << 20);

@@ -1,7 +1,7 @@
 //! The disk tier's accounting: bytes and entries held, and the order of last use that
 //! eviction follows (least recently used first).
 
-use crate::cache::key::EntryKey;
+use crate::key::EntryKey;
 use std::collections::HashMap;
 
 /// Every entry the tier holds, its size and when it was last used.

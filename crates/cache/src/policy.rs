@@ -165,12 +165,24 @@ fn delta_seconds(directive: &str, arg: Option<&str>) -> Result<Duration, PolicyE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::http::DegradedMarker;
     use http::HeaderName;
+
+    /// An origin that marks degraded answers with `X-Token-Valid: false` (the origin's
+    /// marker itself is tested with the http backend).
+    struct DegradedMarker;
+
+    impl DegradedMarker {
+        fn marks(&self, h: &HeaderMap) -> bool {
+            h.get_all("x-token-valid").iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.trim().eq_ignore_ascii_case("false"))
+            })
+        }
+    }
 
     #[test]
     fn never_store_reasons() {
-        let marker = DegradedMarker::parse("X-Token-Valid: false").unwrap();
+        let marker = DegradedMarker;
         let headers = |pairs: &[(&str, &str)]| {
             let mut h = HeaderMap::new();
             for (n, v) in pairs {
@@ -207,8 +219,6 @@ mod tests {
             judged(headers(&[("cache-control", "public, max-age=60")]), m),
             None
         );
-        assert!(DegradedMarker::parse("no-colon").is_err());
-        assert!(DegradedMarker::parse("bad name: x").is_err());
     }
     use proptest::prelude::*;
 

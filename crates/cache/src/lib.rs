@@ -80,7 +80,7 @@ impl CacheLayer {
     /// folder cannot be created or the object tier has no bucket.
     pub fn new(
         settings: &CacheSettings,
-        bucket: Option<Arc<crate::backend::s3::S3Backend>>,
+        bucket: Option<Arc<dyn object::EntryBucket>>,
         metrics: CacheMetrics,
     ) -> Result<CacheLayer, String> {
         let index: Arc<index::PurgeIndex> = Arc::default();

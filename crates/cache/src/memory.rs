@@ -313,7 +313,7 @@ impl TierWriter for MemoryWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::metrics::CacheMetrics;
+    use crate::metrics::CacheMetrics;
     use std::time::Duration;
 
     fn key(n: u64) -> EntryKey {

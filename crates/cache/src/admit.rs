@@ -200,14 +200,14 @@ fn query_rule_holds(rule: &[(String, String)], query: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::tier::TierName;
+    use crate::tier::TierName;
 
     fn policy() -> RoutePolicy {
         RoutePolicy {
             tiers: vec![TierName::Memory],
             default_ttl: None,
             ttl: None,
-            heuristic_max: crate::cache::policy::DEFAULT_HEURISTIC_MAX,
+            heuristic_max: crate::policy::DEFAULT_HEURISTIC_MAX,
             max_size: 1 << 20,
             query_keys: None,
             key_headers: vec![],
@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn more_vary_names_than_the_key_holds_are_not_stored() {
         let now = SystemTime::now();
-        let names: Vec<String> = (0..=crate::cache::MAX_VARY_HEADERS)
+        let names: Vec<String> = (0..=crate::MAX_VARY_HEADERS)
             .map(|i| format!("x-h{i}"))
             .collect();
         let many = names.join(", ");
@@ -447,7 +447,7 @@ mod tests {
             decide(&policy(), &r, now, ok()).err(),
             Some("vary_too_many")
         );
-        let few = names[..crate::cache::MAX_VARY_HEADERS].join(", ");
+        let few = names[..crate::MAX_VARY_HEADERS].join(", ");
         let r = resp(200, &[("cache-control", "max-age=60"), ("vary", &few)]);
         assert!(decide(&policy(), &r, now, ok()).is_ok());
     }
