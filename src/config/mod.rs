@@ -4,15 +4,16 @@
 //! it. `assetgate check -c FILE` runs [`load`] and prints every [`Problem`] at once.
 
 pub mod raw;
+pub mod reference;
 mod validate;
 
 pub use crate::backend::spec::{
     BackendSpec, Balance, CredentialSpec, DirSpec, Ejection, Endpoint, HealthSpec, HttpSpec, S3Spec,
 };
-pub use cache::settings::{CacheSettings, MemoryTierSettings};
 pub use access::settings::{
     AdminAccess, AuthSettings, CloudFrontKey, CloudFrontSettings, HmacSettings,
 };
+pub use cache::settings::{CacheSettings, MemoryTierSettings};
 pub use kit::problems::{Problem, Problems};
 pub use routing::spec::{GroupSpec, HostPattern, PathMatch, RouteTarget};
 pub use validate::{from_toml_str, load};
