@@ -7,17 +7,19 @@ use crate::admin::{AdminApp, CacheControl};
 use crate::assets::lookup::AccessCache;
 use crate::assets::service::StoreService;
 use crate::audit::AuditLog;
-use crate::backend;
+use crate::backend::{self, Backend};
 use crate::config::Config;
 use crate::proxy::Gateway;
 use crate::variants::builder::VariantBuilder;
 use crate::variants::encode::EncodeSettings;
 use access::Authenticator;
+use cache::object::EntryBucket;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Process options from the command line.
@@ -67,6 +69,9 @@ fn server_conf(config: &Config, options: RunOptions) -> ServerConf {
     }
 }
 
+/// The live backends, by name.
+type Backends = HashMap<String, Arc<Backend>>;
+
 /// Builds the server; call [`Server::run_forever`] on the result.
 pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError> {
     let opt = Opt {
@@ -92,15 +97,12 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     };
     let revocation_reload = auth.reload_service(&metrics.access);
     let revocations = auth.revocations.clone();
-    let object_bucket = config
-        .cache
-        .object
-        .as_ref()
-        .and_then(|o| backends.get(&o.backend))
-        .and_then(|b| b.bucket())
-        .map(|b| b as Arc<dyn cache::object::EntryBucket>);
-    let cache = cache::CacheLayer::new(&config.cache, object_bucket, metrics.cache.clone())
-        .map_err(StartError::Cache)?;
+    let cache = cache::CacheLayer::new(
+        &config.cache,
+        object_bucket(config, &backends),
+        metrics.cache.clone(),
+    )
+    .map_err(StartError::Cache)?;
     let feed = cache.feed();
     let assets = config.assets.as_ref().map(|a| {
         Arc::new(AccessCache::new(
@@ -109,35 +111,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             metrics.assets.clone(),
         ))
     });
-    let mut builder = None;
-    if let (Some(settings), Some(lookups)) = (&config.assets, &assets) {
-        let originals = backends.get(&settings.originals).cloned().ok_or_else(|| {
-            StartError::Backend(format!(
-                "assets.originals: no backend \"{}\"",
-                settings.originals
-            ))
-        })?;
-        builder = Some(Arc::new(VariantBuilder::new(
-            lookups.clone(),
-            originals.clone(),
-            settings.workers,
-            settings.queue,
-            EncodeSettings {
-                avif_speed: settings.avif_speed,
-            },
-            metrics.variants.clone(),
-        )));
-        server.add_service(background_service(
-            "asset store",
-            StoreService::new(
-                settings.database.expose().to_string(),
-                lookups.clone(),
-                originals,
-                settings.key_prefix.clone(),
-                settings.register.clone(),
-            ),
-        ));
-    }
+    let builder = add_asset_store(&mut server, config, &backends, assets.as_ref(), &metrics)?;
     let gateway = Gateway::new(
         config,
         &backends,
@@ -147,6 +121,119 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         assets.clone(),
         metrics.clone(),
     );
+    add_proxy(&mut server, config, gateway, &metrics)?;
+    add_in_process_origin(&mut server, config, &backends, builder);
+    server.add_services(background);
+    add_cache_services(&mut server, &cache, feed.as_ref(), &revocations);
+    if let Some(reload) = revocation_reload {
+        server.add_service(background_service("revocation list", reload));
+    }
+    if let Some(admin) = config.admin {
+        let control = CacheControl {
+            purger: cache.purger(),
+            feed,
+            revocations,
+            hosts: routing::Router::new(&config.hosts, &config.groups, &backends),
+        };
+        let listeners = config.listeners.iter().map(|l| l.address).collect();
+        let app = AdminApp::new(
+            Arc::new(config.clone()),
+            backends,
+            listeners,
+            audit,
+            control,
+            assets,
+            metrics,
+        );
+        server.add_service(admin_service(admin, app));
+    }
+    Ok(server)
+}
+
+/// The admin listener's service.
+fn admin_service(address: std::net::SocketAddr, app: AdminApp) -> Service<AdminApp> {
+    let mut service = Service::new("admin".to_string(), app);
+    service.add_tcp(&address.to_string());
+    service
+}
+
+/// The cache's background services: the fill notifications of the fleet lock, and the fleet
+/// feed that applies other gateways' purges and revocations here.
+fn add_cache_services(
+    server: &mut Server,
+    cache: &cache::CacheLayer,
+    feed: Option<&Arc<cache::feed::Feed>>,
+    revocations: &Arc<access::revocation::Revocations>,
+) {
+    if let Some(notifications) = cache.notifications() {
+        server.add_service(background_service(
+            "cache fill notifications",
+            notifications,
+        ));
+    }
+    if let Some(feed) = feed {
+        let service =
+            cache::feed::FeedService::new(feed.clone(), cache.purger(), revocations.clone());
+        server.add_service(background_service("fleet feed", service));
+    }
+}
+
+/// The bucket the object cache tier keeps its entries in: the S3 client of the `s3` backend
+/// `cache.object.backend` names.
+fn object_bucket(config: &Config, backends: &Backends) -> Option<Arc<dyn EntryBucket>> {
+    let name = &config.cache.object.as_ref()?.backend;
+    let bucket = backends.get(name)?.bucket()?;
+    Some(bucket as Arc<dyn EntryBucket>)
+}
+
+/// With `[assets]`: the asset store's start-up (connect, migrate, register originals) as a
+/// background service, and the variant builder reading its originals.
+fn add_asset_store(
+    server: &mut Server,
+    config: &Config,
+    backends: &Backends,
+    lookups: Option<&Arc<AccessCache>>,
+    metrics: &crate::metrics::Metrics,
+) -> Result<Option<Arc<VariantBuilder>>, StartError> {
+    let (Some(settings), Some(lookups)) = (&config.assets, lookups) else {
+        return Ok(None);
+    };
+    let originals = backends.get(&settings.originals).cloned().ok_or_else(|| {
+        StartError::Backend(format!(
+            "assets.originals: no backend \"{}\"",
+            settings.originals
+        ))
+    })?;
+    let builder = Arc::new(VariantBuilder::new(
+        lookups.clone(),
+        originals.clone(),
+        settings.workers,
+        settings.queue,
+        EncodeSettings {
+            avif_speed: settings.avif_speed,
+        },
+        metrics.variants.clone(),
+    ));
+    server.add_service(background_service(
+        "asset store",
+        StoreService::new(
+            settings.database.expose().to_string(),
+            lookups.clone(),
+            originals,
+            settings.key_prefix.clone(),
+            settings.register.clone(),
+        ),
+    ));
+    Ok(Some(builder))
+}
+
+/// The proxy on every listener, plain or TLS, inside the connection limits.
+fn add_proxy(
+    server: &mut Server,
+    config: &Config,
+    gateway: Gateway,
+    metrics: &crate::metrics::Metrics,
+) -> Result<(), StartError> {
     let limits = &config.limits;
     let mut proxy = Service::new(
         "assetgate".to_string(),
@@ -179,62 +266,35 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         }
     }
     server.add_service(proxy);
+    Ok(())
+}
+
+/// The in-process origin on its socket, when a cached route reaches a directory or variants
+/// are made.
+fn add_in_process_origin(
+    server: &mut Server,
+    config: &Config,
+    backends: &Backends,
+    builder: Option<Arc<VariantBuilder>>,
+) {
     let cached_dirs = config
         .hosts
         .iter()
         .flat_map(|h| &h.routes)
         .any(|r| r.cache.is_some())
         && backends.values().any(|b| b.local().is_some());
-    if cached_dirs || builder.is_some() {
-        let socket = backend::local::socket_path();
-        crate::local_origin::LocalOrigin::clear(&socket);
-        let mut origin = Service::new(
-            "in-process origin".to_string(),
-            crate::local_origin::LocalOrigin::new(&backends, builder),
-        );
-        origin.add_uds(
-            &socket.to_string_lossy(),
-            Some(std::os::unix::fs::PermissionsExt::from_mode(0o600)),
-        );
-        server.add_service(origin);
+    if !cached_dirs && builder.is_none() {
+        return;
     }
-    server.add_services(background);
-    if let Some(notifications) = cache.notifications() {
-        server.add_service(background_service(
-            "cache fill notifications",
-            notifications,
-        ));
-    }
-    if let Some(feed) = &feed {
-        let service =
-            cache::feed::FeedService::new(feed.clone(), cache.purger(), revocations.clone());
-        server.add_service(background_service("fleet feed", service));
-    }
-    if let Some(reload) = revocation_reload {
-        server.add_service(background_service("revocation list", reload));
-    }
-    if let Some(admin) = config.admin {
-        let listeners = config.listeners.iter().map(|l| l.address).collect();
-        let control = CacheControl {
-            purger: cache.purger(),
-            feed,
-            revocations,
-            hosts: routing::Router::new(&config.hosts, &config.groups, &backends),
-        };
-        let mut service = Service::new(
-            "admin".to_string(),
-            AdminApp::new(
-                Arc::new(config.clone()),
-                backends,
-                listeners,
-                audit,
-                control,
-                assets,
-                metrics,
-            ),
-        );
-        service.add_tcp(&admin.to_string());
-        server.add_service(service);
-    }
-    Ok(server)
+    let socket = backend::local::socket_path();
+    crate::local_origin::LocalOrigin::clear(&socket);
+    let mut origin = Service::new(
+        "in-process origin".to_string(),
+        crate::local_origin::LocalOrigin::new(backends, builder),
+    );
+    origin.add_uds(
+        &socket.to_string_lossy(),
+        Some(std::os::unix::fs::PermissionsExt::from_mode(0o600)),
+    );
+    server.add_service(origin);
 }

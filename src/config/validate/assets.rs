@@ -37,7 +37,48 @@ impl Validator<'_> {
                 .as_deref()
                 .unwrap_or(Path::new(DEFAULT_STATE_DIR)),
         );
-        let database = match raw.database {
+        let database = self.asset_database(raw.database, &state_dir);
+        let key_prefix = self.key_prefix(
+            "assets.key_prefix",
+            Some(raw.key_prefix.unwrap_or_else(|| "originals".into())),
+        );
+        let workers = raw.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        if workers == 0 || workers > 256 {
+            self.problems
+                .add("assets.workers", "must be between 1 and 256");
+        }
+        let avif_speed = raw.avif_speed.unwrap_or(8);
+        if !(1..=10).contains(&avif_speed) {
+            self.problems.add(
+                "assets.avif_speed",
+                "must be between 1 (slowest) and 10 (fastest)",
+            );
+        }
+        let register = raw.register.map(|r| self.startup_originals(r));
+        Some(AssetSettings {
+            database,
+            originals: raw.originals,
+            key_prefix,
+            lookup_ttl: self.duration(
+                "assets.lookup_ttl",
+                raw.lookup_ttl.as_deref(),
+                Duration::from_secs(5),
+            ),
+            lookup_entries: raw.lookup_entries.unwrap_or(10_000).max(1),
+            workers,
+            queue: raw.queue.unwrap_or(workers * 4),
+            avif_speed,
+            register,
+        })
+    }
+
+    /// `assets.database`: a URL, or a secret holding one; SQLite in `state_dir` by default.
+    fn asset_database(&mut self, database: Option<toml::Value>, state_dir: &Path) -> Secret {
+        let database = match database {
             None => Secret::plain(format!("sqlite://{}/assets.db", state_dir.display())),
             Some(toml::Value::String(url)) => Secret::plain(self.database_url(&url)),
             Some(other) => {
@@ -59,72 +100,39 @@ impl Validator<'_> {
                 "must be a sqlite://PATH or postgres://USER@HOST/DB URL",
             );
         }
-        let key_prefix = self.key_prefix(
-            "assets.key_prefix",
-            Some(raw.key_prefix.unwrap_or_else(|| "originals".into())),
-        );
-        let workers = raw.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
-        if workers == 0 || workers > 256 {
-            self.problems
-                .add("assets.workers", "must be between 1 and 256");
-        }
-        let avif_speed = raw.avif_speed.unwrap_or(8);
-        if !(1..=10).contains(&avif_speed) {
-            self.problems.add(
-                "assets.avif_speed",
-                "must be between 1 (slowest) and 10 (fastest)",
-            );
-        }
-        let register = raw.register.map(|r| {
-            let visibility = match r.visibility.as_deref() {
-                None => Visibility::Public,
-                Some(v) => Visibility::parse(v).unwrap_or_else(|| {
-                    self.problems.add(
-                        "assets.register.visibility",
-                        format!(
-                            "\"{v}\" is not a visibility; use public, private or admin-private"
-                        ),
-                    );
-                    Visibility::Public
-                }),
-            };
-            let paths = r.paths.iter().map(|p| self.resolve(p)).collect::<Vec<_>>();
-            for (i, p) in paths.iter().enumerate() {
-                if !p.exists() {
-                    self.problems.add(
-                        format!("assets.register.paths[{i}]"),
-                        format!("{} does not exist", p.display()),
-                    );
-                }
+        database
+    }
+
+    /// `[assets.register]`: files registered at every start, with their owner, module and
+    /// visibility.
+    fn startup_originals(&mut self, r: RawRegister) -> StartupOriginals {
+        let visibility = match r.visibility.as_deref() {
+            None => Visibility::Public,
+            Some(v) => Visibility::parse(v).unwrap_or_else(|| {
+                self.problems.add(
+                    "assets.register.visibility",
+                    format!("\"{v}\" is not a visibility; use public, private or admin-private"),
+                );
+                Visibility::Public
+            }),
+        };
+        let paths = r.paths.iter().map(|p| self.resolve(p)).collect::<Vec<_>>();
+        for (i, p) in paths.iter().enumerate() {
+            if !p.exists() {
+                self.problems.add(
+                    format!("assets.register.paths[{i}]"),
+                    format!("{} does not exist", p.display()),
+                );
             }
-            StartupOriginals {
-                paths,
-                who: Ownership {
-                    owner: r.owner.unwrap_or_else(|| "quickstart".into()),
-                    module: r.module.unwrap_or_else(|| "samples".into()),
-                    visibility,
-                },
-            }
-        });
-        Some(AssetSettings {
-            database,
-            originals: raw.originals,
-            key_prefix,
-            lookup_ttl: self.duration(
-                "assets.lookup_ttl",
-                raw.lookup_ttl.as_deref(),
-                Duration::from_secs(5),
-            ),
-            lookup_entries: raw.lookup_entries.unwrap_or(10_000).max(1),
-            workers,
-            queue: raw.queue.unwrap_or(workers * 4),
-            avif_speed,
-            register,
-        })
+        }
+        StartupOriginals {
+            paths,
+            who: Ownership {
+                owner: r.owner.unwrap_or_else(|| "quickstart".into()),
+                module: r.module.unwrap_or_else(|| "samples".into()),
+                visibility,
+            },
+        }
     }
 
     /// A SQLite URL with a relative path made absolute against the config file's folder.

@@ -366,7 +366,39 @@ impl Validator<'_> {
         public_url: Option<&str>,
         backend_kind: Option<&str>,
     ) -> AccessPolicy {
-        let names: Vec<String> = match &raw.access {
+        let schemes = self.access_schemes(path, raw.access.as_ref(), backend_kind);
+        let max_lifetime = self.duration(
+            &format!("{path}.max_token_lifetime"),
+            raw.max_token_lifetime.as_deref(),
+            auth.max_token_lifetime,
+        );
+        let owner_prefix = raw
+            .owner_prefix
+            .as_ref()
+            .and_then(|p| self.owner_prefix(path, p, &schemes, route_path));
+        if raw.max_token_lifetime.is_some() && schemes.is_empty() {
+            self.problems.add(
+                format!("{path}.max_token_lifetime"),
+                "has no effect on a public route",
+            );
+        }
+        AccessPolicy::new(
+            schemes,
+            max_lifetime,
+            owner_prefix,
+            public_url.map(str::to_string),
+        )
+    }
+
+    /// A route's `access`: a scheme name or a list of them, each with the keys it needs
+    /// declared (and, for admin, an s3 backend to presign with).
+    fn access_schemes(
+        &mut self,
+        path: &str,
+        access: Option<&toml::Value>,
+        backend_kind: Option<&str>,
+    ) -> Vec<Scheme> {
+        let names: Vec<String> = match access {
             None => Vec::new(),
             Some(toml::Value::String(s)) => vec![s.clone()],
             Some(toml::Value::Array(list)) => list
@@ -434,45 +466,39 @@ impl Validator<'_> {
                 "cloudfront needs at least one key in [[auth.cloudfront.keys]]",
             );
         }
-        let max_lifetime = self.duration(
-            &format!("{path}.max_token_lifetime"),
-            raw.max_token_lifetime.as_deref(),
-            auth.max_token_lifetime,
-        );
-        let owner_prefix = raw.owner_prefix.as_ref().and_then(|p| {
-            let opath = format!("{path}.owner_prefix");
-            let p = self
-                .route_path(&opath, p)?
-                .trim_end_matches('/')
-                .to_string();
-            if !schemes.contains(&Scheme::Hmac) && !schemes.contains(&Scheme::Jwt) {
-                self.problems
-                    .add(&opath, "needs an access scheme that names a user (hmac, jwt)");
-            }
-            if schemes.contains(&Scheme::CloudFront) {
-                self.problems.add(
-                    &opath,
-                    "cannot be used with cloudfront: its signatures name no user (the policy's Resource scopes them)",
-                );
-            }
-            if route_path.is_some_and(|r| !has_prefix(&p, r)) {
-                self.problems
-                    .add(&opath, "must lie inside the route's path");
-            }
-            Some(p)
-        });
-        if raw.max_token_lifetime.is_some() && schemes.is_empty() {
+        schemes
+    }
+
+    /// A route's `owner_prefix`: inside the route's path, with a scheme that names a user.
+    fn owner_prefix(
+        &mut self,
+        path: &str,
+        prefix: &str,
+        schemes: &[Scheme],
+        route_path: Option<&str>,
+    ) -> Option<String> {
+        let opath = format!("{path}.owner_prefix");
+        let p = self
+            .route_path(&opath, prefix)?
+            .trim_end_matches('/')
+            .to_string();
+        if !schemes.contains(&Scheme::Hmac) && !schemes.contains(&Scheme::Jwt) {
             self.problems.add(
-                format!("{path}.max_token_lifetime"),
-                "has no effect on a public route",
+                &opath,
+                "needs an access scheme that names a user (hmac, jwt)",
             );
         }
-        AccessPolicy::new(
-            schemes,
-            max_lifetime,
-            owner_prefix,
-            public_url.map(str::to_string),
-        )
+        if schemes.contains(&Scheme::CloudFront) {
+            self.problems.add(
+                &opath,
+                "cannot be used with cloudfront: its signatures name no user (the policy's Resource scopes them)",
+            );
+        }
+        if route_path.is_some_and(|r| !has_prefix(&p, r)) {
+            self.problems
+                .add(&opath, "must lie inside the route's path");
+        }
+        Some(p)
     }
 }
 

@@ -22,94 +22,10 @@ impl Validator<'_> {
         let raw = value
             .and_then(|v| item::<RawCache>(self.problems, "cache", v))
             .unwrap_or_default();
-        let memory = raw.memory.and_then(|m| {
-            let size = self.size("cache.memory.size", &m.size)?;
-            if size < 64 * 1024 {
-                self.problems
-                    .add("cache.memory.size", "must be at least 64KiB");
-                return None;
-            }
-            let default_entry = (size / 8).min(MAX_ENTRY);
-            let max_entry = match m.max_entry {
-                None => default_entry,
-                Some(text) => {
-                    let e = self.size("cache.memory.max_entry", &text)?;
-                    if e > size || e > MAX_ENTRY {
-                        self.problems.add(
-                            "cache.memory.max_entry",
-                            format!(
-                                "must be at most the tier's size and at most {}MiB",
-                                MAX_ENTRY >> 20
-                            ),
-                        );
-                    }
-                    e
-                }
-            };
-            Some(MemoryTierSettings { size, max_entry })
-        });
-        let disk = raw.disk.and_then(|d| {
-            let size = self.size("cache.disk.size", &d.size)? as u64;
-            let max_entry = match d.max_entry {
-                None => size / 8,
-                Some(text) => {
-                    let e = self.size("cache.disk.max_entry", &text)? as u64;
-                    if e > size {
-                        self.problems
-                            .add("cache.disk.max_entry", "must be at most the tier's size");
-                    }
-                    e
-                }
-            };
-            let min_free = match d.min_free {
-                None => (1u64 << 30).min(size / 2),
-                Some(text) => match parse_size(&text) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        self.problems.add("cache.disk.min_free", e);
-                        0
-                    }
-                },
-            };
-            let path = self.resolve(&d.path);
-            if path.exists() && !path.is_dir() {
-                self.problems.add(
-                    "cache.disk.path",
-                    format!("{} exists and is not a folder", path.display()),
-                );
-            }
-            Some(::cache::disk::DiskSettings {
-                path,
-                size,
-                max_entry,
-                min_free,
-            })
-        });
+        let memory = raw.memory.and_then(|m| self.memory_tier(m));
+        let disk = raw.disk.and_then(|d| self.disk_tier(d));
         let redis = raw.redis.and_then(|r| self.redis_tier(r));
-        let object = raw.object.and_then(|o| {
-            match declared.get(&o.backend).map(String::as_str) {
-                Some("s3") => {}
-                Some(other) => self.problems.add(
-                    "cache.object.backend",
-                    format!(
-                        "\"{}\" is a {other} backend; the object tier needs an s3 backend",
-                        o.backend
-                    ),
-                ),
-                None => self.problems.add(
-                    "cache.object.backend",
-                    format!("no backend \"{}\"", o.backend),
-                ),
-            }
-            let max_entry = match o.max_entry {
-                None => DEFAULT_OBJECT_MAX_ENTRY,
-                Some(text) => self.size("cache.object.max_entry", &text)? as u64,
-            };
-            Some(::cache::object::ObjectSettings {
-                backend: o.backend,
-                max_entry,
-            })
-        });
+        let object = raw.object.and_then(|o| self.object_tier(o, declared));
         let lock_timeout = self.duration(
             "cache.lock_timeout",
             raw.lock_timeout.as_deref(),
@@ -133,6 +49,101 @@ impl Validator<'_> {
             lock_timeout,
             tag_headers,
         }
+    }
+
+    fn memory_tier(&mut self, m: RawMemoryTier) -> Option<MemoryTierSettings> {
+        let size = self.size("cache.memory.size", &m.size)?;
+        if size < 64 * 1024 {
+            self.problems
+                .add("cache.memory.size", "must be at least 64KiB");
+            return None;
+        }
+        let default_entry = (size / 8).min(MAX_ENTRY);
+        let max_entry = match m.max_entry {
+            None => default_entry,
+            Some(text) => {
+                let e = self.size("cache.memory.max_entry", &text)?;
+                if e > size || e > MAX_ENTRY {
+                    self.problems.add(
+                        "cache.memory.max_entry",
+                        format!(
+                            "must be at most the tier's size and at most {}MiB",
+                            MAX_ENTRY >> 20
+                        ),
+                    );
+                }
+                e
+            }
+        };
+        Some(MemoryTierSettings { size, max_entry })
+    }
+
+    fn disk_tier(&mut self, d: RawDiskTier) -> Option<::cache::disk::DiskSettings> {
+        let size = self.size("cache.disk.size", &d.size)? as u64;
+        let max_entry = match d.max_entry {
+            None => size / 8,
+            Some(text) => {
+                let e = self.size("cache.disk.max_entry", &text)? as u64;
+                if e > size {
+                    self.problems
+                        .add("cache.disk.max_entry", "must be at most the tier's size");
+                }
+                e
+            }
+        };
+        let min_free = match d.min_free {
+            None => (1u64 << 30).min(size / 2),
+            Some(text) => match parse_size(&text) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.problems.add("cache.disk.min_free", e);
+                    0
+                }
+            },
+        };
+        let path = self.resolve(&d.path);
+        if path.exists() && !path.is_dir() {
+            self.problems.add(
+                "cache.disk.path",
+                format!("{} exists and is not a folder", path.display()),
+            );
+        }
+        Some(::cache::disk::DiskSettings {
+            path,
+            size,
+            max_entry,
+            min_free,
+        })
+    }
+
+    /// `[cache.object]`; `declared` maps backend names to their kinds (it needs an s3 one).
+    fn object_tier(
+        &mut self,
+        o: RawObjectTier,
+        declared: &BTreeMap<String, String>,
+    ) -> Option<::cache::object::ObjectSettings> {
+        match declared.get(&o.backend).map(String::as_str) {
+            Some("s3") => {}
+            Some(other) => self.problems.add(
+                "cache.object.backend",
+                format!(
+                    "\"{}\" is a {other} backend; the object tier needs an s3 backend",
+                    o.backend
+                ),
+            ),
+            None => self.problems.add(
+                "cache.object.backend",
+                format!("no backend \"{}\"", o.backend),
+            ),
+        }
+        let max_entry = match o.max_entry {
+            None => DEFAULT_OBJECT_MAX_ENTRY,
+            Some(text) => self.size("cache.object.max_entry", &text)? as u64,
+        };
+        Some(::cache::object::ObjectSettings {
+            backend: o.backend,
+            max_entry,
+        })
     }
 
     fn redis_tier(&mut self, r: RawRedisTier) -> Option<::cache::redis::RedisSettings> {

@@ -135,7 +135,63 @@ impl Validator<'_> {
         auth: &AuthSettings,
         public_url: Option<&str>,
     ) -> Option<Route> {
-        let matcher = match (&raw.path, &raw.exact) {
+        let matcher = self.route_matcher(path, &raw);
+        let (target, kinds) = self.route_target(path, &raw, backends, groups);
+        self.route_backup(path, raw.backup.as_deref(), target.as_ref(), backends);
+        let methods = self.route_methods(path, raw.methods.as_deref(), target.as_ref(), &kinds);
+        let (strip_prefix, add_prefix) = self.route_prefixes(path, &raw, matcher.as_ref());
+        let (cache_control, freshness) =
+            self.route_cache_control(path, raw.cache_control.as_deref());
+        let cache = self.route_cache(path, raw.cache.clone(), &freshness);
+        let cors_path = format!("{path}.cors");
+        let cors = raw
+            .cors
+            .clone()
+            .and_then(|c| item::<RawCors>(self.problems, &cors_path, c))
+            .map(|c| self.cors(&cors_path, c, &methods));
+        let route_path = matcher.as_ref().map(|m| match m {
+            PathMatch::Prefix(p) | PathMatch::Exact(p) => p.as_str(),
+        });
+        let access = self.access(
+            path,
+            &raw,
+            route_path,
+            auth,
+            public_url,
+            kinds
+                .iter()
+                .find(|k| *k != "s3")
+                .or(kinds.first())
+                .map(String::as_str),
+        );
+        let variants = self.route_variant_limits(path, &raw, target.as_ref(), &kinds);
+        let rate_limit = self.rate_limit(path, raw.rate_limit.clone());
+        let name = raw
+            .name
+            .clone()
+            .unwrap_or_else(|| raw.path.clone().or(raw.exact.clone()).unwrap_or_default());
+        Some(Route {
+            name,
+            matcher: matcher?,
+            target: target?,
+            backup: raw.backup,
+            strip_prefix,
+            add_prefix,
+            methods,
+            cache_control,
+            freshness,
+            cache,
+            download: raw.download.unwrap_or(false),
+            cors: cors.flatten(),
+            access,
+            variants,
+            rate_limit,
+        })
+    }
+
+    /// The route's path matcher: exactly one of `path` (a prefix) or `exact`.
+    fn route_matcher(&mut self, path: &str, raw: &RawRoute) -> Option<PathMatch> {
+        match (&raw.path, &raw.exact) {
             (Some(p), None) => self
                 .route_path(&format!("{path}.path"), p)
                 .map(|p| PathMatch::Prefix(p.trim_end_matches('/').to_string())),
@@ -147,26 +203,44 @@ impl Validator<'_> {
                     .add(path, "give exactly one of `path` (prefix) or `exact`");
                 None
             }
-        };
-        let (target, kinds) = self.route_target(path, &raw, backends, groups);
-        if let Some(backup) = &raw.backup {
-            if !backends.contains_key(backup) {
-                self.problems.add(
-                    format!("{path}.backup"),
-                    format!("unknown backend \"{backup}\""),
-                );
-            } else if target == Some(RouteTarget::Backend(backup.clone())) {
-                self.problems.add(
-                    format!("{path}.backup"),
-                    "is the route's own backend; name another one",
-                );
-            }
         }
-        let methods = match &raw.methods {
+    }
+
+    /// `backup`: a declared backend other than the route's own.
+    fn route_backup(
+        &mut self,
+        path: &str,
+        backup: Option<&str>,
+        target: Option<&RouteTarget>,
+        backends: &BTreeMap<String, String>,
+    ) {
+        let Some(backup) = backup else { return };
+        if !backends.contains_key(backup) {
+            self.problems.add(
+                format!("{path}.backup"),
+                format!("unknown backend \"{backup}\""),
+            );
+        } else if target == Some(&RouteTarget::Backend(backup.to_string())) {
+            self.problems.add(
+                format!("{path}.backup"),
+                "is the route's own backend; name another one",
+            );
+        }
+    }
+
+    /// `methods` (GET and HEAD unless given); buckets and directories take only those.
+    fn route_methods(
+        &mut self,
+        path: &str,
+        methods: Option<&[String]>,
+        target: Option<&RouteTarget>,
+        kinds: &[String],
+    ) -> Vec<Method> {
+        let methods = match methods {
             Some(list) => self.methods(&format!("{path}.methods"), list),
             None => vec![Method::GET, Method::HEAD],
         };
-        let read_only = match &target {
+        let read_only = match target {
             Some(RouteTarget::Backend(b)) => format!("backend \"{b}\" is read-only"),
             Some(RouteTarget::Group(g)) => format!("group \"{g}\" has read-only backends"),
             None => String::new(),
@@ -181,11 +255,21 @@ impl Validator<'_> {
                 }
             }
         }
+        methods
+    }
+
+    /// `strip_prefix` (a leading part of the route's path) and `add_prefix` (plain path text).
+    fn route_prefixes(
+        &mut self,
+        path: &str,
+        raw: &RawRoute,
+        matcher: Option<&PathMatch>,
+    ) -> (Option<String>, String) {
         let strip_prefix = raw
             .strip_prefix
             .clone()
             .map(|s| s.trim_end_matches('/').to_string());
-        if let (Some(strip), Some(m)) = (&strip_prefix, &matcher) {
+        if let (Some(strip), Some(m)) = (&strip_prefix, matcher) {
             let matched = match m {
                 PathMatch::Prefix(p) => p,
                 PathMatch::Exact(e) => e,
@@ -211,7 +295,17 @@ impl Validator<'_> {
                 );
             }
         }
-        let cache_control = raw.cache_control.as_deref().and_then(|cc| {
+        (strip_prefix, add_prefix)
+    }
+
+    /// `cache_control`: the header value sent to clients, and the same intent compiled for
+    /// the shared cache.
+    fn route_cache_control(
+        &mut self,
+        path: &str,
+        cache_control: Option<&str>,
+    ) -> (Option<HeaderValue>, Freshness) {
+        let value = cache_control.and_then(|cc| {
             HeaderValue::from_str(cc)
                 .map_err(|_| {
                     self.problems.add(
@@ -221,9 +315,7 @@ impl Validator<'_> {
                 })
                 .ok()
         });
-        let freshness = raw
-            .cache_control
-            .as_deref()
+        let freshness = cache_control
             .map(Freshness::from_cache_control)
             .transpose()
             .unwrap_or_else(|e| {
@@ -232,73 +324,40 @@ impl Validator<'_> {
                 None
             })
             .unwrap_or_default();
-        let cache = self.route_cache(path, raw.cache.clone(), &freshness);
-        let cors_path = format!("{path}.cors");
-        let cors = raw
-            .cors
-            .clone()
-            .and_then(|c| item::<RawCors>(self.problems, &cors_path, c))
-            .map(|c| self.cors(&cors_path, c, &methods));
-        let route_path = matcher.as_ref().map(|m| match m {
-            PathMatch::Prefix(p) | PathMatch::Exact(p) => p.as_str(),
-        });
-        let access = self.access(
-            path,
-            &raw,
-            route_path,
-            auth,
-            public_url,
-            kinds
-                .iter()
-                .find(|k| *k != "s3")
-                .or(kinds.first())
-                .map(String::as_str),
-        );
-        let variants = if kinds.iter().any(|k| k == "variants") {
-            if matches!(target, Some(RouteTarget::Group(_))) {
-                self.problems.add(
-                    format!("{path}.group"),
-                    "a variants backend serves a route directly (`backend = ...`), not in a group",
-                );
-            }
-            if raw.cache_control.is_some() {
-                self.problems.add(
-                    format!("{path}.cache_control"),
-                    "variants carry their own Cache-Control (immutable, or private for private originals)",
-                );
-            }
-            Some(self.route_variants(path, raw.variants.clone()))
-        } else {
+        (value, freshness)
+    }
+
+    /// `variants`: limits on a route whose backend is a variants backend (served directly,
+    /// with its own `Cache-Control`), and on no other.
+    fn route_variant_limits(
+        &mut self,
+        path: &str,
+        raw: &RawRoute,
+        target: Option<&RouteTarget>,
+        kinds: &[String],
+    ) -> Option<crate::variants::VariantLimits> {
+        if !kinds.iter().any(|k| k == "variants") {
             if raw.variants.is_some() {
                 self.problems.add(
                     format!("{path}.variants"),
                     "only a route whose backend is a variants backend has variant limits",
                 );
             }
-            None
-        };
-        let rate_limit = self.rate_limit(path, raw.rate_limit.clone());
-        let name = raw
-            .name
-            .clone()
-            .unwrap_or_else(|| raw.path.clone().or(raw.exact.clone()).unwrap_or_default());
-        Some(Route {
-            name,
-            matcher: matcher?,
-            target: target?,
-            backup: raw.backup,
-            strip_prefix,
-            add_prefix,
-            methods,
-            cache_control,
-            freshness,
-            cache,
-            download: raw.download.unwrap_or(false),
-            cors: cors.flatten(),
-            access,
-            variants,
-            rate_limit,
-        })
+            return None;
+        }
+        if matches!(target, Some(RouteTarget::Group(_))) {
+            self.problems.add(
+                format!("{path}.group"),
+                "a variants backend serves a route directly (`backend = ...`), not in a group",
+            );
+        }
+        if raw.cache_control.is_some() {
+            self.problems.add(
+                format!("{path}.cache_control"),
+                "variants carry their own Cache-Control (immutable, or private for private originals)",
+            );
+        }
+        Some(self.route_variants(path, raw.variants.clone()))
     }
 
     /// The route's backend or group, and the kinds of the backends it reaches (empty when the
