@@ -275,6 +275,7 @@ fn admin_call(admin: AdminArgs, action: &str, body: serde_json::Value) -> ExitCo
     }
 }
 
+/// One arm per subcommand, so the whole command line reads in one place.
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Purge { admin, what } => {
@@ -372,6 +373,8 @@ fn config_and_ttl(path: &Path, ttl: &str) -> anyhow::Result<(config::Config, std
     Ok((cfg, ttl))
 }
 
+/// `assetgate sign`: one arm per scheme, each reading its options and minting with the
+/// config's keys.
 fn sign(what: Sign) -> anyhow::Result<String> {
     use assetgate::services::mint;
     match what {

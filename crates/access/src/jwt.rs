@@ -304,7 +304,9 @@ fn seconds(claims: &serde_json::Map<String, Value>, name: &str) -> Result<Option
     }
 }
 
-/// Verifies the request's JWT.
+/// Verifies the request's JWT. The checks stay in one function, in the order RFC 8725 §3
+/// gives them (the header and the algorithm before any key is tried, the signature before
+/// any claim is believed), so that none can be reordered or skipped by a refactoring.
 pub fn verify(
     v: &JwtVerifier,
     req: &AccessRequest<'_>,

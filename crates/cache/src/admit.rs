@@ -44,61 +44,10 @@ pub fn decide(
     now: SystemTime,
     c: Circumstances<'_>,
 ) -> Result<CacheMeta, NotStored> {
-    if c.gateway_error {
-        return Err("gateway_error");
-    }
-    if let Some(never) = c.never_store {
-        return Err(never.label());
-    }
-    if policy.route_forbids {
-        return Err("route_private");
-    }
-    let status = resp.status.as_u16();
-    if status == 206 {
-        return Err("partial");
-    }
-    if !(200..600).contains(&status) || status == 304 {
-        return Err("status");
-    }
-    if c.from_backup {
-        return Err("backup");
-    }
-    if !query_rule_holds(&policy.store_if_query, c.query) {
-        return Err("query_rule");
-    }
-    if varies_on_everything(resp) {
-        return Err("vary_star");
-    }
-    if vary_names(resp) > super::MAX_VARY_HEADERS {
-        // The key could hold only the first of them: later requests differing in the
-        // rest would be answered with this response.
-        return Err("vary_too_many");
-    }
-    if declared_length(&resp.headers).is_some_and(|l| l > policy.max_size) {
-        return Err("too_large");
-    }
+    refused_by_circumstances(policy, resp, &c)?;
     let cc = CacheControl::from_resp_headers(resp);
-    // `must-understand` (RFC 9111 §5.2.2.3): stored only if the status's caching rules are
-    // known here, and then its `no-store` (there for caches that do not know it) is ignored.
-    let must_understand = cc
-        .as_ref()
-        .is_some_and(|cc| cc.has_directive(&DirectiveKey::MustUnderstand));
-    if must_understand && resp.status.canonical_reason().is_none() {
-        return Err("must_understand");
-    }
-    let forbidden = cc
-        .as_ref()
-        .is_some_and(|cc| cc.private() || (cc.no_store() && !must_understand));
-    if forbidden {
-        return Err("origin_no_store");
-    }
-    if c.authorization_forwarded
-        && !cc
-            .as_ref()
-            .is_some_and(|cc| cc.allow_caching_authorized_req())
-    {
-        return Err("authorization");
-    }
+    refused_by_directives(resp, cc.as_ref(), &c)?;
+    let status = resp.status.as_u16();
     let exchange = Exchange {
         sent: c.sent_at.unwrap_or(now).min(now),
         received: now,
@@ -136,6 +85,72 @@ pub fn decide(
         meta.set_epoch_override(epoch);
     }
     Ok(meta)
+}
+
+/// What refuses a response before its caching directives are read: how it came (a gateway
+/// error, a backup, the origin's never-store marks), the route's rules, its status, `Vary`
+/// and size.
+fn refused_by_circumstances(
+    policy: &RoutePolicy,
+    resp: &ResponseHeader,
+    c: &Circumstances<'_>,
+) -> Result<(), NotStored> {
+    if c.gateway_error {
+        return Err("gateway_error");
+    }
+    if let Some(never) = c.never_store {
+        return Err(never.label());
+    }
+    if policy.route_forbids {
+        return Err("route_private");
+    }
+    let status = resp.status.as_u16();
+    if status == 206 {
+        return Err("partial");
+    }
+    if !(200..600).contains(&status) || status == 304 {
+        return Err("status");
+    }
+    if c.from_backup {
+        return Err("backup");
+    }
+    if !query_rule_holds(&policy.store_if_query, c.query) {
+        return Err("query_rule");
+    }
+    if varies_on_everything(resp) {
+        return Err("vary_star");
+    }
+    if vary_names(resp) > super::MAX_VARY_HEADERS {
+        // The key could hold only the first of them: later requests differing in the
+        // rest would be answered with this response.
+        return Err("vary_too_many");
+    }
+    if declared_length(&resp.headers).is_some_and(|l| l > policy.max_size) {
+        return Err("too_large");
+    }
+    Ok(())
+}
+
+/// What the response's own `Cache-Control` refuses (RFC 9111 §3, §3.5, §5.2.2.3).
+fn refused_by_directives(
+    resp: &ResponseHeader,
+    cc: Option<&CacheControl>,
+    c: &Circumstances<'_>,
+) -> Result<(), NotStored> {
+    // `must-understand` (RFC 9111 §5.2.2.3): stored only if the status's caching rules are
+    // known here, and then its `no-store` (there for caches that do not know it) is ignored.
+    let must_understand = cc.is_some_and(|cc| cc.has_directive(&DirectiveKey::MustUnderstand));
+    if must_understand && resp.status.canonical_reason().is_none() {
+        return Err("must_understand");
+    }
+    let forbidden = cc.is_some_and(|cc| cc.private() || (cc.no_store() && !must_understand));
+    if forbidden {
+        return Err("origin_no_store");
+    }
+    if c.authorization_forwarded && !cc.is_some_and(|cc| cc.allow_caching_authorized_req()) {
+        return Err("authorization");
+    }
+    Ok(())
 }
 
 /// The response's freshness lifetime under `policy`: the route's `ttl`; else the response's

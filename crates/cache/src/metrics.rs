@@ -57,7 +57,8 @@ pub struct CacheMetrics {
 }
 
 impl CacheMetrics {
-    /// Registers every cache metric on `r`.
+    /// Registers every cache metric on `r`: one table of names, help texts and labels, kept
+    /// whole so that the metrics read (and are documented) together.
     pub fn register(r: Registrar<'_>) -> CacheMetrics {
         let route = &["host", "route"];
         let tier = &["tier"];

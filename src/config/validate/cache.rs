@@ -245,29 +245,7 @@ impl Validator<'_> {
         }
         let tiers = match raw.tiers {
             None => configured,
-            Some(names) => {
-                let mut tiers = Vec::new();
-                for (i, name) in names.iter().enumerate() {
-                    let at = format!("{path}.tiers[{i}]");
-                    match TierName::parse(name) {
-                        Ok(t) if !configured.contains(&t) => self
-                            .problems
-                            .add(at, format!("the {name} tier is not configured in [cache]")),
-                        Ok(t) if tiers.contains(&t) => self.problems.add(at, "listed twice"),
-                        Ok(t) => tiers.push(t),
-                        Err(e) => self.problems.add(at, e),
-                    }
-                }
-                if names.is_empty() {
-                    self.problems.add(
-                        format!("{path}.tiers"),
-                        "needs at least one tier (remove the cache table to not cache)",
-                    );
-                }
-                // Looked up top first, whatever order they were written in.
-                tiers.sort();
-                tiers
-            }
+            Some(names) => self.route_tiers(&path, &names, &configured),
         };
         let mut optional = |key: &str, text: Option<String>| {
             let text = text?;
@@ -324,5 +302,34 @@ impl Validator<'_> {
             stale_if_error,
             route_forbids: freshness.never_store,
         })
+    }
+    /// A route's `tiers`: configured ones, each once, looked up top first whatever order they
+    /// were written in.
+    fn route_tiers(
+        &mut self,
+        path: &str,
+        names: &[String],
+        configured: &[TierName],
+    ) -> Vec<TierName> {
+        let mut tiers = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let at = format!("{path}.tiers[{i}]");
+            match TierName::parse(name) {
+                Ok(t) if !configured.contains(&t) => self
+                    .problems
+                    .add(at, format!("the {name} tier is not configured in [cache]")),
+                Ok(t) if tiers.contains(&t) => self.problems.add(at, "listed twice"),
+                Ok(t) => tiers.push(t),
+                Err(e) => self.problems.add(at, e),
+            }
+        }
+        if names.is_empty() {
+            self.problems.add(
+                format!("{path}.tiers"),
+                "needs at least one tier (remove the cache table to not cache)",
+            );
+        }
+        tiers.sort();
+        tiers
     }
 }
