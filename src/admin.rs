@@ -47,7 +47,7 @@ pub struct AdminApp {
     audit: Option<Arc<AuditLog>>,
     control: CacheControl,
     /// The asset store, when configured: not ready until it is connected.
-    assets: Option<Arc<crate::assets::lookup::AccessCache>>,
+    assets: Option<Arc<media::assets::lookup::AccessCache>>,
 }
 
 /// What the admin API purges and revokes with.
@@ -128,7 +128,7 @@ impl AdminApp {
         listeners: Vec<SocketAddr>,
         audit: Option<Arc<AuditLog>>,
         control: CacheControl,
-        assets: Option<Arc<crate::assets::lookup::AccessCache>>,
+        assets: Option<Arc<media::assets::lookup::AccessCache>>,
         metrics: Arc<Metrics>,
     ) -> AdminApp {
         let access = &config.admin_access;

@@ -91,9 +91,9 @@ pub enum GatewayError {
     /// The client was too slow sending its request.
     #[error("request timeout")]
     ClientTimeout,
-    /// An image variant could not be made or was refused ([`crate::variants::VariantError`]).
+    /// An image variant could not be made or was refused ([`media::variants::VariantError`]).
     #[error("{0}")]
-    Variant(#[from] crate::variants::VariantError),
+    Variant(#[from] media::variants::VariantError),
     /// The asset metadata store is not connected yet, or failed.
     #[error("the asset store is unavailable; retry shortly")]
     StoreUnavailable,
@@ -134,7 +134,7 @@ impl GatewayError {
 
     /// Whether the answer carries `Retry-After` (the gateway is busy, not the request wrong).
     pub fn retry_after(&self) -> Option<u32> {
-        use crate::variants::VariantError as V;
+        use media::variants::VariantError as V;
         match self {
             GatewayError::RateLimited { retry_after } => Some(*retry_after),
             GatewayError::Throttled
@@ -245,16 +245,15 @@ impl From<crate::backend::OriginError> for GatewayError {
             O::Unreachable => GatewayError::Unreachable,
             O::Failed => GatewayError::BackendFailed,
             O::Internal => GatewayError::Internal,
-            O::Variant(v) => GatewayError::Variant(v),
         }
     }
 }
 
 /// The variant builder's failures: a refused or failed variant as itself, a missing
 /// original as 404, the store as below.
-impl From<crate::variants::builder::BuildError> for GatewayError {
-    fn from(e: crate::variants::builder::BuildError) -> GatewayError {
-        use crate::variants::builder::BuildError as B;
+impl From<media::variants::builder::BuildError> for GatewayError {
+    fn from(e: media::variants::builder::BuildError) -> GatewayError {
+        use media::variants::builder::BuildError as B;
         match e {
             B::Variant(v) => GatewayError::Variant(v),
             B::Store(s) => GatewayError::from(s),
@@ -266,9 +265,9 @@ impl From<crate::variants::builder::BuildError> for GatewayError {
 
 /// A store failure on the request path is the store being unavailable (503 with
 /// `Retry-After`); one that is not just "still connecting" is logged once, here.
-impl From<crate::assets::StoreError> for GatewayError {
-    fn from(e: crate::assets::StoreError) -> GatewayError {
-        if !matches!(e, crate::assets::StoreError::NotReady) {
+impl From<media::assets::StoreError> for GatewayError {
+    fn from(e: media::assets::StoreError) -> GatewayError {
+        if !matches!(e, media::assets::StoreError::NotReady) {
             tracing::error!(error = %e, "asset store lookup failed");
         }
         GatewayError::StoreUnavailable
@@ -277,8 +276,8 @@ impl From<crate::assets::StoreError> for GatewayError {
 
 /// The status of each variant failure: the URL's fault 400, the original's 422, the
 /// gateway being busy 503, a broken original store 502, a codec failure 500.
-fn variant_status(e: &crate::variants::VariantError) -> u16 {
-    use crate::variants::VariantError as V;
+fn variant_status(e: &media::variants::VariantError) -> u16 {
+    use media::variants::VariantError as V;
     match e {
         V::Grammar | V::BadHash | V::BadFormat | V::BadFit | V::NotAllowed(_) => 400,
         V::SourceTooLarge(_) | V::Undecodable(_) => 422,
@@ -301,7 +300,7 @@ mod tests {
         assert_eq!(GatewayError::BadPath(PathError::TooLong).status(), 414);
         assert_eq!(GatewayError::KeyTooLong.status(), 414);
         assert_eq!(GatewayError::BadHost(HostError::Malformed).status(), 400);
-        use crate::variants::VariantError as V;
+        use media::variants::VariantError as V;
         assert_eq!(
             GatewayError::from(V::NotAllowed(String::new())).status(),
             400
@@ -333,7 +332,6 @@ mod tests {
             O::Unreachable,
             O::Failed,
             O::Internal,
-            O::Variant(crate::variants::VariantError::Busy),
         ] {
             let g = GatewayError::from(e.clone());
             assert_eq!(e.label(), g.label(), "{e:?}");

@@ -411,7 +411,7 @@ fn sign(what: Sign) -> anyhow::Result<String> {
         } => {
             let (cfg, ttl) = config_and_ttl(&config, &ttl)?;
             let (backends, _) = assetgate::backend::build(
-                &cfg,
+                &cfg.backends,
                 &OriginMetrics::unregistered(),
                 &assetgate::variant_backend::in_process,
             )
@@ -471,13 +471,13 @@ fn variant(
     parallel: u32,
     avif_speed: u8,
 ) -> anyhow::Result<()> {
-    use assetgate::variants::{encode::EncodeSettings, pipeline, spec::parse_canonical};
+    use media::variants::{encode::EncodeSettings, pipeline, spec::parse_canonical};
     let bytes = std::sync::Arc::new(
         std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?,
     );
-    let hash = assetgate::assets::ingest::content_hash(&bytes);
+    let hash = media::assets::ingest::content_hash(&bytes);
     let spec = parse_canonical(&format!("/{hash}/{}", spec.trim_start_matches('/')))?;
-    let limits = assetgate::variants::VariantLimits::default();
+    let limits = media::variants::VariantLimits::default();
     let settings = EncodeSettings { avif_speed };
     let started = std::time::Instant::now();
     let threads: Vec<_> = (0..parallel.max(1))
@@ -488,7 +488,7 @@ fn variant(
                 for _ in 0..repeat.max(1) {
                     out = pipeline::make(&bytes, &spec, &limits, settings)?;
                 }
-                Ok::<_, assetgate::variants::VariantError>(out)
+                Ok::<_, media::variants::VariantError>(out)
             })
         })
         .collect();
@@ -513,9 +513,9 @@ fn variant(
 }
 
 fn assets(what: AssetsCommand) -> anyhow::Result<()> {
-    use assetgate::assets::ingest::{self, Ownership};
-    use assetgate::assets::store::AssetStore;
-    use assetgate::assets::Visibility;
+    use media::assets::ingest::{self, Ownership};
+    use media::assets::store::AssetStore;
+    use media::assets::Visibility;
     let AssetsCommand::Add {
         config,
         files,
@@ -535,7 +535,7 @@ fn assets(what: AssetsCommand) -> anyhow::Result<()> {
         visibility: Visibility::parse(&visibility).context("unknown visibility")?,
     };
     let (backends, _) = assetgate::backend::build(
-        &cfg,
+        &cfg.backends,
         &OriginMetrics::unregistered(),
         &assetgate::variant_backend::in_process,
     )
@@ -556,9 +556,7 @@ fn assets(what: AssetsCommand) -> anyhow::Result<()> {
                     let placement = ingest::Placement::Upload(&settings.key_prefix);
                     ingest::add(&store, originals.as_ref(), placement, bytes, &name, &who).await
                 }
-                Err(e) => Err(assetgate::assets::StoreError::Ingest(format!(
-                    "{name}: {e}"
-                ))),
+                Err(e) => Err(media::assets::StoreError::Ingest(format!("{name}: {e}"))),
             };
             match added {
                 Ok(a) => println!("{}  {name}", a.hash),

@@ -6,13 +6,13 @@
 //! config (host names, route names, backend names), never from raw request data, so
 //! cardinality stays bounded.
 
-use crate::assets::metrics::AssetMetrics;
 use crate::backend::metrics::OriginMetrics;
-use crate::variants::metrics::VariantMetrics;
 use access::metrics::AccessMetrics;
 use cache::metrics::CacheMetrics;
 use kit::metrics::Registrar;
 use limits::metrics::LimitMetrics;
+use media::assets::metrics::AssetMetrics;
+use media::variants::metrics::VariantMetrics;
 use prometheus::{Encoder, IntCounterVec, Registry, TextEncoder};
 use routing::metrics::RoutingMetrics;
 

@@ -4,22 +4,21 @@
 //! start-up), the in-process origin (directory files, image variants) and the admin service.
 
 use crate::admin::{AdminApp, CacheControl};
-use crate::assets::lookup::AccessCache;
-use crate::assets::service::StoreService;
 use crate::audit::AuditLog;
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backends};
 use crate::config::Config;
 use crate::proxy::Gateway;
-use crate::variants::builder::VariantBuilder;
-use crate::variants::encode::EncodeSettings;
 use access::Authenticator;
 use cache::object::EntryBucket;
+use media::assets::lookup::AccessCache;
+use media::assets::service::StoreService;
+use media::variants::builder::VariantBuilder;
+use media::variants::encode::EncodeSettings;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Process options from the command line.
@@ -69,9 +68,6 @@ fn server_conf(config: &Config, options: RunOptions) -> ServerConf {
     }
 }
 
-/// The live backends, by name.
-type Backends = HashMap<String, Arc<Backend>>;
-
 /// Builds the server; call [`Server::run_forever`] on the result.
 pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError> {
     let opt = Opt {
@@ -84,7 +80,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
 
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let (backends, background) = backend::build(
-        config,
+        &config.backends,
         &metrics.origins,
         &crate::variant_backend::in_process,
     )
@@ -183,7 +179,26 @@ fn add_cache_services(
 fn object_bucket(config: &Config, backends: &Backends) -> Option<Arc<dyn EntryBucket>> {
     let name = &config.cache.object.as_ref()?.backend;
     let bucket = backends.get(name)?.bucket()?;
-    Some(bucket as Arc<dyn EntryBucket>)
+    Some(Arc::new(CacheBucket(bucket)))
+}
+
+/// An `s3` backend's bucket as the object tier's store of entries: the same client and key
+/// prefix.
+struct CacheBucket(Arc<backend::s3::S3Backend>);
+
+#[async_trait::async_trait]
+impl EntryBucket for CacheBucket {
+    async fn client(&self) -> aws_sdk_s3::Client {
+        self.0.sdk_client().await
+    }
+
+    fn name(&self) -> &str {
+        self.0.bucket()
+    }
+
+    fn key_in_prefix(&self, name: &str) -> String {
+        self.0.key_in_prefix(name)
+    }
 }
 
 /// With `[assets]`: the asset store's start-up (connect, migrate, register originals) as a

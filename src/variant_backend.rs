@@ -8,10 +8,10 @@
 
 use crate::backend::{local, Ask, Origin, OriginError};
 use crate::config::Route;
-use crate::variants::builder::{limits_header, LIMITS_HEADER};
 use async_trait::async_trait;
 use http::header;
 use kit::client::ClientInfo;
+use media::variants::builder::{limits_header, LIMITS_HEADER};
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
@@ -19,7 +19,7 @@ use pingora::upstreams::peer::HttpPeer;
 pub struct VariantBackend;
 
 #[async_trait]
-impl Origin for VariantBackend {
+impl Origin<Route> for VariantBackend {
     fn kind(&self) -> &'static str {
         "variants"
     }
@@ -34,7 +34,12 @@ impl Origin for VariantBackend {
     ) -> Result<Ask, OriginError> {
         let limits = route.variants.as_ref().ok_or(OriginError::Internal)?;
         let path = crate::backend::keys::origin_path(route, path);
-        let spec = crate::variants::spec::parse(&path, limits, accept)?;
+        // The Access stage parsed the same path with the same limits and Accept and answered
+        // its refusal (400) before a backend is asked, so a failure here is the gateway's.
+        let spec = media::variants::spec::parse(&path, limits, accept).map_err(|e| {
+            tracing::error!(error = %e, "variant refused after the access check passed it");
+            OriginError::Internal
+        })?;
         Ok(Ask::Variant {
             path: spec.canonical_path(),
             limits: limits_header(limits),
@@ -89,6 +94,6 @@ fn variant_request(
 
 /// The backends the application serves in process, by config name, for
 /// [`crate::backend::build`]: every such backend is the variant builder.
-pub fn in_process(_name: &str) -> Box<dyn Origin> {
+pub fn in_process(_name: &str) -> Box<dyn Origin<Route>> {
     Box::new(VariantBackend)
 }

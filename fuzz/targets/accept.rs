@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::variants::spec::{negotiate, Format};
 use libfuzzer_sys::fuzz_target;
+use media::variants::spec::{negotiate, Format};
 
 const ALL: [Format; 4] = [Format::Avif, Format::Webp, Format::Png, Format::Jpeg];
 

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 #[path = "common.rs"]
 mod common;
-use assetgate::variants::spec::{hash_of, parse, parse_canonical};
 use libfuzzer_sys::fuzz_target;
+use media::variants::spec::{hash_of, parse, parse_canonical};
 
 fuzz_target!(|data: &[u8]| {
     let [path, accept] = common::fields(data, 2)[..] else {
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
             "{path:?} → {canonical:?}"
         );
     }
-    let limits = assetgate::variants::limits::VariantLimits::default();
+    let limits = media::variants::limits::VariantLimits::default();
     if let Ok(spec) = parse(&path, &limits, Some(&accept)) {
         let canonical = spec.canonical_path();
         assert_eq!(

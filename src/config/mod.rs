@@ -1,4 +1,4 @@
-//! Configuration: TOML on disk → [`raw`] serde structs → [`validate`] → the typed [`Config`].
+//! Configuration: TOML on disk → [`raw`] serde structs → validation → the typed [`Config`].
 //!
 //! The typed config is an immutable snapshot; everything the request path decides is read from
 //! it. `assetgate check -c FILE` runs [`load`] and prints every [`Problem`] at once.
@@ -7,14 +7,14 @@ pub mod raw;
 pub mod reference;
 mod validate;
 
-pub use crate::backend::spec::{
-    BackendSpec, Balance, CredentialSpec, DirSpec, Ejection, Endpoint, HealthSpec, HttpSpec, S3Spec,
-};
 pub use access::settings::{
     AdminAccess, AuthSettings, CloudFrontKey, CloudFrontSettings, HmacSettings,
 };
 pub use cache::settings::{CacheSettings, MemoryTierSettings};
 pub use kit::problems::{Problem, Problems};
+pub use origins::spec::{
+    BackendSpec, Balance, CredentialSpec, DirSpec, Ejection, Endpoint, HealthSpec, HttpSpec, S3Spec,
+};
 pub use routing::spec::{GroupSpec, HostPattern, PathMatch, RouteTarget};
 pub use validate::{from_toml_str, load};
 
@@ -174,7 +174,7 @@ pub struct AssetSettings {
     /// rav1e speed for AVIF.
     pub avif_speed: u8,
     /// Originals registered at start.
-    pub register: Option<crate::assets::service::StartupOriginals>,
+    pub register: Option<media::assets::service::StartupOriginals>,
 }
 
 /// A route: where a path on a host goes and what its responses carry.
@@ -209,7 +209,7 @@ pub struct Route {
     /// The route's request rate limit (`None`: unlimited).
     pub rate_limit: Option<limits::RateLimit>,
     /// Allowlists and source limits, on a route of a `variants` backend.
-    pub variants: Option<crate::variants::VariantLimits>,
+    pub variants: Option<media::variants::VariantLimits>,
 }
 
 /// Which origins a CORS policy allows.

@@ -1,6 +1,6 @@
 //! Raw configuration as written in TOML: serde structs with `deny_unknown_fields`.
 //!
-//! Nothing here is trusted yet; [`super::validate`] turns these into the typed
+//! Nothing here is trusted yet; validation turns these into the typed
 //! [`super::Config`] and reports every problem with its key path.
 
 pub use kit::secret::RawSecret;

@@ -74,7 +74,7 @@ pub struct Matched {
     /// What the route's access policy established (`None` on a public route).
     pub grant: Option<Grant>,
     /// On a variants route: what the asset store said about the hash.
-    pub variant: Option<crate::variants::access::VariantAccess>,
+    pub variant: Option<media::variants::access::VariantAccess>,
 }
 
 /// The backend side of a request.

@@ -14,7 +14,6 @@ pub mod stages;
 
 pub use ctx::{CacheCtx, Matched, Outcome, RequestCtx, RouteServices, ServedRoute, Upstream};
 
-use crate::assets::lookup::AccessCache;
 use crate::audit::AuditLog;
 use crate::backend::dir::FileAnswer;
 use crate::backend::{Ask, Backend, MemberOutcome, Verdict};
@@ -34,6 +33,7 @@ use kit::client::{ClientInfo, TrustedProxies};
 use kit::host::{self, request_host};
 use kit::range::RangeSyntax;
 use limits::{LimitSettings, RateLimiter};
+use media::assets::lookup::AccessCache;
 use pingora::cache::key::HashBinary;
 use pingora::cache::storage::HitHandler;
 use pingora::cache::{
@@ -180,7 +180,7 @@ impl Gateway {
             let backend = ctx.upstream.backend.as_deref();
             decorate::decorate(resp, &m.route.route, backend, session.req_header(), &m.path);
             if let Some(access) = &m.variant {
-                crate::variants::access::decorate(resp, access, kit::time::unix_secs());
+                media::variants::access::decorate(resp, access, kit::time::unix_secs());
             }
             steering_headers(resp, ctx, m.route.steering.header.as_ref());
         }
@@ -282,7 +282,7 @@ impl Gateway {
         let route = &m.route.route;
         let limits = route.variants.as_ref().ok_or(GatewayError::Internal)?;
         let accept = accept_of(req);
-        let spec = crate::variants::spec::parse(
+        let spec = media::variants::spec::parse(
             &crate::backend::keys::origin_path(route, &m.path),
             limits,
             accept.as_deref(),
@@ -293,7 +293,7 @@ impl Gateway {
             .await?
             .ok_or(GatewayError::NotFound)?;
         let public_route = route.access.is_public();
-        let mut established = crate::variants::access::VariantAccess {
+        let mut established = media::variants::access::VariantAccess {
             public: access.public,
             expires_at: None,
             negotiated: spec.negotiated,
@@ -308,7 +308,7 @@ impl Gateway {
                 .as_ref()
                 .and_then(|m| m.grant.as_ref())
                 .ok_or(GatewayError::Internal)?;
-            if !crate::variants::access::permits(&access, grant) {
+            if !media::variants::access::permits(&access, grant) {
                 return Err(GatewayError::Forbidden);
             }
             established.expires_at = grant.expires_at;

@@ -1,11 +1,11 @@
 //! `[assets]` and `[hosts.routes.variants]`.
 
 use super::*;
-use crate::assets::ingest::Ownership;
-use crate::assets::service::StartupOriginals;
-use crate::assets::Visibility;
-use crate::variants::limits::VariantLimits;
-use crate::variants::Format;
+use media::assets::ingest::Ownership;
+use media::assets::service::StartupOriginals;
+use media::assets::Visibility;
+use media::variants::limits::VariantLimits;
+use media::variants::Format;
 
 /// Where the gateway keeps its state when `[assets] state_dir` is not set.
 const DEFAULT_STATE_DIR: &str = "/var/lib/assetgate";

@@ -267,7 +267,7 @@ impl Validator<'_> {
             ejection,
             total_timeout: timeouts.total,
             degraded: raw.degraded_header.as_deref().and_then(|text| {
-                crate::backend::http::DegradedMarker::parse(text)
+                origins::http::DegradedMarker::parse(text)
                     .map_err(|e| self.problems.add(format!("{path}.degraded_header"), e))
                     .ok()
             }),

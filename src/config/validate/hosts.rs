@@ -335,7 +335,7 @@ impl Validator<'_> {
         raw: &RawRoute,
         target: Option<&RouteTarget>,
         kinds: &[String],
-    ) -> Option<crate::variants::VariantLimits> {
+    ) -> Option<media::variants::VariantLimits> {
         if !kinds.iter().any(|k| k == "variants") {
             if raw.variants.is_some() {
                 self.problems.add(

@@ -11,13 +11,12 @@
 use super::error::OriginError;
 use super::keys::{object_key, MAX_OBJECT_KEY_BYTES};
 use super::metrics::BackendMetrics;
-use super::origin::{Origin, OriginalStore};
+use super::origin::{Origin, OriginalStore, RouteView};
 use super::resolve::Resolver;
 use super::spec::{CredentialSpec, S3Spec};
 use super::Ask;
 use super::OriginalError;
 use super::Verdict;
-use crate::config::Route;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
@@ -234,7 +233,11 @@ impl S3Backend {
     /// The object key a matched request asks for. An empty key or one ending in `/` would
     /// become a bucket listing: it is 404. A key longer than S3 allows is 414 at the gateway,
     /// never a bucket error counted against the backend.
-    pub fn object_key(&self, route: &Route, path: &str) -> Result<String, OriginError> {
+    pub fn object_key(
+        &self,
+        route: &(impl RouteView + ?Sized),
+        path: &str,
+    ) -> Result<String, OriginError> {
         let key = object_key(route, &self.spec.key_prefix, path);
         if key.is_empty() || key.ends_with('/') {
             return Err(OriginError::NotFound);
@@ -644,14 +647,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// A bucket as one backend kind: requests are proxied, signed for the bucket; its answers
 /// are judged by the bucket's status policy; originals are objects under the key prefix.
 #[async_trait::async_trait]
-impl Origin for Arc<S3Backend> {
+impl<R: RouteView + ?Sized> Origin<R> for Arc<S3Backend> {
     fn kind(&self) -> &'static str {
         "s3"
     }
 
     fn ask(
         &self,
-        route: &Route,
+        route: &R,
         _host: &str,
         path: &str,
         _query: Option<&str>,
@@ -741,22 +744,6 @@ impl Origin for Arc<S3Backend> {
                 tracing::error!(backend = %self.name, error = %e, "cannot presign");
                 OriginError::from(e)
             })
-    }
-}
-
-/// The bucket as the object cache tier's store of entries: the same client and key prefix.
-#[async_trait::async_trait]
-impl cache::object::EntryBucket for S3Backend {
-    async fn client(&self) -> aws_sdk_s3::Client {
-        self.sdk_client().await
-    }
-
-    fn name(&self) -> &str {
-        &self.spec.bucket
-    }
-
-    fn key_in_prefix(&self, name: &str) -> String {
-        S3Backend::key_in_prefix(self, name)
     }
 }
 

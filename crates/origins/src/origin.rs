@@ -6,7 +6,6 @@
 use super::dir::FileAnswer;
 use super::metrics::BackendMetrics;
 use super::{Ask, MemberOutcome, OriginError, OriginalError, Verdict};
-use crate::config::Route;
 use async_trait::async_trait;
 use kit::affinity::AffinityKey;
 use kit::client::ClientInfo;
@@ -14,11 +13,25 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
 use std::time::Duration;
 
+/// What a backend kind reads of the route a request matched (the application's route type
+/// implements it): how the route maps its paths, and what query an origin is sent.
+pub trait RouteView {
+    /// Leading path part removed before the key or origin path is made.
+    fn strip_prefix(&self) -> Option<&str>;
+    /// Text put in front after stripping.
+    fn add_prefix(&self) -> &str;
+    /// The query an origin is sent for the client's `query`: without the route's credential
+    /// parameters and, on a cached route, in the form its cache key holds.
+    fn origin_query(&self, query: Option<&str>) -> Option<String>;
+}
+
 /// One kind of backend: what a request asks of it, where it connects, how the request is
-/// rewritten for it and what its answers mean. The defaults are those of a kind with one
-/// member, no health checks and nothing to add to what it answers.
+/// rewritten for it and what its answers mean. `R` is the application's route type; the
+/// kinds here read it only as a [`RouteView`], a kind the application adds may read more.
+/// The defaults are those of a kind with one member, no health checks and nothing to add to
+/// what it answers.
 #[async_trait]
-pub trait Origin: Send + Sync {
+pub trait Origin<R: ?Sized>: Send + Sync {
     /// The kind's name as the config writes it (`s3`, `http`, `dir`, `variants`).
     fn kind(&self) -> &'static str;
 
@@ -26,7 +39,7 @@ pub trait Origin: Send + Sync {
     /// `route` asks of this backend; `accept` is the client's `Accept`.
     fn ask(
         &self,
-        route: &Route,
+        route: &R,
         host: &str,
         path: &str,
         query: Option<&str>,

@@ -7,8 +7,8 @@
 use super::ingest::{self, Ownership, Placement};
 use super::lookup::AccessCache;
 use super::store::{redacted, AssetStore};
-use crate::backend::OriginalStore;
 use async_trait::async_trait;
+use origins::OriginalStore;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::path::PathBuf;

@@ -27,9 +27,8 @@ pub mod s3;
 pub mod spec;
 
 pub use http::MemberOutcome;
-pub use origin::{Origin, OriginalStore};
+pub use origin::{Origin, OriginalStore, RouteView};
 
-use crate::config::{Config, Route};
 pub use error::OriginError;
 use kit::client::ClientInfo;
 use metrics::{BackendMetrics, OriginMetrics};
@@ -38,6 +37,7 @@ use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;
 use pingora::upstreams::peer::HttpPeer;
 use spec::BackendSpec;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -95,18 +95,19 @@ pub enum Verdict {
     Replace(OriginError),
 }
 
-/// A live backend: its name, its metric handles and its kind ([`Origin`]).
-pub struct Backend {
+/// A live backend: its name, its metric handles and its kind ([`Origin`]), serving routes of
+/// the application's type `R`.
+pub struct Backend<R: ?Sized> {
     /// Config name.
     pub name: String,
     /// Metric handles labelled with this backend.
     pub metrics: BackendMetrics,
-    origin: Box<dyn Origin>,
+    origin: Box<dyn Origin<R>>,
 }
 
-impl Backend {
+impl<R: ?Sized> Backend<R> {
     /// The backend `name` of kind `origin`, counting into `metrics`.
-    pub fn new(name: &str, metrics: BackendMetrics, origin: Box<dyn Origin>) -> Backend {
+    pub fn new(name: &str, metrics: BackendMetrics, origin: Box<dyn Origin<R>>) -> Backend<R> {
         Backend {
             name: name.to_string(),
             metrics,
@@ -127,7 +128,7 @@ impl Backend {
     /// `accept` prefers for `auto`.
     pub fn ask(
         &self,
-        route: &Route,
+        route: &R,
         host: &str,
         path: &str,
         query: Option<&str>,
@@ -295,7 +296,7 @@ impl Backend {
     }
 }
 
-impl routing::Usable for Backend {
+impl<R: ?Sized> routing::Usable for Backend<R> {
     fn usable(&self) -> bool {
         Backend::usable(self)
     }
@@ -304,7 +305,7 @@ impl routing::Usable for Backend {
 /// A backend as the asset store sees it: a place for originals, when its kind holds them
 /// (s3, dir); other kinds refuse with [`OriginalError::Unsupported`].
 #[async_trait::async_trait]
-impl OriginalStore for Backend {
+impl<R: ?Sized> OriginalStore for Backend<R> {
     async fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {
         Backend::read_original(self, key, max).await
     }
@@ -326,20 +327,23 @@ impl OriginalStore for Backend {
 /// Services that must run beside the proxy: origin health checks, endpoint name refreshes.
 pub type BackgroundServices = Vec<Box<dyn ServiceWithDependents>>;
 
-/// Builds every configured backend, counting into `metrics`; a kind the application serves
-/// in process (`variants`) is made by `in_process`. Also returns the background services to
+/// The live backends, by name.
+pub type Backends<R> = HashMap<String, Arc<Backend<R>>>;
+
+/// Builds every backend of `specs`, counting into `metrics`; a kind the application serves in
+/// process (`variants`) is made by `in_process`. Also returns the background services to
 /// register.
-pub fn build(
-    config: &Config,
+pub fn build<R: RouteView + ?Sized + 'static>(
+    specs: &BTreeMap<String, BackendSpec>,
     metrics: &OriginMetrics,
-    in_process: &dyn Fn(&str) -> Box<dyn Origin>,
-) -> Result<(HashMap<String, Arc<Backend>>, BackgroundServices), String> {
+    in_process: &dyn Fn(&str) -> Box<dyn Origin<R>>,
+) -> Result<(Backends<R>, BackgroundServices), String> {
     let mut out = HashMap::new();
     let mut services: BackgroundServices = Vec::new();
     let mut resolvers = Vec::new();
     let mut buckets = Vec::new();
-    for (name, spec) in &config.backends {
-        let origin: Box<dyn Origin> = match spec {
+    for (name, spec) in specs {
+        let origin: Box<dyn Origin<R>> = match spec {
             BackendSpec::S3(s) => {
                 let bucket = Arc::new(s3::S3Backend::new(name, s));
                 resolvers.push(bucket.resolver());

@@ -5,7 +5,7 @@
 
 use super::store::{Asset, AssetStore, Blob};
 use super::{StoreError, Visibility};
-use crate::backend::OriginalStore;
+use origins::OriginalStore;
 use sha2::{Digest, Sha256};
 
 /// What adding one original did.

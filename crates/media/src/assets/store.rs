@@ -8,7 +8,7 @@ use sqlx::{AnyPool, Row};
 use std::time::Duration;
 
 /// The migrations in `migrations/`, embedded at build time.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// A stored original.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,9 +37,6 @@ pub enum OriginError {
     /// The request for the backend could not be built (a bug, or the wrong kind asked).
     #[error("internal error")]
     Internal,
-    /// The variant the path names is refused (a `variants` backend).
-    #[error("{0}")]
-    Variant(#[from] crate::variants::VariantError),
 }
 
 impl OriginError {
@@ -70,7 +67,6 @@ impl OriginError {
             OriginError::Unreachable => "unreachable",
             OriginError::Failed => "backend_failed",
             OriginError::Internal => "internal",
-            OriginError::Variant(_) => "variant",
         }
     }
 }

@@ -18,11 +18,10 @@
 
 use super::error::OriginError;
 use super::keys::object_key;
-use super::origin::{Origin, OriginalStore};
+use super::origin::{Origin, OriginalStore, RouteView};
 use super::spec::DirSpec;
 use super::Ask;
 use super::OriginalError;
-use crate::config::Route;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::{header, Method};
@@ -152,7 +151,11 @@ impl DirBackend {
     }
 
     /// The file key a matched request asks for; a directory-style path is 404.
-    pub fn object_key(&self, route: &Route, path: &str) -> Result<String, OriginError> {
+    pub fn object_key(
+        &self,
+        route: &(impl RouteView + ?Sized),
+        path: &str,
+    ) -> Result<String, OriginError> {
         let key = object_key(route, &self.spec.key_prefix, path);
         if key.is_empty() || key.ends_with('/') {
             return Err(OriginError::NotFound);
@@ -406,14 +409,14 @@ fn entity_tag(len: u64, modified: SystemTime) -> String {
 /// route, and through the in-process origin on a cached one (so they are stored like any
 /// backend's answer); originals are files under the key prefix.
 #[async_trait::async_trait]
-impl Origin for DirBackend {
+impl<R: RouteView + ?Sized> Origin<R> for DirBackend {
     fn kind(&self) -> &'static str {
         "dir"
     }
 
     fn ask(
         &self,
-        route: &Route,
+        route: &R,
         _host: &str,
         path: &str,
         _query: Option<&str>,

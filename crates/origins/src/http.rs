@@ -11,10 +11,9 @@
 
 use super::keys::origin_path;
 use super::metrics::{MemberMetrics, OriginMetrics};
-use super::origin::Origin;
+use super::origin::{Origin, RouteView};
 use super::spec::{Balance, HttpSpec};
 use super::{Ask, OriginError};
-use crate::config::Route;
 use async_trait::async_trait;
 use http::{header, HeaderName};
 use kit::affinity::AffinityKey;
@@ -457,29 +456,22 @@ where
 /// An origin pool as one backend kind: requests are proxied to a member chosen by the pool's
 /// balance, with the client's headers; members are health-checked and ejected.
 #[async_trait]
-impl Origin for HttpBackend {
+impl<R: RouteView + ?Sized> Origin<R> for HttpBackend {
     fn kind(&self) -> &'static str {
         "http"
     }
 
     fn ask(
         &self,
-        route: &Route,
+        route: &R,
         host: &str,
         path: &str,
         query: Option<&str>,
         _accept: Option<&str>,
     ) -> Result<Ask, OriginError> {
-        let query = route.access.strip(query);
-        let query = match &route.cache {
-            Some(policy) => {
-                kit::params::forwarded_query(query.as_deref(), policy.query_keys.as_deref())
-            }
-            None => query.map(|q| q.into_owned()),
-        };
         Ok(Ask::Origin {
             path: origin_path(route, path),
-            query,
+            query: route.origin_query(query),
             host: host.to_string(),
         })
     }
