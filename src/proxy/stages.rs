@@ -207,8 +207,11 @@ impl Gateway {
             .as_ref()
             .and_then(|m| m.grant.as_ref())
             .is_some_and(|g| g.scheme == Scheme::Admin);
-        let Some(backend) = ctx.upstream.backend.clone().filter(|_| admin) else {
+        if !admin {
             return Ok(Flow::Next);
+        }
+        let Some(backend) = ctx.upstream.backend.clone() else {
+            return Ok(Flow::Refuse(GatewayError::Internal));
         };
         Ok(Flow::Done(
             self.admin_redirect(session, ctx, &backend).await?,

@@ -137,39 +137,6 @@ impl<R: ?Sized> Backend<R> {
         self.origin.ask(route, host, path, query, accept)
     }
 
-    /// Where this backend keeps originals (s3, dir); `None` for kinds that hold none.
-    pub fn originals(&self) -> Option<&dyn OriginalStore> {
-        self.origin.originals()
-    }
-
-    /// Reads the original stored as `key` (relative to the backend's key prefix), refusing
-    /// one longer than `max` bytes before reading its body.
-    pub async fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {
-        match self.origin.originals() {
-            Some(store) => store.read_original(key, max).await,
-            None => Err(OriginalError::Unsupported(self.origin.kind())),
-        }
-    }
-
-    /// The key of a local file inside a `dir` backend's root and key prefix (its original
-    /// can be registered where it lies); `None` for other kinds and files elsewhere.
-    pub fn key_of_local_file(&self, path: &std::path::Path) -> Option<String> {
-        self.origin.originals()?.key_of_local_file(path)
-    }
-
-    /// Stores an original as `key` (relative to the backend's key prefix).
-    pub async fn write_original(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), OriginalError> {
-        match self.origin.originals() {
-            Some(store) => store.write_original(key, bytes, content_type).await,
-            None => Err(OriginalError::Unsupported(self.origin.kind())),
-        }
-    }
-
     /// The bucket's client, shared (the object cache tier uses it), for an `s3` backend.
     pub fn bucket(&self) -> Option<Arc<s3::S3Backend>> {
         self.origin.bucket()
@@ -307,7 +274,10 @@ impl<R: ?Sized> routing::Usable for Backend<R> {
 #[async_trait::async_trait]
 impl<R: ?Sized> OriginalStore for Backend<R> {
     async fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {
-        Backend::read_original(self, key, max).await
+        match self.origin.originals() {
+            Some(store) => store.read_original(key, max).await,
+            None => Err(OriginalError::Unsupported(self.origin.kind())),
+        }
     }
 
     async fn write_original(
@@ -316,11 +286,14 @@ impl<R: ?Sized> OriginalStore for Backend<R> {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<(), OriginalError> {
-        Backend::write_original(self, key, bytes, content_type).await
+        match self.origin.originals() {
+            Some(store) => store.write_original(key, bytes, content_type).await,
+            None => Err(OriginalError::Unsupported(self.origin.kind())),
+        }
     }
 
     fn key_of_local_file(&self, path: &std::path::Path) -> Option<String> {
-        Backend::key_of_local_file(self, path)
+        self.origin.originals()?.key_of_local_file(path)
     }
 }
 
