@@ -1,7 +1,14 @@
-//! Configuration: TOML on disk → [`raw`] serde structs → validation → the typed [`Config`].
+//! Configuration: TOML on disk → raw serde structs → validation → the typed [`Config`].
 //!
-//! The typed config is an immutable snapshot; everything the request path decides is read from
-//! it. `assetgate check -c FILE` runs [`load`] and prints every [`Problem`] at once.
+//! Each domain owns its sections: its raw structs and their checks live in the domain crate's
+//! `config` module (`limits`, `origins`, `access`, `routing`, `cache`, `media`), each reporting
+//! into the shared problems list through a [`kit::problems::Check`]. This module holds the
+//! application's own sections ([`raw`]: server, listeners, admin, log, compression, resolve,
+//! hosts and routes), assembles the whole and makes the checks that span domains (a route
+//! names a backend, its access needs declared keys, a shared limit needs the Redis tier).
+//! Validation builds no runtime object and writes no file; the server builds from the typed
+//! config. The typed config is an immutable snapshot; everything the request path decides is
+//! read from it. `assetgate check -c FILE` runs [`load`] and prints every [`Problem`] at once.
 
 pub mod raw;
 pub mod reference;
@@ -12,6 +19,7 @@ pub use access::settings::{
 };
 pub use cache::settings::{CacheSettings, MemoryTierSettings};
 pub use kit::problems::{Problem, Problems};
+pub use media::config::AssetSettings;
 pub use origins::spec::{
     BackendSpec, Balance, CredentialSpec, DirSpec, Ejection, Endpoint, HealthSpec, HttpSpec, S3Spec,
 };
@@ -152,29 +160,6 @@ pub struct CompressionSettings {
     pub types: Vec<String>,
     /// Bodies declared shorter than this many bytes are sent as they are.
     pub min_size: usize,
-}
-
-/// `[assets]`, validated.
-#[derive(Debug, Clone)]
-pub struct AssetSettings {
-    /// Database URL (may hold a password: never logged unredacted).
-    pub database: Secret,
-    /// The `s3` or `dir` backend holding originals.
-    pub originals: String,
-    /// Key prefix of originals in it.
-    pub key_prefix: String,
-    /// How long a lookup is remembered.
-    pub lookup_ttl: Duration,
-    /// Most lookups remembered.
-    pub lookup_entries: usize,
-    /// Decode/encode workers.
-    pub workers: usize,
-    /// Jobs that may wait for a worker.
-    pub queue: usize,
-    /// rav1e speed for AVIF.
-    pub avif_speed: u8,
-    /// Originals registered at start.
-    pub register: Option<media::assets::service::StartupOriginals>,
 }
 
 /// A route: where a path on a host goes and what its responses carry.

@@ -4,8 +4,17 @@
 //! [`markdown`] makes, and `ASSETGATE_WRITE_DOCS=1 cargo test config_keys_reference` writes
 //! it anew.
 
-/// The source the reference is made from.
-const RAW: &str = include_str!("raw.rs");
+/// The sources the reference is made from: the application's own sections, then each
+/// domain's, in the order the reference lists them.
+const SOURCES: &[&str] = &[
+    include_str!("raw.rs"),
+    include_str!("../../crates/limits/src/config.rs"),
+    include_str!("../../crates/origins/src/config.rs"),
+    include_str!("../../crates/access/src/config.rs"),
+    include_str!("../../crates/routing/src/config.rs"),
+    include_str!("../../crates/cache/src/config.rs"),
+    include_str!("../../crates/media/src/config.rs"),
+];
 
 /// One struct of [`super::raw`]: its doc comment and its keys.
 struct Section {
@@ -21,7 +30,7 @@ pub fn markdown() -> String {
         "# Configuration keys\n\n\
          Every key the configuration file takes, section by section, with the type it is \
          written as. This page is generated from the doc comments of the structs the file is \
-         read into (`src/config/raw.rs`); `cargo test` fails when it is out of date, and \
+         read into (`src/config/raw.rs` and each domain crate's `config.rs`); `cargo test` fails when it is out of date, and \
          `ASSETGATE_WRITE_DOCS=1 cargo test config_keys_reference` writes it anew. Defaults and \
          examples in context are in the [configuration guide](../configuration.md); \
          `assetgate check -c FILE` reports every unknown or invalid key with its path.\n",
@@ -72,14 +81,14 @@ fn capitalise(text: &str) -> String {
     }
 }
 
-/// The structs of `raw.rs` that the file is read into, in order (the whole file's
+/// The structs of the sources that the file is read into, in order (the whole file's
 /// `RawConfig`, which only holds the sections, is left out).
 fn sections() -> Vec<Section> {
     let mut out = Vec::new();
     let mut doc: Vec<&str> = Vec::new();
     let mut default = false;
     let mut current: Option<Section> = None;
-    for line in RAW.lines() {
+    for line in SOURCES.iter().flat_map(|source| source.lines()) {
         let trimmed = line.trim();
         if let Some(text) = trimmed.strip_prefix("///") {
             doc.push(text.trim());

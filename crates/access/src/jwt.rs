@@ -241,6 +241,64 @@ pub fn parse_jwks(json: &[u8]) -> Result<Vec<JwtKey>, String> {
     Ok(out)
 }
 
+/// Where one configured JWT key comes from, as validation found it: the material is read but
+/// not yet made into a verifying key ([`JwtVerifier::build`] does that).
+#[derive(Clone)]
+pub enum JwtKeySource {
+    /// An HS256 secret.
+    Secret {
+        /// `kid`.
+        id: Option<String>,
+        /// The secret's bytes.
+        secret: kit::secret::Secret,
+    },
+    /// A PEM public key bound to one algorithm.
+    Pem {
+        /// `kid`.
+        id: Option<String>,
+        /// The algorithm it verifies.
+        algorithm: Algorithm,
+        /// The PEM text.
+        pem: Vec<u8>,
+    },
+    /// A JWKS document: each of its keys.
+    Jwks(Vec<u8>),
+}
+
+impl std::fmt::Debug for JwtKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwtKeySource::Secret { id, .. } => write!(f, "Secret({id:?})"),
+            JwtKeySource::Pem { id, algorithm, .. } => write!(f, "Pem({id:?}, {algorithm:?})"),
+            JwtKeySource::Jwks(_) => f.write_str("Jwks"),
+        }
+    }
+}
+
+impl JwtKeySource {
+    /// The verifying keys this source gives.
+    pub fn keys(&self) -> Result<Vec<JwtKey>, String> {
+        match self {
+            JwtKeySource::Secret { id, secret } => {
+                Ok(vec![JwtKey::secret(id.clone(), secret.expose().as_bytes())])
+            }
+            JwtKeySource::Pem { id, algorithm, pem } => {
+                JwtKey::pem(id.clone(), *algorithm, pem).map(|k| vec![k])
+            }
+            JwtKeySource::Jwks(json) => parse_jwks(json),
+        }
+    }
+}
+
+/// `[auth.jwt]` as validated: where the keys come from and the claim rules.
+#[derive(Debug, Clone, Default)]
+pub struct JwtSettings {
+    /// Every configured key source, in order.
+    pub sources: Vec<JwtKeySource>,
+    /// Claim rules.
+    pub rules: Rules,
+}
+
 /// What a JWT must satisfy beyond its signature.
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
@@ -270,6 +328,21 @@ struct Header {
     alg: String,
     kid: Option<String>,
     crit: Option<Value>,
+}
+
+impl JwtVerifier {
+    /// Makes the verifying keys of validated settings (each source was checked to parse when
+    /// the config was validated; this is where the keys are built).
+    pub fn build(settings: &JwtSettings) -> Result<JwtVerifier, String> {
+        let mut keys = Vec::new();
+        for source in &settings.sources {
+            keys.extend(source.keys()?);
+        }
+        Ok(JwtVerifier {
+            keys,
+            rules: settings.rules.clone(),
+        })
+    }
 }
 
 /// The token in `Authorization: Bearer` or the configured cookie.

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod cloudfront;
+pub mod config;
 pub mod hmac;
 pub mod jwt;
 pub mod metrics;
@@ -368,7 +369,7 @@ impl Authenticator {
         Ok(Authenticator {
             hmac,
             cloudfront,
-            jwt: settings.jwt.clone(),
+            jwt: Arc::new(jwt::JwtVerifier::build(&settings.jwt)?),
             admin: admin::AdminTokens::new(
                 admin
                     .tokens

@@ -1,11 +1,10 @@
 //! What the access schemes verify with, as the config gives it: `[auth]` and the admin
-//! credentials of `[admin]`. The config's validation fills these; [`super::Authenticator`]
-//! is built from them.
+//! credentials of `[admin]`. The config's validation fills these ([`super::config`]);
+//! [`super::Authenticator`] is built from them.
 
-use super::jwt::JwtVerifier;
+use super::jwt::JwtSettings;
 use kit::secret::Secret;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The admin credential settings of `[admin]`.
@@ -34,8 +33,8 @@ pub struct AuthSettings {
     pub hmac: HmacSettings,
     /// CloudFront key group.
     pub cloudfront: CloudFrontSettings,
-    /// JWT keys and rules (built and checked at load; shared, not cloned per request).
-    pub jwt: Arc<JwtVerifier>,
+    /// JWT key sources and claim rules (the verifier is built from them at start).
+    pub jwt: JwtSettings,
 }
 
 /// `[auth.cloudfront]`.

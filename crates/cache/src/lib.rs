@@ -19,6 +19,7 @@
 //! A route without `[hosts.routes.cache]` is never stored.
 
 pub mod admit;
+pub mod config;
 pub mod disk;
 pub mod feed;
 pub mod fleet;

@@ -9,6 +9,7 @@
 //! full (if every one is in use the shard starts afresh: the limit fails open rather than
 //! refusing everyone).
 
+pub mod config;
 pub mod metrics;
 pub mod shared;
 

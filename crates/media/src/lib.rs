@@ -4,4 +4,5 @@
 //! in-process origin). Originals are read and written through `origins::OriginalStore`.
 
 pub mod assets;
+pub mod config;
 pub mod variants;

@@ -14,6 +14,7 @@
 //! the response ([`Backend::judge`]), whether it can take requests now ([`Backend::usable`],
 //! from [`health`] checks and ejection). Nothing outside a kind's module branches on the kind.
 
+pub mod config;
 pub mod dir;
 mod error;
 pub mod health;

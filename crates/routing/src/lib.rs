@@ -7,6 +7,7 @@
 //! access check, [`CompiledRoute::plan`] runs the host's steering [`rules`] and decides what
 //! the request will try, in order ([`Plan`]).
 
+pub mod config;
 pub mod group;
 pub mod metrics;
 pub mod rules;

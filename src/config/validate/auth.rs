@@ -1,170 +1,27 @@
-//! Validation of `[auth]` and of each route's access policy.
+//! The access checks that span domains: `[admin]` credentials (with the audit log the
+//! application writes), `[resolve]` (it names a backend) and each route's access policy (the
+//! keys `[auth]` declares, the route's backend kind). `[auth]` itself is checked by the access
+//! crate (`access::config`).
 
-use super::{item, Validator};
+use super::Validator;
 use crate::config::raw::*;
 use crate::config::*;
-use access::hmac::MIN_SECRET_BYTES;
-use access::jwt::{parse_jwks, Algorithm, JwtKey, JwtVerifier, Rules};
-use access::revocation::Revocations;
+use access::config::{key_id, long_secret};
 use access::{AccessPolicy, Scheme};
 use kit::path::has_prefix;
-use kit::units::parse_duration;
 use std::collections::BTreeSet;
 
-/// Default longest lifetime of an HMAC token.
-const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Default lifetime of presigned URLs behind admin routes.
 const DEFAULT_PRESIGN_TTL: Duration = Duration::from_secs(300);
-/// Default clock skew tolerated on issue and not-before times.
-const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
-
-/// A secret that keys an HMAC or is compared as a bearer token: at least [`MIN_SECRET_BYTES`].
-fn long_secret(raw: &RawSecret, base: &std::path::Path) -> Result<Secret, String> {
-    let secret = Secret::resolve(raw, base)?;
-    let len = secret.expose().len();
-    if len < MIN_SECRET_BYTES {
-        return Err(format!(
-            "is {len} bytes; use at least {MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)"
-        ));
-    }
-    Ok(secret)
-}
-
-/// Whether a key id is 1 to 64 of `A-Z a-z 0-9 . _ -`.
-fn valid_key_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
 
 impl Validator<'_> {
-    pub(super) fn auth(&mut self, value: Option<toml::Value>) -> AuthSettings {
-        let raw = value
-            .and_then(|v| item::<RawAuth>(self.problems, "auth", v))
-            .unwrap_or_default();
-        let clock_skew = match raw.clock_skew.as_deref().map(parse_duration) {
-            None => DEFAULT_CLOCK_SKEW,
-            Some(Ok(d)) => d,
-            Some(Err(e)) => {
-                self.problems.add("auth.clock_skew", e);
-                DEFAULT_CLOCK_SKEW
-            }
-        };
-        let revocation_file = raw.revocation_file.map(|f| {
-            let full = self.resolve(&f);
-            if let Err(e) = Revocations::load(&full) {
-                self.problems.add("auth.revocation_file", e);
-            }
-            full
-        });
-        let hmac = raw
-            .hmac
-            .and_then(|v| item::<RawHmac>(self.problems, "auth.hmac", v))
-            .map(|h| self.hmac(h))
-            .unwrap_or_default();
-        let cloudfront = raw
-            .cloudfront
-            .and_then(|v| item::<RawCloudFront>(self.problems, "auth.cloudfront", v))
-            .map(|c| self.cloudfront(c))
-            .unwrap_or_default();
-        let jwt = raw
-            .jwt
-            .and_then(|v| item::<RawJwt>(self.problems, "auth.jwt", v))
-            .map(|j| self.jwt(j))
-            .unwrap_or_default();
-        let max_token_lifetime = self.duration(
-            "auth.max_token_lifetime",
-            raw.max_token_lifetime.as_deref(),
-            DEFAULT_MAX_LIFETIME,
-        );
-        AuthSettings {
-            clock_skew,
-            revocation_file,
-            max_token_lifetime,
-            hmac,
-            cloudfront,
-            jwt: std::sync::Arc::new(jwt),
-        }
-    }
-
-    fn jwt(&mut self, raw: RawJwt) -> JwtVerifier {
-        let mut keys = Vec::new();
-        self.jwt_keys_declared = raw.keys.len() + raw.jwks_files.as_ref().map_or(0, Vec::len);
-        for (i, key) in raw.keys.into_iter().enumerate() {
-            let path = format!("auth.jwt.keys[{i}]");
-            let Some(algorithm) = Algorithm::parse(&key.algorithm) else {
-                self.problems.add(
-                    format!("{path}.algorithm"),
-                    format!(
-                        "\"{}\" is not supported; use HS256, RS256, ES256 or EdDSA",
-                        key.algorithm
-                    ),
-                );
-                continue;
-            };
-            let built = match (algorithm, &key.secret, &key.public_key_file) {
-                (Algorithm::Hs256, Some(secret), None) => long_secret(secret, self.base)
-                    .map(|s| JwtKey::secret(key.id.clone(), s.expose().as_bytes()))
-                    .map_err(|e| (format!("{path}.secret"), e)),
-                (Algorithm::Hs256, _, _) => Err((
-                    path.clone(),
-                    "HS256 takes `secret` (and no public_key_file)".to_string(),
-                )),
-                (_, None, Some(file)) => {
-                    let full = self.resolve(file);
-                    std::fs::read(&full)
-                        .map_err(|e| format!("cannot read {}: {e}", full.display()))
-                        .and_then(|pem| JwtKey::pem(key.id.clone(), algorithm, &pem))
-                        .map_err(|e| (format!("{path}.public_key_file"), e))
-                }
-                (_, _, _) => Err((
-                    path.clone(),
-                    format!("{} takes `public_key_file` (and no secret)", key.algorithm),
-                )),
-            };
-            match built {
-                Ok(k) => keys.push(k),
-                Err((at, e)) => self.problems.add(at, e),
-            }
-        }
-        for (i, file) in raw.jwks_files.unwrap_or_default().iter().enumerate() {
-            let full = self.resolve(file);
-            let parsed = std::fs::read(&full)
-                .map_err(|e| format!("cannot read {}: {e}", full.display()))
-                .and_then(|json| parse_jwks(&json));
-            match parsed {
-                Ok(list) => keys.extend(list),
-                Err(e) => self.problems.add(format!("auth.jwt.jwks_files[{i}]"), e),
-            }
-        }
-        let leeway = match raw.leeway.as_deref().map(parse_duration) {
-            None => Duration::from_secs(30),
-            Some(Ok(d)) => d,
-            Some(Err(e)) => {
-                self.problems.add("auth.jwt.leeway", e);
-                Duration::from_secs(30)
-            }
-        };
-        JwtVerifier {
-            keys,
-            rules: Rules {
-                issuer: raw.issuer,
-                audience: raw.audience.unwrap_or_default(),
-                leeway: leeway.as_secs(),
-                user_claim: raw.user_claim.unwrap_or_else(|| "sub".to_string()),
-                cookie: raw.cookie,
-            },
-        }
-    }
-
     pub(super) fn resolve_settings(
         &mut self,
         value: Option<toml::Value>,
         backends: &BTreeMap<String, String>,
     ) -> ResolveSettings {
         let raw = value
-            .and_then(|v| item::<RawResolve>(self.problems, "resolve", v))
+            .and_then(|v| self.check().item::<RawResolve>("resolve", v))
             .unwrap_or_default();
         let mut base = |key: &str, value: Option<String>| {
             let v = value?.trim_end_matches('/').to_string();
@@ -194,7 +51,7 @@ impl Validator<'_> {
                 None
             }
         };
-        let private_ttl = self.duration(
+        let private_ttl = self.check().duration(
             "resolve.private_ttl",
             raw.private_ttl.as_deref(),
             Duration::from_secs(900),
@@ -233,13 +90,13 @@ impl Validator<'_> {
         self.admin_tokens_declared = raw.tokens.len();
         for (i, token) in raw.tokens.iter().enumerate() {
             let path = format!("admin.tokens[{i}]");
-            self.key_id(&path, &token.id, &mut ids);
+            key_id(&mut self.check(), &path, &token.id, &mut ids);
             match long_secret(&token.secret, self.base) {
                 Ok(s) => tokens.push((token.id.clone(), s)),
                 Err(e) => self.problems.add(format!("{path}.secret"), e),
             }
         }
-        let audit_log = raw.audit_log.map(|p| self.resolve(&p));
+        let audit_log = raw.audit_log.map(|p| self.check().resolve(&p));
         match &audit_log {
             None if !raw.tokens.is_empty() => self.problems.add(
                 "admin.audit_log",
@@ -257,7 +114,7 @@ impl Validator<'_> {
                 .map_err(|e| self.problems.add("admin.metrics_token", e))
                 .ok()
         });
-        let presign_ttl = self.duration(
+        let presign_ttl = self.check().duration(
             "admin.presign_ttl",
             raw.presign_ttl.as_deref(),
             DEFAULT_PRESIGN_TTL,
@@ -274,87 +131,6 @@ impl Validator<'_> {
         }
     }
 
-    /// Checks a key id's spelling and that `ids` (the ids seen so far) does not hold it yet.
-    fn key_id(&mut self, path: &str, id: &str, ids: &mut BTreeSet<String>) {
-        if !valid_key_id(id) {
-            self.problems.add(
-                format!("{path}.id"),
-                format!("\"{id}\" is not a key id: 1 to 64 of A-Z a-z 0-9 . _ -"),
-            );
-        }
-        if !ids.insert(id.to_string()) {
-            self.problems
-                .add(format!("{path}.id"), format!("\"{id}\" is used twice"));
-        }
-    }
-
-    fn hmac(&mut self, raw: RawHmac) -> HmacSettings {
-        let mut keys = Vec::new();
-        let mut ids = BTreeSet::new();
-        self.hmac_keys_declared = raw.keys.len();
-        for (i, key) in raw.keys.into_iter().enumerate() {
-            let path = format!("auth.hmac.keys[{i}]");
-            self.key_id(&path, &key.id, &mut ids);
-            match long_secret(&key.secret, self.base) {
-                Ok(s) => keys.push((key.id, s)),
-                Err(e) => self.problems.add(format!("{path}.secret"), e),
-            }
-        }
-        let retired = raw.retired.unwrap_or_default();
-        for (i, id) in retired.iter().enumerate() {
-            if ids.contains(id) {
-                self.problems.add(
-                    format!("auth.hmac.retired[{i}]"),
-                    format!("\"{id}\" is also an active key; remove it from one of the lists"),
-                );
-            }
-        }
-        HmacSettings { keys, retired }
-    }
-
-    fn cloudfront(&mut self, raw: RawCloudFront) -> CloudFrontSettings {
-        let mut keys = Vec::new();
-        let mut ids = BTreeSet::new();
-        self.cloudfront_keys_declared = raw.keys.len();
-        for (i, key) in raw.keys.into_iter().enumerate() {
-            let path = format!("auth.cloudfront.keys[{i}]");
-            self.key_id(&path, &key.id, &mut ids);
-            let file = self.resolve(&key.public_key_file);
-            let public_pem = match std::fs::read(&file) {
-                Ok(pem) => match access::cloudfront::public_key(&pem) {
-                    Ok(_) => pem,
-                    Err(e) => {
-                        self.problems.add(format!("{path}.public_key_file"), e);
-                        continue;
-                    }
-                },
-                Err(e) => {
-                    self.problems.add(
-                        format!("{path}.public_key_file"),
-                        format!("cannot read {}: {e}", file.display()),
-                    );
-                    continue;
-                }
-            };
-            let private_pem =
-                key.private_key
-                    .as_ref()
-                    .and_then(|raw| match Secret::resolve(raw, self.base) {
-                        Ok(s) => Some(s),
-                        Err(e) => {
-                            self.problems.add(format!("{path}.private_key"), e);
-                            None
-                        }
-                    });
-            keys.push(CloudFrontKey {
-                id: key.id,
-                public_pem,
-                private_pem,
-            });
-        }
-        CloudFrontSettings { keys }
-    }
-
     /// A route's access policy; `route_path` is what the route matches, to check `owner_prefix`
     /// against.
     pub(super) fn access(
@@ -367,7 +143,7 @@ impl Validator<'_> {
         backend_kind: Option<&str>,
     ) -> AccessPolicy {
         let schemes = self.access_schemes(path, raw.access.as_ref(), backend_kind);
-        let max_lifetime = self.duration(
+        let max_lifetime = self.check().duration(
             &format!("{path}.max_token_lifetime"),
             raw.max_token_lifetime.as_deref(),
             auth.max_token_lifetime,
@@ -434,7 +210,7 @@ impl Validator<'_> {
                 ),
             }
         }
-        if schemes.contains(&Scheme::Hmac) && self.hmac_keys_declared == 0 {
+        if schemes.contains(&Scheme::Hmac) && self.declared_keys.hmac_keys == 0 {
             self.problems.add(
                 format!("{path}.access"),
                 "hmac needs at least one key in [[auth.hmac.keys]]",
@@ -454,13 +230,13 @@ impl Validator<'_> {
                 );
             }
         }
-        if schemes.contains(&Scheme::Jwt) && self.jwt_keys_declared == 0 {
+        if schemes.contains(&Scheme::Jwt) && self.declared_keys.jwt_keys == 0 {
             self.problems.add(
                 format!("{path}.access"),
                 "jwt needs keys in [[auth.jwt.keys]] or auth.jwt.jwks_files",
             );
         }
-        if schemes.contains(&Scheme::CloudFront) && self.cloudfront_keys_declared == 0 {
+        if schemes.contains(&Scheme::CloudFront) && self.declared_keys.cloudfront_keys == 0 {
             self.problems.add(
                 format!("{path}.access"),
                 "cloudfront needs at least one key in [[auth.cloudfront.keys]]",
@@ -479,7 +255,8 @@ impl Validator<'_> {
     ) -> Option<String> {
         let opath = format!("{path}.owner_prefix");
         let p = self
-            .route_path(&opath, prefix)?
+            .check()
+            .normal_path(&opath, prefix)?
             .trim_end_matches('/')
             .to_string();
         if !schemes.contains(&Scheme::Hmac) && !schemes.contains(&Scheme::Jwt) {
@@ -499,18 +276,5 @@ impl Validator<'_> {
                 .add(&opath, "must lie inside the route's path");
         }
         Some(p)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_ids() {
-        assert!(valid_key_id("k1.2024-06_a"));
-        assert!(!valid_key_id(""));
-        assert!(!valid_key_id("k 1"));
-        assert!(!valid_key_id(&"k".repeat(65)));
     }
 }

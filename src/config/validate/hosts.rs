@@ -1,10 +1,14 @@
 //! Validation of `[[hosts]]` and their routes: names, paths, key mapping, methods, CORS.
 
-use super::{item, Validator};
+use super::Validator;
 use crate::config::raw::*;
 use crate::config::*;
+use ::cache::config::CheckCache;
 use ::cache::policy::Freshness;
+use ::limits::config::CheckLimits;
 use kit::path::{has_prefix, normalise};
+use media::config::CheckMedia;
+use routing::config::CheckSteering;
 use std::collections::BTreeSet;
 
 impl Validator<'_> {
@@ -23,7 +27,7 @@ impl Validator<'_> {
         let mut out = Vec::new();
         for (i, value) in values.into_iter().enumerate() {
             let path = format!("hosts[{i}]");
-            let Some(raw) = item::<RawHost>(self.problems, &path, value) else {
+            let Some(raw) = self.check().item::<RawHost>(&path, value) else {
                 continue;
             };
             if raw.names.is_empty() {
@@ -67,13 +71,13 @@ impl Validator<'_> {
             let mut routes = Vec::new();
             for (j, value) in raw.routes.into_iter().enumerate() {
                 let rpath = format!("{path}.routes[{j}]");
-                if let Some(route) = item::<RawRoute>(self.problems, &rpath, value).and_then(|r| {
+                if let Some(route) = self.check().item::<RawRoute>(&rpath, value).and_then(|r| {
                     self.route(&rpath, r, backends, groups, auth, public_url.as_deref())
                 }) {
                     routes.push(route);
                 }
             }
-            let rules = self.rules(&path, raw.rules, groups);
+            let rules = self.check().rules(&path, raw.rules, groups);
             let steering_header = raw.steering_header.as_deref().and_then(|h| {
                 HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
                     .map_err(|_| {
@@ -91,35 +95,6 @@ impl Validator<'_> {
                 rules,
                 steering_header,
             });
-        }
-        out
-    }
-
-    pub(super) fn route_path(&mut self, path: &str, text: &str) -> Option<String> {
-        match normalise(text) {
-            Ok(n) if n == text => Some(n),
-            Ok(n) => {
-                self.problems
-                    .add(path, format!("\"{text}\" is not normalised; write \"{n}\""));
-                None
-            }
-            Err(e) => {
-                self.problems.add(path, format!("\"{text}\": {e}"));
-                None
-            }
-        }
-    }
-
-    pub(super) fn methods(&mut self, path: &str, list: &[String]) -> Vec<Method> {
-        let mut out = Vec::new();
-        for (i, m) in list.iter().enumerate() {
-            match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-                Ok(method) => out.push(method),
-                Err(_) => self.problems.add(
-                    format!("{path}[{i}]"),
-                    format!("\"{m}\" is not an HTTP method"),
-                ),
-            }
         }
         out
     }
@@ -142,12 +117,15 @@ impl Validator<'_> {
         let (strip_prefix, add_prefix) = self.route_prefixes(path, &raw, matcher.as_ref());
         let (cache_control, freshness) =
             self.route_cache_control(path, raw.cache_control.as_deref());
-        let cache = self.route_cache(path, raw.cache.clone(), &freshness);
+        let configured = self.cache_tiers.clone();
+        let cache = self
+            .check()
+            .route_cache(path, raw.cache.clone(), &freshness, &configured);
         let cors_path = format!("{path}.cors");
         let cors = raw
             .cors
             .clone()
-            .and_then(|c| item::<RawCors>(self.problems, &cors_path, c))
+            .and_then(|c| self.check().item::<RawCors>(&cors_path, c))
             .map(|c| self.cors(&cors_path, c, &methods));
         let route_path = matcher.as_ref().map(|m| match m {
             PathMatch::Prefix(p) | PathMatch::Exact(p) => p.as_str(),
@@ -165,7 +143,8 @@ impl Validator<'_> {
                 .map(String::as_str),
         );
         let variants = self.route_variant_limits(path, &raw, target.as_ref(), &kinds);
-        let rate_limit = self.rate_limit(path, raw.rate_limit.clone());
+        let rate_limit = self.check().rate_limit(path, raw.rate_limit.clone());
+        self.shared_limit_has_redis(&format!("{path}.rate_limit"), rate_limit.as_ref());
         let name = raw
             .name
             .clone()
@@ -193,10 +172,12 @@ impl Validator<'_> {
     fn route_matcher(&mut self, path: &str, raw: &RawRoute) -> Option<PathMatch> {
         match (&raw.path, &raw.exact) {
             (Some(p), None) => self
-                .route_path(&format!("{path}.path"), p)
+                .check()
+                .normal_path(&format!("{path}.path"), p)
                 .map(|p| PathMatch::Prefix(p.trim_end_matches('/').to_string())),
             (None, Some(e)) => self
-                .route_path(&format!("{path}.exact"), e)
+                .check()
+                .normal_path(&format!("{path}.exact"), e)
                 .map(PathMatch::Exact),
             _ => {
                 self.problems
@@ -237,7 +218,7 @@ impl Validator<'_> {
         kinds: &[String],
     ) -> Vec<Method> {
         let methods = match methods {
-            Some(list) => self.methods(&format!("{path}.methods"), list),
+            Some(list) => self.check().methods(&format!("{path}.methods"), list),
             None => vec![Method::GET, Method::HEAD],
         };
         let read_only = match target {
@@ -357,7 +338,7 @@ impl Validator<'_> {
                 "variants carry their own Cache-Control (immutable, or private for private originals)",
             );
         }
-        Some(self.route_variants(path, raw.variants.clone()))
+        Some(self.check().route_variants(path, raw.variants.clone()))
     }
 
     /// The route's backend or group, and the kinds of the backends it reaches (empty when the
@@ -447,7 +428,7 @@ impl Validator<'_> {
             )
         };
         let methods = match &raw.allow_methods {
-            Some(list) => self.methods(&format!("{path}.allow_methods"), list),
+            Some(list) => self.check().methods(&format!("{path}.allow_methods"), list),
             None => route_methods.to_vec(),
         };
         let expose_headers =

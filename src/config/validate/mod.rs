@@ -2,18 +2,20 @@
 
 use super::raw::*;
 use super::*;
-use kit::path::normalise;
-use kit::units::parse_duration;
-use serde::Deserialize;
+use ::cache::config::CheckCache;
+use ::limits::config::CheckLimits;
+use access::config::CheckAccess;
+use kit::problems::Check;
+use media::config::CheckMedia;
+use origins::config::CheckBackends;
+use routing::config::CheckSteering;
 use std::path::Path;
 
 mod assets;
 mod auth;
-mod backend;
 mod cache;
 mod hosts;
 mod limits;
-mod steering;
 
 /// Reads and validates a config file. Relative paths inside it resolve against the file's folder.
 pub fn load(path: &Path) -> Result<Config, Problems> {
@@ -33,16 +35,14 @@ pub fn from_toml_str(text: &str, base: &Path) -> Result<Config, Problems> {
     let raw: RawConfig = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
-            problems.add("", toml_message(&e));
+            problems.add("", kit::problems::toml_message(&e));
             return Err(problems);
         }
     };
     let config = Validator {
         problems: &mut problems,
         base,
-        hmac_keys_declared: 0,
-        cloudfront_keys_declared: 0,
-        jwt_keys_declared: 0,
+        declared_keys: Default::default(),
         admin_tokens_declared: 0,
         cache_tiers: Vec::new(),
         warnings: Vec::new(),
@@ -55,41 +55,18 @@ pub fn from_toml_str(text: &str, base: &Path) -> Result<Config, Problems> {
     }
 }
 
-fn toml_message(e: &toml::de::Error) -> String {
-    e.message().trim().to_string()
-}
-
 struct Validator<'a> {
     problems: &'a mut Problems,
     base: &'a Path,
-    /// `[[auth.hmac.keys]]` entries written, readable or not (so an unreadable secret is
-    /// reported once, not again at every route that needs a key).
-    hmac_keys_declared: usize,
-    /// `[[auth.cloudfront.keys]]` entries written, the same way.
-    cloudfront_keys_declared: usize,
-    /// `[[auth.jwt.keys]]` entries and JWKS files written, the same way.
-    jwt_keys_declared: usize,
+    /// The keys `[auth]` declares, readable or not (so an unreadable secret is reported
+    /// once, not again at every route that needs a key).
+    declared_keys: access::config::DeclaredKeys,
     /// `[[admin.tokens]]` entries written, the same way.
     admin_tokens_declared: usize,
     /// The tiers `[cache]` configures (routes may only name these).
     cache_tiers: Vec<::cache::tier::TierName>,
     /// Valid but suspicious settings (reported by `check`, never fatal).
     warnings: Vec<Problem>,
-}
-
-/// Deserialises one raw item; a failure is recorded at `path`.
-fn item<T: for<'de> Deserialize<'de>>(
-    problems: &mut Problems,
-    path: &str,
-    value: toml::Value,
-) -> Option<T> {
-    match T::deserialize(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            problems.add(path, toml_message(&e));
-            None
-        }
-    }
 }
 
 /// `server.upstream_attempts` when not given: a refused member, a pooled connection the
@@ -112,12 +89,21 @@ const DEFAULT_COMPRESSIBLE: &[&str] = &[
 ];
 
 impl Validator<'_> {
+    /// The context a domain's validation works with: the same problems, warnings and folder.
+    fn check(&mut self) -> Check<'_> {
+        Check {
+            problems: self.problems,
+            warnings: &mut self.warnings,
+            base: self.base,
+        }
+    }
+
     fn config(&mut self, raw: RawConfig) -> Config {
         let server = self.server(raw.server);
         let listeners = self.listeners(raw.listeners);
         let raw_admin = raw
             .admin
-            .and_then(|v| item::<RawAdmin>(self.problems, "admin", v));
+            .and_then(|v| self.check().item::<RawAdmin>("admin", v));
         let admin = raw_admin
             .as_ref()
             .and_then(|a| self.socket_addr("admin.address", &a.address));
@@ -130,7 +116,7 @@ impl Validator<'_> {
         }
         let log = self.log(raw.log);
         let compression = self.compression(raw.compression);
-        let limits = self.limits(raw.limits);
+        let limits = self.check().limits(raw.limits);
         let declared: BTreeMap<String, String> = raw
             .backends
             .iter()
@@ -142,19 +128,22 @@ impl Validator<'_> {
         let mut backends = BTreeMap::new();
         for (name, value) in raw.backends {
             let path = format!("backends.{name}");
-            if let Some(spec) = self.backend(&path, value) {
+            if let Some(spec) = self.check().backend(&path, value) {
                 backends.insert(name, spec);
             }
         }
-        let declared_groups = steering::declared_groups(&raw.groups, &declared);
-        let groups = self.groups(raw.groups, &declared);
-        let auth = self.auth(raw.auth);
+        let declared_groups = routing::config::declared_groups(&raw.groups, &declared);
+        let groups = self.check().groups(raw.groups, &declared);
+        let (auth, declared_keys) = self.check().auth(raw.auth);
+        self.declared_keys = declared_keys;
         let resolve = self.resolve_settings(raw.resolve, &declared);
-        let cache = self.cache(raw.cache, &declared);
+        let cache = self.check().cache(raw.cache);
+        self.object_tier_backend(cache.object.as_ref(), &declared);
         self.cache_tiers = cache.tiers();
         self.shared_limit_has_redis("limits.client", limits.client.as_ref());
         let hosts = self.hosts(raw.hosts, &declared, &declared_groups, &auth);
-        let assets = self.assets(raw.assets, &declared);
+        let assets = self.check().assets(raw.assets);
+        self.originals_backend(assets.as_ref(), &declared);
         if assets.is_none() {
             for (name, kind) in &declared {
                 if kind == "variants" {
@@ -187,7 +176,7 @@ impl Validator<'_> {
     /// `[server]`; see [`RawServer`] for each key's meaning and default.
     fn server(&mut self, value: Option<toml::Value>) -> ServerSettings {
         let raw = value
-            .and_then(|v| item::<RawServer>(self.problems, "server", v))
+            .and_then(|v| self.check().item::<RawServer>("server", v))
             .unwrap_or_default();
         let threads = raw.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -253,7 +242,7 @@ impl Validator<'_> {
         let mut out: Vec<Listener> = Vec::new();
         for (i, value) in values.into_iter().enumerate() {
             let path = format!("listeners[{i}]");
-            let Some(raw) = item::<RawListener>(self.problems, &path, value) else {
+            let Some(raw) = self.check().item::<RawListener>(&path, value) else {
                 continue;
             };
             let Some(address) = self.socket_addr(&format!("{path}.address"), &raw.address) else {
@@ -266,10 +255,14 @@ impl Validator<'_> {
             let tls_path = format!("{path}.tls");
             let tls = raw
                 .tls
-                .and_then(|t| item::<RawTls>(self.problems, &tls_path, t))
+                .and_then(|t| self.check().item::<RawTls>(&tls_path, t))
                 .map(|t| TlsFiles {
-                    cert_file: self.readable_file(&format!("{path}.tls.cert_file"), &t.cert_file),
-                    key_file: self.readable_file(&format!("{path}.tls.key_file"), &t.key_file),
+                    cert_file: self
+                        .check()
+                        .readable_file(&format!("{path}.tls.cert_file"), &t.cert_file),
+                    key_file: self
+                        .check()
+                        .readable_file(&format!("{path}.tls.key_file"), &t.key_file),
                     http2: t.http2.unwrap_or(true),
                 });
             out.push(Listener { address, tls });
@@ -277,26 +270,9 @@ impl Validator<'_> {
         out
     }
 
-    fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base.join(p)
-        }
-    }
-
-    fn readable_file(&mut self, path: &str, file: &Path) -> PathBuf {
-        let full = self.resolve(file);
-        if let Err(e) = std::fs::File::open(&full) {
-            self.problems
-                .add(path, format!("cannot read {}: {e}", full.display()));
-        }
-        full
-    }
-
     fn log(&mut self, value: Option<toml::Value>) -> LogSettings {
         let raw = value
-            .and_then(|v| item::<RawLog>(self.problems, "log", v))
+            .and_then(|v| self.check().item::<RawLog>("log", v))
             .unwrap_or_default();
         let format = match raw.format.as_deref() {
             None | Some("plain") => LogFormat::Plain,
@@ -323,7 +299,7 @@ impl Validator<'_> {
 
     fn compression(&mut self, value: Option<toml::Value>) -> CompressionSettings {
         let raw = value
-            .and_then(|v| item::<RawCompression>(self.problems, "compression", v))
+            .and_then(|v| self.check().item::<RawCompression>("compression", v))
             .unwrap_or_default();
         let level = raw.level.unwrap_or(5);
         if level > 9 {
@@ -353,47 +329,5 @@ impl Validator<'_> {
             types,
             min_size,
         }
-    }
-
-    fn duration(&mut self, path: &str, text: Option<&str>, default: Duration) -> Duration {
-        match text.map(parse_duration) {
-            None => default,
-            Some(Ok(d)) if !d.is_zero() => d,
-            Some(Ok(_)) => {
-                self.problems.add(path, "must be greater than zero");
-                default
-            }
-            Some(Err(e)) => {
-                self.problems.add(path, e);
-                default
-            }
-        }
-    }
-
-    fn key_prefix(&mut self, path: &str, prefix: Option<String>) -> String {
-        let prefix = prefix.unwrap_or_default();
-        if prefix.is_empty() {
-            return prefix;
-        }
-        if prefix.starts_with('/') {
-            self.problems
-                .add(path, "must not start with '/' (keys are relative)");
-        }
-        match normalise(&format!("/{prefix}")) {
-            Ok(n) if n == format!("/{prefix}") => {}
-            _ => self.problems.add(
-                path,
-                "must be a plain key prefix: no '.', '..', empty segments, '%' escapes or control characters",
-            ),
-        }
-        prefix
-    }
-
-    fn strip_list(&mut self, extra: Option<Vec<String>>, base: &[&str]) -> Vec<String> {
-        base.iter()
-            .map(|s| s.to_string())
-            .chain(extra.unwrap_or_default())
-            .map(|s| s.to_ascii_lowercase())
-            .collect()
     }
 }

@@ -1,8 +1,146 @@
-//! Validation of `[backends.NAME]`: kind-specific keys, endpoints, credentials.
+//! The config of backends: `[backends.NAME]`, as written (one serde struct per kind, chosen by
+//! `kind`, each refusing keys it does not take) and as checked into a [`BackendSpec`]:
+//! kind-specific keys, endpoints, credentials, health checks, balancing, timeouts. What spans
+//! other domains — a `variants` backend needs `[assets]`, routes and groups name backends — is
+//! the application's check.
 
-use super::{item, Problems, Validator};
-use crate::config::raw::*;
-use crate::config::*;
+use crate::spec::*;
+use kit::problems::{Check, Problems};
+use kit::secret::{RawSecret, Secret};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `credentials` of an `s3` backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    /// `default` (env, profile, web identity, container and instance metadata),
+    /// `static` (the two secrets below) or `anonymous` (unsigned requests to a public bucket).
+    pub from: String,
+    /// Access key id (with `from = "static"`).
+    pub access_key_id: Option<RawSecret>,
+    /// Secret access key (with `from = "static"`).
+    pub secret_access_key: Option<RawSecret>,
+    /// Session token for temporary credentials (optional, with `from = "static"`).
+    pub session_token: Option<RawSecret>,
+}
+
+/// `[backends.NAME]`: one upstream. Its `kind` (`s3`, `http`, `dir` or `variants`) chooses
+/// which of [`RawS3Backend`], [`RawHttpBackend`], [`RawDirBackend`] and
+/// [`RawVariantsBackend`] the other keys are read as; a key the kind does not take is reported
+/// at its own path (`backends.NAME.KEY`).
+pub const BACKEND_KINDS: &[&str] = &["s3", "http", "dir", "variants"];
+
+/// `[backends.NAME]` with `kind = "s3"`: an S3 or S3-compatible bucket (AWS, R2, Garage, MinIO).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3Backend {
+    /// Bucket name.
+    pub bucket: Option<String>,
+    /// Signing region, e.g. `us-east-1`; `auto` for R2 (default `us-east-1`).
+    pub region: Option<String>,
+    /// Endpoint URL for R2 and other S3-compatible stores; AWS when absent.
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key`.
+    pub path_style: Option<bool>,
+    /// Prefix prepended to every object key; requests can never leave it.
+    pub key_prefix: Option<String>,
+    /// How requests are signed ([`RawCredentials`]). Kept raw for precise error paths.
+    pub credentials: Option<toml::Value>,
+    /// Status answered when the bucket denies access to an object: 404 (default, hides
+    /// existence) or 403.
+    pub access_denied_status: Option<u16>,
+    /// Time between health checks (a cheap signed listing of the bucket), e.g. `10s`
+    /// (default); `0s` disables them.
+    pub health_check_interval: Option<String>,
+    /// Time one health check may take, e.g. `2s` (default 2s).
+    pub health_check_timeout: Option<String>,
+    /// Consecutive passed checks that bring an unhealthy bucket back (default 2).
+    pub health_check_rise: Option<usize>,
+    /// Consecutive failed checks that take a healthy bucket out (default 2).
+    pub health_check_fall: Option<usize>,
+    /// Time allowed to establish a connection, e.g. `2s` (default 5s).
+    pub connect_timeout: Option<String>,
+    /// Time allowed between reads from the bucket, e.g. `30s` (default 30s).
+    pub read_timeout: Option<String>,
+    /// Time allowed for the whole exchange, from the request sent to the last body byte, e.g.
+    /// `60s` (default none: only `read_timeout` bounds it).
+    pub total_timeout: Option<String>,
+    /// Extra response header names removed before the client sees them (the bucket's own
+    /// `x-amz-*` and similar are always removed).
+    pub strip_response_headers: Option<Vec<String>>,
+}
+
+/// `[backends.NAME]` with `kind = "http"`: a pool of HTTP origin servers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpBackend {
+    /// Origin members as `host:port`.
+    pub addresses: Option<Vec<String>>,
+    /// Host header sent to the origin (default: the client's Host).
+    pub host_header: Option<String>,
+    /// Connect to the origin over TLS.
+    pub tls: Option<bool>,
+    /// SNI and certificate name for TLS to the origin (default: `host_header`).
+    pub sni: Option<String>,
+    /// Verify the origin's certificate (with `tls`; default true).
+    pub verify_cert: Option<bool>,
+    /// Time between active health checks of each member, e.g. `5s` (default); `0s`
+    /// disables them.
+    pub health_check_interval: Option<String>,
+    /// Path of an HTTP health check, e.g. `/healthz`; without it the check is a TCP (or TLS)
+    /// connect.
+    pub health_check_path: Option<String>,
+    /// Status the HTTP health check expects (default 200).
+    pub health_check_status: Option<u16>,
+    /// Time one health check may take, e.g. `2s` (default 2s).
+    pub health_check_timeout: Option<String>,
+    /// Consecutive passed checks that bring an unhealthy member back (default 2).
+    pub health_check_rise: Option<usize>,
+    /// Consecutive failed checks that take a healthy member out (default 2).
+    pub health_check_fall: Option<usize>,
+    /// `round_robin` (default) or `consistent` hashing of `hash_key` over the members.
+    pub balance: Option<String>,
+    /// What `consistent` balancing hashes: `path` (default), `client_ip`, `header:NAME`,
+    /// `cookie:NAME` or `query:NAME`.
+    pub hash_key: Option<String>,
+    /// Consecutive failures (refused or broken connections, timeouts, 5xx answers) after which a
+    /// member is ejected without waiting for health checks; 0 disables (default 3).
+    pub eject_after: Option<u32>,
+    /// How long an ejected member stays out before it is tried again (default 10s).
+    pub eject_for: Option<String>,
+    /// `name: value` of a response header by which the origin marks a degraded answer (e.g.
+    /// `x-token-valid: false`); such answers are never stored in a shared cache tier.
+    pub degraded_header: Option<String>,
+    /// Time allowed to establish a connection, e.g. `2s` (default 5s).
+    pub connect_timeout: Option<String>,
+    /// Time allowed between reads from the origin, e.g. `30s` (default 30s).
+    pub read_timeout: Option<String>,
+    /// Time allowed for the whole exchange, from the request sent to the last body byte, e.g.
+    /// `60s` (default none: only `read_timeout` bounds it).
+    pub total_timeout: Option<String>,
+    /// Response header names removed before the client sees them.
+    pub strip_response_headers: Option<Vec<String>>,
+}
+
+/// `[backends.NAME]` with `kind = "dir"`: a local directory the gateway serves itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirBackend {
+    /// Directory served.
+    pub root: Option<PathBuf>,
+    /// Sub-directory of `root` every key is under; requests can never leave it.
+    pub key_prefix: Option<String>,
+    /// Response header names removed before the client sees them.
+    pub strip_response_headers: Option<Vec<String>>,
+}
+
+/// `[backends.NAME]` with `kind = "variants"`: the image variant builder, reading the
+/// originals of `[assets]`. It takes no other keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariantsBackend {}
 
 /// Response headers that never leave the gateway from an S3 backend.
 const S3_INTERNAL_HEADERS: &[&str] = &[
@@ -38,9 +176,47 @@ fn unknown_field(e: &toml::de::Error) -> Option<String> {
     Some(rest.split_once('`')?.0.to_string())
 }
 
-impl Validator<'_> {
+/// Checks `[backends.NAME]`; every problem goes to the [`Check`] with its key path.
+pub trait CheckBackends {
+    /// Reads `[backends.NAME]` (at `path`) as the struct of its `kind` and checks it.
+    fn backend(&mut self, path: &str, value: toml::Value) -> Option<BackendSpec>;
+}
+
+/// The response headers a backend strips: the kind's own `base` list, then the configured
+/// extra names, lower-cased.
+fn strip_list(extra: Option<Vec<String>>, base: &[&str]) -> Vec<String> {
+    base.iter()
+        .map(|s| s.to_string())
+        .chain(extra.unwrap_or_default())
+        .map(|s| s.to_ascii_lowercase())
+        .collect()
+}
+
+impl CheckBackends for Check<'_> {
+    fn backend(&mut self, path: &str, value: toml::Value) -> Option<BackendSpec> {
+        Backends(self).backend(path, value)
+    }
+}
+
+/// The checks of one backend table, kind by kind, on the shared [`Check`].
+struct Backends<'c, 'a>(&'c mut Check<'a>);
+
+impl<'a> std::ops::Deref for Backends<'_, 'a> {
+    type Target = Check<'a>;
+    fn deref(&self) -> &Check<'a> {
+        self.0
+    }
+}
+
+impl std::ops::DerefMut for Backends<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0
+    }
+}
+
+impl Backends<'_, '_> {
     /// Reads `[backends.NAME]` (at `path`) as the struct of its `kind`.
-    pub(super) fn backend(&mut self, path: &str, value: toml::Value) -> Option<BackendSpec> {
+    fn backend(&mut self, path: &str, value: toml::Value) -> Option<BackendSpec> {
         let toml::Value::Table(mut table) = value else {
             self.problems.add(path, "must be a table with a kind");
             return None;
@@ -101,7 +277,7 @@ impl Validator<'_> {
                         );
                     }
                     _ => {
-                        self.problems.add(path, super::toml_message(&e));
+                        self.problems.add(path, kit::problems::toml_message(&e));
                         return None;
                     }
                 },
@@ -199,8 +375,7 @@ impl Validator<'_> {
             read_timeout: timeouts.read,
             health,
             total_timeout: timeouts.total,
-            strip_response_headers: self
-                .strip_list(raw.strip_response_headers, S3_INTERNAL_HEADERS),
+            strip_response_headers: strip_list(raw.strip_response_headers, S3_INTERNAL_HEADERS),
         }))
     }
 
@@ -267,13 +442,13 @@ impl Validator<'_> {
             ejection,
             total_timeout: timeouts.total,
             degraded: raw.degraded_header.as_deref().and_then(|text| {
-                origins::http::DegradedMarker::parse(text)
+                crate::http::DegradedMarker::parse(text)
                     .map_err(|e| self.problems.add(format!("{path}.degraded_header"), e))
                     .ok()
             }),
             connect_timeout: timeouts.connect,
             read_timeout: timeouts.read,
-            strip_response_headers: self.strip_list(raw.strip_response_headers, &[]),
+            strip_response_headers: strip_list(raw.strip_response_headers, &[]),
         })
     }
 
@@ -307,7 +482,7 @@ impl Validator<'_> {
         Some(BackendSpec::Dir(DirSpec {
             root,
             key_prefix,
-            strip_response_headers: self.strip_list(raw.strip_response_headers, &[]),
+            strip_response_headers: strip_list(raw.strip_response_headers, &[]),
         }))
     }
 
@@ -401,7 +576,7 @@ impl Validator<'_> {
         let Some(raw) = raw else {
             return Some(CredentialSpec::Default);
         };
-        let raw: RawCredentials = item(self.problems, path, raw)?;
+        let raw: RawCredentials = self.item(path, raw)?;
         let base = self.base;
         let secret = |name: &str, s: &Option<RawSecret>, problems: &mut Problems| {
             let s = s.as_ref()?;
@@ -514,23 +689,21 @@ fn parse_endpoint(url: &str) -> Result<Endpoint, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kit::problems::Problems;
+    use std::path::Path;
 
-    /// The problems `check` reports for a config with this `[backends.b]` table (beside a
-    /// listener and an `[assets]` section a `variants` backend needs).
+    /// The problems checking this table as `[backends.b]` reports.
     fn backend_problems(table: &str) -> Vec<String> {
-        let dir = tempfile::tempdir().unwrap();
-        let text = format!(
-            "[[listeners]]\naddress = \"127.0.0.1:1\"\n\
-             [assets]\ndatabase = \"sqlite://{}/a.db\"\noriginals = \"o\"\n\
-             [backends.o]\nkind = \"dir\"\nroot = \"{}\"\n\
-             [backends.b]\n{table}\n",
-            dir.path().display(),
-            dir.path().display()
-        );
-        match crate::config::from_toml_str(&text, dir.path()) {
-            Ok(_) => Vec::new(),
-            Err(p) => p.0.iter().map(|p| p.to_string()).collect(),
-        }
+        let value: toml::Value = toml::from_str(table).unwrap();
+        let mut problems = Problems::default();
+        let mut warnings = Vec::new();
+        let mut cx = Check {
+            problems: &mut problems,
+            warnings: &mut warnings,
+            base: Path::new("/"),
+        };
+        cx.backend("backends.b", value);
+        problems.0.iter().map(|p| p.to_string()).collect()
     }
 
     #[test]

@@ -1,0 +1,354 @@
+//! The config of media: `[assets]` (the asset store, where originals live, the variant
+//! workers) and a route's `variants` table, as written (serde structs that refuse unknown keys)
+//! and as checked into [`AssetSettings`] and [`VariantLimits`]. That `[assets] originals`
+//! names an s3 or dir backend, and that a variants backend has `[assets]`, are the
+//! application's checks: they span the backends.
+
+use crate::assets::ingest::Ownership;
+use crate::assets::service::StartupOriginals;
+use crate::assets::Visibility;
+use crate::variants::limits::VariantLimits;
+use crate::variants::Format;
+use kit::problems::Check;
+use kit::secret::{RawSecret, Secret};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `[hosts.routes.variants]`: the allowlists and source limits of a variants route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteVariants {
+    /// Widths a variant may have (default 320, 640, 1024, 1920).
+    pub widths: Option<Vec<u32>>,
+    /// Heights a variant may have (default 240, 480, 768, 1080).
+    pub heights: Option<Vec<u32>>,
+    /// Qualities a variant may be encoded at, 1–100 (default 50, 60, 70, 75, 80, 85).
+    pub qualities: Option<Vec<u32>>,
+    /// Output formats a URL may name: `webp`, `jpeg`, `png`, `avif` (default all four).
+    pub formats: Option<Vec<String>>,
+    /// Formats `auto` chooses from by `Accept`, in preference order (default `webp`, `jpeg`;
+    /// empty: `auto` is refused).
+    pub auto: Option<Vec<String>>,
+    /// Largest original read, e.g. `50MiB` (default 50MiB).
+    pub max_source_bytes: Option<String>,
+    /// Most pixels an original's header may declare (default 50000000); larger ones are
+    /// refused with 422 before anything is decoded.
+    pub max_source_pixels: Option<u64>,
+    /// Time one variant may take, waiting for a worker included, e.g. `10s` (default 10s).
+    pub timeout: Option<String>,
+}
+
+/// `[assets]`: the asset metadata store, where originals live, and the variant workers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssets {
+    /// Database URL: `sqlite://PATH` (created on first start; a relative path is relative to
+    /// the config file's folder) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`, or
+    /// `{ env = "VAR" }` / `{ file = "PATH" }` holding one. Default:
+    /// `sqlite://{state_dir}/assets.db`.
+    pub database: Option<toml::Value>,
+    /// Folder for the gateway's own state, such as the default SQLite file (default
+    /// `/var/lib/assetgate`; relative to the config file's folder).
+    pub state_dir: Option<PathBuf>,
+    /// The `s3` or `dir` backend originals are uploaded to and read from.
+    pub originals: String,
+    /// Key prefix of originals in that backend (default `originals`); each is stored as
+    /// `PREFIX/ab/cd/HASH`.
+    pub key_prefix: Option<String>,
+    /// How long a hash's lookup is remembered on the request path, e.g. `5s` (default 5s).
+    pub lookup_ttl: Option<String>,
+    /// Most lookups remembered (default 10000).
+    pub lookup_entries: Option<usize>,
+    /// Decode/encode workers (default: one per core).
+    pub workers: Option<usize>,
+    /// Variant jobs that may wait for a worker before requests get 503 (default 4 per
+    /// worker).
+    pub queue: Option<usize>,
+    /// rav1e speed of AVIF variants, 1 (slow, small) to 10 (fast) (default 8).
+    pub avif_speed: Option<u8>,
+    /// Originals registered at every start ([`RawRegister`]), e.g. the quick start's samples.
+    pub register: Option<RawRegister>,
+}
+
+/// `[assets.register]`: files registered (idempotently) at every start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegister {
+    /// Files, or folders whose files are added (relative to the config file's folder).
+    pub paths: Vec<PathBuf>,
+    /// Owner of the assets (default `quickstart`).
+    pub owner: Option<String>,
+    /// Module of the assets (default `samples`).
+    pub module: Option<String>,
+    /// `public` (default), `private` or `admin-private`.
+    pub visibility: Option<String>,
+}
+
+/// `[assets]`, validated.
+#[derive(Debug, Clone)]
+pub struct AssetSettings {
+    /// Database URL (may hold a password: never logged unredacted).
+    pub database: Secret,
+    /// The `s3` or `dir` backend holding originals.
+    pub originals: String,
+    /// Key prefix of originals in it.
+    pub key_prefix: String,
+    /// How long a lookup is remembered.
+    pub lookup_ttl: Duration,
+    /// Most lookups remembered.
+    pub lookup_entries: usize,
+    /// Decode/encode workers.
+    pub workers: usize,
+    /// Jobs that may wait for a worker.
+    pub queue: usize,
+    /// rav1e speed for AVIF.
+    pub avif_speed: u8,
+    /// Originals registered at start.
+    pub register: Option<StartupOriginals>,
+}
+
+/// Where the gateway keeps its state when `[assets] state_dir` is not set.
+const DEFAULT_STATE_DIR: &str = "/var/lib/assetgate";
+
+/// Checks the media sections; every problem goes to the [`Check`] with its key path.
+pub trait CheckMedia {
+    /// `[assets]`, when present (see [`RawAssets`]).
+    fn assets(&mut self, value: Option<toml::Value>) -> Option<AssetSettings>;
+    /// `[hosts.routes.variants]` of a route at `path` (see [`RawRouteVariants`]).
+    fn route_variants(&mut self, path: &str, value: Option<toml::Value>) -> VariantLimits;
+}
+
+impl CheckMedia for Check<'_> {
+    fn assets(&mut self, value: Option<toml::Value>) -> Option<AssetSettings> {
+        Media(self).assets(value)
+    }
+
+    fn route_variants(&mut self, path: &str, value: Option<toml::Value>) -> VariantLimits {
+        Media(self).route_variants(path, value)
+    }
+}
+
+/// The checks of the media sections on the shared [`Check`].
+struct Media<'c, 'a>(&'c mut Check<'a>);
+
+impl<'a> std::ops::Deref for Media<'_, 'a> {
+    type Target = Check<'a>;
+    fn deref(&self) -> &Check<'a> {
+        self.0
+    }
+}
+
+impl std::ops::DerefMut for Media<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0
+    }
+}
+
+impl Media<'_, '_> {
+    /// `[assets]`. That `originals` names an s3 or dir backend is the application's check.
+    fn assets(&mut self, value: Option<toml::Value>) -> Option<AssetSettings> {
+        let raw = self.item::<RawAssets>("assets", value?)?;
+        let state_dir = self.resolve(
+            raw.state_dir
+                .as_deref()
+                .unwrap_or(Path::new(DEFAULT_STATE_DIR)),
+        );
+        let database = self.asset_database(raw.database, &state_dir);
+        let key_prefix = self.key_prefix(
+            "assets.key_prefix",
+            Some(raw.key_prefix.unwrap_or_else(|| "originals".into())),
+        );
+        let workers = raw.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        if workers == 0 || workers > 256 {
+            self.problems
+                .add("assets.workers", "must be between 1 and 256");
+        }
+        let avif_speed = raw.avif_speed.unwrap_or(8);
+        if !(1..=10).contains(&avif_speed) {
+            self.problems.add(
+                "assets.avif_speed",
+                "must be between 1 (slowest) and 10 (fastest)",
+            );
+        }
+        let register = raw.register.map(|r| self.startup_originals(r));
+        Some(AssetSettings {
+            database,
+            originals: raw.originals,
+            key_prefix,
+            lookup_ttl: self.duration(
+                "assets.lookup_ttl",
+                raw.lookup_ttl.as_deref(),
+                Duration::from_secs(5),
+            ),
+            lookup_entries: raw.lookup_entries.unwrap_or(10_000).max(1),
+            workers,
+            queue: raw.queue.unwrap_or(workers * 4),
+            avif_speed,
+            register,
+        })
+    }
+
+    /// `assets.database`: a URL, or a secret holding one; SQLite in `state_dir` by default.
+    fn asset_database(&mut self, database: Option<toml::Value>, state_dir: &Path) -> Secret {
+        let database = match database {
+            None => Secret::plain(format!("sqlite://{}/assets.db", state_dir.display())),
+            Some(toml::Value::String(url)) => Secret::plain(self.database_url(&url)),
+            Some(other) => {
+                // An unreadable secret is reported here, once; the rest is still checked.
+                let secret = self
+                    .item::<RawSecret>("assets.database", other)
+                    .and_then(|raw| {
+                        Secret::resolve(&raw, self.base)
+                            .map_err(|e| self.problems.add("assets.database", e))
+                            .ok()
+                    });
+                Secret::plain(secret.map_or(String::new(), |s| self.database_url(s.expose())))
+            }
+        };
+        let url = database.expose();
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if !url.is_empty() && !known.iter().any(|k| url.starts_with(k)) {
+            self.problems.add(
+                "assets.database",
+                "must be a sqlite://PATH or postgres://USER@HOST/DB URL",
+            );
+        }
+        database
+    }
+
+    /// `[assets.register]`: files registered at every start, with their owner, module and
+    /// visibility.
+    fn startup_originals(&mut self, r: RawRegister) -> StartupOriginals {
+        let visibility = match r.visibility.as_deref() {
+            None => Visibility::Public,
+            Some(v) => Visibility::parse(v).unwrap_or_else(|| {
+                self.problems.add(
+                    "assets.register.visibility",
+                    format!("\"{v}\" is not a visibility; use public, private or admin-private"),
+                );
+                Visibility::Public
+            }),
+        };
+        let paths = r.paths.iter().map(|p| self.resolve(p)).collect::<Vec<_>>();
+        for (i, p) in paths.iter().enumerate() {
+            if !p.exists() {
+                self.problems.add(
+                    format!("assets.register.paths[{i}]"),
+                    format!("{} does not exist", p.display()),
+                );
+            }
+        }
+        StartupOriginals {
+            paths,
+            who: Ownership {
+                owner: r.owner.unwrap_or_else(|| "quickstart".into()),
+                module: r.module.unwrap_or_else(|| "samples".into()),
+                visibility,
+            },
+        }
+    }
+
+    /// A SQLite URL with a relative path made absolute against the config file's folder.
+    fn database_url(&self, url: &str) -> String {
+        match url.strip_prefix("sqlite://") {
+            Some(rest) if !rest.starts_with('/') => {
+                let (path, query) = rest
+                    .split_once('?')
+                    .map_or((rest, None), |(p, q)| (p, Some(q)));
+                let full = self.resolve(Path::new(path));
+                match query {
+                    Some(q) => format!("sqlite://{}?{q}", full.display()),
+                    None => format!("sqlite://{}", full.display()),
+                }
+            }
+            _ => url.to_string(),
+        }
+    }
+
+    /// `[hosts.routes.variants]` of a route at `path`.
+    fn route_variants(&mut self, path: &str, value: Option<toml::Value>) -> VariantLimits {
+        let path = format!("{path}.variants");
+        let raw = value
+            .and_then(|v| self.item::<RawRouteVariants>(&path, v))
+            .unwrap_or_default();
+        let defaults = VariantLimits::default();
+        let mut list = |name: &str, values: Option<Vec<u32>>, default: Vec<u32>, max: u32| {
+            let values = values.unwrap_or(default);
+            if values.is_empty() {
+                self.problems
+                    .add(format!("{path}.{name}"), "must list at least one value");
+            }
+            if let Some(bad) = values.iter().find(|v| **v == 0 || **v > max) {
+                self.problems.add(
+                    format!("{path}.{name}"),
+                    format!("{bad} is out of range (1 to {max})"),
+                );
+            }
+            values
+        };
+        let widths = list("widths", raw.widths, defaults.widths.clone(), 16_384);
+        let heights = list("heights", raw.heights, defaults.heights.clone(), 16_384);
+        let qualities = list("qualities", raw.qualities, defaults.qualities.clone(), 100);
+        let mut formats_of = |name: &str, values: Option<Vec<String>>, default: Vec<Format>| {
+            let Some(values) = values else {
+                return default;
+            };
+            values
+                .iter()
+                .filter_map(|v| {
+                    Format::from_ext(v).or_else(|| {
+                        self.problems.add(
+                            format!("{path}.{name}"),
+                            format!("\"{v}\" is not a format; use webp, jpeg, png or avif"),
+                        );
+                        None
+                    })
+                })
+                .collect()
+        };
+        let formats = formats_of("formats", raw.formats, defaults.formats.clone());
+        let auto = formats_of("auto", raw.auto, defaults.auto.clone());
+        if formats.is_empty() {
+            self.problems
+                .add(format!("{path}.formats"), "must list at least one format");
+        }
+        if let Some(f) = auto.iter().find(|f| !formats.contains(f)) {
+            self.problems.add(
+                format!("{path}.auto"),
+                format!("{} is not in `formats`", f.name()),
+            );
+        }
+        let max_source_bytes = match raw.max_source_bytes {
+            None => defaults.max_source_bytes,
+            Some(text) => self
+                .size(&format!("{path}.max_source_bytes"), &text)
+                .map_or(defaults.max_source_bytes, |n| n as u64),
+        };
+        let max_source_pixels = raw.max_source_pixels.unwrap_or(defaults.max_source_pixels);
+        if max_source_pixels == 0 {
+            self.problems.add(
+                format!("{path}.max_source_pixels"),
+                "must be greater than zero",
+            );
+        }
+        VariantLimits {
+            widths,
+            heights,
+            qualities,
+            formats,
+            auto,
+            max_source_bytes,
+            max_source_pixels,
+            timeout: self.duration(
+                &format!("{path}.timeout"),
+                raw.timeout.as_deref(),
+                defaults.timeout,
+            ),
+        }
+    }
+}
