@@ -170,7 +170,7 @@ impl CheckCache for Check<'_> {
         let memory = raw.memory.and_then(|m| memory_tier(self, m));
         let disk = raw.disk.and_then(|d| disk_tier(self, d));
         let redis = raw.redis.and_then(|r| redis_tier(self, r));
-        let object = raw.object.and_then(|o| object_tier(self, o));
+        let object = raw.object.map(|o| object_tier(self, o));
         let lock_timeout = self.duration(
             "cache.lock_timeout",
             raw.lock_timeout.as_deref(),
@@ -344,15 +344,19 @@ fn disk_tier(cx: &mut Check<'_>, d: RawDiskTier) -> Option<DiskSettings> {
 
 /// `[cache.object]`. That its backend is an s3 one is the application's check (it knows the
 /// backends).
-fn object_tier(cx: &mut Check<'_>, o: RawObjectTier) -> Option<ObjectSettings> {
+fn object_tier(cx: &mut Check<'_>, o: RawObjectTier) -> ObjectSettings {
+    // A bad size is reported and the default stands in, so the tier is still there for the
+    // checks that span domains (its backend's kind) and for the routes that name it.
     let max_entry = match o.max_entry {
         None => DEFAULT_OBJECT_MAX_ENTRY,
-        Some(text) => cx.size("cache.object.max_entry", &text)? as u64,
+        Some(text) => cx
+            .size("cache.object.max_entry", &text)
+            .map_or(DEFAULT_OBJECT_MAX_ENTRY, |n| n as u64),
     };
-    Some(ObjectSettings {
+    ObjectSettings {
         backend: o.backend,
         max_entry,
-    })
+    }
 }
 
 /// `[cache.redis]`.
