@@ -81,7 +81,7 @@ fn capitalise(text: &str) -> String {
     }
 }
 
-/// The structs of the sources that the file is read into, in order (the whole file's
+/// The `Raw…` structs of the sources, which the file is read into, in order (the whole file's
 /// `RawConfig`, which only holds the sections, is left out).
 fn sections() -> Vec<Section> {
     let mut out = Vec::new();
@@ -107,7 +107,9 @@ fn sections() -> Vec<Section> {
                 doc: doc.join(" "),
                 keys: Vec::new(),
             };
-            if name != "RawConfig" {
+            // Only what the file is read into (`Raw…`): a source's checked settings are not
+            // keys anyone writes.
+            if name.starts_with("Raw") && name != "RawConfig" {
                 current = Some(section);
             }
             if rest.trim_end().ends_with("{}") {
@@ -217,5 +219,14 @@ mod tests {
             "{made}"
         );
         assert!(made.contains("## `[backends.NAME]` with `kind = \"variants\"`"));
+        // Checked settings beside the raw structs (the declared key counts, `[assets]` as
+        // validated) are no keys anyone writes.
+        for internal in [
+            "hmac_keys",
+            "placement_backends",
+            "lookup_entries` | integer (required)",
+        ] {
+            assert!(!made.contains(&format!("| `{internal}")), "{internal}");
+        }
     }
 }
