@@ -30,3 +30,21 @@ impl RouteView for crate::config::Route {
         }
     }
 }
+
+/// The asset store's backends, by name: the default placement's and every placement's, each
+/// the live backend of that name. The message names the first missing one.
+pub fn original_stores(
+    settings: &media::config::AssetSettings,
+    backends: &Backends,
+) -> Result<media::assets::originals::OriginalStores, String> {
+    let mut stores = std::collections::BTreeMap::new();
+    for name in settings.placements.backends() {
+        let backend = backends
+            .get(name)
+            .ok_or_else(|| format!("assets: no backend \"{name}\""))?;
+        let store: std::sync::Arc<dyn OriginalStore> = backend.clone();
+        stores.insert(name.to_string(), store);
+    }
+    media::assets::originals::OriginalStores::new(settings.originals.clone(), stores)
+        .ok_or_else(|| format!("assets.originals: no backend \"{}\"", settings.originals))
+}

@@ -540,9 +540,12 @@ fn assets(what: AssetsCommand) -> anyhow::Result<()> {
         &assetgate::variant_backend::in_process,
     )
     .map_err(anyhow::Error::msg)?;
-    let originals = backends
-        .get(&settings.originals)
-        .with_context(|| format!("no backend \"{}\"", settings.originals))?;
+    let stores =
+        assetgate::backend::original_stores(settings, &backends).map_err(anyhow::Error::msg)?;
+    let to = ingest::Destinations {
+        stores: &stores,
+        placements: &settings.placements,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -553,8 +556,7 @@ fn assets(what: AssetsCommand) -> anyhow::Result<()> {
             let name = file.display().to_string();
             let added = match tokio::fs::read(&file).await {
                 Ok(bytes) => {
-                    let placement = ingest::Placement::Upload(&settings.key_prefix);
-                    ingest::add(&store, originals.as_ref(), placement, bytes, &name, &who).await
+                    ingest::add(&store, &to, ingest::Source::Upload, bytes, &name, &who).await
                 }
                 Err(e) => Err(media::assets::StoreError::Ingest(format!("{name}: {e}"))),
             };

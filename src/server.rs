@@ -213,12 +213,8 @@ fn add_asset_store(
     let (Some(settings), Some(lookups)) = (&config.assets, lookups) else {
         return Ok(None);
     };
-    let originals = backends.get(&settings.originals).cloned().ok_or_else(|| {
-        StartError::Backend(format!(
-            "assets.originals: no backend \"{}\"",
-            settings.originals
-        ))
-    })?;
+    let originals =
+        crate::backend::original_stores(settings, backends).map_err(StartError::Backend)?;
     let builder = Arc::new(VariantBuilder::new(
         lookups.clone(),
         originals.clone(),
@@ -235,7 +231,7 @@ fn add_asset_store(
             settings.database.expose().to_string(),
             lookups.clone(),
             originals,
-            settings.key_prefix.clone(),
+            settings.placements.clone(),
             settings.register.clone(),
         ),
     ));

@@ -572,11 +572,51 @@ async fn sqlite_store_shares_blobs_and_guards_private_originals() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&counts.stdout).trim(), "1 2");
-    // The bytes are stored once, under a key derived from the hash.
+    // The bytes are stored once, under the content-addressed key at the backend's root (no
+    // `originals/` folder inside the originals backend).
     let key = store
         .path()
-        .join(format!("originals/{}/{}/{hash}", &hash[..2], &hash[2..4]));
+        .join(format!("{}/{}/{hash}", &hash[..2], &hash[2..4]));
     assert!(key.is_file(), "{}", key.display());
+    assert!(!store.path().join("originals").exists());
+}
+
+#[tokio::test]
+async fn a_private_placement_gives_each_owner_their_own_object_in_its_backend() {
+    let o = Originals::new();
+    o.make("public.png", &["--size", "64x48", "--color", "1,2,3"]);
+    let store = tempfile::tempdir().unwrap();
+    let private_root = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[assets.placements]]\nvisibility = \"private\"\nbackend = \"private\"\n\
+         key = \"private/{{user}}/{{module}}/{{hash}}.{{ext}}\"\n\
+         [backends.private]\nkind = \"dir\"\nroot = \"{}\"\n",
+        private_root.path().display()
+    );
+    let gw = local_gateway(&o, &store, &extra);
+    // Served to its owners only, read from the private backend.
+    let hash = owners_and_privacy(&gw, &o).await;
+    let mut placed: Vec<String> = Vec::new();
+    for owner in ["alice", "bob"] {
+        let key = format!("private/{owner}/avatars/{hash}.jpg");
+        assert!(private_root.path().join(&key).is_file(), "{key}");
+        placed.push(key);
+    }
+    // Nothing of it in the default backend; the public sample is there, content-addressed.
+    let default_copy = store
+        .path()
+        .join(format!("{}/{}/{hash}", &hash[..2], &hash[2..4]));
+    assert!(!default_copy.exists());
+    let rows = Command::new("python3")
+        .args(["-c", &format!(
+            "import sqlite3; c = sqlite3.connect('{}'); \
+             print(sorted(r[0] + ':' + r[1] for r in c.execute(\"select backend, storage_key from objects where blob_hash='{hash}'\")))",
+            store.path().join("state/assets.db").display()
+        )])
+        .output()
+        .unwrap();
+    let expected = format!("['private:{}', 'private:{}']", placed[0], placed[1]);
+    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), expected);
 }
 
 #[tokio::test]
@@ -595,12 +635,8 @@ async fn postgres_store_with_originals_in_garage() {
     let r = get(&gw.url(&format!("/v/{public}/1024x768/85.jpeg")), &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(info(&r.bytes().await.unwrap())["width"], 1024);
-    // Registered at start into Garage under the hash-derived key.
-    let key = format!(
-        "variant-test/originals/{}/{}/{public}",
-        &public[..2],
-        &public[2..4]
-    );
+    // Registered at start into Garage under the content-addressed key.
+    let key = format!("variant-test/{}/{}/{public}", &public[..2], &public[2..4]);
     garage
         .client()
         .head_object()

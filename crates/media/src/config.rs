@@ -5,6 +5,9 @@
 //! application's checks: they span the backends.
 
 use crate::assets::ingest::Ownership;
+use crate::assets::placement::{
+    KeyTemplate, Placement, PlacementRule, Placements, CONTENT_ADDRESSED,
+};
 use crate::assets::service::StartupOriginals;
 use crate::assets::Visibility;
 use crate::variants::limits::VariantLimits;
@@ -51,11 +54,20 @@ pub struct RawAssets {
     /// Folder for the gateway's own state, such as the default SQLite file (default
     /// `/var/lib/assetgate`; relative to the config file's folder).
     pub state_dir: Option<PathBuf>,
-    /// The `s3` or `dir` backend originals are uploaded to and read from.
+    /// The `s3` or `dir` backend of the default placement: originals no
+    /// `[[assets.placements]]` entry places are written there, and read from there.
     pub originals: String,
-    /// Key prefix of originals in that backend (default `originals`); each is stored as
-    /// `PREFIX/ab/cd/HASH`.
+    /// Key template of the default placement (default `{hash:2}/{hash:2:2}/{hash}`, the
+    /// content-addressed layout `9f/86/9f86d0…`). Fields: `{user}`, `{module}`, `{hash}`,
+    /// `{hash:LEN}`, `{hash:START:LEN}`, `{ext}` (of the type sniffed from the bytes),
+    /// `{post}`, `{name}` (the file name, sanitised); every value is filled in by the server.
+    pub key: Option<String>,
+    /// Deprecated: a folder prepended to `key` (write it into `key` instead). Default none,
+    /// so originals land at the backend's root, not in an `originals/` folder of it.
     pub key_prefix: Option<String>,
+    /// Where assets of one visibility (and optionally one module) go instead of the default
+    /// placement ([`RawPlacement`]); the first entry that matches wins.
+    pub placements: Option<Vec<toml::Value>>,
     /// How long a hash's lookup is remembered on the request path, e.g. `5s` (default 5s).
     pub lookup_ttl: Option<String>,
     /// Most lookups remembered (default 10000).
@@ -69,6 +81,22 @@ pub struct RawAssets {
     pub avif_speed: Option<u8>,
     /// Originals registered at every start ([`RawRegister`]), e.g. the quick start's samples.
     pub register: Option<RawRegister>,
+}
+
+/// `[[assets.placements]]`: the backend and key template of one visibility's (and
+/// optionally one module's) assets, e.g. private files under `private/{user}/{module}/{hash}.{ext}`
+/// in their own bucket.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlacement {
+    /// `public`, `private` or `admin-private`.
+    pub visibility: String,
+    /// The module it applies to (default: every module).
+    pub module: Option<String>,
+    /// The `s3` or `dir` backend the bytes are written to.
+    pub backend: String,
+    /// Key template, with the fields of `[assets] key`.
+    pub key: String,
 }
 
 /// `[assets.register]`: files registered (idempotently) at every start.
@@ -90,10 +118,13 @@ pub struct RawRegister {
 pub struct AssetSettings {
     /// Database URL (may hold a password: never logged unredacted).
     pub database: Secret,
-    /// The `s3` or `dir` backend holding originals.
+    /// The `s3` or `dir` backend of the default placement.
     pub originals: String,
-    /// Key prefix of originals in it.
-    pub key_prefix: String,
+    /// Where each visibility's and module's assets are written (the default placement last).
+    pub placements: Placements,
+    /// The backend each `[[assets.placements]]` entry names, with the entry's key path (for
+    /// the application's check that it is an s3 or dir backend).
+    pub placement_backends: Vec<(String, String)>,
     /// How long a lookup is remembered.
     pub lookup_ttl: Duration,
     /// Most lookups remembered.
@@ -154,11 +185,8 @@ impl Media<'_, '_> {
                 .as_deref()
                 .unwrap_or(Path::new(DEFAULT_STATE_DIR)),
         );
+        let (placements, placement_backends) = self.placements(&raw);
         let database = self.asset_database(raw.database, &state_dir);
-        let key_prefix = self.key_prefix(
-            "assets.key_prefix",
-            Some(raw.key_prefix.unwrap_or_else(|| "originals".into())),
-        );
         let workers = raw.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -179,7 +207,8 @@ impl Media<'_, '_> {
         Some(AssetSettings {
             database,
             originals: raw.originals,
-            key_prefix,
+            placements,
+            placement_backends,
             lookup_ttl: self.duration(
                 "assets.lookup_ttl",
                 raw.lookup_ttl.as_deref(),
@@ -190,6 +219,82 @@ impl Media<'_, '_> {
             queue: raw.queue.unwrap_or(workers * 4),
             avif_speed,
             register,
+        })
+    }
+
+    /// The default placement (`originals`, `key`, `key_prefix`) and `[[assets.placements]]`,
+    /// with the backend each entry names by its key path.
+    fn placements(&mut self, raw: &RawAssets) -> (Placements, Vec<(String, String)>) {
+        let key = raw.key.as_deref().unwrap_or(CONTENT_ADDRESSED);
+        let key = match raw.key_prefix.as_deref() {
+            Some(prefix) => {
+                let prefix = self.key_prefix("assets.key_prefix", Some(prefix.to_string()));
+                self.warn(
+                    "assets.key_prefix",
+                    format!("is deprecated: write key = \"{prefix}/{key}\" instead"),
+                );
+                if prefix.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{prefix}/{key}")
+                }
+            }
+            None => key.to_string(),
+        };
+        let default = Placement {
+            backend: raw.originals.clone(),
+            key: self.key_template("assets.key", &key),
+        };
+        let mut rules = Vec::new();
+        let mut backends = Vec::new();
+        for (i, value) in raw.placements.iter().flatten().enumerate() {
+            let path = format!("assets.placements[{i}]");
+            let Some(p) = self.item::<RawPlacement>(&path, value.clone()) else {
+                continue;
+            };
+            let visibility = self.visibility(
+                &format!("{path}.visibility"),
+                Some(&p.visibility),
+                Visibility::Public,
+            );
+            if p.module.as_deref().is_some_and(str::is_empty) {
+                self.problems.add(
+                    format!("{path}.module"),
+                    "must not be empty (leave it out for every module)",
+                );
+            }
+            backends.push((format!("{path}.backend"), p.backend.clone()));
+            rules.push(PlacementRule {
+                visibility,
+                module: p.module,
+                placement: Placement {
+                    backend: p.backend,
+                    key: self.key_template(&format!("{path}.key"), &p.key),
+                },
+            });
+        }
+        (Placements { rules, default }, backends)
+    }
+
+    /// A key template at `path`; a bad one is reported and stands in as the default layout.
+    fn key_template(&mut self, path: &str, text: &str) -> KeyTemplate {
+        KeyTemplate::parse(text).unwrap_or_else(|e| {
+            self.problems.add(path, format!("\"{text}\" {e}"));
+            KeyTemplate::parse(CONTENT_ADDRESSED).expect("the default layout parses")
+        })
+    }
+
+    /// A visibility written at `path` (`default` when absent).
+    fn visibility(&mut self, path: &str, text: Option<&str>, default: Visibility) -> Visibility {
+        let Some(v) = text else {
+            return default;
+        };
+        Visibility::parse(v).unwrap_or_else(|| {
+            self.problems.add(
+                path,
+                format!("\"{v}\" is not a visibility; use public, private or admin-private"),
+            );
+            default
         })
     }
 
@@ -224,16 +329,11 @@ impl Media<'_, '_> {
     /// `[assets.register]`: files registered at every start, with their owner, module and
     /// visibility.
     fn startup_originals(&mut self, r: RawRegister) -> StartupOriginals {
-        let visibility = match r.visibility.as_deref() {
-            None => Visibility::Public,
-            Some(v) => Visibility::parse(v).unwrap_or_else(|| {
-                self.problems.add(
-                    "assets.register.visibility",
-                    format!("\"{v}\" is not a visibility; use public, private or admin-private"),
-                );
-                Visibility::Public
-            }),
-        };
+        let visibility = self.visibility(
+            "assets.register.visibility",
+            r.visibility.as_deref(),
+            Visibility::Public,
+        );
         let paths = r.paths.iter().map(|p| self.resolve(p)).collect::<Vec<_>>();
         for (i, p) in paths.iter().enumerate() {
             if !p.exists() {

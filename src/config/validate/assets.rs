@@ -1,30 +1,37 @@
-//! The media checks that span domains: `[assets] originals` must name an s3 or dir backend.
-//! The rest of `[assets]` and a route's `variants` table is checked by the media crate
-//! (`media::config`).
+//! The media checks that span domains: `[assets] originals` and every placement's backend
+//! must name an s3 or dir backend. The rest of `[assets]` and a route's `variants` table is
+//! checked by the media crate (`media::config`).
 
 use super::*;
 
 impl Validator<'_> {
-    /// `[assets] originals`; `declared` maps backend names to their kinds.
+    /// `[assets] originals` and `[[assets.placements]] backend`; `declared` maps backend names
+    /// to their kinds.
     pub(super) fn originals_backend(
         &mut self,
         assets: Option<&AssetSettings>,
         declared: &BTreeMap<String, String>,
     ) {
         let Some(assets) = assets else { return };
-        match declared.get(&assets.originals).map(String::as_str) {
+        self.store_backend("assets.originals", &assets.originals, declared);
+        for (path, backend) in &assets.placement_backends {
+            self.store_backend(path, backend, declared);
+        }
+    }
+
+    /// The backend `name` at `path` is declared and an s3 or dir backend.
+    fn store_backend(&mut self, path: &str, name: &str, declared: &BTreeMap<String, String>) {
+        match declared.get(name).map(String::as_str) {
             Some("s3" | "dir") => {}
             Some(kind) => self.problems.add(
-                "assets.originals",
+                path,
                 format!(
-                    "backend \"{}\" is a {kind} backend; originals live in an s3 or dir backend",
-                    assets.originals
+                    "backend \"{name}\" is a {kind} backend; originals live in an s3 or dir backend"
                 ),
             ),
-            None => self.problems.add(
-                "assets.originals",
-                format!("unknown backend \"{}\"", assets.originals),
-            ),
+            None => self
+                .problems
+                .add(path, format!("unknown backend \"{name}\"")),
         }
     }
 }
@@ -63,7 +70,13 @@ names = ["*"]
         let assets = config.assets.unwrap();
         let expected = format!("sqlite://{}/a.db", dir.path().display());
         assert_eq!(assets.database.expose(), expected);
-        assert_eq!(assets.key_prefix, "originals");
+        // The default placement is content-addressed at the backend's root.
+        assert_eq!(assets.placements.default.backend, "files");
+        assert_eq!(
+            assets.placements.default.key.as_str(),
+            "{hash:2}/{hash:2:2}/{hash}"
+        );
+        assert!(assets.placements.rules.is_empty());
         let limits = config.hosts[0].routes[0].variants.clone().unwrap();
         assert_eq!(limits.widths, [320, 640, 1024, 1920]);
     }
@@ -103,5 +116,60 @@ names = ["*"]
                 .any(|p| p.starts_with("hosts[0].routes[0].variants: only a route")),
             "{stray:?}"
         );
+    }
+
+    #[test]
+    fn placements_name_store_backends_and_valid_templates() {
+        let base =
+            format!("{ROUTE}[assets]\noriginals = \"files\"\ndatabase = \"sqlite://a.db\"\n");
+        let ok = format!(
+            "{base}[[assets.placements]]\nvisibility = \"private\"\nmodule = \"avatars\"\n\
+             backend = \"files\"\nkey = \"private/{{user}}/{{module}}/{{hash}}.{{ext}}\"\n"
+        );
+        let config = from_toml_str(&format!("{BASE}{ok}"), std::path::Path::new(".")).unwrap();
+        let placements = config.assets.unwrap().placements;
+        assert_eq!(placements.rules.len(), 1);
+        assert_eq!(
+            placements
+                .choose(media::assets::Visibility::Private, "avatars")
+                .key
+                .as_str(),
+            "private/{user}/{module}/{hash}.{ext}"
+        );
+        let bad = problems(&format!(
+            "{base}key = \"{{owner}}/{{hash}}\"\n\
+             [[assets.placements]]\nvisibility = \"secret\"\nbackend = \"variants\"\nkey = \"a/../{{hash}}\"\n\
+             [[assets.placements]]\nvisibility = \"public\"\nbackend = \"nowhere\"\nkey = \"{{hash}}\"\nbucket = \"x\"\n\
+             [[assets.placements]]\nvisibility = \"public\"\nbackend = \"nowhere\"\nkey = \"{{hash}}\"\n"
+        ));
+        for expected in [
+            "assets.key: \"{owner}/{hash}\" {owner} is not a field",
+            "assets.placements[0].visibility: \"secret\" is not a visibility",
+            "assets.placements[0].backend: backend \"variants\" is a variants backend",
+            "assets.placements[0].key: \"a/../{hash}\" must not hold",
+            "assets.placements[1]: unknown field `bucket`",
+            "assets.placements[2].backend: unknown backend \"nowhere\"",
+        ] {
+            assert!(
+                bad.iter().any(|p| p.starts_with(expected)),
+                "{expected} in {bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_old_key_prefix_still_works_with_a_warning() {
+        let text = format!(
+            "{BASE}{ROUTE}[assets]\noriginals = \"files\"\ndatabase = \"sqlite://a.db\"\nkey_prefix = \"originals\"\n"
+        );
+        let config = from_toml_str(&text, std::path::Path::new(".")).unwrap();
+        assert_eq!(
+            config.assets.unwrap().placements.default.key.as_str(),
+            "originals/{hash:2}/{hash:2:2}/{hash}"
+        );
+        assert!(config
+            .warnings
+            .iter()
+            .any(|w| w.path == "assets.key_prefix" && w.message.contains("deprecated")));
     }
 }

@@ -1,11 +1,13 @@
-//! Adding originals: hash the bytes (SHA-256), store them once under a key derived from the
-//! hash in the originals backend, record the blob, and record the owner's asset. Every step
-//! is idempotent: adding the same file again uploads nothing and makes no second asset, and
-//! two owners of identical bytes share one blob.
+//! Adding originals: hash the bytes (SHA-256), store them where the placement for the
+//! owner's module and visibility says (the key rendered from server-known fields only), record
+//! the blob, the object and the owner's asset. Every step is idempotent: adding the same file
+//! again uploads nothing and makes no second asset, and two owners of identical bytes under a
+//! content-addressed placement share one object.
 
-use super::store::{Asset, AssetStore, Blob};
+use super::originals::OriginalStores;
+use super::placement::{PlacementFields, Placements};
+use super::store::{Asset, AssetStore, Blob, NewAsset, ObjectSlot};
 use super::{StoreError, Visibility};
-use origins::OriginalStore;
 use sha2::{Digest, Sha256};
 
 /// What adding one original did.
@@ -13,9 +15,9 @@ use sha2::{Digest, Sha256};
 pub struct Added {
     /// The content hash (the URL's first segment).
     pub hash: String,
-    /// Whether the bytes were uploaded now (false: the blob was already stored).
+    /// Whether the bytes were uploaded now (false: the object held them already).
     pub uploaded: bool,
-    /// The owner's asset.
+    /// The owner's asset (with the object it is served from).
     pub asset: Asset,
     /// The blob record.
     pub blob: Blob,
@@ -26,14 +28,8 @@ pub fn content_hash(bytes: &[u8]) -> String {
     kit::hex::encode(&Sha256::digest(bytes))
 }
 
-/// The object key of the original with `hash` under `prefix`: `prefix/ab/cd/abcd…`, so no
-/// folder or listing holds more than 65536 originals' worth of names.
-pub fn storage_key(prefix: &str, hash: &str) -> String {
-    kit::path::join_key(&[prefix, &hash[..2], &hash[2..4], hash])
-}
-
-/// The media type of an image by its first bytes, else by the file name.
-fn media_type(bytes: &[u8], name: &str) -> String {
+/// The media type of `bytes` by their first bytes, else by the file name.
+pub fn media_type(bytes: &[u8], name: &str) -> String {
     match imagesize::image_type(bytes) {
         Ok(imagesize::ImageType::Jpeg) => "image/jpeg".into(),
         Ok(imagesize::ImageType::Png) => "image/png".into(),
@@ -58,22 +54,31 @@ pub struct Ownership {
     pub visibility: Visibility,
 }
 
-/// Where an original's bytes go.
+/// Where an original comes from.
 #[derive(Debug, Clone, Copy)]
-pub enum Placement<'a> {
-    /// Uploaded under the hash-derived key below this prefix.
-    Upload(&'a str),
-    /// Already in the originals backend under this key (a file inside a `dir` backend's
-    /// root, registered where it lies: the quick start's samples).
+pub enum Source<'a> {
+    /// Bytes to write where the placement says.
+    Upload,
+    /// Already in the default backend under this key (a file inside a `dir` backend's root,
+    /// registered where it lies: the quick start's samples).
     InPlace(&'a str),
 }
 
-/// Adds `bytes` (named `name`, for its media type when the bytes do not tell) for `who`,
-/// stored in `originals` as `placement` says unless the blob is stored already.
+/// Where the asset store writes: the backends and the placements choosing among them.
+#[derive(Debug, Clone)]
+pub struct Destinations<'a> {
+    /// The backends, by name.
+    pub stores: &'a OriginalStores,
+    /// Which backend and key an owner's module and visibility get.
+    pub placements: &'a Placements,
+}
+
+/// Adds `bytes` (named `name`: its type when the bytes do not tell, and `{name}` of a
+/// template) for `who`, from `source`.
 pub async fn add(
     store: &AssetStore,
-    originals: &dyn OriginalStore,
-    placement: Placement<'_>,
+    to: &Destinations<'_>,
+    source: Source<'_>,
     bytes: Vec<u8>,
     name: &str,
     who: &Ownership,
@@ -84,35 +89,64 @@ pub async fn add(
         ));
     }
     let hash = content_hash(&bytes);
-    let (uploaded, blob) = match store.blob(&hash).await? {
-        Some(blob) => (false, blob),
-        None => {
-            let size = imagesize::blob_size(&bytes).ok();
-            let key = match placement {
-                Placement::Upload(prefix) => storage_key(prefix, &hash),
-                Placement::InPlace(key) => key.to_string(),
+    let mime_type = media_type(&bytes, name);
+    let (backend, key) = match source {
+        Source::InPlace(key) => (to.stores.default_name(), key.to_string()),
+        Source::Upload => {
+            let placement = to.placements.choose(who.visibility, &who.module);
+            let fields = PlacementFields {
+                user: &who.owner,
+                module: &who.module,
+                hash: &hash,
+                media_type: &mime_type,
+                post: None,
+                name: Some(name),
             };
-            let blob = Blob {
-                storage_key: key,
-                content_hash: hash.clone(),
-                size_bytes: bytes.len() as u64,
-                mime_type: media_type(&bytes, name),
-                width: size.map(|s| s.width as u64),
-                height: size.map(|s| s.height as u64),
-            };
-            // Bytes first: a blob row never points at nothing.
-            if let Placement::Upload(_) = placement {
-                originals
-                    .write_original(&blob.storage_key, bytes, &blob.mime_type)
-                    .await
-                    .map_err(|e| StoreError::Ingest(format!("{name}: upload failed: {e}")))?;
-            }
-            store.put_blob(&blob).await?;
-            (true, blob)
+            let key = placement
+                .key
+                .render(&fields)
+                .map_err(|e| StoreError::Ingest(format!("{name}: cannot place it: {e}")))?;
+            (placement.backend.as_str(), key)
         }
     };
+    let target = to.stores.get(backend).ok_or_else(|| {
+        StoreError::Ingest(format!(
+            "{name}: the placement's backend \"{backend}\" is not a store"
+        ))
+    })?;
+    let size = imagesize::blob_size(&bytes).ok();
+    let blob = Blob {
+        content_hash: hash.clone(),
+        backend: backend.to_string(),
+        storage_key: key.clone(),
+        size_bytes: bytes.len() as u64,
+        mime_type,
+        width: size.map(|s| s.width as u64),
+        height: size.map(|s| s.height as u64),
+    };
+    let slot = store.object_slot(backend, &key, &hash).await?;
+    let uploaded = slot != ObjectSlot::Same;
+    // Bytes first: no row ever points at nothing.
+    if uploaded && matches!(source, Source::Upload) {
+        target
+            .write_original(&key, bytes, &blob.mime_type)
+            .await
+            .map_err(|e| StoreError::Ingest(format!("{name}: upload failed: {e}")))?;
+    }
+    // The blob keeps its first object as the one variants read; a blob stored before is
+    // returned as it was.
+    store.put_blob(&blob).await?;
+    let blob = store.blob(&hash).await?.unwrap_or(blob);
+    store.put_object(backend, &key, &hash).await?;
     let asset = store
-        .put_asset(&hash, &who.owner, &who.module, who.visibility)
+        .put_asset(&NewAsset {
+            hash: &hash,
+            owner: &who.owner,
+            module: &who.module,
+            visibility: who.visibility,
+            backend,
+            storage_key: &key,
+        })
         .await?;
     Ok(Added {
         hash,
@@ -151,16 +185,161 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_come_from_the_hash() {
-        let hash = content_hash(b"test");
+    fn hashes_are_sha256_in_hex() {
         assert_eq!(
-            hash,
+            content_hash(b"test"),
             "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         );
+    }
+
+    use crate::assets::placement::{KeyTemplate, Placement, PlacementRule, CONTENT_ADDRESSED};
+    use origins::dir::DirBackend;
+    use origins::spec::DirSpec;
+    use origins::OriginalStore;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    fn dir_store(root: &std::path::Path) -> Arc<dyn OriginalStore> {
+        std::fs::create_dir_all(root).unwrap();
+        let spec = DirSpec {
+            root: root.canonicalize().unwrap(),
+            key_prefix: String::new(),
+            strip_response_headers: Vec::new(),
+        };
+        Arc::new(DirBackend::new("test", &spec))
+    }
+
+    fn who(owner: &str, visibility: Visibility) -> Ownership {
+        Ownership {
+            owner: owner.into(),
+            module: "avatars".into(),
+            visibility,
+        }
+    }
+
+    /// Every file below `root`, as paths relative to it.
+    fn files(root: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![root.to_path_buf()];
+        while let Some(dir) = todo.pop() {
+            for e in std::fs::read_dir(&dir).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(e.path());
+                } else {
+                    let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+                    out.push(rel);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn placements_decide_where_bytes_go_and_who_shares_an_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let (public_root, private_root) = (dir.path().join("pub"), dir.path().join("priv"));
+        let stores = OriginalStores::new(
+            "public".into(),
+            BTreeMap::from([
+                ("public".to_string(), dir_store(&public_root)),
+                ("private".to_string(), dir_store(&private_root)),
+            ]),
+        )
+        .unwrap();
+        let placements = Placements {
+            rules: vec![PlacementRule {
+                visibility: Visibility::Private,
+                module: None,
+                placement: Placement {
+                    backend: "private".into(),
+                    key: KeyTemplate::parse("private/{user}/{module}/{hash}.{ext}").unwrap(),
+                },
+            }],
+            default: Placement {
+                backend: "public".into(),
+                key: KeyTemplate::parse(CONTENT_ADDRESSED).unwrap(),
+            },
+        };
+        let to = Destinations {
+            stores: &stores,
+            placements: &placements,
+        };
+        let url = format!("sqlite://{}/assets.db", dir.path().display());
+        let store = AssetStore::connect(&url).await.unwrap();
+        let png = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../conf/sample/images/banner.png"
+        ))
+        .unwrap();
+        let hash = content_hash(&png);
+        let add = |owner: &'static str, visibility| {
+            let (store, to, png) = (&store, &to, png.clone());
+            async move {
+                add(
+                    store,
+                    to,
+                    Source::Upload,
+                    png,
+                    "../x.png",
+                    &who(owner, visibility),
+                )
+                .await
+                .unwrap()
+            }
+        };
+        // Public: content-addressed, so two owners share one object, written once.
+        let a = add("alice", Visibility::Public).await;
+        let b = add("bob", Visibility::Public).await;
+        assert!(a.uploaded && !b.uploaded);
+        let shared = format!("{}/{}/{hash}", &hash[..2], &hash[2..4]);
+        assert_eq!(files(&public_root), vec![shared.clone()]);
         assert_eq!(
-            storage_key("originals", &hash),
-            format!("originals/9f/86/{hash}")
+            (a.asset.backend.as_str(), a.asset.storage_key.as_str()),
+            ("public", shared.as_str())
         );
-        assert_eq!(storage_key("", &hash), format!("9f/86/{hash}"));
+        // Private: each owner's own object under the key the server filled in.
+        let c = add("carol", Visibility::Private).await;
+        let again = add("carol", Visibility::Private).await;
+        assert!(c.uploaded && !again.uploaded);
+        assert_eq!(c.asset.id, again.asset.id);
+        add("dave", Visibility::Private).await;
+        assert_eq!(
+            files(&private_root),
+            vec![
+                format!("private/carol/avatars/{hash}.png"),
+                format!("private/dave/avatars/{hash}.png"),
+            ]
+        );
+        // One blob; its variants read the first object.
+        assert_eq!(store.counts().await.unwrap(), (1, 4));
+        assert_eq!(c.blob.backend, "public");
+        assert_eq!(
+            std::fs::read(private_root.join(&c.asset.storage_key)).unwrap(),
+            png
+        );
+        // A user that is not one safe segment is refused, and nothing is written.
+        let e = add_err(&store, &to, png.clone(), "../evil").await;
+        assert!(e.contains("user"), "{e}");
+        assert_eq!(files(&private_root).len(), 2);
+    }
+
+    async fn add_err(
+        store: &AssetStore,
+        to: &Destinations<'_>,
+        png: Vec<u8>,
+        owner: &str,
+    ) -> String {
+        add(
+            store,
+            to,
+            Source::Upload,
+            png,
+            "x.png",
+            &who(owner, Visibility::Private),
+        )
+        .await
+        .unwrap_err()
+        .to_string()
     }
 }

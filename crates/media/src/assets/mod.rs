@@ -6,15 +6,19 @@
 //!   at start), registration and lookups.
 //! - [`lookup::AccessCache`]: what the request path asks of a hash (may it be served, to whom,
 //!   where its bytes are), kept in memory for a short, bounded time.
-//! - [`ingest`]: hashing files, uploading them under a key derived from the hash to the
-//!   configured originals backend, and registering them (`assetgate assets add`, and the
-//!   quick start's sample images at start).
+//! - [`placement`]: where an asset's bytes go — a backend and a key template the server fills
+//!   in (`{user}`, `{module}`, `{hash:2}`, …), per visibility and module.
+//! - [`originals`]: the backends placements write to and variants read from, by name.
+//! - [`ingest`]: hashing files, writing them where their placement says, and recording blob,
+//!   object and asset (`assetgate assets add`, and the quick start's sample images at start).
 //! - [`service::StoreService`]: connects and migrates in the background (the server's build is
 //!   synchronous); `/readyz` answers ready only once the store is up.
 
 pub mod ingest;
 pub mod lookup;
 pub mod metrics;
+pub mod originals;
+pub mod placement;
 pub mod service;
 pub mod store;
 

@@ -4,11 +4,12 @@
 //! make the store available to the request path. Until then `/readyz` answers 503 and variant requests 503 with
 //! `Retry-After`. A store that cannot be reached is retried with backoff.
 
-use super::ingest::{self, Ownership, Placement};
+use super::ingest::{self, Destinations, Ownership, Source};
 use super::lookup::AccessCache;
+use super::originals::OriginalStores;
+use super::placement::Placements;
 use super::store::{redacted, AssetStore};
 use async_trait::async_trait;
-use origins::OriginalStore;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::path::PathBuf;
@@ -28,26 +29,26 @@ pub struct StartupOriginals {
 pub struct StoreService {
     url: String,
     cache: Arc<AccessCache>,
-    originals: Arc<dyn OriginalStore>,
-    prefix: String,
+    stores: OriginalStores,
+    placements: Placements,
     startup: Option<StartupOriginals>,
 }
 
 impl StoreService {
     /// The service that connects `url` into `cache`, registering `startup` originals into
-    /// `originals` under `prefix` first.
+    /// `stores` as `placements` say first.
     pub fn new(
         url: String,
         cache: Arc<AccessCache>,
-        originals: Arc<dyn OriginalStore>,
-        prefix: String,
+        stores: OriginalStores,
+        placements: Placements,
         startup: Option<StartupOriginals>,
     ) -> StoreService {
         StoreService {
             url,
             cache,
-            originals,
-            prefix,
+            stores,
+            placements,
             startup,
         }
     }
@@ -62,23 +63,20 @@ impl StoreService {
         };
         for file in files {
             let name = file.display().to_string();
-            let in_place = self.originals.key_of_local_file(&file);
-            let placement = match &in_place {
-                Some(key) => Placement::InPlace(key),
-                None => Placement::Upload(&self.prefix),
+            let in_place = self
+                .stores
+                .get(self.stores.default_name())
+                .and_then(|s| s.key_of_local_file(&file));
+            let source = match &in_place {
+                Some(key) => Source::InPlace(key),
+                None => Source::Upload,
+            };
+            let to = Destinations {
+                stores: &self.stores,
+                placements: &self.placements,
             };
             let added = match tokio::fs::read(&file).await {
-                Ok(bytes) => {
-                    ingest::add(
-                        store,
-                        self.originals.as_ref(),
-                        placement,
-                        bytes,
-                        &name,
-                        &startup.who,
-                    )
-                    .await
-                }
+                Ok(bytes) => ingest::add(store, &to, source, bytes, &name, &startup.who).await,
                 Err(e) => Err(super::StoreError::Ingest(format!("{name}: {e}"))),
             };
             match added {

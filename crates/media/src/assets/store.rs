@@ -15,7 +15,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 pub struct Blob {
     /// SHA-256 of the bytes, 64 lower-case hex digits.
     pub content_hash: String,
-    /// Object key in the originals backend (relative to its `key_prefix`).
+    /// The backend holding the object variants are read from (`""`: the store's default
+    /// backend, `[assets] originals`).
+    pub backend: String,
+    /// That object's key in the backend (relative to the backend's own `key_prefix`).
     pub storage_key: String,
     /// Length in bytes.
     pub size_bytes: u64,
@@ -40,6 +43,38 @@ pub struct Asset {
     pub module: String,
     /// Who may see it.
     pub visibility: Visibility,
+    /// The backend of the object it is served from (`""`: the default backend).
+    pub backend: String,
+    /// That object's key.
+    pub storage_key: String,
+}
+
+/// Where an object's key stands before an upload to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectSlot {
+    /// No object is recorded at this key.
+    Free,
+    /// The object there holds these very bytes: nothing to upload.
+    Same,
+    /// The object there holds other bytes (a named placement re-used): it is replaced.
+    Other(String),
+}
+
+/// An asset to record: whose, which bytes, and the object it is served from.
+#[derive(Debug, Clone)]
+pub struct NewAsset<'a> {
+    /// The blob's content hash.
+    pub hash: &'a str,
+    /// The owner.
+    pub owner: &'a str,
+    /// The module.
+    pub module: &'a str,
+    /// Who may see it.
+    pub visibility: Visibility,
+    /// The backend of its object (`""`: the default backend).
+    pub backend: &'a str,
+    /// Its object's key.
+    pub storage_key: &'a str,
 }
 
 /// What the request path needs to know about a content hash.
@@ -100,11 +135,13 @@ impl AssetStore {
     pub async fn put_blob(&self, blob: &Blob) -> Result<bool, StoreError> {
         let now = i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX);
         let done = sqlx::query(
-            "INSERT INTO blobs (content_hash, storage_key, size_bytes, mime_type, width, height, \
-             state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'stored', $7, $7) \
+            "INSERT INTO blobs (content_hash, backend, storage_key, size_bytes, mime_type, width, \
+             height, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'stored', $8, $8) \
              ON CONFLICT (content_hash) DO NOTHING",
         )
         .bind(&blob.content_hash)
+        .bind(&blob.backend)
         .bind(&blob.storage_key)
         .bind(blob.size_bytes as i64)
         .bind(&blob.mime_type)
@@ -116,37 +153,79 @@ impl AssetStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Records `owner`'s asset of module `module` on the blob `hash`, or updates the
-    /// visibility of the one they already have: adding the same file twice is one asset.
-    pub async fn put_asset(
+    /// Where the object at `key` in `backend` stands for the bytes `hash`.
+    pub async fn object_slot(
         &self,
+        backend: &str,
+        key: &str,
         hash: &str,
-        owner: &str,
-        module: &str,
-        visibility: Visibility,
-    ) -> Result<Asset, StoreError> {
+    ) -> Result<ObjectSlot, StoreError> {
+        let row =
+            sqlx::query("SELECT blob_hash FROM objects WHERE backend = $1 AND storage_key = $2")
+                .bind(backend)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            None => ObjectSlot::Free,
+            Some(row) => {
+                let held: String = row.try_get("blob_hash")?;
+                if held == hash {
+                    ObjectSlot::Same
+                } else {
+                    ObjectSlot::Other(held)
+                }
+            }
+        })
+    }
+
+    /// Records that the object at `key` in `backend` holds the blob `hash` (replacing what it
+    /// held before). The blob row must exist.
+    pub async fn put_object(&self, backend: &str, key: &str, hash: &str) -> Result<(), StoreError> {
         let now = i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX);
         sqlx::query(
-            "INSERT INTO assets (id, blob_hash, owner, module, visibility, state, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, 'active', $6, $6) \
-             ON CONFLICT (blob_hash, owner, module) DO UPDATE SET \
-             visibility = excluded.visibility, state = 'active', updated_at = excluded.updated_at",
+            "INSERT INTO objects (backend, storage_key, blob_hash, created_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (backend, storage_key) DO UPDATE SET blob_hash = excluded.blob_hash",
         )
-        .bind(kit::ids::random_hex128())
+        .bind(backend)
+        .bind(key)
         .bind(hash)
-        .bind(owner)
-        .bind(module)
-        .bind(visibility.name())
         .bind(now)
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query(
-            "SELECT id, blob_hash, owner, module, visibility FROM assets \
-             WHERE blob_hash = $1 AND owner = $2 AND module = $3",
+        Ok(())
+    }
+
+    /// Records `owner`'s asset of module `module` on the blob `hash`, served from the object
+    /// at `key` in `backend`, or updates the visibility and object of the one they already
+    /// have: adding the same file twice is one asset.
+    pub async fn put_asset(&self, new: &NewAsset<'_>) -> Result<Asset, StoreError> {
+        let now = i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO assets (id, blob_hash, owner, module, visibility, state, backend, \
+             storage_key, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $8) \
+             ON CONFLICT (blob_hash, owner, module) DO UPDATE SET \
+             visibility = excluded.visibility, state = 'active', backend = excluded.backend, \
+             storage_key = excluded.storage_key, updated_at = excluded.updated_at",
         )
-        .bind(hash)
-        .bind(owner)
-        .bind(module)
+        .bind(kit::ids::random_hex128())
+        .bind(new.hash)
+        .bind(new.owner)
+        .bind(new.module)
+        .bind(new.visibility.name())
+        .bind(new.backend)
+        .bind(new.storage_key)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE blob_hash = $1 AND owner = $2 AND module = $3"
+        )))
+        .bind(new.hash)
+        .bind(new.owner)
+        .bind(new.module)
         .fetch_one(&self.pool)
         .await?;
         asset(&row)
@@ -155,8 +234,8 @@ impl AssetStore {
     /// The blob with this hash, if stored.
     pub async fn blob(&self, hash: &str) -> Result<Option<Blob>, StoreError> {
         let row = sqlx::query(
-            "SELECT content_hash, storage_key, size_bytes, mime_type, width, height FROM blobs \
-             WHERE content_hash = $1 AND state = 'stored'",
+            "SELECT content_hash, backend, storage_key, size_bytes, mime_type, width, height \
+             FROM blobs WHERE content_hash = $1 AND state = 'stored'",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -166,10 +245,10 @@ impl AssetStore {
 
     /// Every active asset referencing the blob `hash`.
     pub async fn assets_of(&self, hash: &str) -> Result<Vec<Asset>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, blob_hash, owner, module, visibility FROM assets \
-             WHERE blob_hash = $1 AND state = 'active' ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ASSET_COLUMNS} FROM assets \
+             WHERE blob_hash = $1 AND state = 'active' ORDER BY created_at, id"
+        )))
         .bind(hash)
         .fetch_all(&self.pool)
         .await?;
@@ -233,6 +312,7 @@ fn blob(row: &AnyRow) -> Result<Blob, StoreError> {
     let height: Option<i64> = row.try_get("height")?;
     Ok(Blob {
         content_hash: row.try_get("content_hash")?,
+        backend: row.try_get("backend")?,
         storage_key: row.try_get("storage_key")?,
         size_bytes: size.max(0) as u64,
         mime_type: row.try_get("mime_type")?,
@@ -241,6 +321,9 @@ fn blob(row: &AnyRow) -> Result<Blob, StoreError> {
     })
 }
 
+/// The columns [`asset`] reads (a constant: the only text formatted into a statement).
+const ASSET_COLUMNS: &str = "id, blob_hash, owner, module, visibility, backend, storage_key";
+
 fn asset(row: &AnyRow) -> Result<Asset, StoreError> {
     let visibility: String = row.try_get("visibility")?;
     Ok(Asset {
@@ -248,6 +331,8 @@ fn asset(row: &AnyRow) -> Result<Asset, StoreError> {
         blob_hash: row.try_get("blob_hash")?,
         owner: row.try_get("owner")?,
         module: row.try_get("module")?,
+        backend: row.try_get("backend")?,
+        storage_key: row.try_get("storage_key")?,
         visibility: Visibility::parse(&visibility).ok_or_else(|| {
             StoreError::Ingest(format!("unknown visibility \"{visibility}\" in the store"))
         })?,
@@ -283,11 +368,23 @@ mod tests {
     fn sample_blob(hash: &str) -> Blob {
         Blob {
             content_hash: hash.to_string(),
+            backend: String::new(),
             storage_key: format!("{}/{hash}", &hash[..2]),
             size_bytes: 10,
             mime_type: "image/png".to_string(),
             width: Some(4),
             height: Some(3),
+        }
+    }
+
+    fn new_asset<'a>(hash: &'a str, owner: &'a str, visibility: Visibility) -> NewAsset<'a> {
+        NewAsset {
+            hash,
+            owner,
+            module: "avatars",
+            visibility,
+            backend: "",
+            storage_key: "k",
         }
     }
 
@@ -300,16 +397,16 @@ mod tests {
         assert!(store.put_blob(&sample_blob(&hash)).await.unwrap());
         assert!(!store.put_blob(&sample_blob(&hash)).await.unwrap());
         let a = store
-            .put_asset(&hash, "alice", "avatars", Visibility::Private)
+            .put_asset(&new_asset(&hash, "alice", Visibility::Private))
             .await
             .unwrap();
         let again = store
-            .put_asset(&hash, "alice", "avatars", Visibility::Private)
+            .put_asset(&new_asset(&hash, "alice", Visibility::Private))
             .await
             .unwrap();
         assert_eq!(a.id, again.id);
         store
-            .put_asset(&hash, "bob", "avatars", Visibility::Private)
+            .put_asset(&new_asset(&hash, "bob", Visibility::Private))
             .await
             .unwrap();
         assert_eq!(store.counts().await.unwrap(), (1, 2));
@@ -317,7 +414,7 @@ mod tests {
         assert!(!access.public);
         assert_eq!(access.owners, vec!["alice", "bob"]);
         store
-            .put_asset(&hash, "bob", "avatars", Visibility::Public)
+            .put_asset(&new_asset(&hash, "bob", Visibility::Public))
             .await
             .unwrap();
         assert!(store.access(&hash).await.unwrap().unwrap().public);
@@ -326,5 +423,88 @@ mod tests {
         store.close().await;
         let store = AssetStore::connect(&url).await.unwrap();
         assert_eq!(store.counts().await.unwrap(), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn an_object_key_knows_which_bytes_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/assets.db", dir.path().display());
+        let store = AssetStore::connect(&url).await.unwrap();
+        let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+        store.put_blob(&sample_blob(&a)).await.unwrap();
+        store.put_blob(&sample_blob(&b)).await.unwrap();
+        let slot = |hash: String| {
+            let store = store.clone();
+            async move {
+                store
+                    .object_slot("pub", "shared/x.png", &hash)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(slot(a.clone()).await, ObjectSlot::Free);
+        store.put_object("pub", "shared/x.png", &a).await.unwrap();
+        assert_eq!(slot(a.clone()).await, ObjectSlot::Same);
+        assert_eq!(slot(b.clone()).await, ObjectSlot::Other(a.clone()));
+        store.put_object("pub", "shared/x.png", &b).await.unwrap();
+        assert_eq!(slot(b.clone()).await, ObjectSlot::Same);
+        // The same key in another backend is another object.
+        assert_eq!(
+            store
+                .object_slot("other", "shared/x.png", &b)
+                .await
+                .unwrap(),
+            ObjectSlot::Free
+        );
+    }
+
+    #[tokio::test]
+    async fn rows_from_before_placements_live_in_the_default_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first");
+        std::fs::create_dir(&first).unwrap();
+        let name = "20261201000001_blobs_and_assets.sql";
+        let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/");
+        std::fs::copy(format!("{migrations}{name}"), first.join(name)).unwrap();
+        let url = format!("sqlite://{}/assets.db", dir.path().display());
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .connect(&sqlite_create(&url))
+            .await
+            .unwrap();
+        sqlx::migrate::Migrator::new(first.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let hash = "ef".repeat(32);
+        for statement in [
+            format!(
+                "INSERT INTO blobs (content_hash, storage_key, size_bytes, mime_type, state, \
+                 created_at, updated_at) VALUES ('{hash}', 'originals/ef/ef/{hash}', 3, \
+                 'image/png', 'stored', 1, 1)"
+            ),
+            format!(
+                "INSERT INTO assets (id, blob_hash, owner, module, visibility, state, \
+                 created_at, updated_at) VALUES ('a1', '{hash}', 'o', 'm', 'public', 'active', 1, 1)"
+            ),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let store = AssetStore::connect(&url).await.unwrap();
+        let blob = store.blob(&hash).await.unwrap().unwrap();
+        assert_eq!(blob.backend, "");
+        assert_eq!(blob.storage_key, format!("originals/ef/ef/{hash}"));
+        let assets = store.assets_of(&hash).await.unwrap();
+        assert_eq!(assets[0].storage_key, blob.storage_key);
+        assert_eq!(
+            store
+                .object_slot("", &blob.storage_key, &hash)
+                .await
+                .unwrap(),
+            ObjectSlot::Same
+        );
     }
 }

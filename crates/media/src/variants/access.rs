@@ -63,6 +63,7 @@ mod tests {
         HashAccess {
             blob: Blob {
                 content_hash: "00".repeat(32),
+                backend: String::new(),
                 storage_key: "k".into(),
                 size_bytes: 1,
                 mime_type: "image/png".into(),

@@ -15,10 +15,11 @@ use super::sources::Sources;
 use super::spec::{parse_canonical, VariantSpec};
 use super::VariantError;
 use crate::assets::lookup::AccessCache;
+use crate::assets::originals::OriginalStores;
 use crate::assets::StoreError;
 use bytes::Bytes;
 use http::header;
-use origins::{OriginalError, OriginalStore};
+use origins::OriginalError;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,7 +83,7 @@ pub fn parse_limits_header(value: Option<&str>) -> VariantLimits {
 /// Makes variants of the originals in one asset store.
 pub struct VariantBuilder {
     assets: Arc<AccessCache>,
-    originals: Arc<dyn OriginalStore>,
+    originals: OriginalStores,
     pool: WorkerPool,
     sources: Arc<Sources>,
     settings: EncodeSettings,
@@ -98,11 +99,11 @@ pub struct Made {
 }
 
 impl VariantBuilder {
-    /// A builder reading originals from `originals`, with `workers` workers and room for
+    /// A builder reading originals from `originals` (each blob from its own backend), with `workers` workers and room for
     /// `queue` waiting jobs, counting into `metrics`.
     pub fn new(
         assets: Arc<AccessCache>,
-        originals: Arc<dyn OriginalStore>,
+        originals: OriginalStores,
         workers: usize,
         queue: usize,
         settings: EncodeSettings,
@@ -156,7 +157,10 @@ impl VariantBuilder {
             });
         }
         limits.check_source_bytes(blob.size_bytes)?;
-        let originals = self.originals.clone();
+        let Some(originals) = self.originals.get(&blob.backend).cloned() else {
+            tracing::error!(backend = %blob.backend, hash = %spec.hash, "the original's backend is not a store");
+            return Err(VariantError::SourceUnavailable.into());
+        };
         let max = limits.max_source_bytes;
         let key = blob.storage_key.clone();
         let bytes = self
