@@ -30,7 +30,7 @@ use super::tier::{
 };
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pingora::cache::CacheMeta;
 use pingora::{Error, ErrorType, Result};
 use std::sync::Arc;
@@ -48,8 +48,8 @@ pub trait EntryBucket: Send + Sync {
     fn key_in_prefix(&self, name: &str) -> String;
 }
 
-/// Size of each part of a multipart upload (S3 wants at least 5 MiB but for the last).
-pub const PART: usize = 8 << 20;
+/// Size of each part of a body's multipart upload.
+pub use kit::s3::PART;
 const MAGIC: &[u8; 4] = b"AGO1";
 /// Largest metadata object read (headers, labels and names are far smaller).
 const MAX_META: usize = 1 << 20;
@@ -454,8 +454,8 @@ impl Tier for ObjectTier {
                 body,
             },
             markers: marker_prefixes(labels),
-            buffer: BytesMut::with_capacity(size.unwrap_or(0).min(PART)),
-            upload: None,
+            size_hint: size,
+            body: None,
         })))
     }
 
@@ -555,91 +555,31 @@ impl TierBody for ObjectBody {
     }
 }
 
-/// A multipart upload in progress.
-struct Upload {
-    id: String,
-    parts: Vec<aws_sdk_s3::types::CompletedPart>,
-}
-
-/// A new entry: the body goes to the store part by part as it comes; the metadata object
-/// and the markers are written at commit.
+/// A new entry: the body goes to the store part by part as it comes (`kit::s3::Upload`); the
+/// metadata object and the markers are written at commit.
 struct ObjectWriter {
     shared: Arc<Shared>,
     hex: String,
     meta: MetaObject,
     markers: Vec<String>,
-    buffer: BytesMut,
-    upload: Option<Upload>,
+    size_hint: Option<usize>,
+    body: Option<kit::s3::Upload>,
 }
 
 impl ObjectWriter {
-    /// Uploads `data` as the next part, starting the multipart upload if need be.
-    async fn upload_part(&mut self, data: Bytes) -> Result<()> {
-        let s = &self.shared;
-        let (client, bucket) = s.client().await?;
-        let key = s.object(&self.meta.body)?;
-        if self.upload.is_none() {
-            let started = client
-                .create_multipart_upload()
-                .bucket(&bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| {
-                    s.failed("start an upload", aws_sdk_s3::error::DisplayErrorContext(e))
-                })?;
-            let id = started
-                .upload_id()
-                .ok_or_else(|| tier_error("start an upload", "no upload id"))?;
-            self.upload = Some(Upload {
-                id: id.to_string(),
-                parts: Vec::new(),
-            });
+    /// The body's upload, started at the first write.
+    async fn body(&mut self) -> Result<&mut kit::s3::Upload> {
+        if self.body.is_none() {
+            let (client, bucket) = self.shared.client().await?;
+            let target = kit::s3::Target {
+                client,
+                bucket,
+                key: self.shared.object(&self.meta.body)?,
+                content_type: None,
+            };
+            self.body = Some(kit::s3::Upload::new(target, self.size_hint));
         }
-        let upload = self.upload.as_mut().expect("started above");
-        let number = upload.parts.len() as i32 + 1;
-        let done = client
-            .upload_part()
-            .bucket(&bucket)
-            .key(&key)
-            .upload_id(&upload.id)
-            .part_number(number)
-            .body(ByteStream::from(data))
-            .send()
-            .await
-            .map_err(|e| s.failed("upload a part", aws_sdk_s3::error::DisplayErrorContext(e)))?;
-        upload.parts.push(
-            aws_sdk_s3::types::CompletedPart::builder()
-                .set_e_tag(done.e_tag().map(str::to_string))
-                .part_number(number)
-                .build(),
-        );
-        Ok(())
-    }
-}
-
-impl Drop for ObjectWriter {
-    fn drop(&mut self) {
-        // An upload that was not completed is aborted, so the store frees its parts.
-        let Some(upload) = self.upload.take() else {
-            return;
-        };
-        let (shared, body) = (self.shared.clone(), self.meta.body.clone());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let (Ok((client, bucket)), Ok(key)) =
-                    (shared.client().await, shared.object(&body))
-                {
-                    let _ = client
-                        .abort_multipart_upload()
-                        .bucket(bucket)
-                        .key(key)
-                        .upload_id(upload.id)
-                        .send()
-                        .await;
-                }
-            });
-        }
+        Ok(self.body.as_mut().expect("started above"))
     }
 }
 
@@ -650,47 +590,22 @@ impl TierWriter for ObjectWriter {
         if self.meta.body_len > self.shared.max_entry {
             return Err(tier_error("write", "larger than max_entry"));
         }
-        self.buffer.extend_from_slice(&data);
-        while self.buffer.len() >= PART {
-            let part = self.buffer.split_to(PART).freeze();
-            self.upload_part(part).await?;
-        }
-        Ok(())
+        let shared = self.shared.clone();
+        self.body()
+            .await?
+            .write(&data)
+            .await
+            .map_err(|e| shared.failed(e.step, e.message))
     }
 
     async fn commit(mut self: Box<Self>) -> Result<usize> {
         let s = self.shared.clone();
-        let rest = self.buffer.split().freeze();
-        if self.upload.is_none() {
-            s.put(&self.meta.body, rest).await?;
-        } else {
-            if !rest.is_empty() {
-                self.upload_part(rest).await?;
-            }
-            let upload = self.upload.take().expect("started");
-            let (client, bucket) = s.client().await?;
-            let completed = aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .set_parts(Some(upload.parts))
-                .build();
-            let finished = client
-                .complete_multipart_upload()
-                .bucket(bucket)
-                .key(s.object(&self.meta.body)?)
-                .upload_id(&upload.id)
-                .multipart_upload(completed)
-                .send()
-                .await;
-            if let Err(e) = finished {
-                self.upload = Some(Upload {
-                    id: upload.id,
-                    parts: Vec::new(),
-                });
-                return Err(s.failed(
-                    "finish an upload",
-                    aws_sdk_s3::error::DisplayErrorContext(e),
-                ));
-            }
-        }
+        // An empty body is still an object (the metadata points at it).
+        self.body().await?;
+        let body = self.body.take().expect("started above");
+        body.finish()
+            .await
+            .map_err(|e| s.failed(e.step, e.message))?;
         // The body is whole: the metadata makes it visible, then the markers let purges find it.
         s.put(&format!("m/{}", self.hex), Bytes::from(self.meta.encode()))
             .await?;

@@ -16,7 +16,9 @@
 //!   the environment or files, never printed; [`problems`]: the collector config validation
 //!   reports into;
 //! - [`metrics`]: registering a domain's metrics on the registry handed to it;
-//! - [`hex`], [`time`], [`ids`]: the one text encoding of bytes, the Unix clock, random ids.
+//! - [`hex`], [`time`], [`ids`]: the one text encoding of bytes, the Unix clock, random ids;
+//! - `s3` (feature `s3`): a body streamed into a bucket part by part (one `PutObject` when it
+//!   fits one part, a multipart upload otherwise, aborted when dropped unfinished).
 
 pub mod affinity;
 pub mod client;
@@ -31,6 +33,8 @@ pub mod params;
 pub mod path;
 pub mod problems;
 pub mod range;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod secret;
 pub mod time;
 pub mod units;
