@@ -14,7 +14,9 @@
 //!   502 when the shared tier or the fleet could not be reached (this gateway's tiers were
 //!   purged; the call can be repeated);
 //! - `POST /v1/revoke`: `{"kind": "token"|"key"|"user", "id"}`: refused from now on by this
-//!   gateway and every gateway sharing the Redis (see [`cache::feed`]).
+//!   gateway and every gateway sharing the Redis (see [`cache::feed`]);
+//! - `PUT /v1/assets?owner&module&visibility&name`: a streamed upload into the asset store
+//!   (see [`crate::asset_api`]).
 
 use crate::audit::AuditLog;
 use crate::backend::Backend;
@@ -46,8 +48,8 @@ pub struct AdminApp {
     metrics_token: Option<AdminTokens>,
     audit: Option<Arc<AuditLog>>,
     control: CacheControl,
-    /// The asset store, when configured: not ready until it is connected.
-    assets: Option<Arc<media::assets::lookup::AccessCache>>,
+    /// The asset store's calls, when configured (not ready until the store is connected).
+    assets: Option<crate::asset_api::AssetApi>,
 }
 
 /// What the admin API purges and revokes with.
@@ -128,7 +130,7 @@ impl AdminApp {
         listeners: Vec<SocketAddr>,
         audit: Option<Arc<AuditLog>>,
         control: CacheControl,
-        assets: Option<Arc<media::assets::lookup::AccessCache>>,
+        assets: Option<crate::asset_api::AssetApi>,
         metrics: Arc<Metrics>,
     ) -> AdminApp {
         let access = &config.admin_access;
@@ -191,18 +193,17 @@ impl AdminApp {
         }
     }
 
-    /// The admin API: token, method, JSON body, then the action; every call is audited.
-    async fn api(&self, session: &mut ServerSession, action: &str) -> Response<Vec<u8>> {
-        let token_id = match self.tokens.authenticate(&session.req_header().headers) {
-            Ok(id) => id.to_string(),
+    /// The id of the call's admin token; a refusal (audited as `action`) otherwise.
+    fn authenticated(
+        &self,
+        session: &ServerSession,
+        action: &str,
+    ) -> Result<String, Box<Response<Vec<u8>>>> {
+        match self.tokens.authenticate(&session.req_header().headers) {
+            Ok(id) => Ok(id.to_string()),
             Err(reason) => {
-                self.audit(
-                    session,
-                    "-",
-                    action,
-                    "-",
-                    &format!("denied:{}", reason.label()),
-                );
+                let denied = format!("denied:{}", reason.label());
+                self.audit(session, "-", action, "-", &denied);
                 let mut r = error_json(denial_status(reason), reason.message());
                 if reason == access::Reason::Missing {
                     r.headers_mut().insert(
@@ -210,8 +211,16 @@ impl AdminApp {
                         http::HeaderValue::from_static("Bearer realm=\"assetgate-admin\""),
                     );
                 }
-                return r;
+                Err(Box::new(r))
             }
+        }
+    }
+
+    /// The admin API: token, method, JSON body, then the action; every call is audited.
+    async fn api(&self, session: &mut ServerSession, action: &str) -> Response<Vec<u8>> {
+        let token_id = match self.authenticated(session, action) {
+            Ok(id) => id,
+            Err(r) => return *r,
         };
         if session.req_header().method != http::Method::POST {
             let mut r = error_json(StatusCode::METHOD_NOT_ALLOWED, "use POST with a JSON body");
@@ -267,6 +276,39 @@ impl AdminApp {
                     }
                     ApiError::Incomplete(value) => json(StatusCode::BAD_GATEWAY, value),
                 }
+            }
+        }
+    }
+
+    /// `PUT /v1/assets` (see [`crate::asset_api`]): authenticated and audited like the JSON
+    /// calls; the body is streamed, not read whole.
+    async fn assets_call(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let token_id = match self.authenticated(session, "upload") {
+            Ok(id) => id,
+            Err(r) => return *r,
+        };
+        let Some(api) = &self.assets else {
+            return error_json(StatusCode::NOT_FOUND, "no [assets] store is configured");
+        };
+        if session.req_header().method != http::Method::PUT {
+            let mut r = error_json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use PUT with the asset's bytes as the body",
+            );
+            r.headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static("PUT"));
+            return r;
+        }
+        let (target, outcome) = api.upload(session).await;
+        match outcome {
+            Ok(value) => {
+                self.audit(session, &token_id, "upload", &target, "ok");
+                json(StatusCode::OK, value)
+            }
+            Err((status, message)) => {
+                self.audit(session, &token_id, "upload", &target, "error");
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                error_json(status, &message)
             }
         }
     }
@@ -478,6 +520,7 @@ impl ServeHttp for AdminApp {
         if let Some(action) = path.strip_prefix("/v1/") {
             return match action {
                 "sign" | "resolve" | "purge" | "revoke" => self.api(session, action).await,
+                "assets" => self.assets_call(session).await,
                 _ => error_json(StatusCode::NOT_FOUND, "no such admin API call"),
             };
         }
@@ -498,7 +541,7 @@ impl ServeHttp for AdminApp {
             }
             "/healthz" => answer(StatusCode::OK, text, b"ok\n".to_vec()),
             "/readyz" => {
-                if self.assets.as_ref().is_some_and(|a| !a.ready()) {
+                if self.assets.as_ref().is_some_and(|a| !a.lookups.ready()) {
                     answer(
                         StatusCode::SERVICE_UNAVAILABLE,
                         text,

@@ -287,6 +287,20 @@ fn variant_status(e: &media::variants::VariantError) -> u16 {
     }
 }
 
+/// The status of each failed upload (`PUT /v1/assets`): the body's fault 413/415/400, a
+/// client gone 400, the store not connected 503, a backend or database failure 502.
+pub fn upload_status(e: &media::assets::ingest::UploadError) -> u16 {
+    use media::assets::ingest::UploadError as U;
+    use media::assets::StoreError as S;
+    match e {
+        U::TooLarge(_) => 413,
+        U::UnsupportedType(_) => 415,
+        U::Refused(_) | U::Body(_) => 400,
+        U::Store(S::NotReady) => 503,
+        U::Store(_) => 502,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

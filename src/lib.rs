@@ -45,6 +45,7 @@
 
 pub mod admin;
 pub mod admin_client;
+pub mod asset_api;
 pub mod audit;
 pub mod backend;
 pub mod config;

@@ -132,13 +132,22 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             hosts: routing::Router::new(&config.hosts, &config.groups, &backends),
         };
         let listeners = config.listeners.iter().map(|l| l.address).collect();
+        let asset_api = match (&config.assets, assets) {
+            (Some(settings), Some(lookups)) => Some(crate::asset_api::AssetApi {
+                lookups,
+                stores: crate::backend::original_stores(settings, &backends)
+                    .map_err(StartError::Backend)?,
+                settings: settings.clone(),
+            }),
+            _ => None,
+        };
         let app = AdminApp::new(
             Arc::new(config.clone()),
             backends,
             listeners,
             audit,
             control,
-            assets,
+            asset_api,
             metrics,
         );
         server.add_service(admin_service(admin, app));

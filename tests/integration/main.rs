@@ -22,4 +22,5 @@ mod s3;
 mod steering;
 mod tls;
 mod traversal;
+mod uploads;
 mod variants;

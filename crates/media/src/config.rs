@@ -4,7 +4,7 @@
 //! names an s3 or dir backend, and that a variants backend has `[assets]`, are the
 //! application's checks: they span the backends.
 
-use crate::assets::ingest::Ownership;
+use crate::assets::ingest::{Ownership, UploadLimits};
 use crate::assets::placement::{
     KeyTemplate, Placement, PlacementRule, Placements, CONTENT_ADDRESSED,
 };
@@ -81,6 +81,20 @@ pub struct RawAssets {
     pub avif_speed: Option<u8>,
     /// Originals registered at every start ([`RawRegister`]), e.g. the quick start's samples.
     pub register: Option<RawRegister>,
+    /// What an upload through the admin API (`PUT /v1/assets`) may be ([`RawUpload`]).
+    pub upload: Option<RawUpload>,
+}
+
+/// `[assets.upload]`: the limits of streamed uploads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpload {
+    /// Largest body, e.g. `512MiB` (default 5GiB); a longer one is refused with 413 and
+    /// nothing of it is kept.
+    pub max_size: Option<String>,
+    /// Media types accepted, as sniffed from the bytes (never the client's `Content-Type`);
+    /// `image/*` matches a prefix. Default: any type. Another type is refused with 415.
+    pub types: Option<Vec<String>>,
 }
 
 /// `[[assets.placements]]`: the backend and key template of one visibility's (and
@@ -137,7 +151,12 @@ pub struct AssetSettings {
     pub avif_speed: u8,
     /// Originals registered at start.
     pub register: Option<StartupOriginals>,
+    /// What a streamed upload may be.
+    pub upload: UploadLimits,
 }
+
+/// `[assets.upload] max_size` unless given.
+const DEFAULT_UPLOAD_MAX: u64 = 5 << 30;
 
 /// Where the gateway keeps its state when `[assets] state_dir` is not set.
 const DEFAULT_STATE_DIR: &str = "/var/lib/assetgate";
@@ -204,6 +223,7 @@ impl Media<'_, '_> {
             );
         }
         let register = raw.register.map(|r| self.startup_originals(r));
+        let upload = self.upload_limits(raw.upload.unwrap_or_default());
         Some(AssetSettings {
             database,
             originals: raw.originals,
@@ -219,6 +239,7 @@ impl Media<'_, '_> {
             queue: raw.queue.unwrap_or(workers * 4),
             avif_speed,
             register,
+            upload,
         })
     }
 
@@ -274,6 +295,36 @@ impl Media<'_, '_> {
             });
         }
         (Placements { rules, default }, backends)
+    }
+
+    /// `[assets.upload]`.
+    fn upload_limits(&mut self, raw: RawUpload) -> UploadLimits {
+        let max_size = match raw.max_size {
+            None => DEFAULT_UPLOAD_MAX,
+            Some(text) => self
+                .size("assets.upload.max_size", &text)
+                .map_or(DEFAULT_UPLOAD_MAX, |n| n as u64),
+        };
+        let types: Vec<String> = raw
+            .types
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.to_ascii_lowercase())
+            .collect();
+        for (i, t) in types.iter().enumerate() {
+            let (main, sub) = t.split_once('/').unwrap_or((t, ""));
+            if main.is_empty()
+                || sub.is_empty()
+                || main.contains('*')
+                || sub[..sub.len() - 1].contains('*')
+            {
+                self.problems.add(
+                    format!("assets.upload.types[{i}]"),
+                    format!("\"{t}\" is not a media type like image/png or image/*"),
+                );
+            }
+        }
+        UploadLimits { max_size, types }
     }
 
     /// A key template at `path`; a bad one is reported and stands in as the default layout.

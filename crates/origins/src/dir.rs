@@ -263,9 +263,9 @@ impl DirBackend {
         (!key.is_empty()).then_some(key)
     }
 
-    /// Stores `bytes` as the file `key` (relative to `key_prefix`; plain segments only),
-    /// creating folders; written to a temporary file and renamed, so a reader never sees half.
-    pub fn write_original(&self, key: &str, bytes: &[u8]) -> Result<(), OriginalError> {
+    /// The path of the original `key` (relative to `key_prefix`; plain segments only, so it
+    /// can never leave the prefix).
+    pub(crate) fn original_path(&self, key: &str) -> Result<PathBuf, OriginalError> {
         if key
             .split('/')
             .any(|s| s.is_empty() || s == "." || s == "..")
@@ -276,11 +276,19 @@ impl DirBackend {
         }
         let mut path = self.prefix_dir();
         path.extend(key.split('/'));
+        Ok(path)
+    }
+
+    /// Stores `bytes` as the file `key` (relative to `key_prefix`; plain segments only),
+    /// creating folders; written to a temporary file of its own and renamed, so a reader never
+    /// sees half and concurrent writers of one key never share a temporary file.
+    pub fn write_original(&self, key: &str, bytes: &[u8]) -> Result<(), OriginalError> {
+        let path = self.original_path(key)?;
         let failed = |e: std::io::Error| OriginalError::Failed(format!("{}: {e}", path.display()));
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(failed)?;
         }
-        let temp = path.with_extension(format!("part-{}", std::process::id()));
+        let temp = super::upload::temp_beside(&path);
         std::fs::write(&temp, bytes).map_err(failed)?;
         std::fs::rename(&temp, &path).map_err(|e| {
             let _ = std::fs::remove_file(&temp);
@@ -485,6 +493,22 @@ impl OriginalStore for DirBackend {
         _content_type: &str,
     ) -> Result<(), OriginalError> {
         DirBackend::write_original(self, key, &bytes)
+    }
+
+    async fn begin_upload(
+        &self,
+        key: &str,
+        _content_type: &str,
+    ) -> Result<Box<dyn crate::upload::OriginalUpload>, OriginalError> {
+        Ok(Box::new(DirBackend::begin_upload(self, key).await?))
+    }
+
+    async fn move_original(&self, from: &str, to: &str) -> Result<(), OriginalError> {
+        DirBackend::move_original(self, from, to).await
+    }
+
+    async fn delete_original(&self, key: &str) -> Result<(), OriginalError> {
+        DirBackend::delete_original(self, key).await
     }
 
     fn key_of_local_file(&self, path: &std::path::Path) -> Option<String> {

@@ -26,6 +26,7 @@ pub mod origin;
 mod resolve;
 pub mod s3;
 pub mod spec;
+pub mod upload;
 
 pub use http::MemberOutcome;
 pub use origin::{Origin, OriginalStore, RouteView};
@@ -275,10 +276,7 @@ impl<R: ?Sized> routing::Usable for Backend<R> {
 #[async_trait::async_trait]
 impl<R: ?Sized> OriginalStore for Backend<R> {
     async fn read_original(&self, key: &str, max: u64) -> Result<Vec<u8>, OriginalError> {
-        match self.origin.originals() {
-            Some(store) => store.read_original(key, max).await,
-            None => Err(OriginalError::Unsupported(self.origin.kind())),
-        }
+        self.store()?.read_original(key, max).await
     }
 
     async fn write_original(
@@ -287,14 +285,36 @@ impl<R: ?Sized> OriginalStore for Backend<R> {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<(), OriginalError> {
-        match self.origin.originals() {
-            Some(store) => store.write_original(key, bytes, content_type).await,
-            None => Err(OriginalError::Unsupported(self.origin.kind())),
-        }
+        self.store()?.write_original(key, bytes, content_type).await
+    }
+
+    async fn begin_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Box<dyn upload::OriginalUpload>, OriginalError> {
+        self.store()?.begin_upload(key, content_type).await
+    }
+
+    async fn move_original(&self, from: &str, to: &str) -> Result<(), OriginalError> {
+        self.store()?.move_original(from, to).await
+    }
+
+    async fn delete_original(&self, key: &str) -> Result<(), OriginalError> {
+        self.store()?.delete_original(key).await
     }
 
     fn key_of_local_file(&self, path: &std::path::Path) -> Option<String> {
         self.origin.originals()?.key_of_local_file(path)
+    }
+}
+
+impl<R: ?Sized> Backend<R> {
+    /// Where this backend keeps originals; a kind that holds none is refused.
+    fn store(&self) -> Result<&dyn OriginalStore, OriginalError> {
+        self.origin
+            .originals()
+            .ok_or(OriginalError::Unsupported(self.origin.kind()))
     }
 }
 

@@ -184,6 +184,20 @@ pub trait OriginalStore: Send + Sync {
         content_type: &str,
     ) -> Result<(), OriginalError>;
 
+    /// Starts writing an original at `key` piece by piece (see [`crate::upload`]): nothing
+    /// is visible there until it is finished, and dropping it unfinished leaves nothing.
+    async fn begin_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Box<dyn crate::upload::OriginalUpload>, OriginalError>;
+
+    /// Moves the original at `from` to `to`, replacing what is there.
+    async fn move_original(&self, from: &str, to: &str) -> Result<(), OriginalError>;
+
+    /// Removes the original at `key`; one already gone is no error.
+    async fn delete_original(&self, key: &str) -> Result<(), OriginalError>;
+
     /// The key of a local file inside the store (it can be registered where it lies); `None`
     /// for a store that is not a local directory, and files elsewhere.
     fn key_of_local_file(&self, _path: &std::path::Path) -> Option<String> {

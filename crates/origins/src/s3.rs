@@ -761,6 +761,24 @@ impl OriginalStore for Arc<S3Backend> {
     ) -> Result<(), OriginalError> {
         S3Backend::write_original(self, key, bytes, content_type).await
     }
+
+    async fn begin_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Box<dyn crate::upload::OriginalUpload>, OriginalError> {
+        Ok(Box::new(
+            S3Backend::begin_upload(self, key, content_type).await,
+        ))
+    }
+
+    async fn move_original(&self, from: &str, to: &str) -> Result<(), OriginalError> {
+        S3Backend::move_original(self, from, to).await
+    }
+
+    async fn delete_original(&self, key: &str) -> Result<(), OriginalError> {
+        S3Backend::delete_original(self, key).await
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use super::originals::OriginalStores;
 use super::placement::{PlacementFields, Placements};
 use super::store::{Asset, AssetStore, Blob, NewAsset, ObjectSlot};
 use super::{StoreError, Visibility};
+use origins::OriginalStore;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// What adding one original did.
 #[derive(Debug, Clone)]
@@ -28,18 +30,73 @@ pub fn content_hash(bytes: &[u8]) -> String {
     kit::hex::encode(&Sha256::digest(bytes))
 }
 
-/// The media type of `bytes` by their first bytes, else by the file name.
+/// The media type of `bytes` by their first bytes, else by the file name (for an operator's
+/// own files: `assetgate assets add`, `[assets.register]`).
 pub fn media_type(bytes: &[u8], name: &str) -> String {
-    match imagesize::image_type(bytes) {
-        Ok(imagesize::ImageType::Jpeg) => "image/jpeg".into(),
-        Ok(imagesize::ImageType::Png) => "image/png".into(),
-        Ok(imagesize::ImageType::Gif) => "image/gif".into(),
-        Ok(imagesize::ImageType::Webp) => "image/webp".into(),
-        Ok(imagesize::ImageType::Heif(_)) => "image/avif".into(),
-        _ => mime_guess::from_path(name)
-            .first_or_octet_stream()
-            .essence_str()
-            .to_string(),
+    sniffed_image(bytes).map_or_else(
+        || {
+            mime_guess::from_path(name)
+                .first_or_octet_stream()
+                .essence_str()
+                .to_string()
+        },
+        str::to_string,
+    )
+}
+
+/// The image type the first bytes show.
+fn sniffed_image(bytes: &[u8]) -> Option<&'static str> {
+    match imagesize::image_type(bytes).ok()? {
+        imagesize::ImageType::Jpeg => Some("image/jpeg"),
+        imagesize::ImageType::Png => Some("image/png"),
+        imagesize::ImageType::Gif => Some("image/gif"),
+        imagesize::ImageType::Webp => Some("image/webp"),
+        // imagesize calls every ISO-BMFF `ftyp` HEIF: only AVIF's brands are AVIF.
+        // (major brand at 8..12, compatible brands from 16 to the box's end).
+        imagesize::ImageType::Heif(_) => {
+            let size = u32::from_be_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
+            let brands = bytes.get(8..size.min(bytes.len()))?;
+            let has = |b: &[u8]| brands.chunks(4).any(|c| c == b);
+            if has(b"avif") || has(b"avis") {
+                Some("image/avif")
+            } else if has(b"heic") || has(b"heix") || has(b"mif1") {
+                Some("image/heic")
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The media type of an upload, from its bytes alone (a client's name or `Content-Type` is
+/// never believed): the image types, PDF, MP4, then `text/plain` for UTF-8 without control
+/// characters, else `application/octet-stream`. SVG counts as text: it can carry scripts.
+pub fn sniffed_type(head: &[u8]) -> &'static str {
+    if let Some(image) = sniffed_image(head) {
+        return image;
+    }
+    if head.starts_with(b"%PDF-") {
+        return "application/pdf";
+    }
+    if head.len() >= 12 && &head[4..8] == b"ftyp" {
+        return "video/mp4";
+    }
+    // A head cut inside a UTF-8 sequence is still text.
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => Some(t),
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok(),
+        Err(_) => None,
+    };
+    match text {
+        Some(t)
+            if !t
+                .chars()
+                .any(|c| c.is_control() && !"\n\r\t\x0c".contains(c)) =>
+        {
+            "text/plain"
+        }
+        _ => "application/octet-stream",
     }
 }
 
@@ -91,40 +148,24 @@ pub async fn add(
     let hash = content_hash(&bytes);
     let mime_type = media_type(&bytes, name);
     let (backend, key) = match source {
-        Source::InPlace(key) => (to.stores.default_name(), key.to_string()),
+        Source::InPlace(key) => (to.stores.default_name().to_string(), key.to_string()),
         Source::Upload => {
-            let placement = to.placements.choose(who.visibility, &who.module);
-            let fields = PlacementFields {
-                user: &who.owner,
-                module: &who.module,
-                hash: &hash,
-                media_type: &mime_type,
-                post: None,
-                name: Some(name),
-            };
-            let key = placement
-                .key
-                .render(&fields)
-                .map_err(|e| StoreError::Ingest(format!("{name}: cannot place it: {e}")))?;
-            (placement.backend.as_str(), key)
+            let (backend, key) = to.place(who, &hash, &mime_type, name)?;
+            (backend.to_string(), key)
         }
     };
-    let target = to.stores.get(backend).ok_or_else(|| {
-        StoreError::Ingest(format!(
-            "{name}: the placement's backend \"{backend}\" is not a store"
-        ))
-    })?;
+    let target = to.store(&backend)?;
     let size = imagesize::blob_size(&bytes).ok();
     let blob = Blob {
         content_hash: hash.clone(),
-        backend: backend.to_string(),
+        backend: backend.clone(),
         storage_key: key.clone(),
         size_bytes: bytes.len() as u64,
         mime_type,
         width: size.map(|s| s.width as u64),
         height: size.map(|s| s.height as u64),
     };
-    let slot = store.object_slot(backend, &key, &hash).await?;
+    let slot = store.object_slot(&backend, &key, &hash).await?;
     let uploaded = slot != ObjectSlot::Same;
     // Bytes first: no row ever points at nothing.
     if uploaded && matches!(source, Source::Upload) {
@@ -133,27 +174,256 @@ pub async fn add(
             .await
             .map_err(|e| StoreError::Ingest(format!("{name}: upload failed: {e}")))?;
     }
-    // The blob keeps its first object as the one variants read; a blob stored before is
-    // returned as it was.
-    store.put_blob(&blob).await?;
-    let blob = store.blob(&hash).await?.unwrap_or(blob);
-    store.put_object(backend, &key, &hash).await?;
-    let asset = store
-        .put_asset(&NewAsset {
-            hash: &hash,
-            owner: &who.owner,
-            module: &who.module,
-            visibility: who.visibility,
-            backend,
-            storage_key: &key,
-        })
-        .await?;
+    let (blob, asset) = record(store, blob, who).await?;
     Ok(Added {
         hash,
         uploaded,
         asset,
         blob,
     })
+}
+
+impl Destinations<'_> {
+    /// The backend and key of `who`'s asset with these bytes, as its placement says.
+    fn place(
+        &self,
+        who: &Ownership,
+        hash: &str,
+        media_type: &str,
+        name: &str,
+    ) -> Result<(&str, String), StoreError> {
+        let placement = self.placements.choose(who.visibility, &who.module);
+        let fields = PlacementFields {
+            user: &who.owner,
+            module: &who.module,
+            hash,
+            media_type,
+            post: None,
+            name: Some(name),
+        };
+        let key = placement
+            .key
+            .render(&fields)
+            .map_err(|e| StoreError::Ingest(format!("{name}: cannot place it: {e}")))?;
+        Ok((placement.backend.as_str(), key))
+    }
+
+    /// The store named `backend`.
+    fn store(&self, backend: &str) -> Result<&Arc<dyn OriginalStore>, StoreError> {
+        self.stores.get(backend).ok_or_else(|| {
+            StoreError::Ingest(format!(
+                "the placement's backend \"{backend}\" is not a store"
+            ))
+        })
+    }
+}
+
+/// Records `blob` (whose object now holds its bytes), its object and `who`'s asset on it. The
+/// blob keeps its first object as the one variants read: a blob stored before comes back as
+/// it was.
+async fn record(
+    store: &AssetStore,
+    blob: Blob,
+    who: &Ownership,
+) -> Result<(Blob, Asset), StoreError> {
+    let (backend, key, hash) = (
+        blob.backend.clone(),
+        blob.storage_key.clone(),
+        blob.content_hash.clone(),
+    );
+    store.put_blob(&blob).await?;
+    let blob = store.blob(&hash).await?.unwrap_or(blob);
+    store.put_object(&backend, &key, &hash).await?;
+    let asset = store
+        .put_asset(&NewAsset {
+            hash: &hash,
+            owner: &who.owner,
+            module: &who.module,
+            visibility: who.visibility,
+            backend: &backend,
+            storage_key: &key,
+        })
+        .await?;
+    Ok((blob, asset))
+}
+
+/// What a streamed upload may be.
+#[derive(Debug, Clone)]
+pub struct UploadLimits {
+    /// Largest body, in bytes.
+    pub max_size: u64,
+    /// Media types accepted (`image/*` matches a prefix); empty: any.
+    pub types: Vec<String>,
+}
+
+impl UploadLimits {
+    /// Whether `media_type` is accepted.
+    pub fn allows(&self, media_type: &str) -> bool {
+        self.types.is_empty()
+            || self.types.iter().any(|t| match t.strip_suffix('*') {
+                Some(prefix) => media_type.starts_with(prefix),
+                None => t == media_type,
+            })
+    }
+}
+
+/// The body of an upload, as it arrives.
+#[async_trait::async_trait]
+pub trait BodySource: Send {
+    /// The next piece; `None` at the end. An error means the client is gone or sent a
+    /// broken body.
+    async fn next_piece(&mut self) -> Result<Option<bytes::Bytes>, String>;
+}
+
+/// Why a streamed upload was refused or failed; in every case nothing of it is left in the
+/// backend or the database.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The body is longer than the limit.
+    #[error("the body is over the upload limit of {0} bytes")]
+    TooLarge(u64),
+    /// The bytes are of a type the upload does not take.
+    #[error("{0} is not a type this upload takes")]
+    UnsupportedType(String),
+    /// The owner or module cannot be placed (not one safe segment, empty).
+    #[error("{0}")]
+    Refused(String),
+    /// The client went away or sent a broken body.
+    #[error("the body could not be read: {0}")]
+    Body(String),
+    /// The backend or the database failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Bytes gathered before the type is sniffed and the object started: enough for every
+/// image header `imagesize` reads, EXIF included.
+const HEAD: usize = 64 * 1024;
+
+/// Streams `body` (named `name`) for `who` into the placement's backend, hashing as it goes:
+/// at most one piece and the head are held in memory, whatever the size. The bytes go to a
+/// staging key first and are moved to the placed key once the hash is known; any failure
+/// removes what was written.
+pub async fn upload(
+    store: &AssetStore,
+    to: &Destinations<'_>,
+    body: &mut dyn BodySource,
+    name: &str,
+    who: &Ownership,
+    limits: &UploadLimits,
+) -> Result<Added, UploadError> {
+    for (field, value) in [("owner", &who.owner), ("module", &who.module)] {
+        super::placement::check_segment(field, value)
+            .map_err(|e| UploadError::Refused(e.to_string()))?;
+    }
+    let mut head = Vec::new();
+    let mut ended = false;
+    while head.len() < HEAD {
+        match body.next_piece().await.map_err(UploadError::Body)? {
+            Some(piece) => head.extend_from_slice(&piece),
+            None => {
+                ended = true;
+                break;
+            }
+        }
+        if head.len() as u64 > limits.max_size {
+            return Err(UploadError::TooLarge(limits.max_size));
+        }
+    }
+    let mime_type = sniffed_type(&head).to_string();
+    if !limits.allows(&mime_type) {
+        return Err(UploadError::UnsupportedType(mime_type));
+    }
+    // The placement's backend, checked before a byte is written (a bad owner is refused
+    // here); the key is rendered again once the hash is known.
+    let placement = to.placements.choose(who.visibility, &who.module);
+    let backend = placement.backend.as_str();
+    to.place(who, &"0".repeat(64), &mime_type, name)
+        .map_err(|e| UploadError::Refused(e.to_string()))?;
+    let target = to.store(backend)?;
+    let staging = format!(".uploads/{}", kit::ids::random_hex128());
+    let failed =
+        |e: origins::OriginalError| StoreError::Ingest(format!("{name}: upload failed: {e}"));
+    let mut object = target
+        .begin_upload(&staging, &mime_type)
+        .await
+        .map_err(failed)?;
+    let mut hasher = Sha256::new();
+    hasher.update(&head);
+    object.write(&head).await.map_err(failed)?;
+    let mut size = head.len() as u64;
+    while !ended {
+        match body.next_piece().await.map_err(UploadError::Body)? {
+            Some(piece) => {
+                size += piece.len() as u64;
+                if size > limits.max_size {
+                    return Err(UploadError::TooLarge(limits.max_size));
+                }
+                hasher.update(&piece);
+                object.write(&piece).await.map_err(failed)?;
+            }
+            None => ended = true,
+        }
+    }
+    object.finish().await.map_err(failed)?;
+    let hash = kit::hex::encode(&hasher.finalize());
+    let dims = imagesize::blob_size(&head).ok();
+    let blob = Blob {
+        content_hash: hash.clone(),
+        backend: backend.to_string(),
+        storage_key: String::new(),
+        size_bytes: size,
+        mime_type,
+        width: dims.map(|s| s.width as u64),
+        height: dims.map(|s| s.height as u64),
+    };
+    let placed = place_staged(store, to, target.as_ref(), &staging, blob, name, who).await;
+    if placed.is_err() {
+        // Whatever failed, the staging object must not stay behind (gone already is fine).
+        let _ = target.delete_original(&staging).await;
+    }
+    placed
+}
+
+/// Moves the staged upload of `blob` to its placed key (unless that object holds these bytes
+/// already: then the staging copy is dropped) and records it; an object this created is
+/// removed again when the rows cannot be written.
+async fn place_staged(
+    store: &AssetStore,
+    to: &Destinations<'_>,
+    target: &dyn OriginalStore,
+    staging: &str,
+    mut blob: Blob,
+    name: &str,
+    who: &Ownership,
+) -> Result<Added, UploadError> {
+    let failed =
+        |e: origins::OriginalError| StoreError::Ingest(format!("{name}: upload failed: {e}"));
+    let hash = blob.content_hash.clone();
+    let (_, key) = to.place(who, &hash, &blob.mime_type, name)?;
+    let slot = store.object_slot(&blob.backend, &key, &hash).await?;
+    let uploaded = slot != ObjectSlot::Same;
+    if uploaded {
+        target.move_original(staging, &key).await.map_err(failed)?;
+    } else {
+        target.delete_original(staging).await.map_err(failed)?;
+    }
+    blob.storage_key = key.clone();
+    match record(store, blob, who).await {
+        Ok((blob, asset)) => Ok(Added {
+            hash,
+            uploaded,
+            asset,
+            blob,
+        }),
+        Err(e) => {
+            // Not recorded: an object this upload created must not stay behind.
+            if slot == ObjectSlot::Free {
+                let _ = target.delete_original(&key).await;
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// The files to add for `paths`: each file itself, each folder's files (not recursing into
@@ -183,6 +453,34 @@ pub fn files_of(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upload_types_come_from_the_bytes_alone() {
+        let png = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../conf/sample/images/banner.png"
+        ))
+        .unwrap();
+        assert_eq!(sniffed_type(&png), "image/png");
+        assert_eq!(sniffed_type(b"%PDF-1.7 ..."), "application/pdf");
+        assert_eq!(
+            sniffed_type(b"\0\0\0\x18ftypmp42\0\0\0\0isommp42"),
+            "video/mp4"
+        );
+        assert_eq!(
+            sniffed_type(b"\0\0\0\x18ftypmif1\0\0\0\0mif1avif"),
+            "image/avif"
+        );
+        assert_eq!(
+            sniffed_type("plain words, ünïcode\n".as_bytes()),
+            "text/plain"
+        );
+        assert_eq!(sniffed_type(&"é".as_bytes()[..1]), "text/plain");
+        assert_eq!(sniffed_type(b"<svg onload=alert(1)>"), "text/plain");
+        assert_eq!(sniffed_type(b"\x7fELF\x02\x01"), "application/octet-stream");
+        // A name says nothing to an upload; the operator's own files may still use it.
+        assert_eq!(media_type(b"words", "a.css"), "text/css");
+    }
 
     #[test]
     fn hashes_are_sha256_in_hex() {

@@ -257,6 +257,12 @@ fn value(f: Field, fields: &PlacementFields<'_>) -> Result<String, PlacementErro
     }
 }
 
+/// Checks that an owner's or module's name (`field`) could stand as one key segment, whether
+/// or not the placement names it: so the same names are valid under every placement.
+pub fn check_segment(field: &'static str, value: &str) -> Result<(), PlacementError> {
+    segment(field, Some(value)).map(|_| ())
+}
+
 /// `value` as one key segment: present, not empty, no `/`, no `.`/`..`, key characters only.
 fn segment(field: &'static str, value: Option<&str>) -> Result<String, PlacementError> {
     let bad = |reason: &str| PlacementError::Field {

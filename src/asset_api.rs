@@ -1,0 +1,116 @@
+//! The asset calls of the admin API, beside the JSON calls of [`crate::admin`]:
+//!
+//! - `PUT /v1/assets?owner=U&module=M&visibility=V&name=N`: the body is the asset's bytes,
+//!   streamed into the placement's backend while it is hashed (memory bounded for any size;
+//!   S3 multipart above 8 MiB), then recorded. Its type is sniffed from the bytes, never
+//!   taken from the client; `[assets.upload]` limits size (413) and types (415). The same
+//!   bytes again for the same owner and module are the same asset. Answers `{"id", "hash",
+//!   "size", "type", "backend", "key", "uploaded"}`.
+
+use media::assets::ingest::{self, BodySource, Destinations, Ownership, UploadError};
+use media::assets::lookup::AccessCache;
+use media::assets::originals::OriginalStores;
+use media::assets::Visibility;
+use media::config::AssetSettings;
+use pingora::protocols::http::ServerSession;
+use std::sync::Arc;
+
+/// What the asset calls work with.
+pub struct AssetApi {
+    /// The store (not ready until connected), as the request path sees it.
+    pub lookups: Arc<AccessCache>,
+    /// The backends placements write to.
+    pub stores: OriginalStores,
+    /// `[assets]`: placements and upload limits.
+    pub settings: AssetSettings,
+}
+
+/// The request body, piece by piece as the client sends it.
+struct RequestBody<'a>(&'a mut ServerSession);
+
+#[async_trait::async_trait]
+impl BodySource for RequestBody<'_> {
+    async fn next_piece(&mut self) -> Result<Option<bytes::Bytes>, String> {
+        self.0.read_request_body().await.map_err(|e| e.to_string())
+    }
+}
+
+/// A refused or failed call: the status and the message.
+pub type Refusal = (u16, String);
+
+impl AssetApi {
+    /// `PUT /v1/assets`: the audit target (owner/module/name) and the answer.
+    pub async fn upload(
+        &self,
+        session: &mut ServerSession,
+    ) -> (String, Result<serde_json::Value, Refusal>) {
+        let query = session.req_header().uri.query().map(str::to_string);
+        let who = match ownership(query.as_deref()) {
+            Ok(who) => who,
+            Err(message) => return (String::new(), Err((400, message))),
+        };
+        let name = param(query.as_deref(), "name").unwrap_or_else(|| "upload".into());
+        let target = format!("{}/{}/{name}", who.owner, who.module);
+        let Some(store) = self.lookups.store() else {
+            return (
+                target,
+                Err((503, "the asset store is not connected yet".into())),
+            );
+        };
+        let to = Destinations {
+            stores: &self.stores,
+            placements: &self.settings.placements,
+        };
+        let mut body = RequestBody(session);
+        let added = ingest::upload(store, &to, &mut body, &name, &who, &self.settings.upload).await;
+        match added {
+            Ok(a) => (
+                target,
+                Ok(serde_json::json!({
+                    "id": a.asset.id,
+                    "hash": a.hash,
+                    "size": a.blob.size_bytes,
+                    "type": a.blob.mime_type,
+                    "backend": a.asset.backend,
+                    "key": a.asset.storage_key,
+                    "uploaded": a.uploaded,
+                })),
+            ),
+            Err(e) => {
+                if matches!(e, UploadError::Store(_)) {
+                    tracing::error!(error = %e, %target, "upload failed");
+                }
+                (
+                    target,
+                    Err((crate::error::upload_status(&e), e.to_string())),
+                )
+            }
+        }
+    }
+}
+
+/// The decoded value of the query parameter `name`.
+fn param(query: Option<&str>, name: &str) -> Option<String> {
+    let [raw] = kit::params::find(query, &[name]).ok()?;
+    kit::params::decode(raw?).map(|v| v.into_owned())
+}
+
+/// `owner`, `module` and `visibility` (default `private`) of the query.
+fn ownership(query: Option<&str>) -> Result<Ownership, String> {
+    let required = |name: &str| {
+        param(query, name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("the query needs {name}=…"))
+    };
+    let visibility = match param(query, "visibility") {
+        None => Visibility::Private,
+        Some(v) => Visibility::parse(&v).ok_or_else(|| {
+            format!("\"{v}\" is not a visibility; use public, private or admin-private")
+        })?,
+    };
+    Ok(Ownership {
+        owner: required("owner")?,
+        module: required("module")?,
+        visibility,
+    })
+}

@@ -1,0 +1,306 @@
+//! Streamed uploads through the admin API (`PUT /v1/assets`): hashed on the fly, placed by
+//! the server, idempotent, and leaving nothing behind when refused or cut off.
+
+use crate::harness::*;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const TOKEN: &str = "upload-test-token-0123456789abcdef0123456789";
+
+/// A gateway whose asset store keeps its SQLite file in `state` and its originals in the
+/// `store` backend named by `originals_toml`; `extra` goes into `[assets]`.
+fn upload_gateway(state: &Path, originals_toml: &str, extra: &str) -> Gateway {
+    Gateway::start_with_admin(
+        &format!(
+            "audit_log = \"{}\"\ntokens = [{{ id = \"ops\", secret = {{ file = \"{}\" }} }}]",
+            state.join("audit.jsonl").display(),
+            secret_file(TOKEN).display()
+        ),
+        &format!(
+            r#"
+[assets]
+database = "sqlite://{db}"
+originals = "store"
+{extra}
+
+{originals_toml}
+
+[[hosts]]
+names = ["*"]
+[[hosts.routes]]
+path = "/"
+backend = "store"
+"#,
+            db = state.join("assets.db").display(),
+        ),
+    )
+}
+
+fn dir_store(root: &Path) -> String {
+    format!(
+        "[backends.store]\nkind = \"dir\"\nroot = \"{}\"\n",
+        root.display()
+    )
+}
+
+/// `PUT /v1/assets` with `query` and `body`: the status and the JSON answer.
+async fn put(gw: &Gateway, query: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    put_to(gw.admin_url(&format!("/v1/assets?{query}")), body).await
+}
+
+/// `PUT` of `body` to the admin URL `url` with the token.
+async fn put_to(url: String, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let r = client()
+        .put(url)
+        .bearer_auth(TOKEN)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// Rows of `blobs`, `objects` and `assets` in the SQLite store.
+fn rows(state: &Path) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import sqlite3; c = sqlite3.connect('{}'); \
+                 print(*[c.execute('select count(*) from ' + t).fetchone()[0] for t in ('blobs', 'objects', 'assets')])",
+                state.join("assets.db").display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every file below `root`, relative to it.
+fn files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn png() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conf/sample/images/banner.png"
+    ))
+    .unwrap()
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Waits until the store has connected (the admin listener answers `/readyz` 200).
+async fn ready(gw: &Gateway) {
+    for _ in 0..100 {
+        if let Ok(r) = client().get(gw.admin_url("/readyz")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the asset store never became ready");
+}
+
+#[tokio::test]
+async fn uploads_are_hashed_placed_and_idempotent_under_concurrency() {
+    let (state, root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let gw = upload_gateway(state.path(), &dir_store(root.path()), "");
+    ready(&gw).await;
+    let bytes = png();
+    let hash = hex_sha256(&bytes);
+    let query = "owner=alice&module=avatars&visibility=public&name=banner.png";
+    let (status, first) = put(&gw, query, bytes.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["hash"], hash.as_str());
+    assert_eq!(first["type"], "image/png");
+    assert_eq!(first["size"], bytes.len() as u64);
+    assert_eq!(first["uploaded"], true);
+    let key = format!("{}/{}/{hash}", &hash[..2], &hash[2..4]);
+    assert_eq!(first["key"], key.as_str());
+    assert_eq!(std::fs::read(root.path().join(&key)).unwrap(), bytes);
+    // Served at once from the backend it was placed in.
+    let served = client()
+        .get(gw.url(&format!("/{key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    // Twenty identical uploads at once: one blob, one object, one asset, no staging left.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (url, body) = (gw.admin_url(&format!("/v1/assets?{query}")), bytes.clone());
+        tasks.push(tokio::spawn(put_to(url, body)));
+    }
+    for t in tasks {
+        let (status, answer) = t.await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["id"], first["id"]);
+    }
+    assert_eq!(rows(state.path()), "1 1 1");
+    assert_eq!(files(root.path()), vec![key.clone()]);
+    // Another owner of the same bytes shares the content-addressed object.
+    let (status, bob) = put(&gw, "owner=bob&module=avatars&visibility=public", bytes).await;
+    assert_eq!(status, 200);
+    assert_eq!(bob["uploaded"], false);
+    assert_ne!(bob["id"], first["id"]);
+    assert_eq!(rows(state.path()), "1 1 2");
+    let audit = std::fs::read_to_string(state.path().join("audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("\"upload\"") && audit.contains("alice/avatars/banner.png"),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn refused_uploads_leave_no_object_and_no_row() {
+    let (state, root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let gw = upload_gateway(
+        state.path(),
+        &dir_store(root.path()),
+        "[assets.upload]\nmax_size = \"200KiB\"\ntypes = [\"image/*\"]\n",
+    );
+    ready(&gw).await;
+    let q = "owner=alice&module=docs";
+    // The type is sniffed from the bytes: text named .png is still text.
+    let (status, answer) = put(&gw, &format!("{q}&name=x.png"), b"plain words".repeat(50)).await;
+    assert_eq!(status, 415, "{answer}");
+    // Over the limit, past the first pieces.
+    let mut big = png();
+    big.resize(1 << 20, 0);
+    let (status, answer) = put(&gw, q, big).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("204800"),
+        "{answer}"
+    );
+    // An owner that is not one safe segment, a missing owner.
+    let (status, _) = put(&gw, "owner=..&module=docs", png()).await;
+    assert_eq!(status, 400);
+    let (status, _) = put(&gw, "module=docs", png()).await;
+    assert_eq!(status, 400);
+    // No token, the wrong method.
+    let r = client()
+        .put(gw.admin_url("/v1/assets?owner=a&module=b"))
+        .body(png())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .get(gw.admin_url("/v1/assets"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(rows(state.path()), "0 0 0");
+    assert!(files(root.path()).is_empty(), "{:?}", files(root.path()));
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let (state, root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let gw = upload_gateway(state.path(), &dir_store(root.path()), "");
+    ready(&gw).await;
+    let addr = gw.admin_url("").trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /v1/assets?owner=alice&module=big HTTP/1.1\r\nHost: admin\r\n\
+         Authorization: Bearer {TOKEN}\r\nContent-Length: 4194304\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut body = png();
+    body.resize(1 << 20, 7);
+    s.write_all(&body).await.unwrap();
+    s.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(s);
+    // The gateway notices, aborts the object and records nothing.
+    for _ in 0..50 {
+        if files(root.path()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(files(root.path()).is_empty(), "{:?}", files(root.path()));
+    assert_eq!(rows(state.path()), "0 0 0");
+    // And still takes uploads.
+    let (status, _) = put(&gw, "owner=alice&module=big", png()).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_large_upload_goes_to_garage_in_parts_and_leaves_no_staging_object() {
+    let garage = garage().await;
+    let state = tempfile::tempdir().unwrap();
+    let prefix = format!("upload-test-{}", std::process::id());
+    let gw = upload_gateway(
+        state.path(),
+        &garage.backend_toml("store", &prefix, GARAGE_SECRET),
+        "",
+    );
+    ready(&gw).await;
+    // 20 MiB: three parts of a multipart upload.
+    let mut bytes = png();
+    let mut n: u32 = 1;
+    while bytes.len() < 20 << 20 {
+        n = n.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        bytes.extend_from_slice(&n.to_le_bytes());
+    }
+    let hash = hex_sha256(&bytes);
+    let (status, answer) = put(&gw, "owner=carol&module=video&name=big.png", bytes.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["hash"], hash.as_str());
+    let key = format!("{prefix}/{}/{}/{hash}", &hash[..2], &hash[2..4]);
+    let s3 = garage.client();
+    let head = s3
+        .head_object()
+        .bucket(GARAGE_BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(bytes.len() as i64));
+    assert_eq!(head.content_type(), Some("image/png"));
+    let staging = s3
+        .list_objects_v2()
+        .bucket(GARAGE_BUCKET)
+        .prefix(format!("{prefix}/.uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(staging.key_count(), Some(0));
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket(GARAGE_BUCKET)
+        .prefix(&prefix)
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty());
+}
