@@ -9,9 +9,15 @@ use std::time::Duration;
 
 const TOKEN: &str = "upload-test-token-0123456789abcdef0123456789";
 
-/// A gateway whose asset store keeps its SQLite file in `state` and its originals in the
-/// `store` backend named by `originals_toml`; `extra` goes into `[assets]`.
+/// A gateway whose asset store keeps its SQLite file (and the audit log) in `state` and its
+/// originals in the `store` backend named by `originals_toml`; `extra` goes into `[assets]`.
 fn upload_gateway(state: &Path, originals_toml: &str, extra: &str) -> Gateway {
+    let db = format!("sqlite://{}", state.join("assets.db").display());
+    upload_gateway_on(&db, state, originals_toml, extra)
+}
+
+/// [`upload_gateway`] with the asset store at `database`.
+fn upload_gateway_on(database: &str, state: &Path, originals_toml: &str, extra: &str) -> Gateway {
     Gateway::start_with_admin(
         &format!(
             "audit_log = \"{}\"\ntokens = [{{ id = \"ops\", secret = {{ file = \"{}\" }} }}]",
@@ -21,7 +27,7 @@ fn upload_gateway(state: &Path, originals_toml: &str, extra: &str) -> Gateway {
         &format!(
             r#"
 [assets]
-database = "sqlite://{db}"
+database = "{database}"
 originals = "store"
 {extra}
 
@@ -33,7 +39,6 @@ names = ["*"]
 path = "/"
 backend = "store"
 "#,
-            db = state.join("assets.db").display(),
         ),
     )
 }
@@ -62,6 +67,23 @@ async fn put_to(url: String, body: Vec<u8>) -> (u16, serde_json::Value) {
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// `n` identical uploads of `bytes` with `query` at once, each answered 200; their asset ids.
+async fn at_once(gw: &Gateway, query: &str, bytes: &[u8], n: usize) -> Vec<serde_json::Value> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let url = gw.admin_url(&format!("/v1/assets?{query}"));
+            tokio::spawn(put_to(url, bytes.to_vec()))
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        let (status, answer) = t.await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        ids.push(answer["id"].clone());
+    }
+    ids
 }
 
 /// Rows of `blobs`, `objects` and `assets` in the SQLite store.
@@ -150,16 +172,8 @@ async fn uploads_are_hashed_placed_and_idempotent_under_concurrency() {
         .unwrap();
     assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice());
     // Twenty identical uploads at once: one blob, one object, one asset, no staging left.
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let (url, body) = (gw.admin_url(&format!("/v1/assets?{query}")), bytes.clone());
-        tasks.push(tokio::spawn(put_to(url, body)));
-    }
-    for t in tasks {
-        let (status, answer) = t.await.unwrap();
-        assert_eq!(status, 200, "{answer}");
-        assert_eq!(answer["id"], first["id"]);
-    }
+    let ids = at_once(&gw, query, &bytes, 20).await;
+    assert!(ids.iter().all(|id| *id == first["id"]), "{ids:?}");
     assert_eq!(rows(state.path()), "1 1 1");
     assert_eq!(files(root.path()), vec![key.clone()]);
     // Another owner of the same bytes shares the content-addressed object.
@@ -172,6 +186,48 @@ async fn uploads_are_hashed_placed_and_idempotent_under_concurrency() {
     assert!(
         audit.contains("\"upload\"") && audit.contains("alice/avatars/banner.png"),
         "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn identical_uploads_at_once_on_postgres_make_one_blob_and_one_asset_per_owner() {
+    let pg = postgres();
+    let name = format!("uploads_{}", std::process::id());
+    let database = pg.database(&name);
+    let (state, root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let gw = upload_gateway_on(&database, state.path(), &dir_store(root.path()), "");
+    ready(&gw).await;
+    let bytes = png();
+    // Two owners racing each other, ten uploads each, all at once.
+    let (alice, bob) = tokio::join!(
+        at_once(
+            &gw,
+            "owner=alice&module=avatars&visibility=public",
+            &bytes,
+            10
+        ),
+        at_once(
+            &gw,
+            "owner=bob&module=avatars&visibility=public",
+            &bytes,
+            10
+        ),
+    );
+    assert!(alice.iter().all(|id| *id == alice[0]), "{alice:?}");
+    assert!(
+        bob.iter().all(|id| *id == bob[0]) && bob[0] != alice[0],
+        "{bob:?}"
+    );
+    let counts = pg.psql(
+        &name,
+        "SELECT (SELECT COUNT(*) FROM blobs) || ' ' || (SELECT COUNT(*) FROM objects) || ' ' || \
+         (SELECT COUNT(*) FROM assets)",
+    );
+    assert_eq!(counts.trim(), "1 1 2");
+    let hash = hex_sha256(&bytes);
+    assert_eq!(
+        files(root.path()),
+        vec![format!("{}/{}/{hash}", &hash[..2], &hash[2..4])]
     );
 }
 
