@@ -554,11 +554,15 @@ fn assets(what: AssetsCommand) -> anyhow::Result<()> {
         let mut failed = 0;
         for file in ingest::files_of(&files)? {
             let name = file.display().to_string();
-            let added = match tokio::fs::read(&file).await {
-                Ok(bytes) => {
-                    ingest::add(&store, &to, ingest::Source::Upload, bytes, &name, &who).await
-                }
-                Err(e) => Err(media::assets::StoreError::Ingest(format!("{name}: {e}"))),
+            // Streamed like an upload through the API, without its limits: the operator's
+            // own files, of any size and type.
+            let any = ingest::UploadLimits {
+                max_size: u64::MAX,
+                types: Vec::new(),
+            };
+            let added = match ingest::FileBody::open(&file).await {
+                Ok(mut body) => ingest::upload(&store, &to, &mut body, &name, &who, &any).await,
+                Err(e) => Err(ingest::UploadError::Body(format!("{name}: {e}"))),
             };
             match added {
                 Ok(a) => println!("{}  {name}", a.hash),

@@ -275,6 +275,27 @@ pub trait BodySource: Send {
     async fn next_piece(&mut self) -> Result<Option<bytes::Bytes>, String>;
 }
 
+/// A local file read piece by piece (`assetgate assets add`): never whole in memory.
+pub struct FileBody(tokio::fs::File);
+
+impl FileBody {
+    /// Opens `path`.
+    pub async fn open(path: &std::path::Path) -> std::io::Result<FileBody> {
+        tokio::fs::File::open(path).await.map(FileBody)
+    }
+}
+
+#[async_trait::async_trait]
+impl BodySource for FileBody {
+    async fn next_piece(&mut self) -> Result<Option<bytes::Bytes>, String> {
+        use tokio::io::AsyncReadExt;
+        let mut piece = bytes::BytesMut::zeroed(256 * 1024);
+        let n = self.0.read(&mut piece).await.map_err(|e| e.to_string())?;
+        piece.truncate(n);
+        Ok((n > 0).then(|| piece.freeze()))
+    }
+}
+
 /// Why a streamed upload was refused or failed; in every case nothing of it is left in the
 /// backend or the database.
 #[derive(Debug, thiserror::Error)]
