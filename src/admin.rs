@@ -15,8 +15,8 @@
 //!   purged; the call can be repeated);
 //! - `POST /v1/revoke`: `{"kind": "token"|"key"|"user", "id"}`: refused from now on by this
 //!   gateway and every gateway sharing the Redis (see [`cache::feed`]);
-//! - `PUT /v1/assets?owner&module&visibility&name`: a streamed upload into the asset store
-//!   (see [`crate::asset_api`]).
+//! - `PUT /v1/assets?owner&module&visibility&name`: a streamed upload into the asset store;
+//!   `GET /v1/assets/{id}`, `DELETE /v1/assets/{id}` (see [`crate::asset_api`]).
 
 use crate::audit::AuditLog;
 use crate::backend::Backend;
@@ -280,37 +280,82 @@ impl AdminApp {
         }
     }
 
-    /// `PUT /v1/assets` (see [`crate::asset_api`]): authenticated and audited like the JSON
-    /// calls; the body is streamed, not read whole.
-    async fn assets_call(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let token_id = match self.authenticated(session, "upload") {
+    /// `/v1/assets` and `/v1/assets/{id}` (see [`crate::asset_api`]): authenticated and
+    /// audited like the JSON calls. `PUT /v1/assets` streams an upload; `GET` and `DELETE` of
+    /// `/v1/assets/{id}` read and delete one.
+    async fn assets_call(
+        &self,
+        session: &mut ServerSession,
+        id: Option<&str>,
+    ) -> Response<Vec<u8>> {
+        let method = session.req_header().method.clone();
+        let action = match (&method, id) {
+            (&http::Method::PUT, None) => "upload",
+            (&http::Method::GET, Some(_)) => "get",
+            (&http::Method::DELETE, Some(_)) => "delete",
+            _ => "assets",
+        };
+        let token_id = match self.authenticated(session, action) {
             Ok(id) => id,
             Err(r) => return *r,
         };
         let Some(api) = &self.assets else {
             return error_json(StatusCode::NOT_FOUND, "no [assets] store is configured");
         };
-        if session.req_header().method != http::Method::PUT {
-            let mut r = error_json(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "use PUT with the asset's bytes as the body",
-            );
-            r.headers_mut()
-                .insert(http::header::ALLOW, http::HeaderValue::from_static("PUT"));
-            return r;
-        }
-        let (target, outcome) = api.upload(session).await;
+        let (target, outcome) = match (action, id) {
+            ("upload", _) => api.upload(session).await,
+            ("get", Some(id)) => (id.to_string(), api.get(id).await),
+            ("delete", Some(id)) => (id.to_string(), self.delete_asset(api, id).await),
+            _ => {
+                let (allow, message) = match id {
+                    None => ("PUT", "use PUT with the asset's bytes as the body"),
+                    Some(_) => ("GET, DELETE", "use GET or DELETE on an asset"),
+                };
+                let mut r = error_json(StatusCode::METHOD_NOT_ALLOWED, message);
+                r.headers_mut()
+                    .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+                return r;
+            }
+        };
         match outcome {
             Ok(value) => {
-                self.audit(session, &token_id, "upload", &target, "ok");
+                self.audit(session, &token_id, action, &target, "ok");
                 json(StatusCode::OK, value)
             }
             Err((status, message)) => {
-                self.audit(session, &token_id, "upload", &target, "error");
+                self.audit(session, &token_id, action, &target, "error");
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
                 error_json(status, &message)
             }
         }
+    }
+
+    /// `DELETE /v1/assets/{id}`: the rows and released objects (see
+    /// [`media::assets::remove`]), then, when the blob is gone, every cached variant of it in
+    /// every tier of every gateway (by its tag) and this gateway's remembered lookup.
+    async fn delete_asset(
+        &self,
+        api: &crate::asset_api::AssetApi,
+        id: &str,
+    ) -> Result<serde_json::Value, crate::asset_api::Refusal> {
+        let (mut answer, removed_hash) = api.delete(id).await?;
+        if let Some(hash) = removed_hash {
+            api.lookups.forget(&hash);
+            let tag = media::assets::remove::original_tag(&hash);
+            let req = PurgeRequest {
+                url: None,
+                prefix: None,
+                tag: Some(tag),
+                everything: false,
+            };
+            let (_, purged) = self.purge(&req).await;
+            answer["purged"] = match purged {
+                Ok(v) => v,
+                Err(ApiError::Incomplete(v)) => v,
+                Err(_) => serde_json::Value::Null,
+            };
+        }
+        Ok(answer)
     }
 
     /// `POST /v1/purge`: this gateway's tiers, the shared tier, then the fleet.
@@ -520,7 +565,11 @@ impl ServeHttp for AdminApp {
         if let Some(action) = path.strip_prefix("/v1/") {
             return match action {
                 "sign" | "resolve" | "purge" | "revoke" => self.api(session, action).await,
-                "assets" => self.assets_call(session).await,
+                "assets" => self.assets_call(session, None).await,
+                a if a.starts_with("assets/") => {
+                    let id = a["assets/".len()..].to_string();
+                    self.assets_call(session, Some(&id)).await
+                }
                 _ => error_json(StatusCode::NOT_FOUND, "no such admin API call"),
             };
         }

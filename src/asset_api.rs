@@ -6,6 +6,11 @@
 //!   taken from the client; `[assets.upload]` limits size (413) and types (415). The same
 //!   bytes again for the same owner and module are the same asset. Answers `{"id", "hash",
 //!   "size", "type", "backend", "key", "uploaded"}`.
+//! - `GET /v1/assets/{id}`: the asset `{"id", "hash", "owner", "module", "visibility",
+//!   "backend", "key"}`; 404 when there is none.
+//! - `DELETE /v1/assets/{id}`: the asset's row, and what nothing references any more (its
+//!   object; with the blob's last asset the blob and all its objects, and its cached variants
+//!   everywhere) → `{"deleted", "objects_removed", "blob_removed", "left_behind", "purged"?}`.
 
 use media::assets::ingest::{self, BodySource, Destinations, Ownership, UploadError};
 use media::assets::lookup::AccessCache;
@@ -87,6 +92,61 @@ impl AssetApi {
             }
         }
     }
+}
+
+impl AssetApi {
+    /// The connected store, or 503.
+    fn store(&self) -> Result<&media::assets::store::AssetStore, Refusal> {
+        self.lookups
+            .store()
+            .ok_or((503, "the asset store is not connected yet".into()))
+    }
+
+    /// `GET /v1/assets/{id}`.
+    pub async fn get(&self, id: &str) -> Result<serde_json::Value, Refusal> {
+        let asset = self
+            .store()?
+            .asset(id)
+            .await
+            .map_err(|e| (502, e.to_string()))?
+            .ok_or((404, format!("no asset \"{id}\"")))?;
+        Ok(asset_json(&asset))
+    }
+
+    /// `DELETE /v1/assets/{id}`: the answer, and the blob's hash when its last asset went.
+    pub async fn delete(&self, id: &str) -> Result<(serde_json::Value, Option<String>), Refusal> {
+        let removed = media::assets::remove::delete(self.store()?, &self.stores, id)
+            .await
+            .map_err(|e| (502, e.to_string()))?
+            .ok_or((404, format!("no asset \"{id}\"")))?;
+        let d = &removed.deleted;
+        let objects: Vec<String> = d.objects.iter().map(|(b, k)| format!("{b}:{k}")).collect();
+        let left: Vec<String> = removed
+            .left_behind
+            .iter()
+            .map(|(b, k, e)| format!("{b}:{k}: {e}"))
+            .collect();
+        let answer = serde_json::json!({
+            "deleted": asset_json(&d.asset),
+            "objects_removed": objects,
+            "blob_removed": d.blob_removed,
+            "left_behind": left,
+        });
+        Ok((answer, d.blob_removed.then(|| d.asset.blob_hash.clone())))
+    }
+}
+
+/// An asset as the API shows it.
+fn asset_json(a: &media::assets::store::Asset) -> serde_json::Value {
+    serde_json::json!({
+        "id": a.id,
+        "hash": a.blob_hash,
+        "owner": a.owner,
+        "module": a.module,
+        "visibility": a.visibility.name(),
+        "backend": a.backend,
+        "key": a.storage_key,
+    })
 }
 
 /// The decoded value of the query parameter `name`.

@@ -360,3 +360,74 @@ async fn a_large_upload_goes_to_garage_in_parts_and_leaves_no_staging_object() {
         .unwrap();
     assert!(uploads.uploads().is_empty());
 }
+
+#[tokio::test]
+async fn deleting_the_last_asset_removes_object_rows_and_cached_variants() {
+    let (state, root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let variants =
+        "[cache.memory]\nsize = \"16MiB\"\n\n[backends.variants]\nkind = \"variants\"\n\n\
+                    [[hosts]]\nnames = [\"img.test\"]\n[[hosts.routes]]\npath = \"/v\"\n\
+                    strip_prefix = \"/v\"\nbackend = \"variants\"\ncache = {}\n";
+    let private = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[assets.placements]]\nvisibility = \"private\"\nbackend = \"mine\"\nkey = \"{{user}}/{{hash}}.{{ext}}\"\n\n\
+         [backends.mine]\nkind = \"dir\"\nroot = \"{}\"\n\n{variants}",
+        private.path().display()
+    );
+    let gw = upload_gateway(state.path(), &dir_store(root.path()), &extra);
+    ready(&gw).await;
+    let bytes = png();
+    let hash = hex_sha256(&bytes);
+    let (_, alice) = put(&gw, "owner=alice&module=m&visibility=public", bytes.clone()).await;
+    let (_, bob) = put(&gw, "owner=bob&module=m&visibility=public", bytes.clone()).await;
+    let (_, carol) = put(
+        &gw,
+        "owner=carol&module=m&visibility=private",
+        bytes.clone(),
+    )
+    .await;
+    assert_eq!(rows(state.path()), "1 2 3");
+    let variant = format!("/v/{hash}/320x240/80.webp");
+    let req = |p: &str| client().get(gw.url(p)).header("host", "img.test").send();
+    assert_eq!(req(&variant).await.unwrap().status(), 200);
+    let hit = req(&variant).await.unwrap();
+    let hit_status = hit.headers()["cache-status"].to_str().unwrap().to_string();
+    assert!(hit_status.contains("hit"), "{hit_status}");
+    let delete = |id: &serde_json::Value| {
+        client()
+            .delete(gw.admin_url(&format!("/v1/assets/{}", id.as_str().unwrap())))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    // Carol's own object goes with her asset; the blob stays (alice and bob).
+    let r = delete(&carol["id"]).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(answer["blob_removed"], false);
+    assert!(files(private.path()).is_empty());
+    // Alice's goes, bob still shares the object.
+    assert_eq!(delete(&alice["id"]).await.unwrap().status(), 200);
+    assert_eq!(files(root.path()).len(), 1);
+    let got = client()
+        .get(gw.admin_url(&format!("/v1/assets/{}", bob["id"].as_str().unwrap())))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    // Bob's is the last: object, rows and every cached variant go.
+    let r = delete(&bob["id"]).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(answer["blob_removed"], true, "{answer}");
+    assert!(files(root.path()).is_empty());
+    assert_eq!(rows(state.path()), "0 0 0");
+    // The cached variant was purged by the original's tag, not just refused.
+    assert_eq!(answer["purged"]["removed"]["memory"], 1, "{answer}");
+    let after = req(&variant).await.unwrap();
+    assert_eq!(after.status(), 404, "{:?}", after.headers());
+    // Deleting again is 404; the calls are audited.
+    assert_eq!(delete(&bob["id"]).await.unwrap().status(), 404);
+    let audit = std::fs::read_to_string(state.path().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"delete\""), "{audit}");
+}

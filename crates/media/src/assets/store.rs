@@ -60,6 +60,17 @@ pub enum ObjectSlot {
     Other(String),
 }
 
+/// What deleting an asset removed from the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    /// The asset as it was.
+    pub asset: Asset,
+    /// No asset referenced its blob any more: the blob's row is gone too.
+    pub blob_removed: bool,
+    /// The objects (backend, key) nothing references any more: their bytes are to be removed.
+    pub objects: Vec<(String, String)>,
+}
+
 /// An asset to record: whose, which bytes, and the object it is served from.
 #[derive(Debug, Clone)]
 pub struct NewAsset<'a> {
@@ -282,6 +293,89 @@ impl AssetStore {
         }))
     }
 
+    /// The active asset with this id.
+    pub async fn asset(&self, id: &str) -> Result<Option<Asset>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1 AND state = 'active'"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(asset).transpose()
+    }
+
+    /// Deletes the asset `id` in one transaction, and with it what nothing references any
+    /// more: its object's row when no other asset is served from it, and the blob's row with
+    /// every object of it when no asset of the blob is left. Returns what was deleted, so the
+    /// caller removes those objects' bytes and purges their cached copies; `None` when there
+    /// is no such asset.
+    pub async fn delete_asset(&self, id: &str) -> Result<Option<Deleted>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let asset = asset(&row)?;
+        sqlx::query("DELETE FROM assets WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let count = |sql: &'static str| sqlx::query(sql);
+        let same_object: i64 = count(
+            "SELECT COUNT(*) FROM assets WHERE blob_hash = $1 AND backend = $2 AND storage_key = $3",
+        )
+        .bind(&asset.blob_hash)
+        .bind(&asset.backend)
+        .bind(&asset.storage_key)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let same_blob: i64 = count("SELECT COUNT(*) FROM assets WHERE blob_hash = $1")
+            .bind(&asset.blob_hash)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let mut objects = Vec::new();
+        if same_blob == 0 {
+            for row in sqlx::query("SELECT backend, storage_key FROM objects WHERE blob_hash = $1")
+                .bind(&asset.blob_hash)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                objects.push((row.try_get("backend")?, row.try_get("storage_key")?));
+            }
+            sqlx::query("DELETE FROM objects WHERE blob_hash = $1")
+                .bind(&asset.blob_hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM blobs WHERE content_hash = $1")
+                .bind(&asset.blob_hash)
+                .execute(&mut *tx)
+                .await?;
+        } else if same_object == 0 {
+            sqlx::query(
+                "DELETE FROM objects WHERE backend = $1 AND storage_key = $2 AND blob_hash = $3",
+            )
+            .bind(&asset.backend)
+            .bind(&asset.storage_key)
+            .bind(&asset.blob_hash)
+            .execute(&mut *tx)
+            .await?;
+            objects.push((asset.backend.clone(), asset.storage_key.clone()));
+        }
+        tx.commit().await?;
+        Ok(Some(Deleted {
+            blob_removed: same_blob == 0,
+            asset,
+            objects,
+        }))
+    }
+
     /// How many blobs and assets are stored (for `assetgate assets` output and tests).
     pub async fn counts(&self) -> Result<(u64, u64), StoreError> {
         let blobs: i64 = sqlx::query("SELECT COUNT(*) FROM blobs")
@@ -456,6 +550,37 @@ mod tests {
                 .unwrap(),
             ObjectSlot::Free
         );
+    }
+
+    #[tokio::test]
+    async fn deleting_the_last_asset_of_a_blob_releases_its_objects_and_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/assets.db", dir.path().display());
+        let store = AssetStore::connect(&url).await.unwrap();
+        let hash = "ab".repeat(32);
+        store.put_blob(&sample_blob(&hash)).await.unwrap();
+        // alice and bob share the content-addressed object; carol has her own.
+        let mut ids = Vec::new();
+        for (owner, key) in [("alice", "shared"), ("bob", "shared"), ("carol", "carol/x")] {
+            store.put_object("", key, &hash).await.unwrap();
+            let mut new = new_asset(&hash, owner, Visibility::Private);
+            new.storage_key = key;
+            ids.push(store.put_asset(&new).await.unwrap().id);
+        }
+        let carol = store.delete_asset(&ids[2]).await.unwrap().unwrap();
+        assert_eq!(carol.objects, vec![(String::new(), "carol/x".to_string())]);
+        assert!(!carol.blob_removed);
+        let alice = store.delete_asset(&ids[0]).await.unwrap().unwrap();
+        assert!(
+            alice.objects.is_empty() && !alice.blob_removed,
+            "bob still uses it"
+        );
+        assert_eq!(store.delete_asset(&ids[0]).await.unwrap(), None);
+        let bob = store.delete_asset(&ids[1]).await.unwrap().unwrap();
+        assert!(bob.blob_removed);
+        assert_eq!(bob.objects, vec![(String::new(), "shared".to_string())]);
+        assert_eq!(store.counts().await.unwrap(), (0, 0));
+        assert_eq!(store.blob(&hash).await.unwrap(), None);
     }
 
     #[tokio::test]

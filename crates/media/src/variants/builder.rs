@@ -148,6 +148,11 @@ impl VariantBuilder {
         let mut header = ResponseHeader::build(200, Some(6)).map_err(|_| BuildError::Header)?;
         let _ = header.insert_header(header::ETAG, etag.as_str());
         let _ = header.insert_header(header::CACHE_CONTROL, IMMUTABLE);
+        // Every cached variant of this original carries its tag: deleting it purges them all.
+        let _ = header.insert_header(
+            "surrogate-key",
+            crate::assets::remove::original_tag(&spec.hash),
+        );
         let _ = header.insert_header(header::CONTENT_TYPE, spec.format.mime());
         if kit::conditional::none_match(&req.headers, &etag) {
             header.set_status(304).map_err(|_| BuildError::Header)?;
