@@ -331,16 +331,24 @@ impl AdminApp {
     }
 
     /// `DELETE /v1/assets/{id}`: the rows and released objects (see
-    /// [`media::assets::remove`]), then, when the blob is gone, every cached variant of it in
-    /// every tier of every gateway (by its tag) and this gateway's remembered lookup.
+    /// [`media::assets::remove`]); then what every gateway remembers of the hash is forgotten
+    /// (here at once, elsewhere through the fleet feed), so access follows the store from the
+    /// next request; and when the blob is gone, every cached variant of it in every tier of
+    /// every gateway is purged by its tag.
     async fn delete_asset(
         &self,
         api: &crate::asset_api::AssetApi,
         id: &str,
     ) -> Result<serde_json::Value, crate::asset_api::Refusal> {
-        let (mut answer, removed_hash) = api.delete(id).await?;
-        if let Some(hash) = removed_hash {
-            api.lookups.forget(&hash);
+        let (mut answer, hash, blob_removed) = api.delete(id).await?;
+        api.lookups.forget(&hash);
+        if let Some(feed) = &self.control.feed {
+            if let Err(e) = feed.publish(&Message::Forget(hash.clone())).await {
+                tracing::warn!(error = %e, %hash, "the fleet was not told to forget an asset lookup");
+                answer["fleet"] = serde_json::Value::String(format!("not told: {e}"));
+            }
+        }
+        if blob_removed {
             let tag = media::assets::remove::original_tag(&hash);
             let req = PurgeRequest {
                 url: None,

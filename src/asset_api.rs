@@ -113,8 +113,8 @@ impl AssetApi {
         Ok(asset_json(&asset))
     }
 
-    /// `DELETE /v1/assets/{id}`: the answer, and the blob's hash when its last asset went.
-    pub async fn delete(&self, id: &str) -> Result<(serde_json::Value, Option<String>), Refusal> {
+    /// `DELETE /v1/assets/{id}`: the answer, the blob's hash and whether its last asset went.
+    pub async fn delete(&self, id: &str) -> Result<(serde_json::Value, String, bool), Refusal> {
         let removed = media::assets::remove::delete(self.store()?, &self.stores, id)
             .await
             .map_err(|e| (502, e.to_string()))?
@@ -132,7 +132,7 @@ impl AssetApi {
             "blob_removed": d.blob_removed,
             "left_behind": left,
         });
-        Ok((answer, d.blob_removed.then(|| d.asset.blob_hash.clone())))
+        Ok((answer, d.asset.blob_hash.clone(), d.blob_removed))
     }
 }
 

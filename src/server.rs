@@ -120,7 +120,10 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     add_proxy(&mut server, config, gateway, &metrics)?;
     add_in_process_origin(&mut server, config, &backends, builder);
     server.add_services(background);
-    add_cache_services(&mut server, &cache, feed.as_ref(), &revocations);
+    let forgetful = assets
+        .clone()
+        .map(|a| Arc::new(ForgetLookups(a)) as Arc<dyn cache::feed::Forgetful>);
+    add_cache_services(&mut server, &cache, feed.as_ref(), &revocations, forgetful);
     if let Some(reload) = revocation_reload {
         server.add_service(background_service("revocation list", reload));
     }
@@ -169,6 +172,7 @@ fn add_cache_services(
     cache: &cache::CacheLayer,
     feed: Option<&Arc<cache::feed::Feed>>,
     revocations: &Arc<access::revocation::Revocations>,
+    forgetful: Option<Arc<dyn cache::feed::Forgetful>>,
 ) {
     if let Some(notifications) = cache.notifications() {
         server.add_service(background_service(
@@ -177,9 +181,22 @@ fn add_cache_services(
         ));
     }
     if let Some(feed) = feed {
-        let service =
-            cache::feed::FeedService::new(feed.clone(), cache.purger(), revocations.clone());
+        let service = cache::feed::FeedService::new(
+            feed.clone(),
+            cache.purger(),
+            revocations.clone(),
+            forgetful,
+        );
         server.add_service(background_service("fleet feed", service));
+    }
+}
+
+/// The asset store's remembered lookups, forgotten when another gateway changed an asset.
+struct ForgetLookups(Arc<AccessCache>);
+
+impl cache::feed::Forgetful for ForgetLookups {
+    fn forget(&self, hash: &str) {
+        self.0.forget(hash);
     }
 }
 

@@ -431,3 +431,59 @@ async fn deleting_the_last_asset_removes_object_rows_and_cached_variants() {
     let audit = std::fs::read_to_string(state.path().join("audit.jsonl")).unwrap();
     assert!(audit.contains("\"delete\""), "{audit}");
 }
+
+#[tokio::test]
+async fn a_deletion_changes_access_on_every_gateway_within_a_second() {
+    let (state, root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let redis = Redis::start();
+    let extra = format!(
+        "[cache.memory]\nsize = \"16MiB\"\n[cache.redis]\nurl = \"{}\"\nkey_prefix = \"del:\"\n\n\
+         [[auth.hmac.keys]]\nid = \"k1\"\nsecret = {{ file = \"{}\" }}\n\n\
+         [backends.variants]\nkind = \"variants\"\n\n\
+         [[hosts]]\nnames = [\"img.test\"]\n[[hosts.routes]]\npath = \"/v\"\n\
+         strip_prefix = \"/v\"\nbackend = \"variants\"\naccess = \"hmac\"\ncache = {{}}\n",
+        redis.url(),
+        secret_file("0123456789abcdef0123456789abcdef").display()
+    );
+    let a = upload_gateway(state.path(), &dir_store(root.path()), &extra);
+    let b = upload_gateway(state.path(), &dir_store(root.path()), &extra);
+    ready(&a).await;
+    ready(&b).await;
+    let bytes = png();
+    let hash = hex_sha256(&bytes);
+    // The same bytes: public for alice, private for bob.
+    let (_, alice) = put(&a, "owner=alice&module=m&visibility=public", bytes.clone()).await;
+    let (status, _) = put(&a, "owner=bob&module=m&visibility=private", bytes).await;
+    assert_eq!(status, 200);
+    let variant = format!("/v/{hash}/320x240/80.webp");
+    let anonymous = |gw: &Gateway| {
+        client()
+            .get(gw.url(&variant))
+            .header("host", "img.test")
+            .send()
+    };
+    // Public: gateway b serves it without a credential (and now remembers the lookup).
+    assert_eq!(anonymous(&b).await.unwrap().status(), 200);
+    let r = client()
+        .delete(a.admin_url(&format!("/v1/assets/{}", alice["id"].as_str().unwrap())))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Only bob's private asset is left: b refuses anonymous requests within a second, well
+    // before its remembered lookup (5 s) would have lapsed.
+    let started = std::time::Instant::now();
+    loop {
+        let status = anonymous(&b).await.unwrap().status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "still {status} on b"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(anonymous(&a).await.unwrap().status(), 401);
+}

@@ -44,6 +44,16 @@ pub enum Message {
     Purge(Selector),
     /// Refuse credentials matching this revocation-list line.
     Revoke(String),
+    /// Forget what the gateway remembers of this key outside the cache tiers (the asset
+    /// store's lookup of a content hash), so the next request asks the source again.
+    Forget(String),
+}
+
+/// What a gateway remembers outside its cache tiers and forgets when the fleet says so
+/// ([`Message::Forget`]); the application hands it in.
+pub trait Forgetful: Send + Sync {
+    /// Drops what is remembered of `key`.
+    fn forget(&self, key: &str);
 }
 
 /// A stream entry id, `ms-seq`.
@@ -140,6 +150,7 @@ impl Feed {
                 serde_json::to_string(selector).map_err(|e| e.to_string())?,
             ),
             Message::Revoke(line) => ("revoke", line.clone()),
+            Message::Forget(key) => ("forget", key.clone()),
         };
         let mut cmd = redis::pipe();
         cmd.atomic();
@@ -169,15 +180,23 @@ pub struct FeedService {
     feed: Arc<Feed>,
     purger: Arc<Purger>,
     revocations: Arc<Revocations>,
+    forgetful: Option<Arc<dyn Forgetful>>,
 }
 
 impl FeedService {
-    /// The service applying `feed`'s messages with `purger` and `revocations`.
-    pub fn new(feed: Arc<Feed>, purger: Arc<Purger>, revocations: Arc<Revocations>) -> Self {
+    /// The service applying `feed`'s messages with `purger` and `revocations`, and
+    /// `forget` messages with `forgetful` when there is one.
+    pub fn new(
+        feed: Arc<Feed>,
+        purger: Arc<Purger>,
+        revocations: Arc<Revocations>,
+        forgetful: Option<Arc<dyn Forgetful>>,
+    ) -> Self {
         FeedService {
             feed,
             purger,
             revocations,
+            forgetful,
         }
     }
 
@@ -263,7 +282,7 @@ impl FeedService {
         }
     }
 
-    /// Applies one message's fields (`from`, then `purge` or `revoke`); this gateway's own
+    /// Applies one message's fields (`from`, then `purge`, `revoke` or `forget`); this gateway's own
     /// messages were applied when they were sent.
     async fn apply(&self, fields: &[String]) {
         let pairs: Vec<(&str, &str)> = fields
@@ -293,6 +312,11 @@ impl FeedService {
                 "revoke" => {
                     if let Err(e) = self.revocations.revoke_line(value) {
                         tracing::warn!(error = %e, "fleet feed: unreadable revocation ignored");
+                    }
+                }
+                "forget" => {
+                    if let Some(f) = &self.forgetful {
+                        f.forget(value);
                     }
                 }
                 _ => {}
