@@ -36,12 +36,12 @@ impl Origin<Route> for VariantBackend {
         let path = crate::backend::keys::origin_path(route, path);
         // The Access stage parsed the same path with the same limits and Accept and answered
         // its refusal (400) before a backend is asked, so a failure here is the gateway's.
-        let spec = media::variants::spec::parse(&path, limits, accept).map_err(|e| {
+        let target = media::variants::spec::parse_target(&path, limits, accept).map_err(|e| {
             tracing::error!(error = %e, "variant refused after the access check passed it");
             OriginError::Internal
         })?;
         Ok(Ask::Variant {
-            path: spec.canonical_path(),
+            path: target.canonical_path(),
             limits: limits_header(limits),
         })
     }

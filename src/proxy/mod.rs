@@ -268,7 +268,8 @@ impl Gateway {
         }
     }
 
-    /// The access check of a variants route: the URL is checked against the route's
+    /// The access check of a variants route (a variant, or `/{hash}/original` where the route
+    /// serves originals): the URL is checked against the route's
     /// allowlists first (400 costs no lookup), then the hash in the asset store (404 when
     /// nothing references it). A public asset needs no credential; otherwise the route's
     /// policy must grant one naming an owner (or an admin token), else 403; a route that
@@ -282,21 +283,21 @@ impl Gateway {
         let route = &m.route.route;
         let limits = route.variants.as_ref().ok_or(GatewayError::Internal)?;
         let accept = accept_of(req);
-        let spec = media::variants::spec::parse(
+        let target = media::variants::spec::parse_target(
             &crate::backend::keys::origin_path(route, &m.path),
             limits,
             accept.as_deref(),
         )?;
         let assets = self.assets.as_ref().ok_or(GatewayError::StoreUnavailable)?;
         let access = assets
-            .access(&spec.hash)
+            .access(target.hash())
             .await?
             .ok_or(GatewayError::NotFound)?;
         let public_route = route.access.is_public();
         let mut established = media::variants::access::VariantAccess {
             public: access.public,
             expires_at: None,
-            negotiated: spec.negotiated,
+            negotiated: target.negotiated(),
         };
         if !access.public {
             if public_route {

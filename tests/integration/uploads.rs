@@ -487,3 +487,80 @@ async fn a_deletion_changes_access_on_every_gateway_within_a_second() {
     }
     assert_eq!(anonymous(&a).await.unwrap().status(), 401);
 }
+
+#[tokio::test]
+async fn originals_are_served_by_hash_with_the_stores_access() {
+    let (state, root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let routes = |originals: bool| {
+        format!(
+            "[[hosts.routes]]\npath = \"/{p}\"\nstrip_prefix = \"/{p}\"\nbackend = \"variants\"\n\
+             access = \"hmac\"\ncache = {{}}\n[hosts.routes.variants]\noriginals = {originals}\n",
+            p = if originals { "o" } else { "v" }
+        )
+    };
+    let extra = format!(
+        "[cache.memory]\nsize = \"16MiB\"\n\n[[auth.hmac.keys]]\nid = \"k1\"\nsecret = {{ file = \"{}\" }}\n\n\
+         [backends.variants]\nkind = \"variants\"\n\n[[hosts]]\nnames = [\"img.test\"]\n{}{}",
+        secret_file("0123456789abcdef0123456789abcdef").display(),
+        routes(true),
+        routes(false)
+    );
+    let gw = upload_gateway(state.path(), &dir_store(root.path()), &extra);
+    ready(&gw).await;
+    let public = png();
+    let mut private = png();
+    private.extend_from_slice(b"-bob's");
+    let (_, _) = put(
+        &gw,
+        "owner=alice&module=m&visibility=public",
+        public.clone(),
+    )
+    .await;
+    let (_, _) = put(
+        &gw,
+        "owner=bob&module=m&visibility=private",
+        private.clone(),
+    )
+    .await;
+    let get = |path: String, auth: Option<String>| {
+        let url = auth.unwrap_or_else(|| gw.url(&path));
+        client().get(url).header("host", "img.test").send()
+    };
+    let public_path = format!("/o/{}/original", hex_sha256(&public));
+    let r = get(public_path.clone(), None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(
+        r.headers()["etag"],
+        format!("\"{}\"", hex_sha256(&public)).as_str()
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), public.as_slice());
+    // A private original: 401 without a credential, 403 for another user, 200 for its owner.
+    let private_path = format!("/o/{}/original", hex_sha256(&private));
+    assert_eq!(get(private_path.clone(), None).await.unwrap().status(), 401);
+    // Signed for the img.test host; sent to the gateway's address with that Host.
+    let signed = |user: &str| {
+        let host_url = format!("http://img.test{private_path}");
+        let url = gw.signed("hmac", &["--user", user, "--ttl", "10m", &host_url]);
+        gw.url(url.trim_start_matches("http://img.test"))
+    };
+    assert_eq!(
+        get(String::new(), Some(signed("carol")))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let r = get(String::new(), Some(signed("bob"))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .starts_with("private"));
+    assert_eq!(r.bytes().await.unwrap().as_ref(), private.as_slice());
+    // A route that serves variants only refuses originals.
+    let r = get(format!("/v/{}/original", hex_sha256(&public)), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}

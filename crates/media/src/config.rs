@@ -40,6 +40,10 @@ pub struct RawRouteVariants {
     pub max_source_pixels: Option<u64>,
     /// Time one variant may take, waiting for a worker included, e.g. `10s` (default 10s).
     pub timeout: Option<String>,
+    /// Serve the original itself at `/{hash}/original`, with the same store-decided access as
+    /// its variants (default false: variants only). Originals larger than `max_source_bytes`
+    /// are refused.
+    pub originals: Option<bool>,
 }
 
 /// `[assets]`: the asset metadata store, where originals live, and the variant workers.
@@ -500,6 +504,7 @@ impl Media<'_, '_> {
                 raw.timeout.as_deref(),
                 defaults.timeout,
             ),
+            originals: raw.originals.unwrap_or(false),
         }
     }
 }

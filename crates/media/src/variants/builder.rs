@@ -12,7 +12,7 @@ use super::metrics::VariantMetrics;
 use super::pipeline;
 use super::pool::WorkerPool;
 use super::sources::Sources;
-use super::spec::{parse_canonical, VariantSpec};
+use super::spec::{parse_canonical_target, Target, VariantSpec};
 use super::VariantError;
 use crate::assets::lookup::AccessCache;
 use crate::assets::originals::OriginalStores;
@@ -139,21 +139,23 @@ impl VariantBuilder {
         let path = percent_encoding::percent_decode_str(req.uri.path())
             .decode_utf8()
             .map_err(|_| VariantError::Grammar)?;
-        let spec = parse_canonical(&path)?;
+        let target = parse_canonical_target(&path)?;
+        let hash = target.hash().to_string();
         let limits =
             parse_limits_header(req.headers.get(LIMITS_HEADER).and_then(|v| v.to_str().ok()));
-        let etag = spec.etag();
-        let access = self.assets.access(&spec.hash).await?;
+        let etag = target.etag();
+        let access = self.assets.access(&hash).await?;
         let blob = access.ok_or(BuildError::NoOriginal)?.blob.clone();
         let mut header = ResponseHeader::build(200, Some(6)).map_err(|_| BuildError::Header)?;
         let _ = header.insert_header(header::ETAG, etag.as_str());
         let _ = header.insert_header(header::CACHE_CONTROL, IMMUTABLE);
-        // Every cached variant of this original carries its tag: deleting it purges them all.
-        let _ = header.insert_header(
-            "surrogate-key",
-            crate::assets::remove::original_tag(&spec.hash),
-        );
-        let _ = header.insert_header(header::CONTENT_TYPE, spec.format.mime());
+        // Every cached answer of this original carries its tag: deleting it purges them all.
+        let _ = header.insert_header("surrogate-key", crate::assets::remove::original_tag(&hash));
+        let content_type = match &target {
+            Target::Variant(spec) => spec.format.mime(),
+            Target::Original { .. } => blob.mime_type.as_str(),
+        };
+        let _ = header.insert_header(header::CONTENT_TYPE, content_type);
         if kit::conditional::none_match(&req.headers, &etag) {
             header.set_status(304).map_err(|_| BuildError::Header)?;
             return Ok(Made {
@@ -163,14 +165,14 @@ impl VariantBuilder {
         }
         limits.check_source_bytes(blob.size_bytes)?;
         let Some(originals) = self.originals.get(&blob.backend).cloned() else {
-            tracing::error!(backend = %blob.backend, hash = %spec.hash, "the original's backend is not a store");
+            tracing::error!(backend = %blob.backend, %hash, "the original's backend is not a store");
             return Err(VariantError::SourceUnavailable.into());
         };
         let max = limits.max_source_bytes;
         let key = blob.storage_key.clone();
         let bytes = self
             .sources
-            .bytes(&spec.hash, || async move {
+            .bytes(&hash, || async move {
                 originals
                     .read_original(&key, max)
                     .await
@@ -185,7 +187,10 @@ impl VariantBuilder {
                     })
             })
             .await?;
-        let body = self.compute(spec, limits.clone(), bytes).await?;
+        let body = match target {
+            Target::Variant(spec) => self.compute(spec, limits.clone(), bytes).await?,
+            Target::Original { .. } => Bytes::copy_from_slice(&bytes),
+        };
         let _ = header.insert_header(header::CONTENT_LENGTH, body.len());
         let body = if req.method == http::Method::HEAD {
             Bytes::new()

@@ -39,6 +39,8 @@ pub struct VariantLimits {
     pub max_source_pixels: u64,
     /// Time one variant may take.
     pub timeout: Duration,
+    /// Whether `/{hash}/original` serves the original itself (with the same access).
+    pub originals: bool,
 }
 
 impl Default for VariantLimits {
@@ -54,6 +56,7 @@ impl Default for VariantLimits {
             max_source_bytes: DEFAULT_MAX_SOURCE_BYTES,
             max_source_pixels: DEFAULT_MAX_SOURCE_PIXELS,
             timeout: DEFAULT_TIMEOUT,
+            originals: false,
         }
     }
 }

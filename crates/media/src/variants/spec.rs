@@ -285,6 +285,83 @@ pub fn parse_canonical(path: &str) -> Result<VariantSpec, VariantError> {
     Ok(s.spec(format))
 }
 
+/// What a path on a variants route asks for: a variant, or the original itself
+/// (`/{hash}/original`, where the route allows it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A variant of the original.
+    Variant(VariantSpec),
+    /// The original's own bytes.
+    Original {
+        /// Its content hash.
+        hash: String,
+    },
+}
+
+impl Target {
+    /// The original's content hash.
+    pub fn hash(&self) -> &str {
+        match self {
+            Target::Variant(spec) => &spec.hash,
+            Target::Original { hash } => hash,
+        }
+    }
+
+    /// Whether the answer depends on `Accept` (`auto`).
+    pub fn negotiated(&self) -> bool {
+        matches!(self, Target::Variant(spec) if spec.negotiated)
+    }
+
+    /// The path the in-process origin is asked for (and the cache key holds).
+    pub fn canonical_path(&self) -> String {
+        match self {
+            Target::Variant(spec) => spec.canonical_path(),
+            Target::Original { hash } => format!("/{hash}/{ORIGINAL}"),
+        }
+    }
+
+    /// The entity tag of the answer: the variant's, or the content hash itself.
+    pub fn etag(&self) -> String {
+        match self {
+            Target::Variant(spec) => spec.etag(),
+            Target::Original { hash } => format!("\"{hash}\""),
+        }
+    }
+}
+
+/// The last segment that names the original itself.
+const ORIGINAL: &str = "original";
+
+/// The hash of an original path (`/{hash}/original`).
+fn original_of(path: &str) -> Option<String> {
+    let rest = path.strip_suffix(ORIGINAL)?.strip_suffix('/')?;
+    let hash = hash_of(rest)?;
+    (rest.trim_start_matches('/') == hash).then(|| hash.to_ascii_lowercase())
+}
+
+/// [`parse`], or the original itself when the route's `limits` allow serving originals.
+pub fn parse_target(
+    path: &str,
+    limits: &VariantLimits,
+    accept: Option<&str>,
+) -> Result<Target, VariantError> {
+    match original_of(path) {
+        Some(_) if !limits.originals => Err(VariantError::NotAllowed(
+            "this route serves variants only, not originals".into(),
+        )),
+        Some(hash) => Ok(Target::Original { hash }),
+        None => parse(path, limits, accept).map(Target::Variant),
+    }
+}
+
+/// [`parse_canonical`], or the original itself (the proxy checked that the route allows it).
+pub fn parse_canonical_target(path: &str) -> Result<Target, VariantError> {
+    match original_of(path) {
+        Some(hash) => Ok(Target::Original { hash }),
+        None => parse_canonical(path).map(Target::Variant),
+    }
+}
+
 /// The content hash a variant path names, without checking the rest (for the access check,
 /// which runs before the path is parsed whole). `None` when the first segment is not a hash.
 pub fn hash_of(path: &str) -> Option<&str> {
@@ -469,5 +546,38 @@ mod tests {
     fn finds_the_hash() {
         assert_eq!(hash_of(&format!("/{HASH}/640x480/80.webp")), Some(HASH));
         assert_eq!(hash_of("/nothash/640x480/80.webp"), None);
+    }
+
+    #[test]
+    fn originals_are_asked_for_by_hash_where_the_route_allows() {
+        let hash = "ab".repeat(32);
+        let path = format!("/{hash}/original");
+        let mut limits = VariantLimits::default();
+        assert!(matches!(
+            parse_target(&path, &limits, None),
+            Err(VariantError::NotAllowed(_))
+        ));
+        limits.originals = true;
+        let target = parse_target(&path, &limits, None).unwrap();
+        assert_eq!(target, Target::Original { hash: hash.clone() });
+        assert_eq!(target.canonical_path(), path);
+        assert_eq!(target.etag(), format!("\"{hash}\""));
+        assert_eq!(parse_canonical_target(&path).unwrap(), target);
+        // Anything else is the variant grammar, as before.
+        for other in [
+            format!("/{hash}/originals"),
+            format!("/{hash}/x/original"),
+            "/zz/original".to_string(),
+        ] {
+            assert!(
+                !matches!(
+                    parse_target(&other, &limits, None),
+                    Ok(Target::Original { .. })
+                ),
+                "{other}"
+            );
+        }
+        let v = parse_target(&format!("/{hash}/640x480/80.webp"), &limits, None).unwrap();
+        assert!(matches!(v, Target::Variant(_)));
     }
 }
