@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use cache::feed::{Feed, Message};
 use cache::purge::{PurgeRequest, Purger, Selector};
 use http::{Response, StatusCode};
+use media::assets::Visibility;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use routing::Router;
@@ -289,10 +290,17 @@ impl AdminApp {
         id: Option<&str>,
     ) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
-        let action = match (&method, id) {
-            (&http::Method::PUT, None) => "upload",
-            (&http::Method::GET, Some(_)) => "get",
-            (&http::Method::DELETE, Some(_)) => "delete",
+        let (id, verb) = match id.map(|i| i.split_once('/')) {
+            Some(Some((id, verb))) => (Some(id), Some(verb)),
+            Some(None) => (id, None),
+            None => (None, None),
+        };
+        let action = match (&method, id, verb) {
+            (&http::Method::PUT, None, None) => "upload",
+            (&http::Method::GET, Some(_), None) => "get",
+            (&http::Method::DELETE, Some(_), None) => "delete",
+            (&http::Method::POST, Some(_), Some("publish")) => "publish",
+            (&http::Method::POST, Some(_), Some("unpublish")) => "unpublish",
             _ => "assets",
         };
         let token_id = match self.authenticated(session, action) {
@@ -306,10 +314,19 @@ impl AdminApp {
             ("upload", _) => api.upload(session).await,
             ("get", Some(id)) => (id.to_string(), api.get(id).await),
             ("delete", Some(id)) => (id.to_string(), self.delete_asset(api, id).await),
+            ("publish", Some(id)) => (
+                id.to_string(),
+                self.publish(api, id, Visibility::Public).await,
+            ),
+            ("unpublish", Some(id)) => (
+                id.to_string(),
+                self.publish(api, id, Visibility::Private).await,
+            ),
             _ => {
-                let (allow, message) = match id {
-                    None => ("PUT", "use PUT with the asset's bytes as the body"),
-                    Some(_) => ("GET, DELETE", "use GET or DELETE on an asset"),
+                let (allow, message) = match (id, verb) {
+                    (None, _) => ("PUT", "use PUT with the asset's bytes as the body"),
+                    (Some(_), None) => ("GET, DELETE", "use GET or DELETE on an asset"),
+                    (Some(_), Some(_)) => ("POST", "use POST on an asset's publish or unpublish"),
                 };
                 let mut r = error_json(StatusCode::METHOD_NOT_ALLOWED, message);
                 r.headers_mut()
@@ -330,6 +347,63 @@ impl AdminApp {
         }
     }
 
+    /// `POST /v1/assets/{id}/publish|unpublish` (see [`media::assets::publish`]); then every
+    /// gateway forgets its lookup of the hash, and the old public URL (from `[resolve]
+    /// public_base`) is purged everywhere.
+    async fn publish(
+        &self,
+        api: &crate::asset_api::AssetApi,
+        id: &str,
+        visibility: Visibility,
+    ) -> Result<serde_json::Value, crate::asset_api::Refusal> {
+        let done = api.set_visibility(id, visibility).await?;
+        let mut answer = serde_json::json!({
+            "before": crate::asset_api::asset_json(&done.before),
+            "after": crate::asset_api::asset_json(&done.after),
+            "released": done.released.as_ref().map(|(b, k)| format!("{b}:{k}")),
+        });
+        self.forget_everywhere(&done.after.blob_hash, &mut answer)
+            .await;
+        let moved = done.before.storage_key != done.after.storage_key
+            || done.before.backend != done.after.backend;
+        let public_base = self.config.resolve.public_base.as_deref();
+        if let (true, Visibility::Public, Some(base)) = (moved, done.before.visibility, public_base)
+        {
+            let url = format!("{}/{}", base.trim_end_matches('/'), done.before.storage_key);
+            let req = PurgeRequest {
+                url: Some(url),
+                prefix: None,
+                tag: None,
+                everything: false,
+            };
+            self.purge_into(&req, &mut answer).await;
+        }
+        Ok(answer)
+    }
+
+    /// Purges `req` as `POST /v1/purge` does, saying what it removed in `answer["purged"]`.
+    async fn purge_into(&self, req: &PurgeRequest, answer: &mut serde_json::Value) {
+        let (_, purged) = self.purge(req).await;
+        answer["purged"] = match purged {
+            Ok(v) | Err(ApiError::Incomplete(v)) => v,
+            Err(e) => serde_json::Value::String(e.message()),
+        };
+    }
+
+    /// Forgets the lookup of `hash` here and, through the fleet feed, on every gateway; a
+    /// feed that cannot be reached is said in `answer`.
+    async fn forget_everywhere(&self, hash: &str, answer: &mut serde_json::Value) {
+        if let Some(assets) = &self.assets {
+            assets.lookups.forget(hash);
+        }
+        if let Some(feed) = &self.control.feed {
+            if let Err(e) = feed.publish(&Message::Forget(hash.to_string())).await {
+                tracing::warn!(error = %e, %hash, "the fleet was not told to forget an asset lookup");
+                answer["fleet"] = serde_json::Value::String(format!("not told: {e}"));
+            }
+        }
+    }
+
     /// `DELETE /v1/assets/{id}`: the rows and released objects (see
     /// [`media::assets::remove`]); then what every gateway remembers of the hash is forgotten
     /// (here at once, elsewhere through the fleet feed), so access follows the store from the
@@ -341,13 +415,7 @@ impl AdminApp {
         id: &str,
     ) -> Result<serde_json::Value, crate::asset_api::Refusal> {
         let (mut answer, hash, blob_removed) = api.delete(id).await?;
-        api.lookups.forget(&hash);
-        if let Some(feed) = &self.control.feed {
-            if let Err(e) = feed.publish(&Message::Forget(hash.clone())).await {
-                tracing::warn!(error = %e, %hash, "the fleet was not told to forget an asset lookup");
-                answer["fleet"] = serde_json::Value::String(format!("not told: {e}"));
-            }
-        }
+        self.forget_everywhere(&hash, &mut answer).await;
         if blob_removed {
             let tag = media::assets::remove::original_tag(&hash);
             let req = PurgeRequest {
@@ -356,12 +424,7 @@ impl AdminApp {
                 tag: Some(tag),
                 everything: false,
             };
-            let (_, purged) = self.purge(&req).await;
-            answer["purged"] = match purged {
-                Ok(v) => v,
-                Err(ApiError::Incomplete(v)) => v,
-                Err(_) => serde_json::Value::Null,
-            };
+            self.purge_into(&req, &mut answer).await;
         }
         Ok(answer)
     }
@@ -627,4 +690,15 @@ enum ApiError {
     Mint(MintError),
     /// Done here but not everywhere (answered 502 with this body).
     Incomplete(serde_json::Value),
+}
+
+impl ApiError {
+    /// What went wrong, as a message.
+    fn message(&self) -> String {
+        match self {
+            ApiError::BadRequest(m) => m.clone(),
+            ApiError::Mint(e) => e.to_string(),
+            ApiError::Incomplete(v) => v.to_string(),
+        }
+    }
 }

@@ -8,6 +8,11 @@
 //!   "size", "type", "backend", "key", "uploaded"}`.
 //! - `GET /v1/assets/{id}`: the asset `{"id", "hash", "owner", "module", "visibility",
 //!   "backend", "key"}`; 404 when there is none.
+//! - `POST /v1/assets/{id}/publish` and `/unpublish`: the visibility becomes `public` or
+//!   `private` in the database at once (every gateway forgets its lookup of the hash), then the
+//!   bytes move to that visibility's placement (copied, verified against the hash, the old
+//!   object removed when nothing else is served from it); with `[resolve] public_base`, the
+//!   old public URL is purged everywhere → `{"before", "after", "released"}`.
 //! - `DELETE /v1/assets/{id}`: the asset's row, and what nothing references any more (its
 //!   object; with the blob's last asset the blob and all its objects, and its cached variants
 //!   everywhere) → `{"deleted", "objects_removed", "blob_removed", "left_behind", "purged"?}`.
@@ -136,8 +141,27 @@ impl AssetApi {
     }
 }
 
+impl AssetApi {
+    /// `POST /v1/assets/{id}/publish` (`public`) and `/unpublish` (`private`): the answer, and
+    /// the asset before and after (for forgetting and purging).
+    pub async fn set_visibility(
+        &self,
+        id: &str,
+        visibility: Visibility,
+    ) -> Result<media::assets::publish::Republished, Refusal> {
+        let to = Destinations {
+            stores: &self.stores,
+            placements: &self.settings.placements,
+        };
+        media::assets::publish::set_visibility(self.store()?, &to, id, visibility)
+            .await
+            .map_err(|e| (502, e.to_string()))?
+            .ok_or((404, format!("no asset \"{id}\"")))
+    }
+}
+
 /// An asset as the API shows it.
-fn asset_json(a: &media::assets::store::Asset) -> serde_json::Value {
+pub fn asset_json(a: &media::assets::store::Asset) -> serde_json::Value {
     serde_json::json!({
         "id": a.id,
         "hash": a.blob_hash,

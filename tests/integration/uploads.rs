@@ -415,9 +415,20 @@ async fn deleting_the_last_asset_removes_object_rows_and_cached_variants() {
         .await
         .unwrap();
     assert_eq!(got.status(), 200);
+    // The object itself is served by the dir route; every worker thread has it open.
+    let object = format!("/{}", bob["key"].as_str().unwrap());
+    let object_url = gw.url(&object);
+    let plain = || client().get(object_url.clone()).send();
+    for _ in 0..20 {
+        assert_eq!(plain().await.unwrap().status(), 200);
+    }
     // Bob's is the last: object, rows and every cached variant go.
     let r = delete(&bob["id"]).await.unwrap();
     assert_eq!(r.status(), 200);
+    // Gone at once on every thread, not after the open-file check interval.
+    for _ in 0..20 {
+        assert_eq!(plain().await.unwrap().status(), 404);
+    }
     let answer: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(answer["blob_removed"], true, "{answer}");
     assert!(files(root.path()).is_empty());
@@ -563,4 +574,81 @@ async fn originals_are_served_by_hash_with_the_stores_access() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn publishing_moves_the_bytes_to_the_public_placement_and_back() {
+    let (state, root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (public_root, private_root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let extra = format!(
+        "[[assets.placements]]\nvisibility = \"private\"\nbackend = \"priv\"\n\
+         key = \"private/{{user}}/{{module}}/{{hash}}.{{ext}}\"\n\
+         [[assets.placements]]\nvisibility = \"public\"\nbackend = \"pub\"\nkey = \"public/{{user}}/{{name}}\"\n\n\
+         [backends.priv]\nkind = \"dir\"\nroot = \"{}\"\n[backends.pub]\nkind = \"dir\"\nroot = \"{}\"\n\n\
+         [resolve]\npublic_base = \"http://cdn.test\"\n\n\
+         [[hosts]]\nnames = [\"cdn.test\"]\n[[hosts.routes]]\npath = \"/public\"\nbackend = \"pub\"\n",
+        private_root.path().display(),
+        public_root.path().display()
+    );
+    let gw = upload_gateway(state.path(), &dir_store(root.path()), &extra);
+    ready(&gw).await;
+    let bytes = png();
+    let hash = hex_sha256(&bytes);
+    let (status, up) = put(
+        &gw,
+        "owner=alice&module=shots&visibility=private&name=My Shot.png",
+        bytes.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{up}");
+    let private_key = format!("private/alice/shots/{hash}.png");
+    assert_eq!(files(private_root.path()), vec![private_key.clone()]);
+    let public_url = "/public/alice/My-Shot.png";
+    let fetch = || {
+        client()
+            .get(gw.url(public_url))
+            .header("host", "cdn.test")
+            .send()
+    };
+    assert_eq!(fetch().await.unwrap().status(), 404);
+    let call = |verb: &str| {
+        client()
+            .post(gw.admin_url(&format!("/v1/assets/{}/{verb}", up["id"].as_str().unwrap())))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    // Publish: served at the public URL, gone from the private placement.
+    let r = call("publish").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(answer["after"]["visibility"], "public", "{answer}");
+    assert_eq!(answer["after"]["key"], "public/alice/My-Shot.png");
+    assert_eq!(answer["released"], format!("priv:{private_key}").as_str());
+    let r = fetch().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    assert!(files(private_root.path()).is_empty());
+    assert_eq!(rows(state.path()), "1 1 1");
+    // Unpublish: back in the private placement, the public URL answers 404 at once.
+    let r = call("unpublish").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(fetch().await.unwrap().status(), 404);
+    assert_eq!(files(private_root.path()), vec![private_key]);
+    assert!(files(public_root.path()).is_empty());
+    assert_eq!(rows(state.path()), "1 1 1");
+    // The wrong method, and an asset that does not exist.
+    let r = client()
+        .get(gw.admin_url("/v1/assets/x/publish"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let r = client()
+        .post(gw.admin_url("/v1/assets/nope/publish"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }

@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -58,6 +58,10 @@ struct OpenFile {
     last_modified: HeaderValue,
     content_type: HeaderValue,
     checked: Instant,
+    /// The backend's [`DirBackend::changes`] when it was opened: a change the gateway made
+    /// itself (an upload, move or delete) invalidates it at once, not after
+    /// [`OPEN_FILE_VALID`].
+    generation: u64,
 }
 
 /// Open files of one worker thread: backend id, then key.
@@ -81,6 +85,9 @@ pub struct DirBackend {
     openat2: AtomicBool,
     /// This backend's slot in the per-thread open-file cache.
     id: usize,
+    /// Counts the changes the gateway made to the files (writes, moves, deletes): open files
+    /// from before a change are checked again before they are served.
+    changes: Arc<AtomicU64>,
 }
 
 /// A file answer: the header, and the body to stream (none for HEAD, 304 and empty bodies).
@@ -142,6 +149,7 @@ impl DirBackend {
             root,
             openat2: AtomicBool::new(true),
             id: NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed),
+            changes: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -290,10 +298,22 @@ impl DirBackend {
         }
         let temp = super::upload::temp_beside(&path);
         std::fs::write(&temp, bytes).map_err(failed)?;
-        std::fs::rename(&temp, &path).map_err(|e| {
+        let renamed = std::fs::rename(&temp, &path).map_err(|e| {
             let _ = std::fs::remove_file(&temp);
             failed(e)
-        })
+        });
+        self.changed();
+        renamed
+    }
+
+    /// Notes a change the gateway made to the files (see [`OpenFile::generation`]).
+    pub(crate) fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// The change counter, for an upload that finishes later.
+    pub(crate) fn change_counter(&self) -> Arc<AtomicU64> {
+        self.changes.clone()
     }
 
     /// The open file for `key` from this thread's cache, opened (or checked again once
@@ -304,12 +324,17 @@ impl DirBackend {
                 .get(&self.id)
                 .and_then(|files| files.get(key).cloned())
         });
+        let generation = self.changes.load(Ordering::Acquire);
         if let Some(open) = &cached {
-            if open.checked.elapsed() < OPEN_FILE_VALID {
+            if open.checked.elapsed() < OPEN_FILE_VALID && open.generation == generation {
                 return Ok(open.clone());
             }
         }
-        let fresh = match (self.open(key).and_then(|f| prepare(f, key)), cached) {
+        let opened = self.open(key).and_then(|f| prepare(f, key)).map(|mut f| {
+            f.generation = generation;
+            f
+        });
+        let fresh = match (opened, cached) {
             // Unchanged: keep the descriptor in use; the new one closes here.
             (Ok(new), Some(old)) if new.same_file_as(&old) => Arc::new(OpenFile {
                 file: old.file.clone(),
@@ -394,6 +419,7 @@ fn prepare(file: File, key: &str) -> Result<OpenFile, OriginError> {
             .map_err(|_| OriginError::Internal)?,
         file: Arc::new(file),
         checked: Instant::now(),
+        generation: 0,
     })
 }
 
@@ -501,6 +527,13 @@ impl OriginalStore for DirBackend {
         _content_type: &str,
     ) -> Result<Box<dyn crate::upload::OriginalUpload>, OriginalError> {
         Ok(Box::new(DirBackend::begin_upload(self, key).await?))
+    }
+
+    async fn open_original(
+        &self,
+        key: &str,
+    ) -> Result<Box<dyn crate::upload::OriginalReader>, OriginalError> {
+        Ok(Box::new(DirBackend::open_original(self, key).await?))
     }
 
     async fn move_original(&self, from: &str, to: &str) -> Result<(), OriginalError> {

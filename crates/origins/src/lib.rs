@@ -296,6 +296,13 @@ impl<R: ?Sized> OriginalStore for Backend<R> {
         self.store()?.begin_upload(key, content_type).await
     }
 
+    async fn open_original(
+        &self,
+        key: &str,
+    ) -> Result<Box<dyn upload::OriginalReader>, OriginalError> {
+        self.store()?.open_original(key).await
+    }
+
     async fn move_original(&self, from: &str, to: &str) -> Result<(), OriginalError> {
         self.store()?.move_original(from, to).await
     }

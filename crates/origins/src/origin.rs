@@ -192,6 +192,12 @@ pub trait OriginalStore: Send + Sync {
         content_type: &str,
     ) -> Result<Box<dyn crate::upload::OriginalUpload>, OriginalError>;
 
+    /// Opens the original at `key` for reading piece by piece.
+    async fn open_original(
+        &self,
+        key: &str,
+    ) -> Result<Box<dyn crate::upload::OriginalReader>, OriginalError>;
+
     /// Moves the original at `from` to `to`, replacing what is there.
     async fn move_original(&self, from: &str, to: &str) -> Result<(), OriginalError>;
 

@@ -772,6 +772,13 @@ impl OriginalStore for Arc<S3Backend> {
         ))
     }
 
+    async fn open_original(
+        &self,
+        key: &str,
+    ) -> Result<Box<dyn crate::upload::OriginalReader>, OriginalError> {
+        Ok(Box::new(S3Backend::open_original(self, key).await?))
+    }
+
     async fn move_original(&self, from: &str, to: &str) -> Result<(), OriginalError> {
         S3Backend::move_original(self, from, to).await
     }

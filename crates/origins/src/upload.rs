@@ -19,12 +19,53 @@ pub trait OriginalUpload: Send {
     async fn finish(self: Box<Self>) -> Result<u64, OriginalError>;
 }
 
+/// An original read piece by piece (copies between placements): never whole in memory.
+#[async_trait]
+pub trait OriginalReader: Send {
+    /// The next piece; `None` at the end.
+    async fn next_piece(&mut self) -> Result<Option<bytes::Bytes>, OriginalError>;
+}
+
+/// A file read in 256 KiB pieces.
+pub struct DirReader(tokio::fs::File);
+
+#[async_trait]
+impl OriginalReader for DirReader {
+    async fn next_piece(&mut self) -> Result<Option<bytes::Bytes>, OriginalError> {
+        use tokio::io::AsyncReadExt;
+        let mut piece = bytes::BytesMut::zeroed(256 * 1024);
+        let n = self
+            .0
+            .read(&mut piece)
+            .await
+            .map_err(|e| OriginalError::Failed(e.to_string()))?;
+        piece.truncate(n);
+        Ok((n > 0).then(|| piece.freeze()))
+    }
+}
+
+/// An object's body as the bucket sends it.
+pub struct S3Reader(aws_sdk_s3::primitives::ByteStream);
+
+#[async_trait]
+impl OriginalReader for S3Reader {
+    async fn next_piece(&mut self) -> Result<Option<bytes::Bytes>, OriginalError> {
+        self.0
+            .next()
+            .await
+            .transpose()
+            .map_err(|e| OriginalError::Failed(e.to_string()))
+    }
+}
+
 /// A file written beside its final path and renamed into place at the end.
 pub struct DirUpload {
     temp: PathBuf,
     path: PathBuf,
     file: Option<tokio::fs::File>,
     written: u64,
+    /// The backend's change counter, moved on when the file appears.
+    changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DirBackend {
@@ -47,7 +88,18 @@ impl DirBackend {
             path,
             file: Some(file),
             written: 0,
+            changes: self.change_counter(),
         })
+    }
+
+    /// Opens the file `key` for reading piece by piece.
+    pub async fn open_original(&self, key: &str) -> Result<DirReader, OriginalError> {
+        let path = self.original_path(key)?;
+        match tokio::fs::File::open(&path).await {
+            Ok(f) => Ok(DirReader(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(OriginalError::Missing),
+            Err(e) => Err(OriginalError::Failed(format!("{}: {e}", path.display()))),
+        }
     }
 
     /// Renames the file `from` to `to` (both relative to `key_prefix`), replacing `to`.
@@ -66,7 +118,9 @@ impl DirBackend {
     /// Removes the file `key`; one already gone is no error.
     pub async fn delete_original(&self, key: &str) -> Result<(), OriginalError> {
         let path = self.original_path(key)?;
-        match tokio::fs::remove_file(&path).await {
+        let removed = tokio::fs::remove_file(&path).await;
+        self.changed();
+        match removed {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(OriginalError::Failed(format!("{}: {e}", path.display())))
             }
@@ -107,8 +161,10 @@ impl OriginalUpload for DirUpload {
         tokio::fs::rename(&self.temp, &self.path)
             .await
             .map_err(|e| failed(e, &self.path))?;
-        // Renamed: nothing to clean up.
+        // Renamed: nothing to clean up, and open copies of the old file are stale.
         self.temp = PathBuf::new();
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(self.written)
     }
 }
@@ -134,6 +190,23 @@ impl S3Backend {
             content_type: Some(content_type.to_string()),
         };
         S3Upload(kit::s3::Upload::new(target, None))
+    }
+
+    /// Opens the object `key` for reading as the bucket sends it.
+    pub async fn open_original(&self, key: &str) -> Result<S3Reader, OriginalError> {
+        let out = self
+            .sdk_client()
+            .await
+            .get_object()
+            .bucket(self.bucket())
+            .key(self.key_in_prefix(key))
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_no_such_key() => OriginalError::Missing,
+                _ => OriginalError::Failed(aws_sdk_s3::error::DisplayErrorContext(e).to_string()),
+            })?;
+        Ok(S3Reader(out.body))
     }
 
     /// Copies the object `from` to `to` inside the bucket (server side), then deletes `from`.

@@ -174,7 +174,7 @@ pub async fn add(
             .await
             .map_err(|e| StoreError::Ingest(format!("{name}: upload failed: {e}")))?;
     }
-    let (blob, asset) = record(store, blob, who).await?;
+    let (blob, asset) = record(store, blob, who, name).await?;
     Ok(Added {
         hash,
         uploaded,
@@ -185,7 +185,7 @@ pub async fn add(
 
 impl Destinations<'_> {
     /// The backend and key of `who`'s asset with these bytes, as its placement says.
-    fn place(
+    pub(super) fn place(
         &self,
         who: &Ownership,
         hash: &str,
@@ -209,7 +209,7 @@ impl Destinations<'_> {
     }
 
     /// The store named `backend`.
-    fn store(&self, backend: &str) -> Result<&Arc<dyn OriginalStore>, StoreError> {
+    pub(super) fn store(&self, backend: &str) -> Result<&Arc<dyn OriginalStore>, StoreError> {
         self.stores.get(backend).ok_or_else(|| {
             StoreError::Ingest(format!(
                 "the placement's backend \"{backend}\" is not a store"
@@ -225,7 +225,9 @@ async fn record(
     store: &AssetStore,
     blob: Blob,
     who: &Ownership,
+    name: &str,
 ) -> Result<(Blob, Asset), StoreError> {
+    let name = super::placement::sanitised_name(name);
     let (backend, key, hash) = (
         blob.backend.clone(),
         blob.storage_key.clone(),
@@ -242,6 +244,7 @@ async fn record(
             visibility: who.visibility,
             backend: &backend,
             storage_key: &key,
+            name: &name,
         })
         .await?;
     Ok((blob, asset))
@@ -430,7 +433,7 @@ async fn place_staged(
         target.delete_original(staging).await.map_err(failed)?;
     }
     blob.storage_key = key.clone();
-    match record(store, blob, who).await {
+    match record(store, blob, who, name).await {
         Ok((blob, asset)) => Ok(Added {
             hash,
             uploaded,

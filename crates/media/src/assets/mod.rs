@@ -11,6 +11,7 @@
 //! - [`originals`]: the backends placements write to and variants read from, by name.
 //! - [`ingest`]: hashing files, writing them where their placement says, and recording blob,
 //!   object and asset (`assetgate assets add`, and the quick start's sample images at start).
+//! - [`publish`]: changing an asset's visibility, and moving its bytes to the new placement.
 //! - [`remove`]: deleting an asset, and the object and blob nothing references any more.
 //! - [`service::StoreService`]: connects and migrates in the background (the server's build is
 //!   synchronous); `/readyz` answers ready only once the store is up.
@@ -20,6 +21,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod originals;
 pub mod placement;
+pub mod publish;
 pub mod remove;
 pub mod service;
 pub mod store;

@@ -47,6 +47,8 @@ pub struct Asset {
     pub backend: String,
     /// That object's key.
     pub storage_key: String,
+    /// The file name it was uploaded with, sanitised (`""` for assets from before names).
+    pub name: String,
 }
 
 /// Where an object's key stands before an upload to it.
@@ -86,6 +88,8 @@ pub struct NewAsset<'a> {
     pub backend: &'a str,
     /// Its object's key.
     pub storage_key: &'a str,
+    /// The file name it was uploaded with, sanitised.
+    pub name: &'a str,
 }
 
 /// What the request path needs to know about a content hash.
@@ -215,11 +219,12 @@ impl AssetStore {
         let now = i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO assets (id, blob_hash, owner, module, visibility, state, backend, \
-             storage_key, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $8) \
+             storage_key, name, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9, $9) \
              ON CONFLICT (blob_hash, owner, module) DO UPDATE SET \
              visibility = excluded.visibility, state = 'active', backend = excluded.backend, \
-             storage_key = excluded.storage_key, updated_at = excluded.updated_at",
+             storage_key = excluded.storage_key, name = excluded.name, \
+             updated_at = excluded.updated_at",
         )
         .bind(kit::ids::random_hex128())
         .bind(new.hash)
@@ -228,6 +233,7 @@ impl AssetStore {
         .bind(new.visibility.name())
         .bind(new.backend)
         .bind(new.storage_key)
+        .bind(new.name)
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -295,13 +301,81 @@ impl AssetStore {
 
     /// The active asset with this id.
     pub async fn asset(&self, id: &str) -> Result<Option<Asset>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1 AND state = 'active'"
-        )))
+        asset_by_id(&self.pool, id, true).await
+    }
+
+    /// Sets the visibility of the asset `id`; returns whether there is one.
+    pub async fn set_visibility(
+        &self,
+        id: &str,
+        visibility: Visibility,
+    ) -> Result<bool, StoreError> {
+        let now = i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX);
+        let done = sqlx::query(
+            "UPDATE assets SET visibility = $1, updated_at = $2 WHERE id = $3 AND state = 'active'",
+        )
+        .bind(visibility.name())
+        .bind(now)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .execute(&self.pool)
         .await?;
-        row.as_ref().map(asset).transpose()
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Serves the asset `id` from the object at `key` in `backend` from now on; when nothing
+    /// references its old object any more, that object's row goes (and a blob that read its
+    /// variants from it reads them from the new one). Returns the old object when it was
+    /// released, for its bytes to be removed.
+    pub async fn move_asset(
+        &self,
+        id: &str,
+        backend: &str,
+        key: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(old) = asset_by_id(&mut *tx, id, false).await? else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE assets SET backend = $1, storage_key = $2 WHERE id = $3")
+            .bind(backend)
+            .bind(key)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let users: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM assets WHERE blob_hash = $1 AND backend = $2 AND storage_key = $3",
+        )
+        .bind(&old.blob_hash)
+        .bind(&old.backend)
+        .bind(&old.storage_key)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let released =
+            users == 0 && (old.backend.as_str(), old.storage_key.as_str()) != (backend, key);
+        if released {
+            sqlx::query(
+                "DELETE FROM objects WHERE backend = $1 AND storage_key = $2 AND blob_hash = $3",
+            )
+            .bind(&old.backend)
+            .bind(&old.storage_key)
+            .bind(&old.blob_hash)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE blobs SET backend = $1, storage_key = $2 \
+                 WHERE content_hash = $3 AND backend = $4 AND storage_key = $5",
+            )
+            .bind(backend)
+            .bind(key)
+            .bind(&old.blob_hash)
+            .bind(&old.backend)
+            .bind(&old.storage_key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(released.then_some((old.backend, old.storage_key)))
     }
 
     /// Deletes the asset `id` in one transaction, and with it what nothing references any
@@ -311,16 +385,9 @@ impl AssetStore {
     /// is no such asset.
     pub async fn delete_asset(&self, id: &str) -> Result<Option<Deleted>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
+        let Some(asset) = asset_by_id(&mut *tx, id, false).await? else {
             return Ok(None);
         };
-        let asset = asset(&row)?;
         sqlx::query("DELETE FROM assets WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -415,8 +482,28 @@ fn blob(row: &AnyRow) -> Result<Blob, StoreError> {
     })
 }
 
+/// The asset `id` (only an active one with `active_only`), through `db`: the pool or a
+/// transaction.
+async fn asset_by_id<'e, E>(db: E, id: &str, active_only: bool) -> Result<Option<Asset>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let state = if active_only {
+        " AND state = 'active'"
+    } else {
+        ""
+    };
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1{state}"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(asset).transpose()
+}
+
 /// The columns [`asset`] reads (a constant: the only text formatted into a statement).
-const ASSET_COLUMNS: &str = "id, blob_hash, owner, module, visibility, backend, storage_key";
+const ASSET_COLUMNS: &str = "id, blob_hash, owner, module, visibility, backend, storage_key, name";
 
 fn asset(row: &AnyRow) -> Result<Asset, StoreError> {
     let visibility: String = row.try_get("visibility")?;
@@ -427,6 +514,7 @@ fn asset(row: &AnyRow) -> Result<Asset, StoreError> {
         module: row.try_get("module")?,
         backend: row.try_get("backend")?,
         storage_key: row.try_get("storage_key")?,
+        name: row.try_get("name")?,
         visibility: Visibility::parse(&visibility).ok_or_else(|| {
             StoreError::Ingest(format!("unknown visibility \"{visibility}\" in the store"))
         })?,
@@ -479,6 +567,7 @@ mod tests {
             visibility,
             backend: "",
             storage_key: "k",
+            name: "x.png",
         }
     }
 
