@@ -13,6 +13,7 @@ mod cache_safety;
 mod cli;
 mod dir;
 mod http_origin;
+mod jobs;
 mod limits;
 mod metrics;
 mod object_tier;

@@ -11,12 +11,15 @@
 //! - [`originals`]: the backends placements write to and variants read from, by name.
 //! - [`ingest`]: hashing files, writing them where their placement says, and recording blob,
 //!   object and asset (`assetgate assets add`, and the quick start's sample images at start).
+//! - [`jobs`]: durable jobs in the database (queued, claimed under a lease, retried with
+//!   backoff), for what must happen even if the gateway that asked stops.
 //! - [`publish`]: changing an asset's visibility, and moving its bytes to the new placement.
 //! - [`remove`]: deleting an asset, and the object and blob nothing references any more.
 //! - [`service::StoreService`]: connects and migrates in the background (the server's build is
 //!   synchronous); `/readyz` answers ready only once the store is up.
 
 pub mod ingest;
+pub mod jobs;
 pub mod lookup;
 pub mod metrics;
 pub mod originals;

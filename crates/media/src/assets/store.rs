@@ -123,6 +123,8 @@ pub fn redacted(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct AssetStore {
     pool: AnyPool,
+    /// The database is PostgreSQL (else SQLite): the few statements that differ ask.
+    postgres: bool,
 }
 
 impl AssetStore {
@@ -137,7 +139,18 @@ impl AssetStore {
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(AssetStore { pool })
+        let postgres = url.starts_with("postgres");
+        Ok(AssetStore { pool, postgres })
+    }
+
+    /// The pool, for the other parts of the store (jobs).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Whether the database is PostgreSQL.
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.postgres
     }
 
     /// Closes the pool.
