@@ -347,9 +347,9 @@ impl AdminApp {
         }
     }
 
-    /// `POST /v1/assets/{id}/publish|unpublish` (see [`media::assets::publish`]); then every
-    /// gateway forgets its lookup of the hash, and the old public URL (from `[resolve]
-    /// public_base`) is purged everywhere.
+    /// `POST /v1/assets/{id}/publish|unpublish` (see [`media::assets::publish`]): the switch,
+    /// and the queued move; then every gateway forgets its lookup of the hash, and an
+    /// unpublished asset's public URL (from `[resolve] public_base`) is purged everywhere.
     async fn publish(
         &self,
         api: &crate::asset_api::AssetApi,
@@ -360,15 +360,15 @@ impl AdminApp {
         let mut answer = serde_json::json!({
             "before": crate::asset_api::asset_json(&done.before),
             "after": crate::asset_api::asset_json(&done.after),
-            "released": done.released.as_ref().map(|(b, k)| format!("{b}:{k}")),
+            "job": done.job,
         });
         self.forget_everywhere(&done.after.blob_hash, &mut answer)
             .await;
-        let moved = done.before.storage_key != done.after.storage_key
-            || done.before.backend != done.after.backend;
+        // A public object is no longer public at its URL: purged now, before its move.
+        let unpublished =
+            done.before.visibility == Visibility::Public && visibility != Visibility::Public;
         let public_base = self.config.resolve.public_base.as_deref();
-        if let (true, Visibility::Public, Some(base)) = (moved, done.before.visibility, public_base)
-        {
+        if let (true, Some(base)) = (unpublished, public_base) {
             let url = format!("{}/{}", base.trim_end_matches('/'), done.before.storage_key);
             let req = PurgeRequest {
                 url: Some(url),
@@ -379,6 +379,39 @@ impl AdminApp {
             self.purge_into(&req, &mut answer).await;
         }
         Ok(answer)
+    }
+
+    /// `GET /v1/jobs[?state=S]` and `GET /v1/jobs/{id}`: the asset store's durable jobs.
+    async fn jobs_call(&self, session: &mut ServerSession, id: Option<&str>) -> Response<Vec<u8>> {
+        let token_id = match self.authenticated(session, "jobs") {
+            Ok(id) => id,
+            Err(r) => return *r,
+        };
+        let Some(api) = &self.assets else {
+            return error_json(StatusCode::NOT_FOUND, "no [assets] store is configured");
+        };
+        if session.req_header().method != http::Method::GET {
+            let mut r = error_json(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+            r.headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static("GET"));
+            return r;
+        }
+        let query = session.req_header().uri.query().map(str::to_string);
+        let state = kit::params::find(query.as_deref(), &["state"])
+            .ok()
+            .and_then(|[s]| s.map(str::to_string));
+        let target = id.unwrap_or("-").to_string();
+        match api.jobs(id, state.as_deref()).await {
+            Ok(value) => {
+                self.audit(session, &token_id, "jobs", &target, "ok");
+                json(StatusCode::OK, value)
+            }
+            Err((status, message)) => {
+                self.audit(session, &token_id, "jobs", &target, "error");
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                error_json(status, &message)
+            }
+        }
     }
 
     /// Purges `req` as `POST /v1/purge` does, saying what it removed in `answer["purged"]`.
@@ -637,6 +670,11 @@ impl ServeHttp for AdminApp {
             return match action {
                 "sign" | "resolve" | "purge" | "revoke" => self.api(session, action).await,
                 "assets" => self.assets_call(session, None).await,
+                "jobs" => self.jobs_call(session, None).await,
+                a if a.starts_with("jobs/") => {
+                    let id = a["jobs/".len()..].to_string();
+                    self.jobs_call(session, Some(&id)).await
+                }
                 a if a.starts_with("assets/") => {
                     let id = a["assets/".len()..].to_string();
                     self.assets_call(session, Some(&id)).await

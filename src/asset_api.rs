@@ -33,6 +33,8 @@ pub struct AssetApi {
     pub stores: OriginalStores,
     /// `[assets]`: placements and upload limits.
     pub settings: AssetSettings,
+    /// Wakes this gateway's job runner when a call queued a job.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// The request body, piece by piece as the client sends it.
@@ -126,10 +128,10 @@ impl AssetApi {
             .ok_or((404, format!("no asset \"{id}\"")))?;
         let d = &removed.deleted;
         let objects: Vec<String> = d.objects.iter().map(|(b, k)| format!("{b}:{k}")).collect();
-        let left: Vec<String> = removed
+        let left: Vec<serde_json::Value> = removed
             .left_behind
             .iter()
-            .map(|(b, k, e)| format!("{b}:{k}: {e}"))
+            .map(|l| serde_json::json!({"object": format!("{}:{}", l.backend, l.key), "error": l.error, "job": l.job}))
             .collect();
         let answer = serde_json::json!({
             "deleted": asset_json(&d.asset),
@@ -149,14 +151,50 @@ impl AssetApi {
         id: &str,
         visibility: Visibility,
     ) -> Result<media::assets::publish::Republished, Refusal> {
-        let to = Destinations {
-            stores: &self.stores,
-            placements: &self.settings.placements,
-        };
-        media::assets::publish::set_visibility(self.store()?, &to, id, visibility)
+        let done = media::assets::publish::set_visibility(self.store()?, id, visibility)
             .await
             .map_err(|e| (502, e.to_string()))?
-            .ok_or((404, format!("no asset \"{id}\"")))
+            .ok_or((404, format!("no asset \"{id}\"")))?;
+        self.wake.notify_one();
+        Ok(done)
+    }
+
+    /// `GET /v1/jobs/{id}` and `GET /v1/jobs?state=S`.
+    pub async fn jobs(
+        &self,
+        id: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<serde_json::Value, Refusal> {
+        let store = self.store()?;
+        let as_json = |j: &media::assets::jobs::Job| {
+            serde_json::json!({"id": j.id, "kind": j.kind, "payload": j.payload, "state": j.state,
+                               "attempts": j.attempts, "last_error": j.last_error})
+        };
+        match id {
+            Some(id) => store
+                .job(id)
+                .await
+                .map_err(|e| (502, e.to_string()))?
+                .map(|j| as_json(&j))
+                .ok_or((404, format!("no job \"{id}\""))),
+            None => {
+                if let Some(s) = state.filter(|s| !media::assets::jobs::STATES.contains(s)) {
+                    return Err((
+                        400,
+                        format!("\"{s}\" is not a job state; use queued, running, done or failed"),
+                    ));
+                }
+                let jobs = store
+                    .jobs(state, 100)
+                    .await
+                    .map_err(|e| (502, e.to_string()))?;
+                let counts = store.job_counts().await.map_err(|e| (502, e.to_string()))?;
+                Ok(serde_json::json!({
+                    "jobs": jobs.iter().map(as_json).collect::<Vec<_>>(),
+                    "counts": counts.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+                }))
+            }
+        }
     }
 }
 

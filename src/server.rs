@@ -107,7 +107,15 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             metrics.assets.clone(),
         ))
     });
-    let builder = add_asset_store(&mut server, config, &backends, assets.as_ref(), &metrics)?;
+    let wake_jobs = Arc::new(tokio::sync::Notify::new());
+    let builder = add_asset_store(
+        &mut server,
+        config,
+        &backends,
+        assets.as_ref(),
+        &metrics,
+        &wake_jobs,
+    )?;
     let gateway = Gateway::new(
         config,
         &backends,
@@ -141,6 +149,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
                 stores: crate::backend::original_stores(settings, &backends)
                     .map_err(StartError::Backend)?,
                 settings: settings.clone(),
+                wake: wake_jobs.clone(),
             }),
             _ => None,
         };
@@ -227,14 +236,15 @@ impl EntryBucket for CacheBucket {
     }
 }
 
-/// With `[assets]`: the asset store's start-up (connect, migrate, register originals) as a
-/// background service, and the variant builder reading its originals.
+/// With `[assets]`: the asset store's start-up (connect, migrate, register originals) and its
+/// job runner as background services, and the variant builder reading its originals.
 fn add_asset_store(
     server: &mut Server,
     config: &Config,
     backends: &Backends,
     lookups: Option<&Arc<AccessCache>>,
     metrics: &crate::metrics::Metrics,
+    wake_jobs: &Arc<tokio::sync::Notify>,
 ) -> Result<Option<Arc<VariantBuilder>>, StartError> {
     let (Some(settings), Some(lookups)) = (&config.assets, lookups) else {
         return Ok(None);
@@ -256,9 +266,19 @@ fn add_asset_store(
         StoreService::new(
             settings.database.expose().to_string(),
             lookups.clone(),
-            originals,
+            originals.clone(),
             settings.placements.clone(),
             settings.register.clone(),
+        ),
+    ));
+    server.add_service(background_service(
+        "asset jobs",
+        media::assets::runner::JobRunner::new(
+            lookups.clone(),
+            originals,
+            settings.placements.clone(),
+            wake_jobs.clone(),
+            metrics.assets.clone(),
         ),
     ));
     Ok(Some(builder))

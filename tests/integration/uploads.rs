@@ -86,6 +86,21 @@ async fn at_once(gw: &Gateway, query: &str, bytes: &[u8], n: usize) -> Vec<serde
     ids
 }
 
+/// Waits (at most 5 s) until the job `id` is done; returns it.
+async fn finished(gw: &Gateway, id: &serde_json::Value) -> serde_json::Value {
+    let url = gw.admin_url(&format!("/v1/jobs/{}", id.as_str().expect("a job id")));
+    for _ in 0..100 {
+        let r = client().get(&url).bearer_auth(TOKEN).send().await.unwrap();
+        let job: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        if job["state"] == "done" {
+            return job;
+        }
+        assert_ne!(job["state"], "failed", "{job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} never finished");
+}
+
 /// Rows of `blobs`, `objects` and `assets` in the SQLite store.
 fn rows(state: &Path) -> String {
     let out = Command::new("python3")
@@ -622,8 +637,21 @@ async fn publishing_moves_the_bytes_to_the_public_placement_and_back() {
     assert_eq!(r.status(), 200);
     let answer: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(answer["after"]["visibility"], "public", "{answer}");
-    assert_eq!(answer["after"]["key"], "public/alice/My-Shot.png");
-    assert_eq!(answer["released"], format!("priv:{private_key}").as_str());
+    // The switch is at once; the bytes move in a durable job.
+    let job = finished(&gw, &answer["job"]).await;
+    assert_eq!(
+        (job["kind"].as_str(), job["attempts"].as_u64()),
+        (Some("move"), Some(1))
+    );
+    let got = client()
+        .get(gw.admin_url(&format!("/v1/assets/{}", up["id"].as_str().unwrap())))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let got: serde_json::Value = serde_json::from_str(&got.text().await.unwrap()).unwrap();
+    assert_eq!(got["key"], "public/alice/My-Shot.png");
+    assert_eq!(got["backend"], "pub");
     let r = fetch().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
@@ -632,6 +660,8 @@ async fn publishing_moves_the_bytes_to_the_public_placement_and_back() {
     // Unpublish: back in the private placement, the public URL answers 404 at once.
     let r = call("unpublish").await.unwrap();
     assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    finished(&gw, &answer["job"]).await;
     assert_eq!(fetch().await.unwrap().status(), 404);
     assert_eq!(files(private_root.path()), vec![private_key]);
     assert!(files(public_root.path()).is_empty());
@@ -651,4 +681,16 @@ async fn publishing_moves_the_bytes_to_the_public_placement_and_back() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    // The jobs list: both moves done; the metrics count them.
+    let admin_get = |path: &str| client().get(gw.admin_url(path)).bearer_auth(TOKEN).send();
+    let r = admin_get("/v1/jobs?state=done").await.unwrap();
+    let list: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(
+        admin_get("/v1/jobs?state=bogus").await.unwrap().status(),
+        400
+    );
+    let metrics = admin_get("/metrics").await.unwrap().text().await.unwrap();
+    let runs = "assetgate_asset_job_runs_total{kind=\"move\",result=\"done\"} 2";
+    assert!(metrics.contains(runs), "{metrics}");
 }

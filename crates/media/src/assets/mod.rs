@@ -13,6 +13,7 @@
 //!   object and asset (`assetgate assets add`, and the quick start's sample images at start).
 //! - [`jobs`]: durable jobs in the database (queued, claimed under a lease, retried with
 //!   backoff), for what must happen even if the gateway that asked stops.
+//! - [`runner::JobRunner`]: the background service that runs those jobs.
 //! - [`publish`]: changing an asset's visibility, and moving its bytes to the new placement.
 //! - [`remove`]: deleting an asset, and the object and blob nothing references any more.
 //! - [`service::StoreService`]: connects and migrates in the background (the server's build is
@@ -26,6 +27,7 @@ pub mod originals;
 pub mod placement;
 pub mod publish;
 pub mod remove;
+pub mod runner;
 pub mod service;
 pub mod store;
 

@@ -1,8 +1,8 @@
 //! Publishing and unpublishing: an asset's visibility changes in the database at once (serving
-//! follows it from the next request), then its bytes move to the placement of the new
-//! visibility: copied and verified against the content hash, recorded, and the old object
-//! removed when nothing else is served from it. A failure after the switch leaves the asset
-//! served from its old object, which is still whole.
+//! follows it from the next request), then a durable `move` job moves its bytes to the
+//! placement of the new visibility: copied and verified against the content hash, recorded,
+//! and the old object removed when nothing else is served from it. Until the job has run (or
+//! while it is retried), the asset is served from its old object, which is still whole.
 
 use super::ingest::{Destinations, Ownership};
 use super::store::{Asset, AssetStore, ObjectSlot};
@@ -15,80 +15,93 @@ use sha2::{Digest, Sha256};
 pub struct Republished {
     /// The asset before the change.
     pub before: Asset,
-    /// The asset now.
+    /// The asset now (the new visibility; its bytes move in the job).
     pub after: Asset,
-    /// The object released by the move (its bytes were removed), if any.
-    pub released: Option<(String, String)>,
+    /// The durable job moving its bytes to the new placement.
+    pub job: String,
 }
 
-/// Gives the asset `id` `visibility` and moves its bytes to that visibility's placement;
-/// `None` when there is no such asset.
+/// Gives the asset `id` `visibility` at once and queues the job that moves its bytes to that
+/// visibility's placement; `None` when there is no such asset.
 pub async fn set_visibility(
     store: &AssetStore,
-    to: &Destinations<'_>,
     id: &str,
     visibility: Visibility,
 ) -> Result<Option<Republished>, StoreError> {
     let Some(before) = store.asset(id).await? else {
         return Ok(None);
     };
-    let hash = before.blob_hash.clone();
+    store.set_visibility(id, visibility).await?;
+    let payload = serde_json::json!({ "asset": id }).to_string();
+    let job = store
+        .enqueue(
+            super::runner::MOVE,
+            &payload,
+            &super::jobs::Retry::default(),
+        )
+        .await?;
+    let after = store
+        .asset(id)
+        .await?
+        .ok_or_else(|| StoreError::Ingest(format!("asset {id} vanished")))?;
+    Ok(Some(Republished { before, after, job }))
+}
+
+/// Moves the asset `id`'s bytes to the placement of its current visibility (the `move` job):
+/// copied and verified unless that object holds them already, recorded, and the old object
+/// removed once nothing else is served from it. Safe to run again: an asset already in place,
+/// or gone, is left as it is. Returns the object released, if any.
+pub async fn move_to_placement(
+    store: &AssetStore,
+    to: &Destinations<'_>,
+    id: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let Some(asset) = store.asset(id).await? else {
+        return Ok(None);
+    };
+    let hash = asset.blob_hash.clone();
     let blob = store
         .blob(&hash)
         .await?
         .ok_or_else(|| StoreError::Ingest(format!("asset {id}: its blob is missing")))?;
     let who = Ownership {
-        owner: before.owner.clone(),
-        module: before.module.clone(),
-        visibility,
+        owner: asset.owner.clone(),
+        module: asset.module.clone(),
+        visibility: asset.visibility,
     };
-    let name = if before.name.is_empty() {
+    let name = if asset.name.is_empty() {
         "file"
     } else {
-        &before.name
+        &asset.name
     };
     let (backend, key) = to.place(&who, &hash, &blob.mime_type, name)?;
-    // The switch first: serving follows the database from the next request.
-    store.set_visibility(id, visibility).await?;
-    let from_backend = if before.backend.is_empty() {
+    let from_backend = if asset.backend.is_empty() {
         to.stores.default_name()
     } else {
-        &before.backend
+        &asset.backend
     };
-    let mut released = None;
-    if (from_backend, before.storage_key.as_str()) != (backend, key.as_str()) {
-        if store.object_slot(backend, &key, &hash).await? != ObjectSlot::Same {
-            let from = to.store(from_backend)?;
-            let target = to.store(backend)?;
-            copy_verified(
-                from.as_ref(),
-                &before.storage_key,
-                target.as_ref(),
-                &key,
-                &hash,
-                &blob.mime_type,
-            )
-            .await?;
-            store.put_object(backend, &key, &hash).await?;
-        }
-        released = store.move_asset(id, backend, &key).await?;
-        if let Some((old_backend, old_key)) = &released {
-            if let Some(s) = to.stores.get(old_backend) {
-                if let Err(e) = s.delete_original(old_key).await {
-                    tracing::error!(backend = %old_backend, key = %old_key, error = %e, "moved asset's old object not removed");
-                }
-            }
-        }
+    if (from_backend, asset.storage_key.as_str()) == (backend, key.as_str()) {
+        return Ok(None);
     }
-    let after = store
-        .asset(id)
-        .await?
-        .ok_or_else(|| StoreError::Ingest(format!("asset {id} vanished while it moved")))?;
-    Ok(Some(Republished {
-        before,
-        after,
-        released,
-    }))
+    if store.object_slot(backend, &key, &hash).await? != ObjectSlot::Same {
+        let from = to.store(from_backend)?;
+        let target = to.store(backend)?;
+        copy_verified(
+            from.as_ref(),
+            &asset.storage_key,
+            target.as_ref(),
+            &key,
+            &hash,
+            &blob.mime_type,
+        )
+        .await?;
+        store.put_object(backend, &key, &hash).await?;
+    }
+    let released = store.move_asset(id, backend, &key).await?;
+    if let Some((old_backend, old_key)) = &released {
+        super::remove::remove_object(store, to.stores, old_backend, old_key).await?;
+    }
+    Ok(released)
 }
 
 /// Copies the object `from_key` of `from` to `to_key` of `to`, piece by piece, checking the
