@@ -16,7 +16,10 @@
 //! - `POST /v1/revoke`: `{"kind": "token"|"key"|"user", "id"}`: refused from now on by this
 //!   gateway and every gateway sharing the Redis (see [`cache::feed`]);
 //! - `PUT /v1/assets?owner&module&visibility&name`: a streamed upload into the asset store;
-//!   `GET /v1/assets/{id}`, `DELETE /v1/assets/{id}` (see [`crate::asset_api`]).
+//!   `GET /v1/assets/{id}`, `DELETE /v1/assets/{id}`, `POST /v1/assets/{id}/publish|unpublish`,
+//!   `POST /v1/assets/gc`, `POST /v1/assets/reconcile`, `POST /v1/assets/presign[/{id}/complete]`
+//!   (see [`crate::asset_api`]);
+//!   `GET /v1/jobs[/{id}]`.
 
 use crate::audit::AuditLog;
 use crate::backend::Backend;
@@ -27,8 +30,8 @@ use crate::services::resolve::{resolve_url, ResolveRequest};
 use access::admin::AdminTokens;
 use access::revocation::Revocations;
 use async_trait::async_trait;
-use cache::feed::{Feed, Message};
-use cache::purge::{PurgeRequest, Purger, Selector};
+use cache::feed::Message;
+use cache::purge::{PurgeRequest, Selector};
 use http::{Response, StatusCode};
 use media::assets::Visibility;
 use pingora::apps::http_app::ServeHttp;
@@ -55,10 +58,8 @@ pub struct AdminApp {
 
 /// What the admin API purges and revokes with.
 pub struct CacheControl {
-    /// This gateway's tiers.
-    pub purger: Arc<Purger>,
-    /// The fleet feed, when the gateway shares a Redis.
-    pub feed: Option<Arc<Feed>>,
+    /// Purging and forgetting here and on every gateway.
+    pub fleet: Arc<crate::fleet::FleetControl>,
     /// The revocations in force.
     pub revocations: Arc<Revocations>,
     /// The hosts, to name a purged URL's host by its label.
@@ -73,6 +74,15 @@ struct RevokeRequest {
     kind: String,
     /// The id to refuse.
     id: String,
+}
+
+/// `POST /v1/assets/gc`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GcRequest {
+    /// Only report what would be deleted.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 /// Largest admin API request body accepted.
@@ -297,6 +307,13 @@ impl AdminApp {
         };
         let action = match (&method, id, verb) {
             (&http::Method::PUT, None, None) => "upload",
+            (&http::Method::GET, None, None) => "list",
+            (&http::Method::POST, Some("gc"), None) => "gc",
+            (&http::Method::POST, Some("reconcile"), None) => "reconcile",
+            (&http::Method::POST, Some("presign"), None) => "presign",
+            (&http::Method::POST, Some("presign"), Some(v)) if v.ends_with("/complete") => {
+                "complete"
+            }
             (&http::Method::GET, Some(_), None) => "get",
             (&http::Method::DELETE, Some(_), None) => "delete",
             (&http::Method::POST, Some(_), Some("publish")) => "publish",
@@ -312,8 +329,43 @@ impl AdminApp {
         };
         let (target, outcome) = match (action, id) {
             ("upload", _) => api.upload(session).await,
+            ("list", _) => {
+                let query = session.req_header().uri.query().map(str::to_string);
+                (
+                    query.clone().unwrap_or_default(),
+                    api.list(query.as_deref()).await,
+                )
+            }
+            ("reconcile", _) => (String::new(), api.reconcile().await),
+            ("presign", _) => {
+                let body = match Self::body(session).await {
+                    Ok(b) => b,
+                    Err(r) => return r,
+                };
+                match serde_json::from_slice::<crate::asset_api::PresignRequest>(&body) {
+                    Ok(req) => (
+                        format!("{}/{}", req.owner, req.module),
+                        api.presign(req).await,
+                    ),
+                    Err(e) => (String::new(), Err((400, e.to_string()))),
+                }
+            }
+            ("complete", _) => {
+                let upload = verb.unwrap_or_default().trim_end_matches("/complete");
+                (upload.to_string(), api.complete(upload).await)
+            }
+            ("gc", _) => {
+                let body = match Self::body(session).await {
+                    Ok(b) => b,
+                    Err(r) => return r,
+                };
+                match serde_json::from_slice::<GcRequest>(&body) {
+                    Ok(req) => (String::new(), api.gc(req.dry_run).await),
+                    Err(e) => (String::new(), Err((400, e.to_string()))),
+                }
+            }
             ("get", Some(id)) => (id.to_string(), api.get(id).await),
-            ("delete", Some(id)) => (id.to_string(), self.delete_asset(api, id).await),
+            ("delete", Some(id)) => (id.to_string(), api.delete(id).await),
             ("publish", Some(id)) => (
                 id.to_string(),
                 self.publish(api, id, Visibility::Public).await,
@@ -324,7 +376,11 @@ impl AdminApp {
             ),
             _ => {
                 let (allow, message) = match (id, verb) {
-                    (None, _) => ("PUT", "use PUT with the asset's bytes as the body"),
+                    (None, _) => (
+                        "GET, PUT",
+                        "use GET to list, PUT with an asset's bytes to upload",
+                    ),
+                    (Some("gc" | "reconcile" | "presign"), _) => ("POST", "use POST"),
                     (Some(_), None) => ("GET, DELETE", "use GET or DELETE on an asset"),
                     (Some(_), Some(_)) => ("POST", "use POST on an asset's publish or unpublish"),
                 };
@@ -426,40 +482,10 @@ impl AdminApp {
     /// Forgets the lookup of `hash` here and, through the fleet feed, on every gateway; a
     /// feed that cannot be reached is said in `answer`.
     async fn forget_everywhere(&self, hash: &str, answer: &mut serde_json::Value) {
-        if let Some(assets) = &self.assets {
-            assets.lookups.forget(hash);
+        use media::assets::fleet::Fleet;
+        if let Some(problem) = self.control.fleet.forget(hash).await {
+            answer["fleet"] = serde_json::Value::String(problem);
         }
-        if let Some(feed) = &self.control.feed {
-            if let Err(e) = feed.publish(&Message::Forget(hash.to_string())).await {
-                tracing::warn!(error = %e, %hash, "the fleet was not told to forget an asset lookup");
-                answer["fleet"] = serde_json::Value::String(format!("not told: {e}"));
-            }
-        }
-    }
-
-    /// `DELETE /v1/assets/{id}`: the rows and released objects (see
-    /// [`media::assets::remove`]); then what every gateway remembers of the hash is forgotten
-    /// (here at once, elsewhere through the fleet feed), so access follows the store from the
-    /// next request; and when the blob is gone, every cached variant of it in every tier of
-    /// every gateway is purged by its tag.
-    async fn delete_asset(
-        &self,
-        api: &crate::asset_api::AssetApi,
-        id: &str,
-    ) -> Result<serde_json::Value, crate::asset_api::Refusal> {
-        let (mut answer, hash, blob_removed) = api.delete(id).await?;
-        self.forget_everywhere(&hash, &mut answer).await;
-        if blob_removed {
-            let tag = media::assets::remove::original_tag(&hash);
-            let req = PurgeRequest {
-                url: None,
-                prefix: None,
-                tag: Some(tag),
-                everything: false,
-            };
-            self.purge_into(&req, &mut answer).await;
-        }
-        Ok(answer)
     }
 
     /// `POST /v1/purge`: this gateway's tiers, the shared tier, then the fleet.
@@ -470,47 +496,11 @@ impl AdminApp {
             Err(e) => return (String::new(), Err(ApiError::BadRequest(e))),
         };
         let target = format!("{selector:?}");
-        let purger = &self.control.purger;
-        let local = purger.local(&selector).await;
-        self.metrics
-            .cache
-            .purges
-            .with_label_values(&[selector.kind(), "admin"])
-            .inc();
-        let shared = purger.shared(&selector).await;
-        let fleet = match &self.control.feed {
-            Some(feed) => feed
-                .publish(&Message::Purge(selector.clone()))
-                .await
-                .map(|_| "sent"),
-            None => Ok("none"),
-        };
-        let mut value = serde_json::json!({
-            "removed": {
-                "memory": local.memory,
-                "disk": local.disk,
-                "redis": shared.redis.as_ref().copied().unwrap_or(0),
-                "object": shared.object.as_ref().copied().unwrap_or(0),
-            },
-            "fleet": fleet.as_ref().copied().unwrap_or("not sent"),
-        });
-        let problems: Vec<String> = [
-            shared.redis.err().map(|e| format!("redis tier: {e}")),
-            shared.object.err().map(|e| format!("object tier: {e}")),
-            fleet.err().map(|e| format!("fleet: {e}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if problems.is_empty() {
-            return (target, Ok(value));
+        let purged = self.control.fleet.purge(&selector, "admin").await;
+        match purged.complete {
+            true => (target, Ok(purged.report)),
+            false => (target, Err(ApiError::Incomplete(purged.report))),
         }
-        value["error"] = format!(
-            "purged on this gateway, but not everywhere: {}; repeat the purge",
-            problems.join("; ")
-        )
-        .into();
-        (target, Err(ApiError::Incomplete(value)))
     }
 
     /// `POST /v1/revoke`: in force here at once, then sent to the fleet.
@@ -525,7 +515,7 @@ impl AdminApp {
         if let Err(e) = self.control.revocations.revoke_line(&line) {
             return (line, Err(ApiError::BadRequest(e)));
         }
-        let Some(feed) = &self.control.feed else {
+        let Some(feed) = &self.control.fleet.feed else {
             let value = serde_json::json!({
                 "revoked": line,
                 "fleet": "none",

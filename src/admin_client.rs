@@ -1,6 +1,6 @@
-//! The command line's side of the admin API (`assetgate purge`, `assetgate revoke`): one
-//! `POST /v1/<action>` with a JSON body to a running gateway's admin listener, over plain
-//! HTTP/1.1 (the admin listener is plain HTTP, meant for loopback or a private network).
+//! The command line's side of the admin API (`assetgate purge`, `assetgate revoke`,
+//! `assetgate assets …`): one `POST /v1/<action>` with a JSON body (or a `GET`) to a running
+//! gateway's admin listener, over plain HTTP/1.1 (the admin listener is plain HTTP, meant for loopback or a private network).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -44,13 +44,29 @@ pub fn call(
     action: &str,
     body: &serde_json::Value,
 ) -> Result<Answer, CallError> {
+    request(addr, token, "POST", &format!("/v1/{action}"), Some(body))
+}
+
+/// Sends `GET {path}` (e.g. `/v1/assets?owner=u1`) with the bearer `token`.
+pub fn get(addr: SocketAddr, token: &str, path: &str) -> Result<Answer, CallError> {
+    request(addr, token, "GET", path, None)
+}
+
+/// One request to the admin listener: `method path`, with a JSON `body` when given.
+pub fn request(
+    addr: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<Answer, CallError> {
     let io = |source| CallError::Io { addr, source };
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io)?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-    let body = body.to_string();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
     let request = format!(
-        "POST /v1/{action} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );

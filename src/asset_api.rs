@@ -6,6 +6,11 @@
 //!   taken from the client; `[assets.upload]` limits size (413) and types (415). The same
 //!   bytes again for the same owner and module are the same asset. Answers `{"id", "hash",
 //!   "size", "type", "backend", "key", "uploaded"}`.
+//! - `GET /v1/assets?owner&module&visibility&after&limit`: active assets, paged in id order
+//!   → `{"assets": [...], "next"}` (pass `next` as `after` for the next page).
+//! - `POST /v1/assets/presign` `{"owner", "module", "visibility"?, "name"?, "type"?}`: a
+//!   presigned POST form straight to the bucket for a key the server chose; then
+//!   `POST /v1/assets/presign/{id}/complete` hashes, checks, places and records it.
 //! - `GET /v1/assets/{id}`: the asset `{"id", "hash", "owner", "module", "visibility",
 //!   "backend", "key"}`; 404 when there is none.
 //! - `POST /v1/assets/{id}/publish` and `/unpublish`: the visibility becomes `public` or
@@ -16,6 +21,11 @@
 //! - `DELETE /v1/assets/{id}`: the asset's row, and what nothing references any more (its
 //!   object; with the blob's last asset the blob and all its objects, and its cached variants
 //!   everywhere) → `{"deleted", "objects_removed", "blob_removed", "left_behind", "purged"?}`.
+//! - `POST /v1/assets/gc` `{"dry_run": true|false}`: applies `[assets.retention]` now →
+//!   `{"dry_run", "expired": [...], "deleted", "left_behind", "problems"}`.
+//! - `POST /v1/assets/reconcile`: compares the database with the backends now → the report
+//!   (`rows_checked`, `objects_checked`, `missing`, `orphans`, `size_mismatches`,
+//!   `drift_ratio`, `mismatches`, …).
 
 use media::assets::ingest::{self, BodySource, Destinations, Ownership, UploadError};
 use media::assets::lookup::AccessCache;
@@ -35,6 +45,8 @@ pub struct AssetApi {
     pub settings: AssetSettings,
     /// Wakes this gateway's job runner when a call queued a job.
     pub wake: Arc<tokio::sync::Notify>,
+    /// What deletions tell the other gateways.
+    pub fleet: Arc<crate::fleet::FleetControl>,
 }
 
 /// The request body, piece by piece as the client sends it.
@@ -76,18 +88,10 @@ impl AssetApi {
         let mut body = RequestBody(session);
         let added = ingest::upload(store, &to, &mut body, &name, &who, &self.settings.upload).await;
         match added {
-            Ok(a) => (
-                target,
-                Ok(serde_json::json!({
-                    "id": a.asset.id,
-                    "hash": a.hash,
-                    "size": a.blob.size_bytes,
-                    "type": a.blob.mime_type,
-                    "backend": a.asset.backend,
-                    "key": a.asset.storage_key,
-                    "uploaded": a.uploaded,
-                })),
-            ),
+            Ok(a) => {
+                self.announced(&a).await;
+                (target, Ok(added_json(&a)))
+            }
             Err(e) => {
                 if matches!(e, UploadError::Store(_)) {
                     tracing::error!(error = %e, %target, "upload failed");
@@ -109,6 +113,45 @@ impl AssetApi {
             .ok_or((503, "the asset store is not connected yet".into()))
     }
 
+    /// `GET /v1/assets?owner&module&visibility&after&limit`: active assets in id order,
+    /// `limit` (default 100, at most 1000) per page → `{"assets": [...], "next"}`, `next`
+    /// being the `after` of the next page (`null` after the last).
+    pub async fn list(&self, query: Option<&str>) -> Result<serde_json::Value, Refusal> {
+        let visibility = match param(query, "visibility") {
+            None => None,
+            Some(v) => Some(Visibility::parse(&v).ok_or((
+                400,
+                format!("\"{v}\" is not a visibility; use public, private or admin-private"),
+            ))?),
+        };
+        let filter = media::assets::store::AssetFilter {
+            owner: param(query, "owner").filter(|v| !v.is_empty()),
+            module: param(query, "module").filter(|v| !v.is_empty()),
+            visibility,
+        };
+        let limit = match param(query, "limit") {
+            None => 100,
+            Some(n) => match n.parse::<u32>() {
+                Ok(n @ 1..=1000) => n,
+                _ => return Err((400, format!("limit \"{n}\" is not a number from 1 to 1000"))),
+            },
+        };
+        let after = param(query, "after");
+        let assets = self
+            .store()?
+            .list_assets(&filter, after.as_deref(), limit)
+            .await
+            .map_err(|e| (502, e.to_string()))?;
+        let next = match assets.len() == limit as usize {
+            true => assets.last().map(|a| a.id.clone()),
+            false => None,
+        };
+        Ok(serde_json::json!({
+            "assets": assets.iter().map(asset_json).collect::<Vec<_>>(),
+            "next": next,
+        }))
+    }
+
     /// `GET /v1/assets/{id}`.
     pub async fn get(&self, id: &str) -> Result<serde_json::Value, Refusal> {
         let asset = self
@@ -120,26 +163,150 @@ impl AssetApi {
         Ok(asset_json(&asset))
     }
 
-    /// `DELETE /v1/assets/{id}`: the answer, the blob's hash and whether its last asset went.
-    pub async fn delete(&self, id: &str) -> Result<(serde_json::Value, String, bool), Refusal> {
-        let removed = media::assets::remove::delete(self.store()?, &self.stores, id)
-            .await
-            .map_err(|e| (502, e.to_string()))?
-            .ok_or((404, format!("no asset \"{id}\"")))?;
-        let d = &removed.deleted;
+    /// `DELETE /v1/assets/{id}`: the rows and released objects (see
+    /// [`media::assets::remove`]); every gateway forgets its lookup of the hash, so access
+    /// follows the store from the next request; when the blob went, its cached variants are
+    /// purged from every tier of every gateway by their tag.
+    pub async fn delete(&self, id: &str) -> Result<serde_json::Value, Refusal> {
+        let store = self.store()?;
+        let gone =
+            media::assets::remove::delete_everywhere(store, &self.stores, self.fleet.as_ref(), id)
+                .await
+                .map_err(|e| (502, e.to_string()))?
+                .ok_or((404, format!("no asset \"{id}\"")))?;
+        if !gone.removed.left_behind.is_empty() {
+            self.wake.notify_one();
+        }
+        let d = &gone.removed.deleted;
         let objects: Vec<String> = d.objects.iter().map(|(b, k)| format!("{b}:{k}")).collect();
-        let left: Vec<serde_json::Value> = removed
+        let left: Vec<serde_json::Value> = gone
+            .removed
             .left_behind
             .iter()
             .map(|l| serde_json::json!({"object": format!("{}:{}", l.backend, l.key), "error": l.error, "job": l.job}))
             .collect();
-        let answer = serde_json::json!({
+        let mut answer = serde_json::json!({
             "deleted": asset_json(&d.asset),
             "objects_removed": objects,
             "blob_removed": d.blob_removed,
             "left_behind": left,
         });
-        Ok((answer, d.asset.blob_hash.clone(), d.blob_removed))
+        if let Some(problem) = gone.unforgotten {
+            answer["fleet"] = problem.into();
+        }
+        if let Some(purged) = gone.purged {
+            answer["purged"] = purged;
+        }
+        Ok(answer)
+    }
+
+    /// `POST /v1/assets/gc` `{"dry_run"?}`: applies `[assets.retention]` now, on this
+    /// gateway (see [`media::assets::retention`]) → the report.
+    pub async fn gc(&self, dry_run: bool) -> Result<serde_json::Value, Refusal> {
+        let retention = &self.settings.retention;
+        let now = i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX);
+        let report = media::assets::retention::sweep(
+            self.store()?,
+            &self.stores,
+            self.fleet.as_ref(),
+            retention,
+            now,
+            dry_run,
+        )
+        .await
+        .map_err(|e| (502, e.to_string()))?;
+        if report.left_behind > 0 {
+            self.wake.notify_one();
+        }
+        Ok(report.to_json(&retention.rules))
+    }
+
+    /// `POST /v1/assets/presign` `{"owner", "module", "visibility"?, "name"?, "type"?}`: a
+    /// presigned POST form for a key the server chose (see [`media::assets::presigned`]) →
+    /// `{"upload", "method", "url", "fields", "expires_at", "complete"}`.
+    pub async fn presign(&self, req: PresignRequest) -> Result<serde_json::Value, Refusal> {
+        let visibility = match req.visibility.as_deref() {
+            None => Visibility::Private,
+            Some(v) => Visibility::parse(v).ok_or((
+                400,
+                format!("\"{v}\" is not a visibility; use public, private or admin-private"),
+            ))?,
+        };
+        let who = Ownership {
+            owner: req.owner,
+            module: req.module,
+            visibility,
+        };
+        let to = Destinations {
+            stores: &self.stores,
+            placements: &self.settings.placements,
+        };
+        let name = req.name.unwrap_or_else(|| "upload".into());
+        let limits = &self.settings.upload;
+        let (pending, post) = media::assets::presigned::begin(
+            self.store()?,
+            &to,
+            &who,
+            &name,
+            req.r#type.as_deref(),
+            limits,
+            limits.presign_ttl,
+        )
+        .await
+        .map_err(|e| (crate::error::presign_status(&e), e.to_string()))?;
+        let fields: serde_json::Map<String, serde_json::Value> = post
+            .fields
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        Ok(serde_json::json!({
+            "upload": pending.id,
+            "method": "POST",
+            "url": post.url,
+            "fields": fields,
+            "expires_at": post.expires_at,
+            "max_size": limits.max_size,
+            "complete": format!("/v1/assets/presign/{}/complete", pending.id),
+        }))
+    }
+
+    /// `POST /v1/assets/presign/{id}/complete`: the uploaded object hashed, checked, placed
+    /// and recorded → the answer of an upload.
+    pub async fn complete(&self, id: &str) -> Result<serde_json::Value, Refusal> {
+        let to = Destinations {
+            stores: &self.stores,
+            placements: &self.settings.placements,
+        };
+        let added =
+            media::assets::presigned::complete(self.store()?, &to, id, &self.settings.upload)
+                .await
+                .map_err(|e| (crate::error::presign_status(&e), e.to_string()))?;
+        self.announced(&added).await;
+        Ok(added_json(&added))
+    }
+
+    /// `POST /v1/assets/reconcile`: compares the database with the backends now, on this
+    /// gateway (see [`media::assets::reconcile`]); the report is recorded as a finished
+    /// `reconcile` job (so every gateway's drift metrics show it) → the report and `"job"`.
+    pub async fn reconcile(&self) -> Result<serde_json::Value, Refusal> {
+        let store = self.store()?;
+        let now = i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX);
+        let report = media::assets::reconcile::reconcile(
+            store,
+            &self.stores,
+            self.fleet.as_ref(),
+            &self.settings.reconcile,
+            now,
+        )
+        .await
+        .map_err(|e| (502, e.to_string()))?;
+        let mut answer = report.to_json();
+        let job = store
+            .record_done(media::assets::runner::RECONCILE, &answer.to_string())
+            .await
+            .map_err(|e| (502, e.to_string()))?;
+        answer["job"] = job.into();
+        Ok(answer)
     }
 }
 
@@ -167,8 +334,9 @@ impl AssetApi {
     ) -> Result<serde_json::Value, Refusal> {
         let store = self.store()?;
         let as_json = |j: &media::assets::jobs::Job| {
+            let result = serde_json::from_str(&j.result).unwrap_or(serde_json::Value::Null);
             serde_json::json!({"id": j.id, "kind": j.kind, "payload": j.payload, "state": j.state,
-                               "attempts": j.attempts, "last_error": j.last_error})
+                               "attempts": j.attempts, "last_error": j.last_error, "result": result})
         };
         match id {
             Some(id) => store
@@ -196,6 +364,44 @@ impl AssetApi {
             }
         }
     }
+}
+
+impl AssetApi {
+    /// After an upload: a lookup remembered before (even "nothing here", from a request that
+    /// came first) must not outlive it on any gateway.
+    async fn announced(&self, added: &ingest::Added) {
+        use media::assets::fleet::Fleet;
+        self.fleet.forget(&added.hash).await;
+    }
+}
+
+/// The answer of an upload (streamed or presigned).
+fn added_json(a: &ingest::Added) -> serde_json::Value {
+    serde_json::json!({
+        "id": a.asset.id,
+        "hash": a.hash,
+        "size": a.blob.size_bytes,
+        "type": a.blob.mime_type,
+        "backend": a.asset.backend,
+        "key": a.asset.storage_key,
+        "uploaded": a.uploaded,
+    })
+}
+
+/// `POST /v1/assets/presign`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresignRequest {
+    /// Whose asset it becomes.
+    pub owner: String,
+    /// Of what module.
+    pub module: String,
+    /// `private` (default), `public` or `admin-private`.
+    pub visibility: Option<String>,
+    /// The file name (for `{name}` placements).
+    pub name: Option<String>,
+    /// The `Content-Type` the form will send (it must be one the uploads take).
+    pub r#type: Option<String>,
 }
 
 /// An asset as the API shows it.

@@ -301,6 +301,16 @@ pub fn upload_status(e: &media::assets::ingest::UploadError) -> u16 {
     }
 }
 
+/// The status of a presigned upload that could not be begun or completed.
+pub fn presign_status(e: &media::assets::presigned::PresignError) -> u16 {
+    use media::assets::presigned::PresignError as P;
+    match e {
+        P::Unknown(_) => 404,
+        P::NotUploaded(_) | P::Unsupported(_) => 409,
+        P::Upload(e) => upload_status(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

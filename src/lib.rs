@@ -37,7 +37,8 @@
 //!   `variants` kind; [`local_origin`]: the in-process origin that serves `dir` files and
 //!   variants to cached routes.
 //! - [`services`]: minting credentials and resolving an object's URL with a whole config.
-//! - [`error`]: the one table from failures to statuses.
+//! - [`error`]: the one table from failures to statuses; [`fleet`]: purging and forgetting
+//!   on every gateway (the admin API and the job runner share it).
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener; [`admin_client`]: the
 //!   command line's calls to it (`assetgate purge`, `assetgate revoke`); [`audit`]: the
 //!   audit log of admin actions.
@@ -46,11 +47,13 @@
 pub mod admin;
 pub mod admin_client;
 pub mod asset_api;
+pub mod asset_cli;
 pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod fleet;
 pub mod local_origin;
 pub mod logging;
 pub mod metrics;

@@ -113,6 +113,50 @@ enum AssetsCommand {
         #[arg(long, default_value = "private", value_parser = ["public", "private", "admin-private"])]
         visibility: String,
     },
+    /// Apply `[assets.retention]` now on a running gateway (`POST /v1/assets/gc`): prints
+    /// each expired asset and what was deleted.
+    Gc {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only show what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the gateway's JSON answer instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List assets on a running gateway (`GET /v1/assets`), a page at a time.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only this owner's.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only this module's.
+        #[arg(long)]
+        module: Option<String>,
+        /// Only of this visibility.
+        #[arg(long, value_parser = ["public", "private", "admin-private"])]
+        visibility: Option<String>,
+        /// Start after this asset id (the `next` a previous page printed).
+        #[arg(long)]
+        after: Option<String>,
+        /// Assets per page (1–1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print the gateway's JSON answer instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the asset database with the backends now on a running gateway
+    /// (`POST /v1/assets/reconcile`): prints every mismatch and the drift.
+    Reconcile {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print the gateway's JSON answer instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where the admin API is and how to authenticate to it.
@@ -239,8 +283,22 @@ fn load_or_report(path: &Path) -> Option<config::Config> {
     }
 }
 
-/// Calls the admin API as `admin` says; prints the answer; exit 0 on 200.
+/// Calls `POST /v1/{action}` as `admin` says; prints the answer; exit 0 on 200.
 fn admin_call(admin: AdminArgs, action: &str, body: serde_json::Value) -> ExitCode {
+    let path = format!("/v1/{action}");
+    admin_call_shown(admin, ("POST", &path, Some(body)), &|answer| {
+        answer.to_string()
+    })
+}
+
+/// One admin API call (`method`, `path`, JSON body), printing a 200 answer's JSON as `show`
+/// writes it; exit 0 on 200.
+fn admin_call_shown(
+    admin: AdminArgs,
+    (method, path, body): (&str, &str, Option<serde_json::Value>),
+    show: &dyn Fn(&serde_json::Value) -> String,
+) -> ExitCode {
+    let action = path.trim_start_matches("/v1/");
     let Some(cfg) = load_or_report(&admin.config) else {
         return ExitCode::from(2);
     };
@@ -258,12 +316,16 @@ fn admin_call(admin: AdminArgs, action: &str, body: serde_json::Value) -> ExitCo
         eprintln!("assetgate {action}: no admin token in the config; give --token");
         return ExitCode::from(2);
     };
-    match assetgate::admin_client::call(addr, &token, action, &body) {
+    match assetgate::admin_client::request(addr, &token, method, path, body.as_ref()) {
         Ok(answer) => {
-            println!("{}", answer.body);
             if answer.status == 200 {
+                match serde_json::from_str(&answer.body) {
+                    Ok(value) => println!("{}", show(&value)),
+                    Err(_) => println!("{}", answer.body),
+                }
                 ExitCode::SUCCESS
             } else {
+                println!("{}", answer.body);
                 eprintln!("assetgate {action}: the gateway answered {}", answer.status);
                 ExitCode::FAILURE
             }
@@ -316,6 +378,61 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Assets {
+            what:
+                AssetsCommand::Gc {
+                    admin,
+                    dry_run,
+                    json,
+                },
+        } => {
+            let body = serde_json::json!({ "dry_run": dry_run });
+            let show = |v: &serde_json::Value| match json {
+                true => v.to_string(),
+                false => assetgate::asset_cli::gc_report(v),
+            };
+            admin_call_shown(admin, ("POST", "/v1/assets/gc", Some(body)), &show)
+        }
+        Command::Assets {
+            what: AssetsCommand::Reconcile { admin, json },
+        } => {
+            let show = |v: &serde_json::Value| match json {
+                true => v.to_string(),
+                false => assetgate::asset_cli::reconcile_report(v),
+            };
+            let body = serde_json::json!({});
+            admin_call_shown(admin, ("POST", "/v1/assets/reconcile", Some(body)), &show)
+        }
+        Command::Assets {
+            what:
+                AssetsCommand::List {
+                    admin,
+                    owner,
+                    module,
+                    visibility,
+                    after,
+                    limit,
+                    json,
+                },
+        } => {
+            let mut query = vec![format!("limit={limit}")];
+            for (name, value) in [
+                ("owner", owner),
+                ("module", module),
+                ("visibility", visibility),
+                ("after", after),
+            ] {
+                if let Some(v) = value {
+                    query.push(format!("{name}={}", assetgate::asset_cli::query_value(&v)));
+                }
+            }
+            let path = format!("/v1/assets?{}", query.join("&"));
+            let show = |v: &serde_json::Value| match json {
+                true => v.to_string(),
+                false => assetgate::asset_cli::asset_list(v),
+            };
+            admin_call_shown(admin, ("GET", &path, None), &show)
+        }
         Command::Assets { what } => match assets(what) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -522,7 +639,10 @@ fn assets(what: AssetsCommand) -> anyhow::Result<()> {
         owner,
         module,
         visibility,
-    } = what;
+    } = what
+    else {
+        anyhow::bail!("not a local assets command");
+    };
     let cfg = load_or_report(&config)
         .with_context(|| format!("{} is not a valid config", config.display()))?;
     let settings = cfg
@@ -559,6 +679,7 @@ fn assets(what: AssetsCommand) -> anyhow::Result<()> {
             let any = ingest::UploadLimits {
                 max_size: u64::MAX,
                 types: Vec::new(),
+                presign_ttl: std::time::Duration::ZERO,
             };
             let added = match ingest::FileBody::open(&file).await {
                 Ok(mut body) => ingest::upload(&store, &to, &mut body, &name, &who, &any).await,

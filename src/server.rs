@@ -108,13 +108,19 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         ))
     });
     let wake_jobs = Arc::new(tokio::sync::Notify::new());
+    let fleet = Arc::new(crate::fleet::FleetControl {
+        purger: cache.purger(),
+        feed: feed.clone(),
+        lookups: assets.clone(),
+        metrics: metrics.cache.clone(),
+    });
     let builder = add_asset_store(
         &mut server,
         config,
         &backends,
         assets.as_ref(),
         &metrics,
-        &wake_jobs,
+        (&wake_jobs, &fleet),
     )?;
     let gateway = Gateway::new(
         config,
@@ -137,8 +143,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
     }
     if let Some(admin) = config.admin {
         let control = CacheControl {
-            purger: cache.purger(),
-            feed,
+            fleet: fleet.clone(),
             revocations,
             hosts: routing::Router::new(&config.hosts, &config.groups, &backends),
         };
@@ -150,6 +155,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
                     .map_err(StartError::Backend)?,
                 settings: settings.clone(),
                 wake: wake_jobs.clone(),
+                fleet,
             }),
             _ => None,
         };
@@ -237,14 +243,15 @@ impl EntryBucket for CacheBucket {
 }
 
 /// With `[assets]`: the asset store's start-up (connect, migrate, register originals) and its
-/// job runner as background services, and the variant builder reading its originals.
+/// job runner (woken by `jobs.0`, telling the fleet through `jobs.1`) as background services,
+/// and the variant builder reading its originals.
 fn add_asset_store(
     server: &mut Server,
     config: &Config,
     backends: &Backends,
     lookups: Option<&Arc<AccessCache>>,
     metrics: &crate::metrics::Metrics,
-    wake_jobs: &Arc<tokio::sync::Notify>,
+    jobs: (&Arc<tokio::sync::Notify>, &Arc<crate::fleet::FleetControl>),
 ) -> Result<Option<Arc<VariantBuilder>>, StartError> {
     let (Some(settings), Some(lookups)) = (&config.assets, lookups) else {
         return Ok(None);
@@ -275,9 +282,14 @@ fn add_asset_store(
         "asset jobs",
         media::assets::runner::JobRunner::new(
             lookups.clone(),
-            originals,
-            settings.placements.clone(),
-            wake_jobs.clone(),
+            media::assets::runner::Work {
+                stores: originals,
+                placements: settings.placements.clone(),
+                retention: settings.retention.clone(),
+                reconcile: settings.reconcile.clone(),
+                fleet: jobs.1.clone(),
+            },
+            jobs.0.clone(),
             metrics.assets.clone(),
         ),
     ));

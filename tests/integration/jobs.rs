@@ -31,7 +31,7 @@ async fn racing_claimers_on_postgres_get_each_job_exactly_once() {
                 let owner = format!("worker-{w}");
                 let mut got = Vec::new();
                 while let Some(job) = store.claim(&owner, Duration::from_secs(60)).await.unwrap() {
-                    store.job_done(&job.id, &owner).await.unwrap();
+                    store.job_done(&job.id, &owner, "").await.unwrap();
                     got.push(job.id);
                 }
                 got

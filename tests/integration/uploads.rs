@@ -7,17 +7,22 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-const TOKEN: &str = "upload-test-token-0123456789abcdef0123456789";
+pub(crate) const TOKEN: &str = "upload-test-token-0123456789abcdef0123456789";
 
 /// A gateway whose asset store keeps its SQLite file (and the audit log) in `state` and its
 /// originals in the `store` backend named by `originals_toml`; `extra` goes into `[assets]`.
-fn upload_gateway(state: &Path, originals_toml: &str, extra: &str) -> Gateway {
+pub(crate) fn upload_gateway(state: &Path, originals_toml: &str, extra: &str) -> Gateway {
     let db = format!("sqlite://{}", state.join("assets.db").display());
     upload_gateway_on(&db, state, originals_toml, extra)
 }
 
 /// [`upload_gateway`] with the asset store at `database`.
-fn upload_gateway_on(database: &str, state: &Path, originals_toml: &str, extra: &str) -> Gateway {
+pub(crate) fn upload_gateway_on(
+    database: &str,
+    state: &Path,
+    originals_toml: &str,
+    extra: &str,
+) -> Gateway {
     Gateway::start_with_admin(
         &format!(
             "audit_log = \"{}\"\ntokens = [{{ id = \"ops\", secret = {{ file = \"{}\" }} }}]",
@@ -43,7 +48,7 @@ backend = "store"
     )
 }
 
-fn dir_store(root: &Path) -> String {
+pub(crate) fn dir_store(root: &Path) -> String {
     format!(
         "[backends.store]\nkind = \"dir\"\nroot = \"{}\"\n",
         root.display()
@@ -51,7 +56,7 @@ fn dir_store(root: &Path) -> String {
 }
 
 /// `PUT /v1/assets` with `query` and `body`: the status and the JSON answer.
-async fn put(gw: &Gateway, query: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+pub(crate) async fn put(gw: &Gateway, query: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
     put_to(gw.admin_url(&format!("/v1/assets?{query}")), body).await
 }
 
@@ -87,7 +92,7 @@ async fn at_once(gw: &Gateway, query: &str, bytes: &[u8], n: usize) -> Vec<serde
 }
 
 /// Waits (at most 5 s) until the job `id` is done; returns it.
-async fn finished(gw: &Gateway, id: &serde_json::Value) -> serde_json::Value {
+pub(crate) async fn finished(gw: &Gateway, id: &serde_json::Value) -> serde_json::Value {
     let url = gw.admin_url(&format!("/v1/jobs/{}", id.as_str().expect("a job id")));
     for _ in 0..100 {
         let r = client().get(&url).bearer_auth(TOKEN).send().await.unwrap();
@@ -102,7 +107,7 @@ async fn finished(gw: &Gateway, id: &serde_json::Value) -> serde_json::Value {
 }
 
 /// Rows of `blobs`, `objects` and `assets` in the SQLite store.
-fn rows(state: &Path) -> String {
+pub(crate) fn rows(state: &Path) -> String {
     let out = Command::new("python3")
         .args([
             "-c",
@@ -118,7 +123,7 @@ fn rows(state: &Path) -> String {
 }
 
 /// Every file below `root`, relative to it.
-fn files(root: &Path) -> Vec<String> {
+pub(crate) fn files(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut todo = vec![root.to_path_buf()];
     while let Some(dir) = todo.pop() {
@@ -134,7 +139,7 @@ fn files(root: &Path) -> Vec<String> {
     out
 }
 
-fn png() -> Vec<u8> {
+pub(crate) fn png() -> Vec<u8> {
     std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/conf/sample/images/banner.png"
@@ -142,7 +147,7 @@ fn png() -> Vec<u8> {
     .unwrap()
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -150,7 +155,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 }
 
 /// Waits until the store has connected (the admin listener answers `/readyz` 200).
-async fn ready(gw: &Gateway) {
+pub(crate) async fn ready(gw: &Gateway) {
     for _ in 0..100 {
         if let Ok(r) = client().get(gw.admin_url("/readyz")).send().await {
             if r.status() == 200 {
@@ -282,12 +287,13 @@ async fn refused_uploads_leave_no_object_and_no_row() {
         .unwrap();
     assert_eq!(r.status(), 401);
     let r = client()
-        .get(gw.admin_url("/v1/assets"))
+        .delete(gw.admin_url("/v1/assets"))
         .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, PUT");
     assert_eq!(rows(state.path()), "0 0 0");
     assert!(files(root.path()).is_empty(), "{:?}", files(root.path()));
 }
@@ -685,7 +691,12 @@ async fn publishing_moves_the_bytes_to_the_public_placement_and_back() {
     let admin_get = |path: &str| client().get(gw.admin_url(path)).bearer_auth(TOKEN).send();
     let r = admin_get("/v1/jobs?state=done").await.unwrap();
     let list: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
-    assert_eq!(list["jobs"].as_array().unwrap().len(), 2, "{list}");
+    let moves = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] == "move");
+    assert_eq!(moves.count(), 2, "{list}");
     assert_eq!(
         admin_get("/v1/jobs?state=bogus").await.unwrap().status(),
         400
@@ -693,4 +704,71 @@ async fn publishing_moves_the_bytes_to_the_public_placement_and_back() {
     let metrics = admin_get("/metrics").await.unwrap().text().await.unwrap();
     let runs = "assetgate_asset_job_runs_total{kind=\"move\",result=\"done\"} 2";
     assert!(metrics.contains(runs), "{metrics}");
+}
+
+#[tokio::test]
+async fn assets_are_listed_by_owner_module_and_visibility_in_pages() {
+    let (state, root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let gw = upload_gateway(state.path(), &dir_store(root.path()), "");
+    ready(&gw).await;
+    let mut ids = Vec::new();
+    for (i, query) in [
+        "owner=dana&module=avatars&visibility=public",
+        "owner=dana&module=avatars",
+        "owner=dana&module=posts",
+        "owner=dana&module=avatars",
+        "owner=erik&module=avatars",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (status, up) = put(&gw, query, format!("bytes {i}").into_bytes()).await;
+        assert_eq!(status, 200, "{up}");
+        ids.push(up["id"].as_str().unwrap().to_string());
+    }
+    let list = |query: &str| {
+        let url = gw.admin_url(&format!("/v1/assets?{query}"));
+        async move {
+            let r = client().get(url).bearer_auth(TOKEN).send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            (status, v)
+        }
+    };
+    let listed = |v: &serde_json::Value| -> Vec<String> {
+        v["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Dana's avatars, two per page, in id order.
+    let mut want: Vec<String> = vec![ids[0].clone(), ids[1].clone(), ids[3].clone()];
+    want.sort();
+    let (_, first) = list("owner=dana&module=avatars&limit=2").await;
+    assert_eq!(listed(&first), want[..2], "{first}");
+    let next = first["next"].as_str().expect("a next page").to_string();
+    let (_, second) = list(&format!("owner=dana&module=avatars&limit=2&after={next}")).await;
+    assert_eq!(listed(&second), want[2..], "{second}");
+    assert!(second["next"].is_null(), "{second}");
+    let (_, public) = list("visibility=public").await;
+    assert_eq!(listed(&public), vec![ids[0].clone()]);
+    let (_, all) = list("").await;
+    assert_eq!(listed(&all).len(), 5);
+    assert_eq!(list("limit=0").await.0, 400);
+    assert_eq!(list("visibility=secret").await.0, 400);
+    // The CLI calls the same endpoint.
+    let out = Command::new(env!("CARGO_BIN_EXE_assetgate"))
+        .args(["assets", "list", "--owner", "erik", "-c"])
+        .arg(gw.dir.path().join("assetgate.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with(&format!("{}  erik/avatars  private", ids[4])),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("(end)"), "{text}");
 }

@@ -4,7 +4,7 @@
 //! counters.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Buckets of latency histograms, in seconds: 0.5 ms to 30 s.
@@ -57,6 +57,11 @@ impl Registrar<'_> {
     /// A gauge without labels.
     pub fn plain_gauge(&self, name: &str, help: &str) -> IntGauge {
         self.register(IntGauge::new(name, help).expect("valid metric definition"))
+    }
+
+    /// A gauge of a fraction or other non-integer value, without labels.
+    pub fn ratio_gauge(&self, name: &str, help: &str) -> Gauge {
+        self.register(Gauge::new(name, help).expect("valid metric definition"))
     }
 
     /// A latency histogram (seconds, [`LATENCY_BUCKETS`]).

@@ -8,6 +8,8 @@ use crate::assets::ingest::{Ownership, UploadLimits};
 use crate::assets::placement::{
     KeyTemplate, Placement, PlacementRule, Placements, CONTENT_ADDRESSED,
 };
+use crate::assets::reconcile::ReconcileSettings;
+use crate::assets::retention::{Expiry, Retention, RetentionRule};
 use crate::assets::service::StartupOriginals;
 use crate::assets::Visibility;
 use crate::variants::limits::VariantLimits;
@@ -87,6 +89,54 @@ pub struct RawAssets {
     pub register: Option<RawRegister>,
     /// What an upload through the admin API (`PUT /v1/assets`) may be ([`RawUpload`]).
     pub upload: Option<RawUpload>,
+    /// Assets deleted on their own after a time ([`RawRetention`]).
+    pub retention: Option<RawRetention>,
+    /// The database compared with the backends ([`RawReconcile`]).
+    pub reconcile: Option<RawReconcile>,
+}
+
+/// `[assets.reconcile]`: comparing the database with what the backends hold (rows whose
+/// object is gone, objects without a row); always available on demand
+/// (`assetgate assets reconcile`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReconcile {
+    /// How often the fleet reconciles, e.g. `1d` (default: only on demand); one gateway does
+    /// it.
+    pub every: Option<String>,
+    /// Remove objects that no row names once they are this old, e.g. `7d` (default: never;
+    /// they are only reported). Only for backends that hold nothing but this store's assets.
+    pub remove_orphans_after: Option<String>,
+}
+
+/// `[assets.retention]`: rules that delete assets once they have had their time, applied
+/// once per fleet every `every` (and on demand by `assetgate assets gc`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// How often the fleet applies the rules, e.g. `1h` (default 1h); one gateway does it.
+    pub every: Option<String>,
+    /// The rules ([`RawRetentionRule`]); an asset any rule matches is deleted.
+    pub rules: Option<Vec<toml::Value>>,
+    /// Presigned uploads not completed this long after they were presigned are removed, with
+    /// whatever the client sent (default `1d`).
+    pub unfinished_uploads: Option<String>,
+}
+
+/// `[[assets.retention.rules]]`: which assets one rule applies to and when they expire
+/// (exactly one of `delete_after` and `superseded_after`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetentionRule {
+    /// The module it applies to (default: every module).
+    pub module: Option<String>,
+    /// The visibility it applies to: `public`, `private` or `admin-private` (default: all).
+    pub visibility: Option<String>,
+    /// Delete the assets this long after they were added, e.g. `30d` (drafts).
+    pub delete_after: Option<String>,
+    /// Delete an asset this long after a newer asset of the same owner and module was added,
+    /// e.g. `7d` (the old versions of an avatar; the newest one always stays).
+    pub superseded_after: Option<String>,
 }
 
 /// `[assets.upload]`: the limits of streamed uploads.
@@ -99,6 +149,9 @@ pub struct RawUpload {
     /// Media types accepted, as sniffed from the bytes (never the client's `Content-Type`);
     /// `image/*` matches a prefix. Default: any type. Another type is refused with 415.
     pub types: Option<Vec<String>>,
+    /// How long a presigned upload form (`POST /v1/assets/presign`) may be used, e.g. `15m`
+    /// (default 15m, at most 7d).
+    pub presign_ttl: Option<String>,
 }
 
 /// `[[assets.placements]]`: the backend and key template of one visibility's (and
@@ -157,6 +210,10 @@ pub struct AssetSettings {
     pub register: Option<StartupOriginals>,
     /// What a streamed upload may be.
     pub upload: UploadLimits,
+    /// Assets and unfinished uploads deleted on their own (defaults without the section).
+    pub retention: Retention,
+    /// How the database is compared with the backends.
+    pub reconcile: ReconcileSettings,
 }
 
 /// `[assets.upload] max_size` unless given.
@@ -228,6 +285,8 @@ impl Media<'_, '_> {
         }
         let register = raw.register.map(|r| self.startup_originals(r));
         let upload = self.upload_limits(raw.upload.unwrap_or_default());
+        let retention = self.retention(raw.retention.unwrap_or_default());
+        let reconcile = self.reconcile(raw.reconcile.unwrap_or_default());
         Some(AssetSettings {
             database,
             originals: raw.originals,
@@ -244,7 +303,83 @@ impl Media<'_, '_> {
             avif_speed,
             register,
             upload,
+            retention,
+            reconcile,
         })
+    }
+
+    /// `[assets.reconcile]`.
+    fn reconcile(&mut self, raw: RawReconcile) -> ReconcileSettings {
+        let mut optional = |key: &str, text: Option<String>| {
+            let text = text?;
+            Some(self.duration(
+                &format!("assets.reconcile.{key}"),
+                Some(&text),
+                Duration::from_secs(86_400),
+            ))
+        };
+        ReconcileSettings {
+            every: optional("every", raw.every),
+            remove_orphans_after: optional("remove_orphans_after", raw.remove_orphans_after),
+        }
+    }
+
+    /// `[assets.retention]`.
+    fn retention(&mut self, raw: RawRetention) -> Retention {
+        let every = self.duration(
+            "assets.retention.every",
+            raw.every.as_deref(),
+            Duration::from_secs(3600),
+        );
+        let mut rules = Vec::new();
+        for (i, value) in raw.rules.into_iter().flatten().enumerate() {
+            let path = format!("assets.retention.rules[{i}]");
+            let Some(r) = self.item::<RawRetentionRule>(&path, value) else {
+                continue;
+            };
+            let visibility = r.visibility.as_deref().map(|v| {
+                self.visibility(&format!("{path}.visibility"), Some(v), Visibility::Private)
+            });
+            if r.module.as_deref().is_some_and(str::is_empty) {
+                self.problems.add(
+                    format!("{path}.module"),
+                    "must not be empty (leave it out for every module)",
+                );
+            }
+            let day = Duration::from_secs(86_400);
+            let expiry = match (r.delete_after, r.superseded_after) {
+                (Some(d), None) => {
+                    Expiry::Age(self.duration(&format!("{path}.delete_after"), Some(&d), day))
+                }
+                (None, Some(d)) => Expiry::Superseded(self.duration(
+                    &format!("{path}.superseded_after"),
+                    Some(&d),
+                    day,
+                )),
+                _ => {
+                    self.problems.add(
+                        path.as_str(),
+                        "needs exactly one of delete_after and superseded_after",
+                    );
+                    continue;
+                }
+            };
+            rules.push(RetentionRule {
+                module: r.module,
+                visibility,
+                expiry,
+            });
+        }
+        let unfinished_uploads = self.duration(
+            "assets.retention.unfinished_uploads",
+            raw.unfinished_uploads.as_deref(),
+            Duration::from_secs(86_400),
+        );
+        Retention {
+            every,
+            rules,
+            unfinished_uploads,
+        }
     }
 
     /// The default placement (`originals`, `key`, `key_prefix`) and `[[assets.placements]]`,
@@ -328,7 +463,18 @@ impl Media<'_, '_> {
                 );
             }
         }
-        UploadLimits { max_size, types }
+        let presign_ttl = self
+            .duration(
+                "assets.upload.presign_ttl",
+                raw.presign_ttl.as_deref(),
+                Duration::from_secs(900),
+            )
+            .min(Duration::from_secs(7 * 86_400));
+        UploadLimits {
+            max_size,
+            types,
+            presign_ttl,
+        }
     }
 
     /// A key template at `path`; a bad one is reported and stands in as the default layout.

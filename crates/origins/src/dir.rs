@@ -253,7 +253,7 @@ impl DirBackend {
     }
 
     /// The folder `key_prefix` names under the root (originals' keys are relative to it).
-    fn prefix_dir(&self) -> PathBuf {
+    pub(crate) fn prefix_dir(&self) -> PathBuf {
         let mut dir = self.spec.root.clone();
         dir.extend(self.spec.key_prefix.split('/').filter(|s| !s.is_empty()));
         dir
@@ -542,6 +542,13 @@ impl OriginalStore for DirBackend {
 
     async fn delete_original(&self, key: &str) -> Result<(), OriginalError> {
         DirBackend::delete_original(self, key).await
+    }
+
+    async fn list_originals(
+        &self,
+        after: Option<&str>,
+    ) -> Result<crate::listing::ListPage, OriginalError> {
+        DirBackend::list_originals(self, after).await
     }
 
     fn key_of_local_file(&self, path: &std::path::Path) -> Option<String> {

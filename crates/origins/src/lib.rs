@@ -20,9 +20,11 @@ mod error;
 pub mod health;
 pub mod http;
 pub mod keys;
+pub mod listing;
 pub mod local;
 pub mod metrics;
 pub mod origin;
+pub mod presign;
 mod resolve;
 pub mod s3;
 pub mod spec;
@@ -309,6 +311,20 @@ impl<R: ?Sized> OriginalStore for Backend<R> {
 
     async fn delete_original(&self, key: &str) -> Result<(), OriginalError> {
         self.store()?.delete_original(key).await
+    }
+
+    async fn list_originals(
+        &self,
+        after: Option<&str>,
+    ) -> Result<listing::ListPage, OriginalError> {
+        self.store()?.list_originals(after).await
+    }
+
+    async fn presign_post(
+        &self,
+        conditions: &presign::PostConditions,
+    ) -> Result<presign::PresignedPost, OriginalError> {
+        self.store()?.presign_post(conditions).await
     }
 
     fn key_of_local_file(&self, path: &std::path::Path) -> Option<String> {

@@ -204,6 +204,22 @@ pub trait OriginalStore: Send + Sync {
     /// Removes the original at `key`; one already gone is no error.
     async fn delete_original(&self, key: &str) -> Result<(), OriginalError>;
 
+    /// A page of the objects stored, in key order, starting after the key `after` (see
+    /// [`crate::listing`]).
+    async fn list_originals(
+        &self,
+        after: Option<&str>,
+    ) -> Result<crate::listing::ListPage, OriginalError>;
+
+    /// A presigned POST form for an upload straight to the store (see [`crate::presign`]);
+    /// stores that cannot presign (a local directory) refuse.
+    async fn presign_post(
+        &self,
+        _conditions: &crate::presign::PostConditions,
+    ) -> Result<crate::presign::PresignedPost, OriginalError> {
+        Err(OriginalError::Unsupported("dir"))
+    }
+
     /// The key of a local file inside the store (it can be registered where it lies); `None`
     /// for a store that is not a local directory, and files elsewhere.
     fn key_of_local_file(&self, _path: &std::path::Path) -> Option<String> {

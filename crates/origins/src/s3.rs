@@ -354,7 +354,7 @@ impl S3Backend {
 
     /// Current credentials, refreshed shortly before they expire; `None` for anonymous access.
     /// Requests read the cache without waiting; one of them refreshes it when it runs stale.
-    async fn current_credentials(&self) -> Result<Option<Credentials>, S3Error> {
+    pub(crate) async fn current_credentials(&self) -> Result<Option<Credentials>, S3Error> {
         let Some(provider) = self.provider().await else {
             return Ok(None);
         };
@@ -525,6 +525,16 @@ impl S3Backend {
     /// The bucket's name.
     pub fn bucket(&self) -> &str {
         &self.spec.bucket
+    }
+
+    /// The bucket's region (as signed).
+    pub fn region(&self) -> &str {
+        &self.spec.region
+    }
+
+    /// The bucket's own URL (where a presigned POST form goes), ending in `/`.
+    pub fn bucket_url(&self) -> String {
+        format!("{}{}", self.url_prefix, self.path_prefix)
     }
 
     /// An SDK client for the bucket, with the backend's credentials (built once).
@@ -785,6 +795,20 @@ impl OriginalStore for Arc<S3Backend> {
 
     async fn delete_original(&self, key: &str) -> Result<(), OriginalError> {
         S3Backend::delete_original(self, key).await
+    }
+
+    async fn list_originals(
+        &self,
+        after: Option<&str>,
+    ) -> Result<crate::listing::ListPage, OriginalError> {
+        S3Backend::list_originals(self, after).await
+    }
+
+    async fn presign_post(
+        &self,
+        conditions: &crate::presign::PostConditions,
+    ) -> Result<crate::presign::PresignedPost, OriginalError> {
+        S3Backend::presign_post(self, conditions).await
     }
 }
 

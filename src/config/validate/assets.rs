@@ -19,6 +19,33 @@ impl Validator<'_> {
         }
     }
 
+    /// `[assets.reconcile] remove_orphans_after` removes every object of the store's backends
+    /// that no row names: refused when one of them also holds the object cache tier's
+    /// entries (`object_tier`), which have no rows and would all be removed.
+    pub(super) fn orphan_removal(
+        &mut self,
+        assets: Option<&AssetSettings>,
+        object_tier: Option<&str>,
+    ) {
+        let (Some(assets), Some(tier)) = (assets, object_tier) else {
+            return;
+        };
+        if assets.reconcile.remove_orphans_after.is_none() {
+            return;
+        }
+        let store_backends = std::iter::once(assets.originals.as_str())
+            .chain(assets.placement_backends.iter().map(|(_, b)| b.as_str()));
+        if store_backends.into_iter().any(|b| b == tier) {
+            self.problems.add(
+                "assets.reconcile.remove_orphans_after",
+                format!(
+                    "backend \"{tier}\" also holds the object cache tier ([cache.object]), whose \
+                     entries have no rows and would be removed; give the cache its own backend"
+                ),
+            );
+        }
+    }
+
     /// The backend `name` at `path` is declared and an s3 or dir backend.
     fn store_backend(&mut self, path: &str, name: &str, declared: &BTreeMap<String, String>) {
         match declared.get(name).map(String::as_str) {
@@ -60,6 +87,25 @@ names = ["*"]
     }
 
     const ROUTE: &str = "[[hosts.routes]]\npath = \"/img\"\nbackend = \"variants\"\n";
+
+    #[test]
+    fn orphan_removal_is_refused_on_the_object_tiers_backend() {
+        let base = format!(
+            "{ROUTE}[backends.bucket]\nkind = \"s3\"\nbucket = \"assets-bucket\"\nregion = \"r\"\n\
+             [cache.object]\nbackend = \"bucket\"\n\
+             [assets]\noriginals = \"bucket\"\ndatabase = \"sqlite://a.db\"\n"
+        );
+        assert_eq!(problems(&base), Vec::<String>::new());
+        let removing = format!("{base}[assets.reconcile]\nremove_orphans_after = \"7d\"\n");
+        let found = problems(&removing);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "assets.reconcile.remove_orphans_after: backend \"bucket\" also holds"
+            ),
+            "{found:?}"
+        );
+    }
 
     #[test]
     fn a_variants_route_with_its_store_is_valid() {

@@ -144,6 +144,8 @@ impl Validator<'_> {
         let hosts = self.hosts(raw.hosts, &declared, &declared_groups, &auth);
         let assets = self.check().assets(raw.assets);
         self.originals_backend(assets.as_ref(), &declared);
+        let object_tier = cache.object.as_ref().map(|o| o.backend.as_str());
+        self.orphan_removal(assets.as_ref(), object_tier);
         if assets.is_none() {
             for (name, kind) in &declared {
                 if kind == "variants" {

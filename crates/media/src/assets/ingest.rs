@@ -209,7 +209,7 @@ impl Destinations<'_> {
     }
 
     /// The store named `backend`.
-    pub(super) fn store(&self, backend: &str) -> Result<&Arc<dyn OriginalStore>, StoreError> {
+    pub(crate) fn store(&self, backend: &str) -> Result<&Arc<dyn OriginalStore>, StoreError> {
         self.stores.get(backend).ok_or_else(|| {
             StoreError::Ingest(format!(
                 "the placement's backend \"{backend}\" is not a store"
@@ -257,6 +257,8 @@ pub struct UploadLimits {
     pub max_size: u64,
     /// Media types accepted (`image/*` matches a prefix); empty: any.
     pub types: Vec<String>,
+    /// How long a presigned upload form may be used.
+    pub presign_ttl: std::time::Duration,
 }
 
 impl UploadLimits {
@@ -340,24 +342,7 @@ pub async fn upload(
         super::placement::check_segment(field, value)
             .map_err(|e| UploadError::Refused(e.to_string()))?;
     }
-    let mut head = Vec::new();
-    let mut ended = false;
-    while head.len() < HEAD {
-        match body.next_piece().await.map_err(UploadError::Body)? {
-            Some(piece) => head.extend_from_slice(&piece),
-            None => {
-                ended = true;
-                break;
-            }
-        }
-        if head.len() as u64 > limits.max_size {
-            return Err(UploadError::TooLarge(limits.max_size));
-        }
-    }
-    let mime_type = sniffed_type(&head).to_string();
-    if !limits.allows(&mime_type) {
-        return Err(UploadError::UnsupportedType(mime_type));
-    }
+    let (head, mut ended, mime_type) = read_head(body, limits).await?;
     // The placement's backend, checked before a byte is written (a bad owner is refused
     // here); the key is rendered again once the hash is known.
     let placement = to.placements.choose(who.visibility, &who.module);
@@ -391,16 +376,7 @@ pub async fn upload(
     }
     object.finish().await.map_err(failed)?;
     let hash = kit::hex::encode(&hasher.finalize());
-    let dims = imagesize::blob_size(&head).ok();
-    let blob = Blob {
-        content_hash: hash.clone(),
-        backend: backend.to_string(),
-        storage_key: String::new(),
-        size_bytes: size,
-        mime_type,
-        width: dims.map(|s| s.width as u64),
-        height: dims.map(|s| s.height as u64),
-    };
+    let blob = blob_of(hash, backend, size, mime_type, &head);
     let placed = place_staged(store, to, target.as_ref(), &staging, blob, name, who).await;
     if placed.is_err() {
         // Whatever failed, the staging object must not stay behind (gone already is fine).
@@ -409,10 +385,90 @@ pub async fn upload(
     placed
 }
 
+/// Reads the first [`HEAD`] bytes of `body` (fewer when it ends sooner: then `true`), and the
+/// type sniffed from them, refusing a body over the size limit or of a type the limits do not
+/// take.
+async fn read_head(
+    body: &mut dyn BodySource,
+    limits: &UploadLimits,
+) -> Result<(Vec<u8>, bool, String), UploadError> {
+    let mut head = Vec::new();
+    let mut ended = false;
+    while head.len() < HEAD {
+        match body.next_piece().await.map_err(UploadError::Body)? {
+            Some(piece) => head.extend_from_slice(&piece),
+            None => {
+                ended = true;
+                break;
+            }
+        }
+        if head.len() as u64 > limits.max_size {
+            return Err(UploadError::TooLarge(limits.max_size));
+        }
+    }
+    let mime_type = sniffed_type(&head).to_string();
+    if !limits.allows(&mime_type) {
+        return Err(UploadError::UnsupportedType(mime_type));
+    }
+    Ok((head, ended, mime_type))
+}
+
+/// The blob of `size` bytes hashing to `hash`, of `mime_type`, in `backend`, with the
+/// dimensions its `head` tells (its key is filled in when it is placed).
+fn blob_of(hash: String, backend: &str, size: u64, mime_type: String, head: &[u8]) -> Blob {
+    let dims = imagesize::blob_size(head).ok();
+    Blob {
+        content_hash: hash,
+        backend: backend.to_string(),
+        storage_key: String::new(),
+        size_bytes: size,
+        mime_type,
+        width: dims.map(|s| s.width as u64),
+        height: dims.map(|s| s.height as u64),
+    }
+}
+
+/// Reads an object already stored in `backend` (a presigned upload) to the end, hashing it
+/// and checking it against `limits` as an upload is checked: its blob, to be placed.
+pub(crate) async fn hash_stored(
+    body: &mut dyn BodySource,
+    backend: &str,
+    limits: &UploadLimits,
+) -> Result<Blob, UploadError> {
+    let (head, mut ended, mime_type) = read_head(body, limits).await?;
+    let mut hasher = Sha256::new();
+    hasher.update(&head);
+    let mut size = head.len() as u64;
+    while !ended {
+        match body.next_piece().await.map_err(UploadError::Body)? {
+            Some(piece) => {
+                size += piece.len() as u64;
+                if size > limits.max_size {
+                    return Err(UploadError::TooLarge(limits.max_size));
+                }
+                hasher.update(&piece);
+            }
+            None => ended = true,
+        }
+    }
+    let hash = kit::hex::encode(&hasher.finalize());
+    Ok(blob_of(hash, backend, size, mime_type, &head))
+}
+
+/// A stored object read back as a body (completing a presigned upload).
+pub(crate) struct ReaderBody<'a>(pub &'a mut dyn origins::upload::OriginalReader);
+
+#[async_trait::async_trait]
+impl BodySource for ReaderBody<'_> {
+    async fn next_piece(&mut self) -> Result<Option<bytes::Bytes>, String> {
+        self.0.next_piece().await.map_err(|e| e.to_string())
+    }
+}
+
 /// Moves the staged upload of `blob` to its placed key (unless that object holds these bytes
 /// already: then the staging copy is dropped) and records it; an object this created is
 /// removed again when the rows cannot be written.
-async fn place_staged(
+pub(crate) async fn place_staged(
     store: &AssetStore,
     to: &Destinations<'_>,
     target: &dyn OriginalStore,

@@ -29,6 +29,8 @@ pub struct Job {
     pub attempts: u32,
     /// The error of the last failed run (empty when none failed).
     pub last_error: String,
+    /// What the job reported when it was done (JSON; empty when it reports nothing).
+    pub result: String,
 }
 
 /// How jobs are retried.
@@ -69,7 +71,7 @@ fn now_ms() -> i64 {
     i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX)
 }
 
-const JOB_COLUMNS: &str = "id, kind, payload, state, attempts, last_error";
+const JOB_COLUMNS: &str = "id, kind, payload, state, attempts, last_error, result";
 
 fn job(row: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
     let attempts: i64 = row.try_get("attempts")?;
@@ -80,6 +82,7 @@ fn job(row: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
         state: row.try_get("state")?,
         attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
         last_error: row.try_get("last_error")?,
+        result: row.try_get("result")?,
     })
 }
 
@@ -92,19 +95,34 @@ impl AssetStore {
         retry: &Retry,
     ) -> Result<String, StoreError> {
         let id = kit::ids::random_hex128();
+        self.enqueue_once(&id, kind, payload, retry).await?;
+        Ok(id)
+    }
+
+    /// Queues the job `id` unless a job with that id exists (queued, run or failed): however
+    /// many gateways ask for it, there is one. Returns whether this call queued it. A
+    /// scheduled job named by its period (`retention-493827`) thereby runs once per fleet.
+    pub async fn enqueue_once(
+        &self,
+        id: &str,
+        kind: &str,
+        payload: &str,
+        retry: &Retry,
+    ) -> Result<bool, StoreError> {
         let now = now_ms();
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_after, \
-             created_at, updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $5, $5, $5)",
+             created_at, updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $5, $5, $5) \
+             ON CONFLICT (id) DO NOTHING",
         )
-        .bind(&id)
+        .bind(id)
         .bind(kind)
         .bind(payload)
         .bind(i64::from(retry.max_attempts))
         .bind(now)
         .execute(self.pool())
         .await?;
-        Ok(id)
+        Ok(done.rows_affected() > 0)
     }
 
     /// Claims the job that has waited longest among those due (queued and past their
@@ -135,15 +153,17 @@ impl AssetStore {
         row.as_ref().map(job).transpose()
     }
 
-    /// Marks the job `id`, claimed by `owner`, done.
-    pub async fn job_done(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+    /// Marks the job `id`, claimed by `owner`, done, with what it reports (`result`, JSON or
+    /// empty).
+    pub async fn job_done(&self, id: &str, owner: &str, result: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE jobs SET state = 'done', last_error = '', updated_at = $1 \
+            "UPDATE jobs SET state = 'done', last_error = '', result = $4, updated_at = $1 \
              WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
         )
         .bind(now_ms())
         .bind(id)
         .bind(owner)
+        .bind(result)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -182,6 +202,55 @@ impl AssetStore {
         } else {
             "queued"
         })
+    }
+
+    /// Records a job of `kind` that ran outside the queue (an on-demand run through the API)
+    /// as done with `result`, so it is listed and counted like the scheduled ones. Returns its
+    /// id.
+    pub async fn record_done(&self, kind: &str, result: &str) -> Result<String, StoreError> {
+        let id = kit::ids::random_hex128();
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_after, \
+             result, created_at, updated_at) VALUES ($1, $2, '{}', 'done', 1, 1, $3, $4, $3, $3)",
+        )
+        .bind(&id)
+        .bind(kind)
+        .bind(now_ms())
+        .bind(result)
+        .execute(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// Removes finished (done or failed) jobs last changed before `before_ms`, keeping the
+    /// newest finished job of each kind (the last reconciliation stays in the metrics).
+    /// Returns how many went.
+    pub async fn prune_jobs(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < $1 \
+             AND id NOT IN (SELECT (SELECT j.id FROM jobs j WHERE j.kind = k.kind \
+             AND j.state = 'done' ORDER BY j.updated_at DESC, j.id LIMIT 1) \
+             FROM (SELECT DISTINCT kind FROM jobs) k WHERE EXISTS \
+             (SELECT 1 FROM jobs d WHERE d.kind = k.kind AND d.state = 'done'))",
+        )
+        .bind(before_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// What the newest finished job of `kind` reported, if any job of it finished.
+    pub async fn last_result(&self, kind: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT result FROM jobs WHERE kind = $1 AND state = 'done' \
+             ORDER BY updated_at DESC, id LIMIT 1",
+        )
+        .bind(kind)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| r.try_get("result"))
+            .transpose()
+            .map_err(Into::into)
     }
 
     /// The job `id`.
@@ -229,6 +298,34 @@ impl AssetStore {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_job_queued_once_by_id_exists_once_however_often_it_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/assets.db", dir.path().display());
+        let store = AssetStore::connect(&url).await.unwrap();
+        let r = Retry::default();
+        assert!(store
+            .enqueue_once("retention-7", "retention", "{}", &r)
+            .await
+            .unwrap());
+        assert!(!store
+            .enqueue_once("retention-7", "retention", "{}", &r)
+            .await
+            .unwrap());
+        let job = store
+            .claim("a", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        store.job_done(&job.id, "a", "").await.unwrap();
+        // Done, it is still the period's job: asking again queues nothing.
+        assert!(!store
+            .enqueue_once("retention-7", "retention", "{}", &r)
+            .await
+            .unwrap());
+        assert_eq!(store.jobs(None, 10).await.unwrap().len(), 1);
+    }
+
     #[test]
     fn backoff_doubles_up_to_its_ceiling() {
         let r = Retry::default();
@@ -268,7 +365,7 @@ mod tests {
         assert_eq!(again.attempts, 2);
         assert_eq!(again.last_error, "boom");
         // Only the claimer may settle it.
-        store.job_done(&again.id, "a").await.unwrap();
+        store.job_done(&again.id, "a", "").await.unwrap();
         assert_eq!(store.job(&id).await.unwrap().unwrap().state, "running");
         assert_eq!(
             store
@@ -307,8 +404,12 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((job.id, job.attempts), (id.clone(), 2));
-        store.job_done(&id, "live").await.unwrap();
-        assert_eq!(store.job(&id).await.unwrap().unwrap().state, "done");
+        store.job_done(&id, "live", "{\"ok\":1}").await.unwrap();
+        let done = store.job(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (done.state.as_str(), done.result.as_str()),
+            ("done", "{\"ok\":1}")
+        );
         assert_eq!(
             store.claim("live", Duration::from_secs(30)).await.unwrap(),
             None

@@ -2,7 +2,7 @@
 //! server hands in.
 
 use kit::metrics::Registrar;
-use prometheus::{IntCounterVec, IntGaugeVec};
+use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec};
 
 /// Every asset store metric.
 #[derive(Clone)]
@@ -17,6 +17,17 @@ pub struct AssetMetrics {
     /// `assetgate_asset_job_runs_total{kind,result}`: job runs on this gateway by kind and
     /// result (`done`, `retry`, `failed`).
     pub job_runs: IntCounterVec,
+    /// `assetgate_asset_reconcile_checked{what}`: rows (`rows`) and stored objects
+    /// (`objects`) the last reconciliation compared (every gateway shows the fleet's last).
+    pub reconcile_checked: IntGaugeVec,
+    /// `assetgate_asset_reconcile_mismatches{kind}`: what the last reconciliation found
+    /// wrong, by kind (`missing`, `orphan`, `size`).
+    pub reconcile_mismatches: IntGaugeVec,
+    /// `assetgate_asset_drift_ratio`: mismatches ÷ (rows + orphans) of the last
+    /// reconciliation (alert at e.g. 0.0001, 0.01%).
+    pub drift_ratio: Gauge,
+    /// `assetgate_asset_reconcile_timestamp_seconds`: when the last reconciliation ran.
+    pub reconciled_at: IntGauge,
 }
 
 impl AssetMetrics {
@@ -37,6 +48,24 @@ impl AssetMetrics {
                 "assetgate_asset_job_runs_total",
                 "Durable asset job runs on this gateway, by kind and result.",
                 &["kind", "result"],
+            ),
+            reconcile_checked: r.gauge(
+                "assetgate_asset_reconcile_checked",
+                "Rows and stored objects the last reconciliation compared.",
+                &["what"],
+            ),
+            reconcile_mismatches: r.gauge(
+                "assetgate_asset_reconcile_mismatches",
+                "Mismatches the last reconciliation found, by kind.",
+                &["kind"],
+            ),
+            drift_ratio: r.ratio_gauge(
+                "assetgate_asset_drift_ratio",
+                "Mismatches of the last reconciliation over rows and orphan objects.",
+            ),
+            reconciled_at: r.plain_gauge(
+                "assetgate_asset_reconcile_timestamp_seconds",
+                "Unix time of the last reconciliation.",
             ),
         }
     }

@@ -11,22 +11,31 @@
 //! - [`originals`]: the backends placements write to and variants read from, by name.
 //! - [`ingest`]: hashing files, writing them where their placement says, and recording blob,
 //!   object and asset (`assetgate assets add`, and the quick start's sample images at start).
+//! - [`presigned`]: presigned uploads straight to the bucket, and their completion.
 //! - [`jobs`]: durable jobs in the database (queued, claimed under a lease, retried with
 //!   backoff), for what must happen even if the gateway that asked stops.
 //! - [`runner::JobRunner`]: the background service that runs those jobs.
 //! - [`publish`]: changing an asset's visibility, and moving its bytes to the new placement.
 //! - [`remove`]: deleting an asset, and the object and blob nothing references any more.
+//! - [`fleet::Fleet`]: what a change must make every gateway do (forget a lookup, purge an
+//!   original's cached variants), implemented by the application.
+//! - [`retention`]: the rules that delete assets on their own, and the sweep applying them.
+//! - [`reconcile`]: the database compared with the backends (missing objects, orphans).
 //! - [`service::StoreService`]: connects and migrates in the background (the server's build is
 //!   synchronous); `/readyz` answers ready only once the store is up.
 
+pub mod fleet;
 pub mod ingest;
 pub mod jobs;
 pub mod lookup;
 pub mod metrics;
 pub mod originals;
 pub mod placement;
+pub mod presigned;
 pub mod publish;
+pub mod reconcile;
 pub mod remove;
+pub mod retention;
 pub mod runner;
 pub mod service;
 pub mod store;

@@ -40,6 +40,20 @@ impl OriginalStores {
         }
     }
 
+    /// No store at all (for tests of the store's side, where every object removal fails).
+    #[cfg(test)]
+    pub(crate) fn empty() -> OriginalStores {
+        OriginalStores {
+            default: String::new(),
+            stores: BTreeMap::new(),
+        }
+    }
+
+    /// The name of every backend, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.stores.keys().map(String::as_str)
+    }
+
     /// The name of the default backend.
     pub fn default_name(&self) -> &str {
         &self.default

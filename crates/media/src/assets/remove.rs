@@ -3,6 +3,7 @@
 //! rows go first, in one transaction, then the bytes: an object that cannot be removed at once
 //! is left to a durable `delete_object` job, never a row pointing at nothing.
 
+use super::fleet::Fleet;
 use super::originals::OriginalStores;
 use super::store::{AssetStore, Deleted};
 use super::StoreError;
@@ -79,6 +80,42 @@ pub async fn delete(
     Ok(Some(Removed {
         deleted,
         left_behind,
+    }))
+}
+
+/// What deleting an asset did, on the fleet too.
+#[derive(Debug, Clone)]
+pub struct Gone {
+    /// What was deleted in the store and its backends.
+    pub removed: Removed,
+    /// Gateways that could not be told to forget the hash's lookup, if any.
+    pub unforgotten: Option<String>,
+    /// With the blob's last asset: the purge of its cached variants everywhere (its report).
+    pub purged: Option<serde_json::Value>,
+}
+
+/// Deletes the asset `id` as [`delete`] does, then makes every gateway forget the hash's
+/// lookup (so access follows the store from the next request) and, when the blob went with
+/// it, purges every cached variant of it in every tier of every gateway by its tag.
+pub async fn delete_everywhere(
+    store: &AssetStore,
+    stores: &OriginalStores,
+    fleet: &dyn Fleet,
+    id: &str,
+) -> Result<Option<Gone>, StoreError> {
+    let Some(removed) = delete(store, stores, id).await? else {
+        return Ok(None);
+    };
+    let hash = &removed.deleted.asset.blob_hash;
+    let unforgotten = fleet.forget(hash).await;
+    let purged = match removed.deleted.blob_removed {
+        true => Some(fleet.purge_tag(&original_tag(hash)).await),
+        false => None,
+    };
+    Ok(Some(Gone {
+        removed,
+        unforgotten,
+        purged,
     }))
 }
 

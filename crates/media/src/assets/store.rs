@@ -92,6 +92,17 @@ pub struct NewAsset<'a> {
     pub name: &'a str,
 }
 
+/// Which assets a listing shows (every field `None`: all of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssetFilter {
+    /// Only this owner's.
+    pub owner: Option<String>,
+    /// Only this module's.
+    pub module: Option<String>,
+    /// Only of this visibility.
+    pub visibility: Option<Visibility>,
+}
+
 /// What the request path needs to know about a content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HashAccess {
@@ -181,7 +192,8 @@ impl AssetStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Where the object at `key` in `backend` stands for the bytes `hash`.
+    /// Where the object at `key` in `backend` stands for the bytes `hash` (one reconciliation
+    /// found missing is free: it is written again).
     pub async fn object_slot(
         &self,
         backend: &str,
@@ -189,7 +201,7 @@ impl AssetStore {
         hash: &str,
     ) -> Result<ObjectSlot, StoreError> {
         let row =
-            sqlx::query("SELECT blob_hash FROM objects WHERE backend = $1 AND storage_key = $2")
+            sqlx::query("SELECT blob_hash FROM objects WHERE backend = $1 AND storage_key = $2 AND missing_since = 0")
                 .bind(backend)
                 .bind(key)
                 .fetch_optional(&self.pool)
@@ -208,13 +220,14 @@ impl AssetStore {
     }
 
     /// Records that the object at `key` in `backend` holds the blob `hash` (replacing what it
-    /// held before). The blob row must exist.
+    /// held before; present again if it was missing). The blob row must exist.
     pub async fn put_object(&self, backend: &str, key: &str, hash: &str) -> Result<(), StoreError> {
         let now = i64::try_from(kit::time::unix_millis()).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO objects (backend, storage_key, blob_hash, created_at) \
              VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (backend, storage_key) DO UPDATE SET blob_hash = excluded.blob_hash",
+             ON CONFLICT (backend, storage_key) DO UPDATE SET blob_hash = excluded.blob_hash, \
+             missing_since = 0",
         )
         .bind(backend)
         .bind(key)
@@ -261,11 +274,13 @@ impl AssetStore {
         asset(&row)
     }
 
-    /// The blob with this hash, if stored.
+    /// The blob with this hash, if stored and its object is not known to be missing.
     pub async fn blob(&self, hash: &str) -> Result<Option<Blob>, StoreError> {
         let row = sqlx::query(
             "SELECT content_hash, backend, storage_key, size_bytes, mime_type, width, height \
-             FROM blobs WHERE content_hash = $1 AND state = 'stored'",
+             FROM blobs WHERE content_hash = $1 AND state = 'stored' AND NOT EXISTS \
+             (SELECT 1 FROM objects o WHERE o.backend = blobs.backend \
+             AND o.storage_key = blobs.storage_key AND o.missing_since > 0)",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -456,6 +471,28 @@ impl AssetStore {
         }))
     }
 
+    /// Active assets matching `filter`, in id order after the id `after`, at most `limit`.
+    pub async fn list_assets(
+        &self,
+        filter: &AssetFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Asset>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE state = 'active' \
+             AND ($1 = '' OR owner = $1) AND ($2 = '' OR module = $2) \
+             AND ($3 = '' OR visibility = $3) AND id > $4 ORDER BY id LIMIT $5"
+        )))
+        .bind(filter.owner.as_deref().unwrap_or_default())
+        .bind(filter.module.as_deref().unwrap_or_default())
+        .bind(filter.visibility.map_or("", Visibility::name))
+        .bind(after.unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(asset).collect()
+    }
+
     /// How many blobs and assets are stored (for `assetgate assets` output and tests).
     pub async fn counts(&self) -> Result<(u64, u64), StoreError> {
         let blobs: i64 = sqlx::query("SELECT COUNT(*) FROM blobs")
@@ -516,9 +553,10 @@ where
 }
 
 /// The columns [`asset`] reads (a constant: the only text formatted into a statement).
-const ASSET_COLUMNS: &str = "id, blob_hash, owner, module, visibility, backend, storage_key, name";
+pub(crate) const ASSET_COLUMNS: &str =
+    "id, blob_hash, owner, module, visibility, backend, storage_key, name";
 
-fn asset(row: &AnyRow) -> Result<Asset, StoreError> {
+pub(crate) fn asset(row: &AnyRow) -> Result<Asset, StoreError> {
     let visibility: String = row.try_get("visibility")?;
     Ok(Asset {
         id: row.try_get("id")?,
