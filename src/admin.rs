@@ -53,7 +53,7 @@ pub struct AdminApp {
     audit: Option<Arc<AuditLog>>,
     control: CacheControl,
     /// The asset store's calls, when configured (not ready until the store is connected).
-    assets: Option<crate::asset_api::AssetApi>,
+    assets: Option<Arc<crate::asset_api::AssetApi>>,
 }
 
 /// What the admin API purges and revokes with.
@@ -141,7 +141,7 @@ impl AdminApp {
         listeners: Vec<SocketAddr>,
         audit: Option<Arc<AuditLog>>,
         control: CacheControl,
-        assets: Option<crate::asset_api::AssetApi>,
+        assets: Option<Arc<crate::asset_api::AssetApi>>,
         metrics: Arc<Metrics>,
     ) -> AdminApp {
         let access = &config.admin_access;

@@ -50,7 +50,7 @@ pub struct AssetApi {
 }
 
 /// The request body, piece by piece as the client sends it.
-struct RequestBody<'a>(&'a mut ServerSession);
+pub struct RequestBody<'a>(pub &'a mut ServerSession);
 
 #[async_trait::async_trait]
 impl BodySource for RequestBody<'_> {
@@ -75,31 +75,41 @@ impl AssetApi {
         };
         let name = param(query.as_deref(), "name").unwrap_or_else(|| "upload".into());
         let target = format!("{}/{}/{name}", who.owner, who.module);
-        let Some(store) = self.lookups.store() else {
-            return (
-                target,
-                Err((503, "the asset store is not connected yet".into())),
-            );
-        };
+        let mut body = RequestBody(session);
+        let added = self.upload_as(&mut body, &who, &name).await;
+        (
+            target,
+            added.map_err(|e| (crate::error::upload_status(&e), e.to_string())),
+        )
+    }
+
+    /// Streams `body` (named `name`) into the store as `who`'s asset, within
+    /// `[assets.upload]` → the answer of an upload. The admin API's `PUT /v1/assets` and the
+    /// proxy's upload routes both come here.
+    pub async fn upload_as(
+        &self,
+        body: &mut dyn BodySource,
+        who: &Ownership,
+        name: &str,
+    ) -> Result<serde_json::Value, UploadError> {
+        let store = self
+            .lookups
+            .store()
+            .ok_or(UploadError::Store(media::assets::StoreError::NotReady))?;
         let to = Destinations {
             stores: &self.stores,
             placements: &self.settings.placements,
         };
-        let mut body = RequestBody(session);
-        let added = ingest::upload(store, &to, &mut body, &name, &who, &self.settings.upload).await;
-        match added {
+        match ingest::upload(store, &to, body, name, who, &self.settings.upload).await {
             Ok(a) => {
                 self.announced(&a).await;
-                (target, Ok(added_json(&a)))
+                Ok(added_json(&a))
             }
             Err(e) => {
                 if matches!(e, UploadError::Store(_)) {
-                    tracing::error!(error = %e, %target, "upload failed");
+                    tracing::error!(error = %e, owner = %who.owner, module = %who.module, "upload failed");
                 }
-                (
-                    target,
-                    Err((crate::error::upload_status(&e), e.to_string())),
-                )
+                Err(e)
             }
         }
     }

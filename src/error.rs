@@ -97,6 +97,18 @@ pub enum GatewayError {
     /// The asset metadata store is not connected yet, or failed.
     #[error("the asset store is unavailable; retry shortly")]
     StoreUnavailable,
+    /// An upload through an upload route was refused or failed: the status
+    /// [`upload_status`] gives its [`media::assets::ingest::UploadError`], and its message.
+    #[error("{message}")]
+    Upload {
+        /// The status.
+        status: u16,
+        /// What was wrong.
+        message: String,
+    },
+    /// An upload route was sent a credential that names no user to own the asset.
+    #[error("uploads need a credential that names the user (an HMAC URL signed with --user, or a JWT with a subject)")]
+    UploadNeedsUser,
 }
 
 /// Status recorded for [`GatewayError::ClientGone`] (never sent: the client is gone).
@@ -129,6 +141,8 @@ impl GatewayError {
             GatewayError::ClientTimeout => 408,
             GatewayError::Variant(v) => variant_status(v),
             GatewayError::StoreUnavailable => 503,
+            GatewayError::Upload { status, .. } => *status,
+            GatewayError::UploadNeedsUser => 403,
         }
     }
 
@@ -226,6 +240,18 @@ impl GatewayError {
             GatewayError::ClientTimeout => "client_timeout",
             GatewayError::Variant(_) => "variant",
             GatewayError::StoreUnavailable => "store_unavailable",
+            GatewayError::Upload { .. } => "upload",
+            GatewayError::UploadNeedsUser => "upload_needs_user",
+        }
+    }
+}
+
+/// An upload's failure is answered with the status of the one table below.
+impl From<media::assets::ingest::UploadError> for GatewayError {
+    fn from(e: media::assets::ingest::UploadError) -> GatewayError {
+        GatewayError::Upload {
+            status: upload_status(&e),
+            message: e.to_string(),
         }
     }
 }

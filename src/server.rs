@@ -122,13 +122,27 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         &metrics,
         (&wake_jobs, &fleet),
     )?;
+    let asset_api = match (&config.assets, &assets) {
+        (Some(settings), Some(lookups)) => Some(Arc::new(crate::asset_api::AssetApi {
+            lookups: lookups.clone(),
+            stores: crate::backend::original_stores(settings, &backends)
+                .map_err(StartError::Backend)?,
+            settings: settings.clone(),
+            wake: wake_jobs.clone(),
+            fleet: fleet.clone(),
+        })),
+        _ => None,
+    };
     let gateway = Gateway::new(
         config,
         &backends,
         Arc::new(auth),
         audit.clone(),
         &cache,
-        assets.clone(),
+        crate::proxy::StoreAccess {
+            lookups: assets.clone(),
+            uploads: asset_api.clone(),
+        },
         metrics.clone(),
     );
     add_proxy(&mut server, config, gateway, &metrics)?;
@@ -148,17 +162,6 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             hosts: routing::Router::new(&config.hosts, &config.groups, &backends),
         };
         let listeners = config.listeners.iter().map(|l| l.address).collect();
-        let asset_api = match (&config.assets, assets) {
-            (Some(settings), Some(lookups)) => Some(crate::asset_api::AssetApi {
-                lookups,
-                stores: crate::backend::original_stores(settings, &backends)
-                    .map_err(StartError::Backend)?,
-                settings: settings.clone(),
-                wake: wake_jobs.clone(),
-                fleet,
-            }),
-            _ => None,
-        };
         let app = AdminApp::new(
             Arc::new(config.clone()),
             backends,

@@ -195,6 +195,17 @@ pub struct Route {
     pub rate_limit: Option<limits::RateLimit>,
     /// Allowlists and source limits, on a route of a `variants` backend.
     pub variants: Option<media::variants::VariantLimits>,
+    /// What `PUT`/`POST` on the route upload, when it takes uploads.
+    pub upload: Option<RouteUpload>,
+}
+
+/// `[hosts.routes.upload]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteUpload {
+    /// The module of the uploaded assets.
+    pub module: String,
+    /// Their visibility.
+    pub visibility: media::assets::Visibility,
 }
 
 /// Which origins a CORS policy allows.

@@ -202,6 +202,21 @@ pub struct RawRoute {
     /// What a route on a `variants` backend allows ([`RawRouteVariants`]); absent: the safe
     /// defaults. Kept raw for precise error paths.
     pub variants: Option<toml::Value>,
+    /// `PUT`/`POST` on this route upload an asset for the credential's user
+    /// ([`RawRouteUpload`]); needs `[assets]` and an `access` scheme that names a user.
+    pub upload: Option<RawRouteUpload>,
+}
+
+/// `[hosts.routes.upload]`: what an upload through the route becomes. The owner is the user
+/// the request's credential names (an HMAC URL minted with `--user` and `--methods PUT`, or a
+/// JWT's subject); the file name is the request path's last segment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteUpload {
+    /// The module the assets belong to, e.g. `avatars`.
+    pub module: String,
+    /// `private` (default), `public` or `admin-private`.
+    pub visibility: Option<String>,
 }
 
 /// `[hosts.routes.cors]`.

@@ -74,6 +74,16 @@ pub struct Gateway {
     client_limit: Option<RateLimiter>,
     /// Where `shared` rate limits keep their buckets (the Redis tier).
     shared_buckets: Option<shared_buckets::RedisBuckets>,
+    /// Where upload routes put what they are sent (with `[assets]`).
+    uploads: Option<Arc<crate::asset_api::AssetApi>>,
+}
+
+/// The asset store as the request path uses it (both `None` without `[assets]`).
+pub struct StoreAccess {
+    /// Its lookups (variants routes).
+    pub lookups: Option<Arc<AccessCache>>,
+    /// Its uploads (upload routes).
+    pub uploads: Option<Arc<crate::asset_api::AssetApi>>,
 }
 
 impl Gateway {
@@ -85,7 +95,7 @@ impl Gateway {
         auth: Arc<Authenticator>,
         audit: Option<Arc<AuditLog>>,
         cache: &CacheLayer,
-        assets: Option<Arc<AccessCache>>,
+        store: StoreAccess,
         metrics: Arc<Metrics>,
     ) -> Gateway {
         Gateway {
@@ -109,13 +119,14 @@ impl Gateway {
             access_log: config.log.access_log,
             unmatched: metrics.routing.route(UNMATCHED, UNMATCHED),
             metrics,
-            assets,
+            assets: store.lookups,
             limits: config.limits.clone(),
             client_limit: config
                 .limits
                 .client
                 .map(|l| RateLimiter::new("client".into(), l)),
             shared_buckets: cache.redis().map(shared_buckets::RedisBuckets),
+            uploads: store.uploads,
         }
     }
 

@@ -28,6 +28,9 @@ pub enum Stage {
     Methods,
     /// The route's access policy (`access`); on a variants route, the asset store's.
     Access,
+    /// On an upload route, a `PUT`/`POST` body becomes the credential's user's asset
+    /// (`media::assets::ingest`), answered here.
+    Upload,
     /// Steering rules and groups (`routing`): the backend, and what it is asked (`backend`).
     Steering,
     /// An admin token is answered with a presigned redirect to the object.
@@ -39,13 +42,14 @@ pub enum Stage {
 }
 
 /// Every request passes these steps in this order until one ends it.
-pub const STAGES: [Stage; 10] = [
+pub const STAGES: [Stage; 11] = [
     Stage::Client,
     Stage::Route,
     Stage::RateLimits,
     Stage::Preflight,
     Stage::Methods,
     Stage::Access,
+    Stage::Upload,
     Stage::Steering,
     Stage::AdminRedirect,
     Stage::FreshHit,
@@ -99,6 +103,7 @@ impl Gateway {
             },
             Stage::Methods => Self::methods(session, ctx),
             Stage::Access => self.access(session, ctx).await,
+            Stage::Upload => return self.upload(session, ctx).await,
             Stage::Steering => Self::steering(session, ctx),
             Stage::AdminRedirect => return self.admin(session, ctx).await,
             Stage::FreshHit => match self.serve_fresh_hit(session, ctx).await {
@@ -186,6 +191,54 @@ impl Gateway {
         match authorized {
             Ok(()) => Flow::Next,
             Err(e) => Flow::Refuse(e),
+        }
+    }
+
+    /// An upload route's `PUT`/`POST`: the body streamed into the store as the asset of the
+    /// user the credential names (module and visibility from the route, the file name from
+    /// the path's last segment) → `201` with the upload's answer.
+    async fn upload(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        let Some(m) = ctx.matched.as_ref() else {
+            return Ok(Flow::Next);
+        };
+        let Some(upload) = m.route.route.upload.clone() else {
+            return Ok(Flow::Next);
+        };
+        let method = &session.req_header().method;
+        if *method != http::Method::PUT && *method != http::Method::POST {
+            return Ok(Flow::Next);
+        }
+        // Refused before the body is read whole: the connection cannot carry another request.
+        let Some(api) = self.uploads.clone() else {
+            session.set_keepalive(None);
+            return Ok(Flow::Refuse(GatewayError::StoreUnavailable));
+        };
+        let Some(user) = m.grant.as_ref().and_then(|g| g.user.clone()) else {
+            session.set_keepalive(None);
+            return Ok(Flow::Refuse(GatewayError::UploadNeedsUser));
+        };
+        let name = m
+            .path
+            .rsplit('/')
+            .next()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("upload")
+            .to_string();
+        let who = media::assets::ingest::Ownership {
+            owner: user,
+            module: upload.module,
+            visibility: upload.visibility,
+        };
+        let mut body = crate::asset_api::RequestBody(session.as_downstream_mut());
+        match api.upload_as(&mut body, &who, &name).await {
+            Ok(answer) => {
+                let answer = super::respond::Answer::json(201, answer.to_string());
+                Ok(Flow::Done(self.send(session, ctx, answer).await?))
+            }
+            Err(e) => {
+                session.set_keepalive(None);
+                Ok(Flow::Refuse(e.into()))
+            }
         }
     }
 

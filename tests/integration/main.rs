@@ -26,5 +26,6 @@ mod s3;
 mod steering;
 mod tls;
 mod traversal;
+mod upload_routes;
 mod uploads;
 mod variants;

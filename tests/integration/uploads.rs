@@ -772,3 +772,89 @@ async fn assets_are_listed_by_owner_module_and_visibility_in_pages() {
     );
     assert!(text.trim_end().ends_with("(end)"), "{text}");
 }
+
+#[tokio::test]
+async fn a_1_gib_upload_to_garage_keeps_the_gateways_memory_bounded() {
+    let garage = garage().await;
+    let state = tempfile::tempdir().unwrap();
+    let prefix = format!("gib-{}", std::process::id());
+    let gw = upload_gateway(
+        state.path(),
+        &garage.backend_toml("store", &prefix, GARAGE_SECRET),
+        "",
+    );
+    ready(&gw).await;
+    // Warm: one small upload, so what is measured is the large one's growth alone.
+    let (status, _) = put(&gw, "owner=ops&module=warm", png()).await;
+    assert_eq!(status, 200);
+    let before = rss_kib(gw.pid());
+    const TOTAL: u64 = 1 << 30;
+    const PIECE: usize = 1 << 20;
+    // The body is made as it is sent (never whole in the test's memory either), hashed as it
+    // goes.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let producer = tokio::spawn(async move {
+        let mut hasher = Sha256::new();
+        let mut n: u32 = 7;
+        for _ in 0..TOTAL / PIECE as u64 {
+            let mut piece = vec![0u8; PIECE];
+            for chunk in piece.chunks_mut(4) {
+                n = n.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                chunk.copy_from_slice(&n.to_le_bytes());
+            }
+            hasher.update(&piece);
+            if tx.send(Ok(piece)).await.is_err() {
+                break;
+            }
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    });
+    let pid = gw.pid();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let r = client()
+        .put(gw.admin_url("/v1/assets?owner=ops&module=video&name=big.bin"))
+        .bearer_auth(TOKEN)
+        .header("content-length", TOTAL.to_string())
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    sampler.abort();
+    let status = r.status();
+    let answer: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let hash = producer.await.unwrap();
+    assert_eq!(answer["hash"], hash.as_str());
+    assert_eq!(answer["size"], TOTAL);
+    let head = garage
+        .client()
+        .head_object()
+        .bucket(GARAGE_BUCKET)
+        .key(format!("{prefix}/{}/{}/{hash}", &hash[..2], &hash[2..4]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(TOTAL as i64));
+    let growth_mib = (peak.load(std::sync::atomic::Ordering::Relaxed) - before) / 1024;
+    assert!(
+        growth_mib < 64,
+        "RSS grew {growth_mib} MiB during a 1 GiB upload"
+    );
+    eprintln!("1 GiB upload: RSS grew {growth_mib} MiB");
+}

@@ -17,12 +17,15 @@
 //! | `ip` | client address or CIDR | `ag_ip` | no |
 //! | `uid` | user id | `ag_uid` | no |
 //! | `tid` | token id (for revocation) | `ag_tid` | no |
-//! | `methods` | allowed methods, comma-separated, e.g. `GET,HEAD` | `ag_methods` | no |
+//! | `methods` | allowed methods, comma-separated, e.g. `PUT` (absent: `GET,HEAD` only) | `ag_methods` | no |
 //!
 //! The signature is `ag_sig`, base64url without padding. Values are the decoded parameter
 //! values; times are plain decimal (no sign, no leading zeros).
 
 use super::{AccessRequest, Grant, Reason, Scheme};
+
+/// The methods a URL minted without `methods` allows.
+const READ_METHODS: &str = "GET,HEAD";
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{KeyInit, Mac};
@@ -336,10 +339,10 @@ fn check_claims(c: &Claims<'_>, req: &AccessRequest<'_>, limits: Limits) -> Resu
             return Err(Reason::WrongClient);
         }
     }
-    if let Some(list) = &c.methods {
-        if !list.split(',').any(|m| m == req.method.as_str()) {
-            return Err(Reason::WrongMethod);
-        }
+    // A URL minted without `methods` reads: it must never write (upload routes take PUT/POST).
+    let allowed = c.methods.as_deref().unwrap_or(READ_METHODS);
+    if !allowed.split(',').any(|m| m == req.method.as_str()) {
+        return Err(Reason::WrongMethod);
     }
     if let Scope::Prefix(prefix) = &c.scope {
         // The prefix is a decoded path (a literal `%` in it is no escape).
@@ -480,6 +483,11 @@ mod tests {
         let r = request("/private/u1/a.jpg", &q, 1_700_000_100);
         assert_eq!(verify(&keys(), &r, LIMITS), Err(Reason::WrongMethod));
         c.methods = None;
+        // Without `methods`, a URL reads and never writes.
+        let q = c.to_query(SECRET);
+        let mut put = request("/private/u1/a.jpg", &q, 1_700_000_100);
+        put.method = &Method::PUT;
+        assert_eq!(verify(&keys(), &put, LIMITS), Err(Reason::WrongMethod));
         c.not_before = Some(1_700_000_500);
         let q = c.to_query(SECRET);
         let r = request("/private/u1/a.jpg", &q, 1_700_000_100);

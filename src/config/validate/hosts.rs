@@ -113,7 +113,13 @@ impl Validator<'_> {
         let matcher = self.route_matcher(path, &raw);
         let (target, kinds) = self.route_target(path, &raw, backends, groups);
         self.route_backup(path, raw.backup.as_deref(), target.as_ref(), backends);
-        let methods = self.route_methods(path, raw.methods.as_deref(), target.as_ref(), &kinds);
+        let upload = raw.upload.as_ref().map(|u| self.route_upload(path, u));
+        let methods = self.route_methods(
+            path,
+            raw.methods.as_deref(),
+            (target.as_ref(), upload.is_some()),
+            &kinds,
+        );
         let (strip_prefix, add_prefix) = self.route_prefixes(path, &raw, matcher.as_ref());
         let (cache_control, freshness) =
             self.route_cache_control(path, raw.cache_control.as_deref());
@@ -165,7 +171,30 @@ impl Validator<'_> {
             access,
             variants,
             rate_limit,
+            upload,
         })
+    }
+
+    /// `upload`: a module that is one key segment, and a visibility.
+    fn route_upload(&mut self, path: &str, raw: &RawRouteUpload) -> RouteUpload {
+        if let Err(e) = media::assets::placement::check_segment("module", &raw.module) {
+            self.problems
+                .add(format!("{path}.upload.module"), e.to_string());
+        }
+        let visibility = match raw.visibility.as_deref() {
+            None => media::assets::Visibility::Private,
+            Some(v) => media::assets::Visibility::parse(v).unwrap_or_else(|| {
+                self.problems.add(
+                    format!("{path}.upload.visibility"),
+                    format!("\"{v}\" is not a visibility; use public, private or admin-private"),
+                );
+                media::assets::Visibility::Private
+            }),
+        };
+        RouteUpload {
+            module: raw.module.clone(),
+            visibility,
+        }
     }
 
     /// The route's path matcher: exactly one of `path` (a prefix) or `exact`.
@@ -209,16 +238,19 @@ impl Validator<'_> {
         }
     }
 
-    /// `methods` (GET and HEAD unless given); buckets and directories take only those.
+    /// `methods` (GET and HEAD unless given; PUT and POST on an upload route); buckets and
+    /// directories take only GET and HEAD, and an upload route PUT and POST besides (the
+    /// gateway answers those itself).
     fn route_methods(
         &mut self,
         path: &str,
         methods: Option<&[String]>,
-        target: Option<&RouteTarget>,
+        (target, uploads): (Option<&RouteTarget>, bool),
         kinds: &[String],
     ) -> Vec<Method> {
         let methods = match methods {
             Some(list) => self.check().methods(&format!("{path}.methods"), list),
+            None if uploads => vec![Method::PUT, Method::POST],
             None => vec![Method::GET, Method::HEAD],
         };
         let read_only = match target {
@@ -228,7 +260,8 @@ impl Validator<'_> {
         };
         if kinds.iter().any(|k| k == "s3" || k == "dir") {
             for m in &methods {
-                if *m != Method::GET && *m != Method::HEAD {
+                let uploaded = uploads && (*m == Method::PUT || *m == Method::POST);
+                if *m != Method::GET && *m != Method::HEAD && !uploaded {
                     self.problems.add(
                         format!("{path}.methods"),
                         format!("{m} is not allowed: {read_only} (GET, HEAD)"),

@@ -147,6 +147,18 @@ impl Validator<'_> {
         let object_tier = cache.object.as_ref().map(|o| o.backend.as_str());
         self.orphan_removal(assets.as_ref(), object_tier);
         if assets.is_none() {
+            for (h, host) in hosts.iter().enumerate() {
+                for (r, route) in host.routes.iter().enumerate() {
+                    if route.upload.is_some() {
+                        self.problems.add(
+                            format!("hosts[{h}].routes[{r}].upload"),
+                            "an upload route needs [assets] (the store its uploads go to)",
+                        );
+                    }
+                }
+            }
+        }
+        if assets.is_none() {
             for (name, kind) in &declared {
                 if kind == "variants" {
                     self.problems.add(
