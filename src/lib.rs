@@ -42,6 +42,7 @@
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin listener; [`admin_client`]: the
 //!   command line's calls to it (`assetgate purge`, `assetgate revoke`); [`audit`]: the
 //!   audit log of admin actions.
+//! - [`sync`]: `assetgate assets sync`, a folder uploaded through the admin API, changes only.
 //! - [`server`]: assembling the Pingora server; [`logging`]: tracing setup.
 
 pub mod admin;
@@ -60,4 +61,5 @@ pub mod metrics;
 pub mod proxy;
 pub mod server;
 pub mod services;
+pub mod sync;
 pub mod variant_backend;

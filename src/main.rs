@@ -125,6 +125,35 @@ enum AssetsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Upload a folder (a build's output) through a running gateway: only new or changed
+    /// files, several at once, resumable, remembered in DIR/.assetgate-sync.
+    Sync {
+        /// The folder.
+        dir: PathBuf,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Owner of the assets.
+        #[arg(long)]
+        owner: String,
+        /// Module of the assets.
+        #[arg(long)]
+        module: String,
+        /// Who may see them.
+        #[arg(long, default_value = "public", value_parser = ["public", "private", "admin-private"])]
+        visibility: String,
+        /// Uploads at once.
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
+        /// Delete the assets of content gone from the folder.
+        #[arg(long)]
+        delete: bool,
+        /// Only say what would be uploaded and deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// State file (default DIR/.assetgate-sync).
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
     /// List assets on a running gateway (`GET /v1/assets`), a page at a time.
     List {
         #[command(flatten)]
@@ -283,6 +312,27 @@ fn load_or_report(path: &Path) -> Option<config::Config> {
     }
 }
 
+/// The admin listener and token `admin` names (the config's unless given); `None` after
+/// saying what is missing.
+fn admin_target(admin: AdminArgs, action: &str) -> Option<(std::net::SocketAddr, String)> {
+    let cfg = load_or_report(&admin.config)?;
+    let Some(addr) = admin.admin.or(cfg.admin) else {
+        eprintln!("assetgate {action}: the config has no `admin` address; give --admin");
+        return None;
+    };
+    let token = admin.token.or_else(|| {
+        cfg.admin_access
+            .tokens
+            .first()
+            .map(|(_, s)| s.expose().to_string())
+    });
+    let Some(token) = token else {
+        eprintln!("assetgate {action}: no admin token in the config; give --token");
+        return None;
+    };
+    Some((addr, token))
+}
+
 /// Calls `POST /v1/{action}` as `admin` says; prints the answer; exit 0 on 200.
 fn admin_call(admin: AdminArgs, action: &str, body: serde_json::Value) -> ExitCode {
     let path = format!("/v1/{action}");
@@ -299,21 +349,7 @@ fn admin_call_shown(
     show: &dyn Fn(&serde_json::Value) -> String,
 ) -> ExitCode {
     let action = path.trim_start_matches("/v1/");
-    let Some(cfg) = load_or_report(&admin.config) else {
-        return ExitCode::from(2);
-    };
-    let Some(addr) = admin.admin.or(cfg.admin) else {
-        eprintln!("assetgate {action}: the config has no `admin` address; give --admin");
-        return ExitCode::from(2);
-    };
-    let token = admin.token.or_else(|| {
-        cfg.admin_access
-            .tokens
-            .first()
-            .map(|(_, s)| s.expose().to_string())
-    });
-    let Some(token) = token else {
-        eprintln!("assetgate {action}: no admin token in the config; give --token");
+    let Some((addr, token)) = admin_target(admin, action) else {
         return ExitCode::from(2);
     };
     match assetgate::admin_client::request(addr, &token, method, path, body.as_ref()) {
@@ -392,6 +428,60 @@ fn main() -> ExitCode {
                 false => assetgate::asset_cli::gc_report(v),
             };
             admin_call_shown(admin, ("POST", "/v1/assets/gc", Some(body)), &show)
+        }
+        Command::Assets {
+            what:
+                AssetsCommand::Sync {
+                    dir,
+                    admin,
+                    owner,
+                    module,
+                    visibility,
+                    jobs,
+                    delete,
+                    dry_run,
+                    state,
+                },
+        } => {
+            let Some((addr, token)) = admin_target(admin, "assets sync") else {
+                return ExitCode::from(2);
+            };
+            let options = assetgate::sync::Options {
+                admin: addr,
+                token,
+                owner,
+                module,
+                visibility,
+                jobs,
+                delete,
+                dry_run,
+                state: state.unwrap_or_else(|| dir.join(assetgate::sync::STATE_FILE)),
+            };
+            let started = std::time::Instant::now();
+            match assetgate::sync::sync(&dir, &options) {
+                Ok(s) => {
+                    let verb = if dry_run { "to upload" } else { "uploaded" };
+                    println!(
+                        "{} {verb} ({:.1} MiB), {} unchanged, {} asset(s) {}deleted, {} failed in {:.1} s",
+                        s.uploaded,
+                        s.bytes as f64 / 1048576.0,
+                        s.unchanged,
+                        s.deleted,
+                        if dry_run { "to be " } else { "" },
+                        s.failed,
+                        started.elapsed().as_secs_f64()
+                    );
+                    if s.failed == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("assetgate assets sync: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Assets {
             what: AssetsCommand::Reconcile { admin, json },

@@ -24,6 +24,7 @@ mod request_path;
 mod retention;
 mod s3;
 mod steering;
+mod sync;
 mod tls;
 mod traversal;
 mod upload_routes;
