@@ -327,9 +327,10 @@ pub enum UploadError {
 const HEAD: usize = 64 * 1024;
 
 /// Streams `body` (named `name`) for `who` into the placement's backend, hashing as it goes:
-/// at most one piece and the head are held in memory, whatever the size. The bytes go to a
-/// staging key first and are moved to the placed key once the hash is known; any failure
-/// removes what was written.
+/// at most one piece and the head are held in memory, whatever the size. A body of at most
+/// [`HEAD`] bytes is written once, at its placed key; a longer one goes to a staging key
+/// first and is moved to the placed key once the hash is known. Any failure removes what was
+/// written.
 pub async fn upload(
     store: &AssetStore,
     to: &Destinations<'_>,
@@ -350,6 +351,22 @@ pub async fn upload(
     to.place(who, &"0".repeat(64), &mime_type, name)
         .map_err(|e| UploadError::Refused(e.to_string()))?;
     let target = to.store(backend)?;
+    if ended {
+        // The whole body is in hand (at most [`HEAD`] bytes): hashed now and written once at
+        // its placed key, with no staging copy to move.
+        let hash = kit::hex::encode(&Sha256::digest(&head));
+        let blob = blob_of(hash, backend, head.len() as u64, mime_type, &head);
+        return place_staged(
+            store,
+            to,
+            target.as_ref(),
+            Staged::Whole(head),
+            blob,
+            name,
+            who,
+        )
+        .await;
+    }
     let staging = format!(".uploads/{}", kit::ids::random_hex128());
     let failed =
         |e: origins::OriginalError| StoreError::Ingest(format!("{name}: upload failed: {e}"));
@@ -377,7 +394,16 @@ pub async fn upload(
     object.finish().await.map_err(failed)?;
     let hash = kit::hex::encode(&hasher.finalize());
     let blob = blob_of(hash, backend, size, mime_type, &head);
-    let placed = place_staged(store, to, target.as_ref(), &staging, blob, name, who).await;
+    let placed = place_staged(
+        store,
+        to,
+        target.as_ref(),
+        Staged::At(&staging),
+        blob,
+        name,
+        who,
+    )
+    .await;
     if placed.is_err() {
         // Whatever failed, the staging object must not stay behind (gone already is fine).
         let _ = target.delete_original(&staging).await;
@@ -465,14 +491,22 @@ impl BodySource for ReaderBody<'_> {
     }
 }
 
-/// Moves the staged upload of `blob` to its placed key (unless that object holds these bytes
-/// already: then the staging copy is dropped) and records it; an object this created is
+/// Where the bytes of an upload are before they are placed.
+pub(crate) enum Staged<'a> {
+    /// Written to this key of the target backend (moved to the placed key).
+    At(&'a str),
+    /// Whole in memory (written to the placed key).
+    Whole(Vec<u8>),
+}
+
+/// Puts the staged upload of `blob` at its placed key (unless that object holds these bytes
+/// already: then a staging copy is dropped) and records it; an object this created is
 /// removed again when the rows cannot be written.
 pub(crate) async fn place_staged(
     store: &AssetStore,
     to: &Destinations<'_>,
     target: &dyn OriginalStore,
-    staging: &str,
+    staged: Staged<'_>,
     mut blob: Blob,
     name: &str,
     who: &Ownership,
@@ -483,11 +517,13 @@ pub(crate) async fn place_staged(
     let (_, key) = to.place(who, &hash, &blob.mime_type, name)?;
     let slot = store.object_slot(&blob.backend, &key, &hash).await?;
     let uploaded = slot != ObjectSlot::Same;
-    if uploaded {
-        target.move_original(staging, &key).await.map_err(failed)?;
-    } else {
-        target.delete_original(staging).await.map_err(failed)?;
+    match (staged, uploaded) {
+        (Staged::At(staging), true) => target.move_original(staging, &key).await,
+        (Staged::At(staging), false) => target.delete_original(staging).await,
+        (Staged::Whole(bytes), true) => target.write_original(&key, bytes, &blob.mime_type).await,
+        (Staged::Whole(_), false) => Ok(()),
     }
+    .map_err(failed)?;
     blob.storage_key = key.clone();
     match record(store, blob, who, name).await {
         Ok((blob, asset)) => Ok(Added {

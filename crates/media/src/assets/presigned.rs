@@ -243,7 +243,16 @@ pub async fn complete(
     let checked = ingest::hash_stored(&mut body, &p.backend, limits).await;
     let outcome = match checked {
         Ok(blob) => {
-            ingest::place_staged(store, to, target.as_ref(), &p.key, blob, &name, &who).await
+            ingest::place_staged(
+                store,
+                to,
+                target.as_ref(),
+                ingest::Staged::At(&p.key),
+                blob,
+                &name,
+                &who,
+            )
+            .await
         }
         Err(e) => Err(e),
     };
