@@ -14,37 +14,16 @@ source benches/lib/common.sh
 command -v garage >/dev/null || { echo "missing garage: cargo install garage --version 2.5.0 --locked --no-default-features --features bundled-libs,sqlite" >&2; exit 1; }
 command -v aws >/dev/null || { echo "missing aws: pip install awscli" >&2; exit 1; }
 require_tools curl python3
-cargo build --release --quiet --bin assetgate
-BIN=target/release/assetgate
+# BIN=path/to/assetgate measures that binary instead of building this checkout.
+[ -n "${BIN:-}" ] || { cargo build --release --quiet --bin assetgate; BIN=$PWD/target/release/assetgate; }
 SIZE_MIB=${SIZE_MIB:-1024}
-KEY_ID=GK0123456789abcdef01234567
-SECRET=5f6e7d8c9b0a1f2e3d4c5b6a7988776655443322110ffeeddccbbaa998877665
+source benches/lib/garage.sh
 
 setup_dir
-export S3_PORT=$(port) RPC_PORT=$(port)
-cat > "$DIR/garage.toml" <<TOML
-metadata_dir = "$DIR/garage/meta"
-data_dir = "$DIR/garage/data"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$RPC_PORT"
-rpc_public_addr = "127.0.0.1:$RPC_PORT"
-rpc_secret = "4425f5c26c5e11581d3223904324dcb5b5d5dfb14e5e7f35e38c595424f5f1e6"
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$S3_PORT"
-root_domain = ".s3.garage.localhost"
-TOML
-GARAGE_DEFAULT_ACCESS_KEY=$KEY_ID GARAGE_DEFAULT_SECRET_KEY=$SECRET GARAGE_DEFAULT_BUCKET=assets \
-  RUST_LOG=garage=warn start_bg garage.log garage -c "$DIR/garage.toml" server --single-node --default-bucket
-printf '%s' "$KEY_ID" > "$DIR/s3.key"
-printf '%s' "$SECRET" > "$DIR/s3.secret"
-TOKEN=bench-admin-token-0123456789abcdef0123456789
-printf '%s' "$TOKEN" > "$DIR/admin.token"
+start_garage
 start_assetgate assetgate "$BIN" benches/peers/assetgate-upload.toml
 GATEWAY_PID=${PIDS[-1]}
 ADMIN=$ADMIN_PORT
-wait_port "$S3_PORT"
 wait_port "$ASSETGATE_PORT"
 export AWS_ACCESS_KEY_ID=$KEY_ID AWS_SECRET_ACCESS_KEY=$SECRET AWS_DEFAULT_REGION=garage
 S3="aws --endpoint-url http://127.0.0.1:$S3_PORT s3"

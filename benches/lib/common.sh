@@ -25,7 +25,7 @@ render() {
   python3 - "$1" "$2" <<'PY'
 import os, re, sys
 text = open(sys.argv[1]).read()
-text = re.sub(r"__([A-Z_]+)__", lambda m: os.environ[m.group(1)], text)
+text = re.sub(r"__([A-Z0-9_]+)__", lambda m: os.environ[m.group(1)], text)
 open(sys.argv[2], "w").write(text)
 PY
 }

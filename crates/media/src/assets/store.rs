@@ -144,9 +144,25 @@ impl AssetStore {
     pub async fn connect(url: &str) -> Result<AssetStore, StoreError> {
         sqlx::any::install_default_drivers();
         let url = sqlite_create(url);
+        let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // A write-ahead log, synced at checkpoints: a commit costs one write,
+                        // not several fsyncs, and survives the process being killed (a power
+                        // loss may lose the last commits, never consistency). Readers never
+                        // wait for the writer.
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;
