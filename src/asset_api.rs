@@ -47,6 +47,8 @@ pub struct AssetApi {
     pub wake: Arc<tokio::sync::Notify>,
     /// What deletions tell the other gateways.
     pub fleet: Arc<crate::fleet::FleetControl>,
+    /// The asset store's metrics (uploads are counted here).
+    pub metrics: media::assets::metrics::AssetMetrics,
 }
 
 /// The request body, piece by piece as the client sends it.
@@ -76,7 +78,7 @@ impl AssetApi {
         let name = param(query.as_deref(), "name").unwrap_or_else(|| "upload".into());
         let target = format!("{}/{}/{name}", who.owner, who.module);
         let mut body = RequestBody(session);
-        let added = self.upload_as(&mut body, &who, &name).await;
+        let added = self.upload_as(&mut body, &who, &name, "api").await;
         (
             target,
             added.map_err(|e| (crate::error::upload_status(&e), e.to_string())),
@@ -84,23 +86,30 @@ impl AssetApi {
     }
 
     /// Streams `body` (named `name`) into the store as `who`'s asset, within
-    /// `[assets.upload]` → the answer of an upload. The admin API's `PUT /v1/assets` and the
-    /// proxy's upload routes both come here.
+    /// `[assets.upload]` → the answer of an upload. The admin API's `PUT /v1/assets` (`path`
+    /// `api`) and the proxy's upload routes (`route`) both come here.
     pub async fn upload_as(
         &self,
         body: &mut dyn BodySource,
         who: &Ownership,
         name: &str,
+        path: &str,
     ) -> Result<serde_json::Value, UploadError> {
+        let started = std::time::Instant::now();
         let store = self
             .lookups
             .store()
-            .ok_or(UploadError::Store(media::assets::StoreError::NotReady))?;
+            .ok_or(UploadError::Store(media::assets::StoreError::NotReady));
         let to = Destinations {
             stores: &self.stores,
             placements: &self.settings.placements,
         };
-        match ingest::upload(store, &to, body, name, who, &self.settings.upload).await {
+        let added = match store {
+            Ok(store) => ingest::upload(store, &to, body, name, who, &self.settings.upload).await,
+            Err(e) => Err(e),
+        };
+        self.counted(path, started, added.as_ref().map_err(UploadError::label));
+        match added {
             Ok(a) => {
                 self.announced(&a).await;
                 Ok(added_json(&a))
@@ -111,6 +120,27 @@ impl AssetApi {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Counts an upload by `path` that began at `started`: recorded, or refused with a label.
+    fn counted(
+        &self,
+        path: &str,
+        started: std::time::Instant,
+        outcome: Result<&ingest::Added, &str>,
+    ) {
+        let m = &self.metrics;
+        match outcome {
+            Ok(a) => {
+                let result = if a.uploaded { "stored" } else { "same" };
+                m.ingest.with_label_values(&[path, result]).inc();
+                m.ingest_bytes.inc_by(a.blob.size_bytes);
+                m.ingest_duration
+                    .with_label_values(&[path])
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            Err(label) => m.ingest.with_label_values(&[path, label]).inc(),
         }
     }
 }
@@ -287,10 +317,15 @@ impl AssetApi {
             stores: &self.stores,
             placements: &self.settings.placements,
         };
+        let started = std::time::Instant::now();
         let added =
-            media::assets::presigned::complete(self.store()?, &to, id, &self.settings.upload)
-                .await
-                .map_err(|e| (crate::error::presign_status(&e), e.to_string()))?;
+            media::assets::presigned::complete(self.store()?, &to, id, &self.settings.upload).await;
+        let label = |e: &media::assets::presigned::PresignError| match e {
+            media::assets::presigned::PresignError::Upload(u) => u.label(),
+            _ => "refused",
+        };
+        self.counted("presigned", started, added.as_ref().map_err(label));
+        let added = added.map_err(|e| (crate::error::presign_status(&e), e.to_string()))?;
         self.announced(&added).await;
         Ok(added_json(&added))
     }

@@ -130,6 +130,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             settings: settings.clone(),
             wake: wake_jobs.clone(),
             fleet: fleet.clone(),
+            metrics: metrics.assets.clone(),
         })),
         _ => None,
     };

@@ -230,7 +230,7 @@ impl Gateway {
             visibility: upload.visibility,
         };
         let mut body = crate::asset_api::RequestBody(session.as_downstream_mut());
-        match api.upload_as(&mut body, &who, &name).await {
+        match api.upload_as(&mut body, &who, &name, "route").await {
             Ok(answer) => {
                 let answer = super::respond::Answer::json(201, answer.to_string());
                 Ok(Flow::Done(self.send(session, ctx, answer).await?))

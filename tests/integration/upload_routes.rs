@@ -153,6 +153,14 @@ async fn an_upload_route_stores_the_body_as_the_credentials_users_asset() {
     .unwrap();
     assert_eq!(r.status(), 415);
     assert_eq!(rows(state.path()), "2 2 2");
+    let metrics = gw.metrics().await;
+    for line in [
+        "assetgate_asset_ingest_total{path=\"route\",result=\"stored\"} 2",
+        "assetgate_asset_ingest_total{path=\"route\",result=\"unsupported_type\"} 1",
+        "assetgate_asset_ingest_duration_seconds_count{path=\"route\"} 2",
+    ] {
+        assert!(metrics.contains(line), "no {line} in:\n{metrics}");
+    }
     assert_eq!(files(root.path()).len(), 2, "{:?}", files(root.path()));
     store.close().await;
 }

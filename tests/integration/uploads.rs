@@ -278,6 +278,15 @@ async fn refused_uploads_leave_no_object_and_no_row() {
     assert_eq!(status, 400);
     let (status, _) = put(&gw, "module=docs", png()).await;
     assert_eq!(status, 400);
+    // Counted by what went wrong (a missing owner is refused before any upload begins).
+    let metrics = gw.metrics().await;
+    for line in [
+        "assetgate_asset_ingest_total{path=\"api\",result=\"unsupported_type\"} 1",
+        "assetgate_asset_ingest_total{path=\"api\",result=\"too_large\"} 1",
+        "assetgate_asset_ingest_total{path=\"api\",result=\"refused\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no {line} in:\n{metrics}");
+    }
     // No token, the wrong method.
     let r = client()
         .put(gw.admin_url("/v1/assets?owner=a&module=b"))

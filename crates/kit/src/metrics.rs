@@ -47,6 +47,11 @@ impl Registrar<'_> {
         )
     }
 
+    /// A counter without labels.
+    pub fn plain_counter(&self, name: &str, help: &str) -> prometheus::IntCounter {
+        self.register(prometheus::IntCounter::new(name, help).expect("valid metric definition"))
+    }
+
     /// A gauge with labels.
     pub fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
         self.register(

@@ -301,6 +301,19 @@ impl BodySource for FileBody {
     }
 }
 
+impl UploadError {
+    /// The `result` label of `assetgate_asset_ingest_total` for this failure.
+    pub fn label(&self) -> &'static str {
+        match self {
+            UploadError::TooLarge(_) => "too_large",
+            UploadError::UnsupportedType(_) => "unsupported_type",
+            UploadError::Refused(_) => "refused",
+            UploadError::Body(_) => "aborted",
+            UploadError::Store(_) => "failed",
+        }
+    }
+}
+
 /// Why a streamed upload was refused or failed; in every case nothing of it is left in the
 /// backend or the database.
 #[derive(Debug, thiserror::Error)]

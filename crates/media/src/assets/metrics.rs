@@ -2,7 +2,7 @@
 //! server hands in.
 
 use kit::metrics::Registrar;
-use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec};
+use prometheus::{Gauge, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 
 /// Every asset store metric.
 #[derive(Clone)]
@@ -17,6 +17,16 @@ pub struct AssetMetrics {
     /// `assetgate_asset_job_runs_total{kind,result}`: job runs on this gateway by kind and
     /// result (`done`, `retry`, `failed`).
     pub job_runs: IntCounterVec,
+    /// `assetgate_asset_ingest_total{path,result}`: uploads by how they came (`api`: `PUT
+    /// /v1/assets`, `route`: an upload route, `presigned`: a completed presigned upload) and
+    /// result (`stored`, `same` — the object held the bytes already —, `too_large`,
+    /// `unsupported_type`, `refused`, `aborted`, `failed`).
+    pub ingest: IntCounterVec,
+    /// `assetgate_asset_ingest_bytes_total`: bytes of the uploads recorded.
+    pub ingest_bytes: IntCounter,
+    /// `assetgate_asset_ingest_duration_seconds{path}`: time from the first byte to the
+    /// answer, recorded uploads only.
+    pub ingest_duration: HistogramVec,
     /// `assetgate_asset_reconcile_checked{what}`: rows (`rows`) and stored objects
     /// (`objects`) the last reconciliation compared (every gateway shows the fleet's last).
     pub reconcile_checked: IntGaugeVec,
@@ -48,6 +58,20 @@ impl AssetMetrics {
                 "assetgate_asset_job_runs_total",
                 "Durable asset job runs on this gateway, by kind and result.",
                 &["kind", "result"],
+            ),
+            ingest: r.counter(
+                "assetgate_asset_ingest_total",
+                "Uploads into the asset store, by path and result.",
+                &["path", "result"],
+            ),
+            ingest_bytes: r.plain_counter(
+                "assetgate_asset_ingest_bytes_total",
+                "Bytes of the uploads recorded in the asset store.",
+            ),
+            ingest_duration: r.histogram(
+                "assetgate_asset_ingest_duration_seconds",
+                "Time to stream, hash, place and record an upload.",
+                &["path"],
             ),
             reconcile_checked: r.gauge(
                 "assetgate_asset_reconcile_checked",
