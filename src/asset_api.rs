@@ -49,6 +49,11 @@ pub struct AssetApi {
     pub fleet: Arc<crate::fleet::FleetControl>,
     /// The asset store's metrics (uploads are counted here).
     pub metrics: media::assets::metrics::AssetMetrics,
+    /// The whole config and the backends, for the URL `[resolve]` gives an asset.
+    pub resolving: (
+        Arc<crate::config::Config>,
+        std::collections::HashMap<String, Arc<crate::backend::Backend>>,
+    ),
 }
 
 /// The request body, piece by piece as the client sends it.
@@ -112,7 +117,7 @@ impl AssetApi {
         match added {
             Ok(a) => {
                 self.announced(&a).await;
-                Ok(added_json(&a))
+                Ok(self.answer(&a).await)
             }
             Err(e) => {
                 if matches!(e, UploadError::Store(_)) {
@@ -121,6 +126,39 @@ impl AssetApi {
                 Err(e)
             }
         }
+    }
+
+    /// The answer of an upload: what was recorded, and the URL `[resolve]` gives the asset
+    /// (`url`; `url_error` says why there is none, e.g. `resolve.public_base` not set).
+    async fn answer(&self, a: &ingest::Added) -> serde_json::Value {
+        let mut answer = added_json(a);
+        match self.url_of(&a.asset).await {
+            Ok(url) => answer["url"] = url.into(),
+            Err(e) => answer["url_error"] = e.into(),
+        }
+        answer
+    }
+
+    /// The URL `[resolve]` gives `asset`: public → the public host's plain URL, private → a
+    /// signed URL for its owner (15 minutes unless `resolve.private_ttl` says otherwise),
+    /// admin-private → a presigned URL of `resolve.admin_backend`.
+    pub async fn url_of(&self, asset: &media::assets::store::Asset) -> Result<String, String> {
+        use crate::services::resolve::{resolve_url, ResolveRequest, Visibility as V};
+        let visibility = match asset.visibility {
+            Visibility::Public => V::Public,
+            Visibility::Private => V::Private,
+            Visibility::AdminPrivate => V::AdminPrivate,
+        };
+        let req = ResolveRequest {
+            key: asset.storage_key.clone(),
+            visibility,
+            user: Some(asset.owner.clone()),
+            ttl_seconds: None,
+        };
+        let (config, backends) = &self.resolving;
+        resolve_url(config, backends, &req, kit::time::unix_secs())
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Counts an upload by `path` that began at `started`: recorded, or refused with a label.
@@ -327,7 +365,7 @@ impl AssetApi {
         self.counted("presigned", started, added.as_ref().map_err(label));
         let added = added.map_err(|e| (crate::error::presign_status(&e), e.to_string()))?;
         self.announced(&added).await;
-        Ok(added_json(&added))
+        Ok(self.answer(&added).await)
     }
 
     /// `POST /v1/assets/reconcile`: compares the database with the backends now, on this

@@ -131,6 +131,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             wake: wake_jobs.clone(),
             fleet: fleet.clone(),
             metrics: metrics.assets.clone(),
+            resolving: (Arc::new(config.clone()), backends.clone()),
         })),
         _ => None,
     };

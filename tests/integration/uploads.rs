@@ -631,6 +631,35 @@ async fn publishing_moves_the_bytes_to_the_public_placement_and_back() {
     )
     .await;
     assert_eq!(status, 200, "{up}");
+    // The answer gives the URL [resolve] gives the asset, or why there is none.
+    assert!(
+        up["url_error"]
+            .as_str()
+            .unwrap()
+            .contains("resolve.private_base"),
+        "{up}"
+    );
+    let (_, public_up) = put(
+        &gw,
+        "owner=alice&module=shots&visibility=public&name=p.png",
+        {
+            let mut b = bytes.clone();
+            b.extend_from_slice(b"public");
+            b
+        },
+    )
+    .await;
+    assert_eq!(
+        public_up["url"], "http://cdn.test/public/alice/p.png",
+        "{public_up}"
+    );
+    let (_, _) = client()
+        .delete(gw.admin_url(&format!("/v1/assets/{}", public_up["id"].as_str().unwrap())))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
     let private_key = format!("private/alice/shots/{hash}.png");
     assert_eq!(files(private_root.path()), vec![private_key.clone()]);
     let public_url = "/public/alice/My-Shot.png";
