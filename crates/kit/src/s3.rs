@@ -1,7 +1,6 @@
-//! A body streamed into an S3 bucket as it comes: the bytes are gathered into [`PART`]-sized
-//! parts; a body that never fills one is written with one `PutObject` at [`Upload::finish`], a
-//! longer one as a multipart upload whose parts go out while the next ones are gathered (at
-//! most [`IN_FLIGHT`] at once, so memory stays bounded by `(IN_FLIGHT + 1) × PART`). An upload
+//! A body streamed into an S3 bucket as it comes, holding at most one part in memory: the
+//! bytes are gathered into [`PART`]-sized parts; a body that never fills one is written with
+//! one `PutObject` at [`Upload::finish`], a longer one as a multipart upload. An upload
 //! dropped before it finished is aborted in the background, so the bucket frees its parts and
 //! nothing appears at the key.
 
@@ -12,9 +11,6 @@ use bytes::{Bytes, BytesMut};
 
 /// Size of each part of a multipart upload (S3 wants at least 5 MiB but for the last).
 pub const PART: usize = 8 << 20;
-
-/// Parts sent at once: while they travel, the body goes on being read into the next.
-pub const IN_FLIGHT: usize = 2;
 
 /// Why an upload failed: the step and the store's answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,31 +44,10 @@ pub struct Target {
     pub content_type: Option<String>,
 }
 
-/// A part on its way.
-type Sending = tokio::task::JoinHandle<Result<CompletedPart, UploadError>>;
-
 /// A multipart upload under way.
 struct Multipart {
     id: String,
-    /// Parts the store acknowledged, in order.
     parts: Vec<CompletedPart>,
-    /// Parts on their way, oldest first.
-    sending: std::collections::VecDeque<Sending>,
-    /// Parts started so far (the next one's number is this + 1).
-    started: i32,
-}
-
-impl Multipart {
-    /// Waits for the oldest part on its way.
-    async fn settle_oldest(&mut self) -> Result<(), UploadError> {
-        if let Some(handle) = self.sending.pop_front() {
-            let part = handle
-                .await
-                .map_err(|e| UploadError::new("upload a part", e))??;
-            self.parts.push(part);
-        }
-        Ok(())
-    }
 }
 
 /// One object being written.
@@ -131,9 +106,6 @@ impl Upload {
             self.send_part(rest).await?;
         }
         let multipart = self.multipart.as_mut().expect("started above");
-        while !multipart.sending.is_empty() {
-            multipart.settle_oldest().await?;
-        }
         let completed = CompletedMultipartUpload::builder()
             .set_parts(Some(std::mem::take(&mut multipart.parts)))
             .build();
@@ -171,38 +143,27 @@ impl Upload {
             self.multipart = Some(Multipart {
                 id: id.to_string(),
                 parts: Vec::new(),
-                sending: std::collections::VecDeque::new(),
-                started: 0,
             });
         }
         let multipart = self.multipart.as_mut().expect("started above");
-        if multipart.sending.len() >= IN_FLIGHT {
-            multipart.settle_oldest().await?;
-        }
-        multipart.started += 1;
-        let number = multipart.started;
-        let (client, bucket, key, id) = (
-            t.client.clone(),
-            t.bucket.clone(),
-            t.key.clone(),
-            multipart.id.clone(),
-        );
-        multipart.sending.push_back(tokio::spawn(async move {
-            let done = client
-                .upload_part()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(id)
-                .part_number(number)
-                .body(ByteStream::from(data))
-                .send()
-                .await
-                .map_err(|e| UploadError::new("upload a part", DisplayErrorContext(e)))?;
-            Ok(CompletedPart::builder()
+        let number = multipart.parts.len() as i32 + 1;
+        let done = t
+            .client
+            .upload_part()
+            .bucket(&t.bucket)
+            .key(&t.key)
+            .upload_id(&multipart.id)
+            .part_number(number)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| UploadError::new("upload a part", DisplayErrorContext(e)))?;
+        multipart.parts.push(
+            CompletedPart::builder()
                 .set_e_tag(done.e_tag().map(str::to_string))
                 .part_number(number)
-                .build())
-        }));
+                .build(),
+        );
         Ok(())
     }
 }
@@ -213,9 +174,6 @@ impl Drop for Upload {
         let Some(multipart) = self.multipart.take() else {
             return;
         };
-        for part in &multipart.sending {
-            part.abort();
-        }
         let t = self.target.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
