@@ -122,6 +122,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         &metrics,
         (&wake_jobs, &fleet),
     )?;
+    let shared_config = Arc::new(config.clone());
     let asset_api = match (&config.assets, &assets) {
         (Some(settings), Some(lookups)) => Some(Arc::new(crate::asset_api::AssetApi {
             lookups: lookups.clone(),
@@ -131,7 +132,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
             wake: wake_jobs.clone(),
             fleet: fleet.clone(),
             metrics: metrics.assets.clone(),
-            resolving: (Arc::new(config.clone()), backends.clone()),
+            resolving: (shared_config.clone(), backends.clone()),
         })),
         _ => None,
     };
@@ -165,7 +166,7 @@ pub fn build(config: &Config, options: RunOptions) -> Result<Server, StartError>
         };
         let listeners = config.listeners.iter().map(|l| l.address).collect();
         let app = AdminApp::new(
-            Arc::new(config.clone()),
+            shared_config,
             backends,
             listeners,
             audit,

@@ -245,7 +245,9 @@ fn plan(dir: &Path, state: &State, delete: bool) -> std::io::Result<Plan> {
 /// One kept-alive connection to the admin listener.
 struct Connection {
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    /// Read through a buffer (answer heads are read line by line); written through
+    /// `get_mut`.
+    stream: Option<BufReader<TcpStream>>,
 }
 
 impl Connection {
@@ -254,7 +256,8 @@ impl Connection {
     }
 
     /// Sends `head` then `body` (its length is in `head`); the status and the answer's
-    /// body. A broken kept-alive connection is opened again once, before anything was sent.
+    /// body. After a failure the connection is dropped (the next request opens a new one);
+    /// the file is sent again by the next sync.
     fn request(
         &mut self,
         head: &str,
@@ -264,12 +267,13 @@ impl Connection {
             let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
             s.set_read_timeout(Some(Duration::from_secs(600)))?;
             s.set_nodelay(true)?;
-            self.stream = Some(s);
+            self.stream = Some(BufReader::new(s));
         }
         let stream = self.stream.as_mut().expect("opened above");
         let sent = stream
+            .get_mut()
             .write_all(head.as_bytes())
-            .and_then(|()| body(stream))
+            .and_then(|()| body(stream.get_mut()))
             .and_then(|()| read_answer(stream));
         match sent {
             Ok((status, text, keep)) => {
@@ -288,15 +292,13 @@ impl Connection {
 
 /// Reads one `Content-Length` framed answer: status, body, and whether the connection stays
 /// open.
-fn read_answer(stream: &mut TcpStream) -> std::io::Result<(u16, String, bool)> {
+fn read_answer(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, String, bool)> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let mut head = Vec::new();
-    let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 {
+        if stream.read_until(b'\n', &mut head)? == 0 {
             return Err(bad("the gateway closed the connection"));
         }
-        head.push(byte[0]);
         if head.len() > 64 * 1024 {
             return Err(bad("answer head too long"));
         }

@@ -56,22 +56,6 @@ async fn get(gw: &Gateway, path: &str, range: Option<&str>) -> (u16, String, Vec
     (status, cache, r.bytes().await.unwrap().to_vec())
 }
 
-/// Object keys under `prefix` in the Garage bucket.
-async fn objects(g: &Garage, prefix: &str) -> Vec<String> {
-    let out = g
-        .client()
-        .list_objects_v2()
-        .bucket(GARAGE_BUCKET)
-        .prefix(prefix)
-        .send()
-        .await
-        .unwrap();
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
-}
-
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
@@ -93,7 +77,7 @@ async fn large_entries_are_stored_as_objects_streamed_back_and_shared() {
     assert_eq!(status, 200);
     assert!(miss.contains("; stored;"), "{miss}");
     assert_eq!(body, big);
-    let stored = objects(g, &format!("{prefix}/")).await;
+    let stored = g.keys(&format!("{prefix}/")).await;
     assert_eq!(
         stored.iter().filter(|k| k.contains("/m/")).count(),
         1,
@@ -182,7 +166,7 @@ async fn purges_remove_object_entries_for_every_gateway() {
     assert!(after.contains("fwd=uri-miss"), "{after}");
     let (status, _) = purge(serde_json::json!({ "everything": true })).await;
     assert_eq!(status, 200);
-    assert!(objects(g, &format!("{prefix}/")).await.is_empty());
+    assert!(g.keys(&format!("{prefix}/")).await.is_empty());
 }
 
 /// The `[[hosts]]` and backends of [`gateway`] with only the object tier on the origin route.
@@ -260,7 +244,7 @@ async fn a_damaged_metadata_object_is_dropped_and_refetched() {
     let gw = Gateway::start(&gateway_body(&bucket, root.path(), &origin));
     let path = "/damaged/with-headers";
     get(&gw, path, None).await;
-    let meta = objects(g, &format!("{prefix}/m/")).await;
+    let meta = g.keys(&format!("{prefix}/m/")).await;
     assert_eq!(meta.len(), 1, "{meta:?}");
     g.put(&meta[0], vec![0x5a; 2 << 20], "application/octet-stream")
         .await;

@@ -3,7 +3,7 @@
 //! forms refused by Garage itself; a completion that finds other bytes than the form claimed
 //! refused with nothing left.
 
-use super::uploads::{hex_sha256, png, ready, upload_gateway, TOKEN};
+use super::uploads::{admin_get, admin_post, hex_sha256, png, ready, upload_gateway};
 use crate::harness::*;
 use std::process::Command;
 use std::time::Duration;
@@ -37,38 +37,6 @@ fn post_form(presigned: &serde_json::Value, bytes: &[u8], set: serde_json::Value
 /// or 403 depending on the condition).
 fn refused(status: u16) -> bool {
     status == 400 || status == 403
-}
-
-/// `POST` of `body` to the admin path `path`: the status and the JSON answer.
-async fn admin_post(gw: &Gateway, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let r = client()
-        .post(gw.admin_url(path))
-        .bearer_auth(TOKEN)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&r.text().await.unwrap()).unwrap_or_default(),
-    )
-}
-
-/// Keys under `prefix` in the Garage bucket.
-async fn keys(garage: &Garage, prefix: &str) -> Vec<String> {
-    let out = garage
-        .client()
-        .list_objects_v2()
-        .bucket(GARAGE_BUCKET)
-        .prefix(prefix)
-        .send()
-        .await
-        .unwrap();
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
 }
 
 #[tokio::test]
@@ -118,7 +86,7 @@ async fn presigned_uploads_are_checked_by_garage_and_completed_by_the_gateway() 
     let (status, body) = post_form(&form, &big, png_type.clone());
     assert!(refused(status), "{status} {body}");
     assert!(body.contains("File size does not match policy"), "{body}");
-    assert!(keys(garage, &format!("{prefix}/")).await.is_empty());
+    assert!(garage.keys(&format!("{prefix}/")).await.is_empty());
     // As signed: accepted, then completed.
     let (status, body) = post_form(&form, &bytes, png_type.clone());
     assert!(status == 204 || status == 200, "{status} {body}");
@@ -130,7 +98,7 @@ async fn presigned_uploads_are_checked_by_garage_and_completed_by_the_gateway() 
         (Some(hash.as_str()), Some("image/png"))
     );
     assert_eq!(
-        keys(garage, &format!("{prefix}/")).await,
+        garage.keys(&format!("{prefix}/")).await,
         vec![format!("{prefix}/{}/{}/{hash}", &hash[..2], &hash[2..4])]
     );
     let (status, asset) =
@@ -153,7 +121,8 @@ async fn presigned_uploads_are_checked_by_garage_and_completed_by_the_gateway() 
     )
     .await;
     assert_eq!(status, 415, "{answer}");
-    assert!(keys(garage, &format!("{prefix}/.incoming/"))
+    assert!(garage
+        .keys(&format!("{prefix}/.incoming/"))
         .await
         .is_empty());
     // Expired: Garage refuses the form once its policy lapsed.
@@ -178,7 +147,7 @@ async fn presigned_uploads_are_checked_by_garage_and_completed_by_the_gateway() 
         )
         .0 < 300
     );
-    assert_eq!(keys(garage, &format!("{prefix}/.incoming/")).await.len(), 1);
+    assert_eq!(garage.keys(&format!("{prefix}/.incoming/")).await.len(), 1);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (status, gc) = admin_post(&gw, "/v1/assets/gc", serde_json::json!({})).await;
     assert_eq!(
@@ -186,7 +155,8 @@ async fn presigned_uploads_are_checked_by_garage_and_completed_by_the_gateway() 
         (200, Some(2)),
         "{gc}"
     );
-    assert!(keys(garage, &format!("{prefix}/.incoming/"))
+    assert!(garage
+        .keys(&format!("{prefix}/.incoming/"))
         .await
         .is_empty());
     // Not the owner the server would accept, and a type the uploads do not take.
@@ -194,21 +164,6 @@ async fn presigned_uploads_are_checked_by_garage_and_completed_by_the_gateway() 
     assert_eq!(admin_post(&gw, "/v1/assets/presign", bad).await.0, 400);
     let pdf = serde_json::json!({"owner": "zoe", "module": "shots", "type": "application/pdf"});
     assert_eq!(admin_post(&gw, "/v1/assets/presign", pdf).await.0, 415);
-}
-
-/// `GET` of the admin path `path` with the token: the status and the JSON answer.
-async fn admin_get(gw: &Gateway, path: &str) -> (u16, serde_json::Value) {
-    let r = client()
-        .get(gw.admin_url(path))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&r.text().await.unwrap()).unwrap_or_default(),
-    )
 }
 
 #[tokio::test]

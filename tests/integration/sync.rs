@@ -7,17 +7,21 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// `assetgate assets sync DIR` against `gw` with `args`: exit status and output.
-fn sync(gw: &Gateway, dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_assetgate"))
-        .args(["assets", "sync"])
+/// `assetgate assets sync DIR` against `gw` as owner `ci`, module `site`, with `args`.
+fn sync_command(gw: &Gateway, dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_assetgate"));
+    c.args(["assets", "sync"])
         .arg(dir)
         .arg("-c")
         .arg(gw.dir.path().join("assetgate.toml"))
         .args(["--owner", "ci", "--module", "site"])
-        .args(args)
-        .output()
-        .unwrap();
+        .args(args);
+    c
+}
+
+/// [`sync_command`] run to its end: exit status and output.
+fn sync(gw: &Gateway, dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = sync_command(gw, dir, args).output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
@@ -88,12 +92,7 @@ async fn an_interrupted_sync_goes_on_where_it_stopped() {
     let gw = upload_gateway(state.path(), &dir_store(root.path()), "");
     ready(&gw).await;
     write_files(site.path(), 400, "r");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_assetgate"))
-        .args(["assets", "sync"])
-        .arg(site.path())
-        .arg("-c")
-        .arg(gw.dir.path().join("assetgate.toml"))
-        .args(["--owner", "ci", "--module", "site", "--jobs", "1"])
+    let mut child = sync_command(&gw, site.path(), &["--jobs", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -62,16 +62,32 @@ pub(crate) async fn put(gw: &Gateway, query: &str, body: Vec<u8>) -> (u16, serde
 
 /// `PUT` of `body` to the admin URL `url` with the token.
 async fn put_to(url: String, body: Vec<u8>) -> (u16, serde_json::Value) {
-    let r = client()
-        .put(url)
-        .bearer_auth(TOKEN)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    answered(client().put(url).bearer_auth(TOKEN).body(body)).await
+}
+
+/// `GET` of the admin path `path` with the token: the status and the JSON answer.
+pub(crate) async fn admin_get(gw: &Gateway, path: &str) -> (u16, serde_json::Value) {
+    answered(client().get(gw.admin_url(path)).bearer_auth(TOKEN)).await
+}
+
+/// `POST` of `body` to the admin path `path` with the token: the status and the JSON answer.
+pub(crate) async fn admin_post(
+    gw: &Gateway,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let req = client().post(gw.admin_url(path)).bearer_auth(TOKEN);
+    answered(req.body(body.to_string())).await
+}
+
+/// Sends `req`: the status and the JSON answer (`null` when it is not JSON).
+async fn answered(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let r = req.send().await.unwrap();
     let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_default())
+    (
+        status,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap_or_default(),
+    )
 }
 
 /// `n` identical uploads of `bytes` with `query` at once, each answered 200; their asset ids.

@@ -134,6 +134,22 @@ impl Garage {
         s3_client(&self.endpoint, GARAGE_KEY_ID, GARAGE_SECRET)
     }
 
+    /// Object keys under `prefix` in the bucket.
+    pub async fn keys(&self, prefix: &str) -> Vec<String> {
+        let out = self
+            .client()
+            .list_objects_v2()
+            .bucket(GARAGE_BUCKET)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect()
+    }
+
     /// Stores `body` at `key`.
     pub async fn put(&self, key: &str, body: impl Into<Vec<u8>>, content_type: &str) {
         self.client()

@@ -356,7 +356,7 @@ pub async fn upload(
         super::placement::check_segment(field, value)
             .map_err(|e| UploadError::Refused(e.to_string()))?;
     }
-    let (head, mut ended, mime_type) = read_head(body, limits).await?;
+    let (head, ended, mime_type) = read_head(body, limits).await?;
     // The placement's backend, checked before a byte is written (a bad owner is refused
     // here); the key is rendered again once the hash is known.
     let placement = to.placements.choose(who.visibility, &who.module);
@@ -387,25 +387,9 @@ pub async fn upload(
         .begin_upload(&staging, &mime_type)
         .await
         .map_err(failed)?;
-    let mut hasher = Sha256::new();
-    hasher.update(&head);
     object.write(&head).await.map_err(failed)?;
-    let mut size = head.len() as u64;
-    while !ended {
-        match body.next_piece().await.map_err(UploadError::Body)? {
-            Some(piece) => {
-                size += piece.len() as u64;
-                if size > limits.max_size {
-                    return Err(UploadError::TooLarge(limits.max_size));
-                }
-                hasher.update(&piece);
-                object.write(&piece).await.map_err(failed)?;
-            }
-            None => ended = true,
-        }
-    }
+    let (hash, size) = hash_rest(body, &head, ended, limits, Some((object.as_mut(), name))).await?;
     object.finish().await.map_err(failed)?;
-    let hash = kit::hex::encode(&hasher.finalize());
     let blob = blob_of(hash, backend, size, mime_type, &head);
     let placed = place_staged(
         store,
@@ -452,6 +436,40 @@ async fn read_head(
     Ok((head, ended, mime_type))
 }
 
+/// Reads `body` to its end after `head` (already read; `ended` when that was all), hashing
+/// every byte and, when given, writing the pieces after the head to `object` (errors name the
+/// upload); refuses a body
+/// over the size limit. The hash and the whole length.
+async fn hash_rest(
+    body: &mut dyn BodySource,
+    head: &[u8],
+    mut ended: bool,
+    limits: &UploadLimits,
+    mut object: Option<(&mut dyn origins::upload::OriginalUpload, &str)>,
+) -> Result<(String, u64), UploadError> {
+    let mut hasher = Sha256::new();
+    hasher.update(head);
+    let mut size = head.len() as u64;
+    while !ended {
+        match body.next_piece().await.map_err(UploadError::Body)? {
+            Some(piece) => {
+                size += piece.len() as u64;
+                if size > limits.max_size {
+                    return Err(UploadError::TooLarge(limits.max_size));
+                }
+                hasher.update(&piece);
+                if let Some((o, name)) = object.as_mut() {
+                    o.write(&piece)
+                        .await
+                        .map_err(|e| StoreError::Ingest(format!("{name}: upload failed: {e}")))?;
+                }
+            }
+            None => ended = true,
+        }
+    }
+    Ok((kit::hex::encode(&hasher.finalize()), size))
+}
+
 /// The blob of `size` bytes hashing to `hash`, of `mime_type`, in `backend`, with the
 /// dimensions its `head` tells (its key is filled in when it is placed).
 fn blob_of(hash: String, backend: &str, size: u64, mime_type: String, head: &[u8]) -> Blob {
@@ -474,23 +492,8 @@ pub(crate) async fn hash_stored(
     backend: &str,
     limits: &UploadLimits,
 ) -> Result<Blob, UploadError> {
-    let (head, mut ended, mime_type) = read_head(body, limits).await?;
-    let mut hasher = Sha256::new();
-    hasher.update(&head);
-    let mut size = head.len() as u64;
-    while !ended {
-        match body.next_piece().await.map_err(UploadError::Body)? {
-            Some(piece) => {
-                size += piece.len() as u64;
-                if size > limits.max_size {
-                    return Err(UploadError::TooLarge(limits.max_size));
-                }
-                hasher.update(&piece);
-            }
-            None => ended = true,
-        }
-    }
-    let hash = kit::hex::encode(&hasher.finalize());
+    let (head, ended, mime_type) = read_head(body, limits).await?;
+    let (hash, size) = hash_rest(body, &head, ended, limits, None).await?;
     Ok(blob_of(hash, backend, size, mime_type, &head))
 }
 
